@@ -1,0 +1,77 @@
+"""create_app(): the FastAPI application, its routers, error handlers and database lifespan."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from sqlalchemy import text
+
+from footfall import __version__
+from footfall.config import Settings
+from footfall.contacts.routes import router as contacts_router
+from footfall.db import create_engine, create_sessionmaker
+from footfall.errors import ErrorBody, ServiceUnavailable, error_response, install_error_handlers
+from footfall.kit.forms import FORM_TYPE, FormToJsonMiddleware
+from footfall.shops.routes import router as shops_router
+from footfall.visits.routes import router as visits_router
+
+API_PREFIX = "/api/v3/oauth/clients"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await engine.dispose()
+
+    app = FastAPI(
+        title="Footfall",
+        version=__version__,
+        description="A self-hosted implementation of Leat's Visits API.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessionmaker = create_sessionmaker(engine)
+
+    install_error_handlers(app)
+    app.add_middleware(FormToJsonMiddleware)
+    for router in (visits_router, shops_router, contacts_router):
+        app.include_router(router, prefix=API_PREFIX)
+
+    @app.get(
+        "/healthz",
+        tags=["health"],
+        summary="Health",
+        responses={503: {"model": ErrorBody, "description": "90503 Service unavailable: the database does not answer."}},
+    )
+    async def healthz() -> dict[str, str]:
+        """200 when the database answers, 503 when it does not."""
+        try:
+            async with engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except Exception:
+            error = ServiceUnavailable({"database": ["The database does not answer."]})
+            return error_response(error.status_code, error.code, error.message, error.errors)
+        return {"status": "ok"}
+
+    app.openapi = lambda: _openapi(app)
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's schema, plus the form encoding every body also accepts (see FormToJsonMiddleware)."""
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        for path in schema["paths"].values():
+            for operation in path.values():
+                content = operation.get("requestBody", {}).get("content", {})
+                if "application/json" in content:
+                    content[FORM_TYPE.decode()] = content["application/json"]
+        app.openapi_schema = schema
+    return app.openapi_schema

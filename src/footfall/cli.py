@@ -1,0 +1,272 @@
+"""The `footfall` command: serve, migrate, and the admin commands (one JSON object on stdout each)."""
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+from uuid import UUID
+
+import click
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from footfall.accounts import service as accounts
+from footfall.contacts import service as contacts
+from footfall.contacts.schemas import ContactCreate, ContactOut
+from footfall.db import create_engine, create_sessionmaker, migrate, session_scope
+from footfall.kit.time import format_iso8601, parse_iso8601
+from footfall.models import utcnow
+from footfall.shops import service as shops
+from footfall.shops.schemas import ShopCreate, ShopOut
+
+DEFAULT_DATABASE_URL = "sqlite:///footfall.db"
+
+database_url_option = click.option(
+    "--database-url",
+    envvar="FOOTFALL_DATABASE_URL",
+    default=DEFAULT_DATABASE_URL,
+    show_default=True,
+    help="sqlite:///PATH or postgresql://USER@HOST/DB; else FOOTFALL_DATABASE_URL.",
+)
+
+
+class CommandError(Exception):
+    """Bad input to an admin command: one line on stderr, exit 1, nothing written."""
+
+
+def _parse_uuid(value: str, option: str) -> UUID:
+    try:
+        return UUID(value)
+    except ValueError:
+        raise CommandError(f"{option}: not a UUID: {value!r}") from None
+
+
+def _validate(model: type[BaseModel], **fields: Any) -> Any:
+    try:
+        return model.model_validate(fields)
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = "--" + str(first["loc"][0]).replace("_", "-") if first["loc"] else "input"
+        raise CommandError(f"{field}: {first['msg'].removeprefix('Value error, ')}") from None
+
+
+def _run(database_url: str, work: Callable[[AsyncSession], Awaitable[dict[str, Any]]]) -> None:
+    """Brings the schema up to date, runs `work` in one transaction and prints its result as JSON."""
+
+    async def run() -> dict[str, Any]:
+        engine = create_engine(database_url)
+        try:
+            await migrate(engine)
+            async with session_scope(create_sessionmaker(engine), write=True) as session:
+                return await work(session)
+        finally:
+            await engine.dispose()
+
+    try:
+        result = asyncio.run(run())
+    except (CommandError, LookupError, ValueError) as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(1)
+    except (SQLAlchemyError, OSError) as error:
+        click.echo(f"error: database: {str(error).splitlines()[0]}", err=True)
+        sys.exit(1)
+    click.echo(json.dumps(result))
+
+
+@click.group()
+@click.version_option(package_name="footfall")
+def main() -> None:
+    """Footfall: a self-hosted implementation of Leat's Visits API."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 256), help="Processes.")
+@database_url_option
+def serve(host: str, port: int, workers: int, database_url: str) -> None:
+    """Serve the API (migrating the database first)."""
+    import uvicorn
+
+    _run_migrations(database_url)
+    # Worker processes build their app from the environment (create_app reads Settings).
+    os.environ["FOOTFALL_DATABASE_URL"] = database_url
+    uvicorn.run(
+        "footfall.app:create_app", factory=True, host=host, port=port, workers=workers, timeout_graceful_shutdown=30
+    )
+
+
+def _run_migrations(database_url: str) -> None:
+    async def run() -> None:
+        engine = create_engine(database_url)
+        try:
+            await migrate(engine)
+        finally:
+            await engine.dispose()
+
+    try:
+        asyncio.run(run())
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
+    except (SQLAlchemyError, OSError) as error:
+        raise click.ClickException(f"database: {str(error).splitlines()[0]}") from None
+
+
+@main.command("migrate")
+@database_url_option
+def migrate_command(database_url: str) -> None:
+    """Bring the database schema up to date."""
+    _run_migrations(database_url)
+    click.echo(json.dumps({"migrated": True}))
+
+
+@main.group("accounts")
+def accounts_group() -> None:
+    """Accounts: each one's visits, shops and contacts are its own."""
+
+
+@accounts_group.command("create")
+@click.option("--name", required=True)
+@database_url_option
+def accounts_create(name: str, database_url: str) -> None:
+    if not name.strip() or len(name) > 255 or "\x00" in name:
+        raise_usage("--name: must be 1 to 255 characters")
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        account = await accounts.create_account(session, name)
+        return {"uuid": str(account.uuid), "name": account.name, "created_at": format_iso8601(account.created_at)}
+
+    _run(database_url, work)
+
+
+@main.group("tokens")
+def tokens_group() -> None:
+    """API tokens (personal access tokens)."""
+
+
+@tokens_group.command("create")
+@click.option("--account", "account_uuid", required=True, help="Account UUID.")
+@click.option("--name", default=None)
+@click.option("--expires-at", default=None, help="ISO 8601; no expiry when left out.")
+@database_url_option
+def tokens_create(account_uuid: str, name: str | None, expires_at: str | None, database_url: str) -> None:
+    """Create a token. It is printed once; only its hash is stored."""
+    account_id = _or_exit(lambda: _parse_uuid(account_uuid, "--account"))
+    expires = _or_exit(lambda: _parse_expiry(expires_at)) if expires_at else None
+    if name is not None and (len(name) > 255 or "\x00" in name):
+        raise_usage("--name: must be at most 255 characters")
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        account = await accounts.get_account(session, account_id)
+        issued = await accounts.issue_token(session, account, name=name, expires_at=expires)
+        return {
+            "uuid": str(issued.token.uuid),
+            "name": issued.token.name,
+            "token": issued.secret,
+            "expires_at": format_iso8601(expires) if expires else None,
+            "account_uuid": str(account.uuid),
+        }
+
+    _run(database_url, work)
+
+
+def _parse_expiry(value: str):
+    try:
+        moment = parse_iso8601(value)
+    except ValueError as error:
+        raise CommandError(f"--expires-at: {error}") from None
+    if moment <= utcnow():
+        raise CommandError("--expires-at: must be in the future")
+    return moment
+
+
+@tokens_group.command("revoke")
+@click.argument("token_uuid")
+@database_url_option
+def tokens_revoke(token_uuid: str, database_url: str) -> None:
+    """Revoke a token: it is refused from its next request on."""
+    uuid = _or_exit(lambda: _parse_uuid(token_uuid, "TOKEN_UUID"))
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        token = await accounts.revoke_token(session, uuid)
+        return {"uuid": str(token.uuid), "name": token.name, "revoked_at": format_iso8601(token.revoked_at)}
+
+    _run(database_url, work)
+
+
+@main.group("shops")
+def shops_group() -> None:
+    """Shops, where visits happen."""
+
+
+@shops_group.command("create")
+@click.option("--account", "account_uuid", required=True, help="Account UUID.")
+@click.option("--name", required=True)
+@click.option("--type", "shop_type", default="physical", show_default=True, help="physical or web.")
+@click.option("--reference", default=None)
+@database_url_option
+def shops_create(account_uuid: str, name: str, shop_type: str, reference: str | None, database_url: str) -> None:
+    account_id = _or_exit(lambda: _parse_uuid(account_uuid, "--account"))
+    data = _or_exit(lambda: _validate(ShopCreate, name=name, type=shop_type, reference=reference))
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        shop = await shops.create(session, await accounts.get_account(session, account_id), data)
+        return ShopOut.model_validate(shop).model_dump(mode="json")
+
+    _run(database_url, work)
+
+
+@main.group("contacts")
+def contacts_group() -> None:
+    """Contacts, who visit."""
+
+
+@contacts_group.command("create")
+@click.option("--account", "account_uuid", required=True, help="Account UUID.")
+@click.option("--email", required=True)
+@database_url_option
+def contacts_create(account_uuid: str, email: str, database_url: str) -> None:
+    """Create a contact (or print the account's existing contact with this email)."""
+    account_id = _or_exit(lambda: _parse_uuid(account_uuid, "--account"))
+    data = _or_exit(lambda: _validate(ContactCreate, email=email))
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        contact, _ = await contacts.create(session, await accounts.get_account(session, account_id), data)
+        return ContactOut.model_validate(contact).model_dump(mode="json")
+
+    _run(database_url, work)
+
+
+@main.command()
+@database_url_option
+def demo(database_url: str) -> None:
+    """Create a demo account with data (once) and print a new token for it and a curl line."""
+    from footfall.demo import ensure_demo
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        account, created = await ensure_demo(session)
+        issued = await accounts.issue_token(session, account, name="demo")
+        return {
+            "account_uuid": str(account.uuid),
+            "created": created,
+            "token": issued.secret,
+            "curl": f"curl -H 'Authorization: Bearer {issued.secret}' "
+            "http://127.0.0.1:8000/api/v3/oauth/clients/visits",
+        }
+
+    _run(database_url, work)
+
+
+def _or_exit(parse: Callable[[], Any]) -> Any:
+    try:
+        return parse()
+    except CommandError as error:
+        raise_usage(str(error))
+
+
+def raise_usage(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)

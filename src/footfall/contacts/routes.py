@@ -1,0 +1,48 @@
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Response, status
+
+from footfall.contacts import service
+from footfall.contacts.schemas import ContactCreate, ContactListResponse, ContactOut, ContactResponse
+from footfall.errors import ContactNotFound, error_responses
+from footfall.kit.dependencies import CurrentAccount, Session
+from footfall.kit.pagination import PageParams, page_params
+
+router = APIRouter(prefix="/contacts", tags=["contacts"])
+
+
+@router.get("", response_model=ContactListResponse, responses=error_responses(), summary="List Contacts")
+async def list_contacts(
+    session: Session,
+    account: CurrentAccount,
+    params: Annotated[PageParams, Depends(page_params(max_limit=100))],
+) -> ContactListResponse:
+    """Newest first."""
+    contacts, total = await service.list_page(session, account, params)
+    return ContactListResponse(data=[ContactOut.model_validate(c) for c in contacts], meta=params.meta(total))
+
+
+@router.post(
+    "",
+    response_model=ContactResponse,
+    status_code=status.HTTP_201_CREATED,
+    responses={200: {"model": ContactResponse, "description": "The account had this email already."},
+               **error_responses()},
+    summary="Create Contact",
+)
+async def create_contact(
+    body: ContactCreate, session: Session, account: CurrentAccount, response: Response
+) -> ContactResponse:
+    """Creates a contact, or answers the existing one (200) when the account has the email already."""
+    contact, created = await service.create(session, account, body)
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return ContactResponse(data=ContactOut.model_validate(contact))
+
+
+@router.get(
+    "/{uuid}", response_model=ContactResponse, responses=error_responses(ContactNotFound), summary="Show Contact"
+)
+async def get_contact(uuid: UUID, session: Session, account: CurrentAccount) -> ContactResponse:
+    return ContactResponse(data=ContactOut.model_validate(await service.get(session, account, uuid)))

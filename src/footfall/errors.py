@@ -1,0 +1,141 @@
+"""Every error leaves Footfall in Leat's shape: {"status_code", "code", "message", "errors"?}.
+
+Leat documents codes 1003, 1008 and 55031 (and 80300 for webhook subscriptions). Codes of the
+form 90xxx (an HTTP status, 90000 + status) and 91xxx (domain rules) are Footfall's own; the
+README's table lists every one.
+"""
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+
+class ErrorBody(BaseModel):
+    """The error shape Leat's SDK parses (ExceptionMapper: status_code, code and message)."""
+
+    status_code: int = Field(examples=[422])
+    code: int = Field(examples=[1003])
+    message: str = Field(examples=["Invalid input."])
+    errors: dict[str, list[str]] | None = Field(
+        default=None, examples=[{"starts_at": ["Must be an ISO 8601 date and time."]}]
+    )
+
+
+class FootfallError(Exception):
+    status_code = 500
+    code = 90500
+    message = "Server error."
+    headers: dict[str, str] | None = None
+
+    def __init__(self, errors: Mapping[str, Sequence[str]] | None = None) -> None:
+        super().__init__(self.message)
+        self.errors = {field: list(messages) for field, messages in errors.items()} if errors else None
+
+
+class InvalidInput(FootfallError):
+    status_code, code, message = 422, 1003, "Invalid input."
+
+
+class ShopNotFound(FootfallError):
+    status_code, code, message = 404, 1008, "Shop not found."
+
+
+class ContactNotFound(FootfallError):
+    status_code, code, message = 404, 55031, "Contact not found."
+
+
+class VisitNotFound(FootfallError):
+    status_code, code, message = 404, 91001, "Visit not found."
+
+
+class ExternalIdConflict(FootfallError):
+    status_code, code, message = 409, 91002, "A different visit with this external_id exists."
+
+
+class Unauthenticated(FootfallError):
+    status_code, code, message = 401, 90401, "Unauthenticated."
+    headers = {"WWW-Authenticate": "Bearer"}
+
+
+class ServiceUnavailable(FootfallError):
+    status_code, code, message = 503, 90503, "Service unavailable."
+
+
+# Errors Starlette raises itself (unknown route, wrong method), by HTTP status.
+HTTP_ERRORS: dict[int, tuple[int, str]] = {
+    404: (90404, "Not found."),
+    405: (90405, "Method not allowed."),
+}
+
+
+def error_response(
+    status_code: int,
+    code: int,
+    message: str,
+    errors: Mapping[str, list[str]] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {"status_code": status_code, "code": code, "message": message}
+    if errors:
+        body["errors"] = errors
+    return JSONResponse(body, status_code=status_code, headers=headers)
+
+
+def _validation_errors(exc: RequestValidationError) -> dict[str, list[str]]:
+    """Pydantic's error list as Leat's {"field": ["message", ...]}."""
+    errors: dict[str, list[str]] = {}
+    for error in exc.errors():
+        # loc is ("body"|"query"|"path", field, ...); a whole-body error has no field.
+        loc = [str(part) for part in error.get("loc", ())]
+        if error.get("type") == "json_invalid":
+            field, message = "body", "The body is not valid JSON."
+        else:
+            field = ".".join(loc[1:]) if len(loc) > 1 else (loc[0] if loc else "body")
+            message = str(error.get("msg", "Invalid value."))
+            message = message.removeprefix("Value error, ")
+        errors.setdefault(field, []).append(message)
+    return errors
+
+
+async def _footfall_error(_: Request, exc: FootfallError) -> JSONResponse:
+    return error_response(exc.status_code, exc.code, exc.message, exc.errors, exc.headers)
+
+
+async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+    return error_response(422, InvalidInput.code, InvalidInput.message, _validation_errors(exc))
+
+
+async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    if exc.status_code == 400:
+        # FastAPI answers 400 for a body it could not decode (too deep, unreadable numbers).
+        return error_response(422, InvalidInput.code, InvalidInput.message, {"body": [str(exc.detail)]})
+    code, message = HTTP_ERRORS.get(exc.status_code, (90000 + exc.status_code, str(exc.detail)))
+    return error_response(exc.status_code, code, message, headers=getattr(exc, "headers", None))
+
+
+async def _unexpected_error(_: Request, exc: Exception) -> JSONResponse:
+    # Starlette re-raises after this answer, so the server logs the traceback; the client never sees it.
+    return error_response(500, FootfallError.code, FootfallError.message)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(FootfallError, _footfall_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)
+
+
+def error_responses(*errors: type[FootfallError]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for a route: the given errors plus 401, 422 and 500, all in Leat's shape."""
+    described: dict[int, list[str]] = {}
+    for error in (Unauthenticated, InvalidInput, *errors, FootfallError):
+        described.setdefault(error.status_code, []).append(f"{error.code} {error.message}")
+    return {
+        status: {"model": ErrorBody, "description": "; ".join(messages)}
+        for status, messages in sorted(described.items())
+    }

@@ -1,0 +1,43 @@
+"""Times in: ISO 8601 with any offset, none meaning UTC. Times out: UTC, whole seconds, "+00:00"."""
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
+
+
+def parse_iso8601(value: object) -> datetime:
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str) and "\x00" not in value:
+        try:
+            moment = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise ValueError("Must be an ISO 8601 date and time, e.g. 2024-05-01T20:00:00+00:00.") from None
+    else:
+        raise ValueError("Must be an ISO 8601 date and time, e.g. 2024-05-01T20:00:00+00:00.")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC).replace(microsecond=0)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        raise ValueError("Must be a date and time between the years 1 and 9999 in UTC.") from None
+
+
+def format_iso8601(moment: datetime) -> str:
+    return moment.astimezone(UTC).replace(microsecond=0).isoformat()
+
+
+# A request field: any ISO 8601 string, normalised to UTC and whole seconds.
+IsoDateTimeIn = Annotated[
+    datetime,
+    BeforeValidator(parse_iso8601),
+    WithJsonSchema({"type": "string", "format": "date-time", "examples": ["2024-05-01T20:00:00+00:00"]}),
+]
+
+# A response field, written as Leat writes it: 2024-05-01T20:00:00+00:00.
+IsoDateTimeOut = Annotated[
+    datetime,
+    PlainSerializer(format_iso8601, return_type=str),
+    WithJsonSchema({"type": "string", "format": "date-time", "examples": ["2024-05-01T20:00:00+00:00"]}),
+]

@@ -1,0 +1,27 @@
+"""Input field types shared by every domain: bounded, NUL-free text."""
+
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, StringConstraints, model_validator
+
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL text cannot hold NUL; refusing it everywhere keeps both databases alike.
+    if "\x00" in value:
+        raise ValueError("Must not contain NUL characters.")
+    return value
+
+
+Text = Annotated[str, StringConstraints(max_length=255), AfterValidator(_no_nul)]
+NonEmptyText = Annotated[str, StringConstraints(min_length=1, max_length=255), AfterValidator(_no_nul)]
+
+
+class RequestBody(BaseModel):
+    """A request body. Empty strings count as absent values (null), as Laravel, and so Leat, reads them."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_strings_are_null(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {key: (None if value == "" else value) for key, value in data.items()}
+        return data

@@ -1,0 +1,14 @@
+"""Alembic runs on the connection footfall.db.migrate hands it (see _alembic_config)."""
+
+from alembic import context
+
+from footfall.models import Base
+
+connection = context.config.attributes["connection"]
+context.configure(
+    connection=connection,
+    target_metadata=Base.metadata,
+    render_as_batch=connection.dialect.name == "sqlite",
+)
+with context.begin_transaction():
+    context.run_migrations()

@@ -1,0 +1,84 @@
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query, Response, status
+from sqlalchemy import Row
+
+from footfall.errors import (
+    ContactNotFound,
+    ExternalIdConflict,
+    ShopNotFound,
+    VisitNotFound,
+    error_responses,
+)
+from footfall.kit.dependencies import CurrentAccount, Session
+from footfall.kit.pagination import PageParams, page_params
+from footfall.visits import service
+from footfall.visits.schemas import (
+    VisitContact,
+    VisitCreate,
+    VisitListResponse,
+    VisitOut,
+    VisitResponse,
+    VisitUpdate,
+)
+
+router = APIRouter(prefix="/visits", tags=["visits"])
+
+
+def _visit_out(row: Row) -> VisitOut:
+    return VisitOut(
+        uuid=row.uuid,
+        contact=VisitContact(uuid=row.contact_uuid, email=row.contact_email),
+        external_id=row.external_id,
+        source=row.source,
+        starts_at=row.starts_at,
+        ends_at=row.ends_at,
+        created_at=row.created_at,
+    )
+
+
+@router.get("", response_model=VisitListResponse, responses=error_responses(), summary="List Visits")
+async def list_visits(
+    session: Session,
+    account: CurrentAccount,
+    params: Annotated[PageParams, Depends(page_params(max_limit=500))],
+    contact_uuid: Annotated[UUID | None, Query(description="A contact's UUID to filter the Visits by")] = None,
+) -> VisitListResponse:
+    """Newest created_at first."""
+    rows, total = await service.list_page(session, account, params, contact_uuid)
+    return VisitListResponse(data=[_visit_out(row) for row in rows], meta=params.meta(total))
+
+
+@router.get("/{uuid}", response_model=VisitResponse, responses=error_responses(VisitNotFound), summary="Show Visit")
+async def get_visit(uuid: UUID, session: Session, account: CurrentAccount) -> VisitResponse:
+    return VisitResponse(data=_visit_out(await service.get(session, account, uuid)))
+
+
+@router.post(
+    "",
+    response_model=VisitResponse,
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        200: {"model": VisitResponse, "description": "A retry: the visit with this external_id, unchanged."},
+        **error_responses(ContactNotFound, ShopNotFound, ExternalIdConflict),
+    },
+    summary="Create Visit",
+)
+async def create_visit(body: VisitCreate, session: Session, account: CurrentAccount, response: Response) -> VisitResponse:
+    """Creates a Visit. Sending an existing external_id with the same fields answers the stored visit (200)."""
+    row, created = await service.create(session, account, body)
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return VisitResponse(data=_visit_out(row))
+
+
+@router.put(
+    "/{uuid}",
+    response_model=VisitResponse,
+    responses=error_responses(VisitNotFound, ExternalIdConflict),
+    summary="Update Visit",
+)
+async def update_visit(uuid: UUID, body: VisitUpdate, session: Session, account: CurrentAccount) -> VisitResponse:
+    """Updates the attributes of a Visit. Shop and contact cannot be updated."""
+    return VisitResponse(data=_visit_out(await service.update(session, account, uuid, body)))

@@ -1,0 +1,112 @@
+"""Visits: the rules of Leat's Visits API, plus safe retries by external_id."""
+
+from collections.abc import Sequence
+from datetime import datetime
+from uuid import UUID, uuid4
+
+from sqlalchemy import Row
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from footfall.contacts.repository import ContactRepository
+from footfall.errors import ContactNotFound, ExternalIdConflict, InvalidInput, ShopNotFound, VisitNotFound
+from footfall.kit.pagination import PageParams
+from footfall.models import Account, utcnow
+from footfall.shops.repository import ShopRepository
+from footfall.visits.repository import DuplicateExternalId, VisitRepository
+from footfall.visits.schemas import VisitCreate, VisitUpdate
+
+
+def _check_period(starts_at: datetime | None, ends_at: datetime | None) -> None:
+    if starts_at is None:
+        raise InvalidInput({"starts_at": ["A visit must have a start; starts_at cannot be null."]})
+    if ends_at is not None and ends_at < starts_at:
+        raise InvalidInput({"ends_at": ["Must be a date and time after or equal to starts_at."]})
+
+
+async def create(session: AsyncSession, account: Account, data: VisitCreate) -> tuple[Row, bool]:
+    """The visit, and True when this call created it.
+
+    A create whose external_id exists answers the stored visit when every field the request
+    gives equals the stored one (a client's retry), and ExternalIdConflict otherwise.
+    """
+    contact = await ContactRepository(session).get(account.id, data.contact_uuid)
+    if contact is None:
+        raise ContactNotFound()
+    shop = await ShopRepository(session).get(account.id, data.shop_uuid)
+    if shop is None:
+        raise ShopNotFound()
+    now = utcnow()
+    starts_at = data.starts_at or now.replace(microsecond=0)
+    _check_period(starts_at, data.ends_at)
+
+    repository = VisitRepository(session)
+    visit_id = await repository.insert(
+        {
+            "uuid": uuid4(),
+            "account_id": account.id,
+            "contact_id": contact.id,
+            "shop_id": shop.id,
+            "external_id": data.external_id,
+            "source": data.source,
+            "starts_at": starts_at,
+            "ends_at": data.ends_at,
+            "created_at": now,
+        }
+    )
+    if visit_id is not None:
+        visit = await repository.get_by_id(visit_id)
+        assert visit is not None
+        return visit, True
+
+    assert data.external_id is not None  # only an external_id can conflict
+    stored = await repository.get_by_external_id(account.id, data.external_id)
+    assert stored is not None  # the conflicting row has committed, or the insert would have waited
+    given = data.model_fields_set
+    same = (
+        stored.contact_id == contact.id
+        and stored.shop_id == shop.id
+        and ("source" not in given or stored.source == data.source)
+        and ("starts_at" not in given or stored.starts_at == data.starts_at)
+        and ("ends_at" not in given or stored.ends_at == data.ends_at)
+    )
+    if not same:
+        raise ExternalIdConflict()
+    return stored, False
+
+
+async def get(session: AsyncSession, account: Account, uuid: UUID) -> Row:
+    visit = await VisitRepository(session).get(account.id, uuid)
+    if visit is None:
+        raise VisitNotFound()
+    return visit
+
+
+async def update(session: AsyncSession, account: Account, uuid: UUID, data: VisitUpdate) -> Row:
+    repository = VisitRepository(session)
+    visit = await get(session, account, uuid)
+    changes = data.model_dump(include={"external_id", "source", "starts_at", "ends_at"}, exclude_unset=True)
+    if not changes:
+        return visit
+    _check_period(changes.get("starts_at", visit.starts_at), changes.get("ends_at", visit.ends_at))
+    try:
+        await repository.update(visit.id, changes)
+    except DuplicateExternalId:
+        raise ExternalIdConflict() from None
+    updated = await repository.get_by_id(visit.id)
+    assert updated is not None
+    return updated
+
+
+async def list_page(
+    session: AsyncSession, account: Account, params: PageParams, contact_uuid: UUID | None
+) -> tuple[Sequence[Row], int]:
+    contact_id = None
+    if contact_uuid is not None:
+        contact = await ContactRepository(session).get(account.id, contact_uuid)
+        if contact is None:
+            return [], 0  # a filter that matches no contact matches no visit
+        contact_id = contact.id
+    repository = VisitRepository(session)
+    total = await repository.count(account.id, contact_id)
+    rows = await repository.page(account.id, contact_id, params.limit, params.offset) if params.reaches_rows(total) else []
+    return rows, total
