@@ -1,0 +1,101 @@
+"""Every test runs against SQLite and, when FOOTFALL_TEST_DATABASE_URL is set, PostgreSQL.
+
+PostgreSQL tests run in a database of their own, created from that URL and dropped at the end.
+Tests make their own account (so they never see each other's rows) and talk to the app through
+HTTP, as a client would.
+"""
+
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from uuid import uuid4
+
+import asyncpg
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.engine import make_url
+
+from footfall.accounts import service as accounts
+from footfall.app import API_PREFIX, create_app
+from footfall.config import Settings
+from footfall.contacts import service as contacts
+from footfall.contacts.schemas import ContactCreate
+from footfall.db import migrate, session_scope
+from footfall.shops import service as shops
+from footfall.shops.schemas import ShopCreate
+
+POSTGRES_URL = os.environ.get("FOOTFALL_TEST_DATABASE_URL")
+
+
+def _asyncpg_dsn(url: str, database: str | None = None) -> str:
+    parsed = make_url(url).set(drivername="postgresql")
+    if database:
+        parsed = parsed.set(database=database)
+    return parsed.render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+async def database_url(request, tmp_path_factory) -> AsyncIterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('sqlite')}/footfall.db"
+        return
+    if not POSTGRES_URL:
+        pytest.skip("FOOTFALL_TEST_DATABASE_URL is not set, so the PostgreSQL run is skipped")
+    name = f"footfall_test_{uuid4().hex[:12]}"
+    admin = await asyncpg.connect(_asyncpg_dsn(POSTGRES_URL))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield _asyncpg_dsn(POSTGRES_URL, name)
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(scope="session")
+async def app(database_url: str) -> AsyncIterator[FastAPI]:
+    app = create_app(Settings(database_url=database_url))
+    await migrate(app.state.engine)
+    yield app
+    await app.state.engine.dispose()
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url=f"http://footfall.test{API_PREFIX}") as client:
+        yield client
+
+
+@dataclass
+class Tenant:
+    """An account with a token, one shop and one contact, made the way an operator makes them."""
+
+    account_uuid: str
+    token: str
+    shop_uuid: str
+    contact_uuid: str
+    contact_email: str
+    headers: dict[str, str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json"}
+
+
+async def make_tenant(app: FastAPI) -> Tenant:
+    async with session_scope(app.state.sessionmaker, write=True) as session:
+        account = await accounts.create_account(session, "Test account")
+        issued = await accounts.issue_token(session, account, name="tests")
+        shop = await shops.create(session, account, ShopCreate(name="Krusty Krab", reference="KK-1"))
+        contact, _ = await contacts.create(session, account, ContactCreate(email=f"{uuid4().hex}@bikinibottom.sea"))
+        return Tenant(str(account.uuid), issued.secret, str(shop.uuid), str(contact.uuid), contact.email)
+
+
+@pytest.fixture
+async def tenant(app: FastAPI) -> Tenant:
+    return await make_tenant(app)
+
+
+@pytest.fixture
+async def other_tenant(app: FastAPI) -> Tenant:
+    return await make_tenant(app)
