@@ -1,0 +1,58 @@
+from uuid import uuid4
+
+import pytest
+
+from tests.conftest import make_tenant
+
+
+async def test_create_answers_201_and_then_the_same_contact(client, tenant):
+    first = await client.post("/contacts", json={"email": "Sandy@Treedome.sea"}, headers=tenant.headers)
+    assert first.status_code == 201
+    contact = first.json()["data"]
+    assert contact["email"] == "sandy@treedome.sea"
+    assert first.json()["meta"] == []
+    again = await client.post("/contacts", data={"email": " sandy@treedome.sea"}, headers=tenant.headers)
+    assert again.status_code == 200 and again.json()["data"] == contact
+
+
+async def test_one_email_in_two_accounts_is_two_contacts(client, app, tenant):
+    other = await make_tenant(app)
+    mine = await client.post("/contacts", json={"email": "gary@snail.sea"}, headers=tenant.headers)
+    theirs = await client.post("/contacts", json={"email": "gary@snail.sea"}, headers=other.headers)
+    assert mine.status_code == theirs.status_code == 201
+    assert mine.json()["data"]["uuid"] != theirs.json()["data"]["uuid"]
+
+
+@pytest.mark.parametrize("email", ["", "no-at-sign", "two@@x.sea", "a b@x.sea", None, 42, "x@" + "y" * 300 + ".sea", "a\x00@x.sea"])
+async def test_create_refuses_a_bad_email(client, tenant, email):
+    response = await client.post("/contacts", json={"email": email}, headers=tenant.headers)
+    assert response.status_code == 422
+    assert response.json()["code"] == 1003 and list(response.json()["errors"]) == ["email"]
+
+
+async def test_show_answers_the_contact_and_55031_when_missing(client, app, tenant):
+    response = await client.get(f"/contacts/{tenant.contact_uuid}", headers=tenant.headers)
+    assert response.status_code == 200
+    assert response.json() == {"data": {"uuid": tenant.contact_uuid, "email": tenant.contact_email}, "meta": []}
+    other = await make_tenant(app)
+    for uuid in (str(uuid4()), other.contact_uuid):
+        response = await client.get(f"/contacts/{uuid}", headers=tenant.headers)
+        assert response.status_code == 404
+        assert response.json() == {"status_code": 404, "code": 55031, "message": "Contact not found."}
+
+
+async def test_list_pages_newest_first(client, tenant):
+    emails = [f"c{n}@bikinibottom.sea" for n in range(3)]
+    for email in emails:
+        await client.post("/contacts", json={"email": email}, headers=tenant.headers)
+    body = (await client.get("/contacts", params={"limit": 2}, headers=tenant.headers)).json()
+    assert body["meta"] == {"current_page": 1, "last_page": 2, "per_page": 2, "total": 4}
+    assert [c["email"] for c in body["data"]] == ["c2@bikinibottom.sea", "c1@bikinibottom.sea"]
+    body = (await client.get("/contacts", params={"limit": 2, "page": 2}, headers=tenant.headers)).json()
+    assert [c["email"] for c in body["data"]] == ["c0@bikinibottom.sea", tenant.contact_email]
+
+
+@pytest.mark.parametrize("params", [{"limit": 101}, {"limit": -1}, {"page": 0}, {"page": "x"}])
+async def test_list_refuses_bad_parameters(client, tenant, params):
+    response = await client.get("/contacts", params=params, headers=tenant.headers)
+    assert response.status_code == 422 and response.json()["code"] == 1003

@@ -1,0 +1,116 @@
+"""Every route is behind a bearer token, and an account sees only its own rows."""
+
+from datetime import timedelta
+from uuid import UUID, uuid4
+
+import pytest
+
+from footfall.accounts import service as accounts
+from footfall.db import session_scope
+from footfall.models import utcnow
+from tests.conftest import make_tenant
+
+UNAUTHENTICATED = {"status_code": 401, "code": 90401, "message": "Unauthenticated."}
+
+ROUTES = [
+    ("GET", "/visits", None),
+    ("GET", "/visits/{uuid}", None),
+    ("POST", "/visits", {"contact_uuid": "{uuid}", "shop_uuid": "{uuid}"}),
+    ("PUT", "/visits/{uuid}", {"source": "x"}),
+    ("GET", "/shops", None),
+    ("GET", "/shops/{uuid}", None),
+    ("GET", "/contacts", None),
+    ("GET", "/contacts/{uuid}", None),
+    ("POST", "/contacts", {"email": "a@b.sea"}),
+]
+
+
+def _request(method, path, body):
+    uuid = str(uuid4())
+    json = {k: v.replace("{uuid}", uuid) for k, v in body.items()} if body else None
+    return method, path.replace("{uuid}", uuid), json
+
+
+@pytest.mark.parametrize(("method", "path", "body"), ROUTES)
+@pytest.mark.parametrize(
+    "authorization",
+    [None, "", "Bearer", "Bearer ", "Basic dXNlcjpwYXNz", "Token abc", "Bearer ffpat_unknown", b"Bearer \xe9\xe9", b"Bearer \x00"],
+)
+async def test_every_route_refuses_a_missing_or_bad_token(client, method, path, body, authorization):
+    method, path, json = _request(method, path, body)
+    headers = {} if authorization is None else {"Authorization": authorization}
+    response = await client.request(method, path, json=json, headers=headers)
+    assert response.status_code == 401
+    assert response.json() == UNAUTHENTICATED
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+async def test_a_revoked_token_is_refused_on_its_next_request(client, app, tenant):
+    assert (await client.get("/visits", headers=tenant.headers)).status_code == 200
+    async with session_scope(app.state.sessionmaker, write=True) as session:
+        account = await accounts.get_account(session, UUID(tenant.account_uuid))
+        issued = await accounts.issue_token(session, account)
+    headers = {"Authorization": f"Bearer {issued.secret}"}
+    assert (await client.get("/visits", headers=headers)).status_code == 200
+    async with session_scope(app.state.sessionmaker, write=True) as session:
+        await accounts.revoke_token(session, issued.token.uuid)
+    response = await client.get("/visits", headers=headers)
+    assert response.status_code == 401 and response.json() == UNAUTHENTICATED
+    # The account's other token still works.
+    assert (await client.get("/visits", headers=tenant.headers)).status_code == 200
+
+
+async def test_an_expired_token_is_refused(client, app, tenant):
+    async with session_scope(app.state.sessionmaker, write=True) as session:
+        account = await accounts.get_account(session, UUID(tenant.account_uuid))
+        expired = await accounts.issue_token(session, account, expires_at=utcnow() - timedelta(seconds=1))
+        valid = await accounts.issue_token(session, account, expires_at=utcnow() + timedelta(hours=1))
+    response = await client.get("/visits", headers={"Authorization": f"Bearer {expired.secret}"})
+    assert response.status_code == 401 and response.json() == UNAUTHENTICATED
+    assert (await client.get("/visits", headers={"Authorization": f"Bearer {valid.secret}"})).status_code == 200
+
+
+async def test_the_scheme_is_case_insensitive(client, tenant):
+    response = await client.get("/visits", headers={"Authorization": f"bearer {tenant.token}"})
+    assert response.status_code == 200
+
+
+async def test_another_accounts_rows_are_indistinguishable_from_missing_ones(client, app, tenant):
+    other = await make_tenant(app)
+    visit = (
+        await client.post(
+            "/visits",
+            json={"contact_uuid": other.contact_uuid, "shop_uuid": other.shop_uuid, "external_id": "theirs"},
+            headers=other.headers,
+        )
+    ).json()["data"]
+    for path, missing_path in [
+        (f"/visits/{visit['uuid']}", f"/visits/{uuid4()}"),
+        (f"/shops/{other.shop_uuid}", f"/shops/{uuid4()}"),
+        (f"/contacts/{other.contact_uuid}", f"/contacts/{uuid4()}"),
+    ]:
+        foreign = await client.get(path, headers=tenant.headers)
+        missing = await client.get(missing_path, headers=tenant.headers)
+        assert foreign.status_code == missing.status_code == 404
+        assert foreign.json() == missing.json()
+    update = await client.put(f"/visits/{visit['uuid']}", json={"source": "x"}, headers=tenant.headers)
+    assert update.status_code == 404 and update.json()["code"] == 91001
+    # Creating a visit with another account's contact or shop is refused as if they did not exist.
+    response = await client.post(
+        "/visits", json={"contact_uuid": other.contact_uuid, "shop_uuid": tenant.shop_uuid}, headers=tenant.headers
+    )
+    assert response.status_code == 404 and response.json()["code"] == 55031
+    response = await client.post(
+        "/visits", json={"contact_uuid": tenant.contact_uuid, "shop_uuid": other.shop_uuid}, headers=tenant.headers
+    )
+    assert response.status_code == 404 and response.json()["code"] == 1008
+    # Lists and filters show nothing of the other account.
+    assert (await client.get("/visits", headers=tenant.headers)).json()["meta"]["total"] == 0
+    filtered = await client.get("/visits", params={"contact_uuid": other.contact_uuid}, headers=tenant.headers)
+    assert filtered.json()["data"] == [] and filtered.json()["meta"]["total"] == 0
+    shops = (await client.get("/shops", headers=tenant.headers)).json()["data"]
+    assert [s["uuid"] for s in shops] == [tenant.shop_uuid]
+    contacts = (await client.get("/contacts", headers=tenant.headers)).json()["data"]
+    assert [c["uuid"] for c in contacts] == [tenant.contact_uuid]
+    # The other account's visit is untouched.
+    assert (await client.get(f"/visits/{visit['uuid']}", headers=other.headers)).json()["data"] == visit

@@ -1,0 +1,118 @@
+"""The footfall command: admin commands print one JSON object; bad input is one line on stderr."""
+
+import re
+from datetime import timedelta
+
+import httpx
+import pytest
+
+from footfall.app import API_PREFIX
+from footfall.models import utcnow
+from tests.serving import footfall, footfall_json, running_server
+
+UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+@pytest.fixture(scope="module")
+def account(database_url):
+    return footfall_json("accounts", "create", "--name", "Bikini Bottom", database_url=database_url)
+
+
+def test_accounts_create(account):
+    assert UUID.match(account["uuid"]) and account["name"] == "Bikini Bottom"
+
+
+def test_tokens_create_and_revoke(database_url, account):
+    expires = (utcnow() + timedelta(days=30)).isoformat()
+    token = footfall_json(
+        "tokens", "create", "--account", account["uuid"], "--name", "till 7", "--expires-at", expires,
+        database_url=database_url,
+    )
+    assert set(token) == {"uuid", "name", "token", "expires_at", "account_uuid"}
+    assert token["name"] == "till 7" and token["token"].startswith("ffpat_") and len(token["token"]) > 40
+    assert token["expires_at"].endswith("+00:00")
+    revoked = footfall_json("tokens", "revoke", token["uuid"], database_url=database_url)
+    assert revoked["uuid"] == token["uuid"] and revoked["revoked_at"].endswith("+00:00")
+
+
+def test_shops_and_contacts_create(database_url, account):
+    shop = footfall_json(
+        "shops", "create", "--account", account["uuid"], "--name", "Krusty Krab", "--type", "web",
+        "--reference", "KK-9", database_url=database_url,
+    )
+    assert set(shop) == {"uuid", "name", "type", "reference"}
+    assert (shop["name"], shop["type"], shop["reference"]) == ("Krusty Krab", "web", "KK-9")
+    contact = footfall_json(
+        "contacts", "create", "--account", account["uuid"], "--email", "Pearl@Krabs.sea", database_url=database_url
+    )
+    assert UUID.match(contact["uuid"]) and contact["email"] == "pearl@krabs.sea"
+    again = footfall_json(
+        "contacts", "create", "--account", account["uuid"], "--email", "pearl@krabs.sea", database_url=database_url
+    )
+    assert again == contact
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["shops", "create", "--account", "{account}", "--name", "X", "--type", "boat"], "--type"),
+        (["shops", "create", "--account", "{account}", "--name", ""], "--name"),
+        (["shops", "create", "--account", "nope", "--name", "X"], "--account"),
+        (["shops", "create", "--account", "6e8ec5a8-0eb7-4e5f-ad20-c0d271d97d92", "--name", "X"], "account"),
+        (["contacts", "create", "--account", "{account}", "--email", "not-an-email"], "--email"),
+        (["tokens", "create", "--account", "{account}", "--expires-at", "tomorrow"], "--expires-at"),
+        (["tokens", "create", "--account", "{account}", "--expires-at", "2001-01-01T00:00:00Z"], "--expires-at"),
+        (["tokens", "revoke", "6e8ec5a8-0eb7-4e5f-ad20-c0d271d97d92"], "token"),
+        (["tokens", "revoke", "x"], "TOKEN_UUID"),
+        (["accounts", "create", "--name", ""], "--name"),
+    ],
+)
+def test_bad_input_is_one_line_on_stderr_and_a_failure(database_url, account, args, message):
+    args = [arg.replace("{account}", account["uuid"]) for arg in args]
+    result = footfall(*args, database_url=database_url, check=False)
+    assert result.returncode != 0
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
+
+
+def test_bad_input_writes_nothing(database_url):
+    demo = footfall_json("demo", database_url=database_url)
+    footfall("shops", "create", "--account", demo["account_uuid"], "--name", "X", "--type", "boat",
+             database_url=database_url, check=False)
+    with running_server(database_url) as base_url:
+        shops = httpx.get(f"{base_url}{API_PREFIX}/shops", headers={"Authorization": f"Bearer {demo['token']}"})
+    assert "X" not in [shop["name"] for shop in shops.json()["data"]]
+
+
+def test_an_unsupported_database_url_is_a_clear_error():
+    result = footfall("migrate", database_url="mysql://root@127.0.0.1/test", check=False)
+    assert result.returncode != 0 and "unsupported database URL" in result.stderr
+
+
+def test_demo_is_made_once_and_served(database_url):
+    first = footfall_json("demo", database_url=database_url)
+    second = footfall_json("demo", database_url=database_url)
+    assert first["account_uuid"] == second["account_uuid"] and first["token"] != second["token"]
+    assert second["curl"].startswith("curl ") and second["token"] in second["curl"]
+    with running_server(database_url) as base_url:
+        for token in (first["token"], second["token"]):
+            response = httpx.get(f"{base_url}{API_PREFIX}/visits", headers={"Authorization": f"Bearer {token}"})
+            assert response.status_code == 200
+            body = response.json()
+            assert body["meta"]["total"] == 24 and len(body["data"]) == 24
+        shops = httpx.get(f"{base_url}{API_PREFIX}/shops", headers={"Authorization": f"Bearer {first['token']}"})
+        assert len(shops.json()["data"]) == 3
+
+
+def test_serve_with_several_workers(database_url):
+    demo = footfall_json("demo", database_url=database_url)
+    with running_server(database_url, "--workers", "2") as base_url:
+        headers = {"Authorization": f"Bearer {demo['token']}"}
+        for _ in range(10):
+            assert httpx.get(f"{base_url}{API_PREFIX}/visits", headers=headers).status_code == 200
+
+
+def test_migrate_is_idempotent(database_url):
+    for _ in range(2):
+        assert footfall_json("migrate", database_url=database_url) == {"migrated": True}

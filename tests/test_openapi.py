@@ -1,0 +1,57 @@
+"""/openapi.json documents every route, its parameters, bodies and error answers; /docs renders it."""
+
+import httpx
+
+from footfall.app import API_PREFIX
+
+
+async def _get(app, path):
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://footfall.test") as client:
+        return await client.get(path)
+
+
+async def test_openapi_documents_every_route_with_leats_error_schema(app):
+    schema = (await _get(app, "/openapi.json")).json()
+    operations = {
+        (method.upper(), path.removeprefix(API_PREFIX)): operation
+        for path, item in schema["paths"].items()
+        for method, operation in item.items()
+    }
+    assert set(operations) == {
+        ("GET", "/visits"),
+        ("POST", "/visits"),
+        ("GET", "/visits/{uuid}"),
+        ("PUT", "/visits/{uuid}"),
+        ("GET", "/shops"),
+        ("GET", "/shops/{uuid}"),
+        ("GET", "/contacts"),
+        ("POST", "/contacts"),
+        ("GET", "/contacts/{uuid}"),
+        ("GET", "/healthz"),
+    }
+    error_ref = {"$ref": "#/components/schemas/ErrorBody"}
+    for (method, path), operation in operations.items():
+        if path == "/healthz":
+            continue
+        assert operation["security"] == [{"HTTPBearer": []}]
+        for status in ("401", "422", "500"):
+            assert operation["responses"][status]["content"]["application/json"]["schema"] == error_ref
+        if "{uuid}" in path:
+            assert operation["responses"]["404"]["content"]["application/json"]["schema"] == error_ref
+        if method in ("POST", "PUT"):
+            content = operation["requestBody"]["content"]
+            assert set(content) == {"application/json", "application/x-www-form-urlencoded"}
+    assert set(schema["components"]["schemas"]["ErrorBody"]["required"]) == {"status_code", "code", "message"}
+    list_params = {p["name"] for p in operations[("GET", "/visits")]["parameters"]}
+    assert list_params == {"limit", "page", "contact_uuid"}
+    create = schema["components"]["schemas"]["VisitCreate"]
+    assert set(create["required"]) == {"contact_uuid", "shop_uuid"}
+    assert set(create["properties"]) == {"contact_uuid", "shop_uuid", "external_id", "source", "starts_at", "ends_at"}
+    update = schema["components"]["schemas"]["VisitUpdate"]
+    assert set(update["properties"]) == {"external_id", "source", "starts_at", "ends_at"}
+
+
+async def test_docs_render(app):
+    response = await _get(app, "/docs")
+    assert response.status_code == 200 and "swagger" in response.text.lower()
