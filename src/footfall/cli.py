@@ -253,7 +253,7 @@ def demo(database_url: str) -> None:
             "account_uuid": str(account.uuid),
             "created": created,
             "token": issued.secret,
-            "curl": f"curl -H 'Authorization: Bearer {issued.secret}' "
+            "curl": f"curl -s -H 'Authorization: Bearer {issued.secret}' "
             "http://127.0.0.1:8000/api/v3/oauth/clients/visits",
         }
 
