@@ -1,6 +1,7 @@
 """Runs the real `footfall` command, as a user would, for CLI and end-to-end tests."""
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -11,9 +12,10 @@ from contextlib import contextmanager
 import httpx
 
 
-def footfall(*args: str, database_url: str, check: bool = True) -> subprocess.CompletedProcess:
+def footfall(*args: str, database_url: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
     result = subprocess.run(
         [sys.executable, "-m", "footfall", *args, "--database-url", database_url],
+        env={**os.environ, **(env or {})},
         capture_output=True,
         text=True,
         timeout=120,
@@ -34,11 +36,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(database_url: str, *extra: str) -> Iterator[str]:
+def running_server(database_url: str, *extra: str, env: dict | None = None) -> Iterator[str]:
     """`footfall serve` on a free loopback port; yields its base URL and stops it afterwards."""
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "footfall", "serve", "--port", str(port), "--database-url", database_url, *extra],
+        env={**os.environ, **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -65,3 +68,14 @@ def running_server(database_url: str, *extra: str) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def start_worker(database_url: str, env: dict | None = None) -> subprocess.Popen:
+    """`footfall worker` in the background (the caller stops it)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "footfall", "worker", "--database-url", database_url],
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )

@@ -1,5 +1,6 @@
 """create_app(): the FastAPI application, its routers, error handlers and database lifespan."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -15,7 +16,9 @@ from footfall.db import create_engine, create_sessionmaker
 from footfall.errors import ErrorBody, ServiceUnavailable, error_response, install_error_handlers
 from footfall.kit.forms import FORM_TYPE, FormToJsonMiddleware
 from footfall.shops.routes import router as shops_router
+from footfall.webhooks.delivery import DeliveryWorker
 from footfall.visits.routes import router as visits_router
+from footfall.webhooks.routes import router as webhooks_router
 
 API_PREFIX = "/api/v3/oauth/clients"
 
@@ -25,8 +28,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        worker_task = None
+        if settings.webhook_worker:
+            worker = DeliveryWorker(app.state.sessionmaker, settings)
+            worker_task = asyncio.create_task(worker.run(stop), name="footfall-webhook-worker")
         yield
+        # Shutting down (SIGTERM): the worker finishes the deliveries in flight, then stops.
+        stop.set()
+        if worker_task is not None:
+            await worker_task
+            await worker.close()
         await engine.dispose()
 
     app = FastAPI(
@@ -41,7 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     install_error_handlers(app)
     app.add_middleware(FormToJsonMiddleware)
-    for router in (visits_router, shops_router, contacts_router):
+    for router in (visits_router, shops_router, contacts_router, webhooks_router):
         app.include_router(router, prefix=API_PREFIX)
 
     @app.get(

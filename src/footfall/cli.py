@@ -2,7 +2,9 @@
 
 import asyncio
 import json
+import logging
 import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -14,6 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from footfall.accounts import service as accounts
+from footfall.config import Settings
 from footfall.contacts import service as contacts
 from footfall.contacts.schemas import ContactCreate, ContactOut
 from footfall.db import create_engine, create_sessionmaker, migrate, session_scope
@@ -21,6 +24,7 @@ from footfall.kit.time import format_iso8601, parse_iso8601
 from footfall.models import utcnow
 from footfall.shops import service as shops
 from footfall.shops.schemas import ShopCreate, ShopOut
+from footfall.webhooks.delivery import DeliveryWorker
 
 DEFAULT_DATABASE_URL = "sqlite:///footfall.db"
 
@@ -86,17 +90,45 @@ def main() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 256), help="Processes.")
+@click.option("--no-worker", is_flag=True, help="Do not deliver webhooks from this process (run `footfall worker`).")
 @database_url_option
-def serve(host: str, port: int, workers: int, database_url: str) -> None:
-    """Serve the API (migrating the database first)."""
+def serve(host: str, port: int, workers: int, no_worker: bool, database_url: str) -> None:
+    """Serve the API (migrating the database first); delivers webhooks too unless --no-worker."""
     import uvicorn
 
     _run_migrations(database_url)
     # Worker processes build their app from the environment (create_app reads Settings).
     os.environ["FOOTFALL_DATABASE_URL"] = database_url
+    if no_worker:
+        os.environ["FOOTFALL_WEBHOOK_WORKER"] = "0"
     uvicorn.run(
         "footfall.app:create_app", factory=True, host=host, port=port, workers=workers, timeout_graceful_shutdown=30
     )
+
+
+@main.command()
+@database_url_option
+def worker(database_url: str) -> None:
+    """Deliver webhooks, without serving the API. SIGTERM finishes what is in flight, then exits."""
+    _run_migrations(database_url)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(_deliver(Settings(database_url=database_url)))
+
+
+async def _deliver(settings: Settings) -> None:
+    engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
+    delivery_worker = DeliveryWorker(create_sessionmaker(engine), settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    logging.getLogger("footfall.webhooks").info("footfall worker: delivering webhooks")
+    try:
+        await delivery_worker.run(stop)
+    finally:
+        await delivery_worker.close()
+        await engine.dispose()
+    logging.getLogger("footfall.webhooks").info("footfall worker: stopped")
 
 
 def _run_migrations(database_url: str) -> None:

@@ -1,11 +1,47 @@
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from typing import Annotated
+
+from pydantic import field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_RETRY_SCHEDULE = [0, 5, 300, 1800, 7200, 18000, 36000, 36000]
 
 
 class Settings(BaseSettings):
-    """Every setting comes from the environment with the FOOTFALL_ prefix."""
+    """Every setting comes from the environment with the FOOTFALL_ prefix (the README lists them)."""
 
     model_config = SettingsConfigDict(env_prefix="FOOTFALL_")
 
     database_url: str = "sqlite:///footfall.db"
     # Connections each app process keeps open to PostgreSQL (SQLAlchemy pool size).
     database_pool_size: int = 10
+
+    # Deliver webhooks from inside `footfall serve` (off with --no-worker or FOOTFALL_WEBHOOK_WORKER=0).
+    webhook_worker: bool = True
+    # Seconds to wait before each attempt: the first entry is the first attempt.
+    webhook_retry_schedule: Annotated[list[float], NoDecode] = DEFAULT_RETRY_SCHEDULE
+    webhook_timeout: float = 10.0
+    webhook_allow_private_urls: bool = False
+    # A subscription whose deliveries fail this many times in a row is set INACTIVE.
+    webhook_max_consecutive_failures: int = 5
+    webhook_poll_interval: float = 0.5
+    # Deliveries one worker sends at once (to different subscriptions).
+    webhook_concurrency: int = 16
+
+    @field_validator("webhook_retry_schedule", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [float(part) for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _not_empty(cls, value: list[float]) -> list[float]:
+        if not value or any(delay < 0 for delay in value):
+            raise ValueError("needs at least one delay, none negative")
+        return value
+
+    @property
+    def webhook_lease_seconds(self) -> float:
+        """How long a claimed delivery stays claimed: a whole attempt, with room to record it."""
+        return self.webhook_timeout + 5

@@ -57,6 +57,14 @@ class ExternalIdConflict(FootfallError):
     status_code, code, message = 409, 91002, "A different visit with this external_id exists."
 
 
+class SubscriptionNotFound(FootfallError):
+    status_code, code, message = 404, 80300, "Webhook subscription not found."
+
+
+class DeliveryNotFound(FootfallError):
+    status_code, code, message = 404, 91101, "Webhook delivery not found."
+
+
 class Unauthenticated(FootfallError):
     status_code, code, message = 401, 90401, "Unauthenticated."
     headers = {"WWW-Authenticate": "Bearer"}

@@ -10,6 +10,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Text,
     TypeDecorator,
     UniqueConstraint,
     Uuid,
@@ -125,4 +126,67 @@ class Visit(Base):
         # The list order (newest first, id as tie-break) read straight off an index.
         Index("ix_visits_account_created", "account_id", "created_at", "id"),
         Index("ix_visits_contact_created", "contact_id", "created_at", "id"),
+    )
+
+
+class WebhookSubscription(Base):
+    __tablename__ = "webhook_subscriptions"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    uuid: Mapped[UUID] = mapped_column(Uuid, unique=True, default=uuid4)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(255))
+    event_type: Mapped[str] = mapped_column(String(64))
+    url: Mapped[str] = mapped_column(String(2048))
+    secret: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16), default="ACTIVE")
+    # Deliveries in a row that ended "failed"; reset by a success or by setting the status ACTIVE.
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (
+        Index("ix_webhook_subscriptions_account_event", "account_id", "event_type", "status"),
+    )
+
+
+class WebhookEvent(Base):
+    """The outbox: written in the transaction of the change it reports."""
+
+    __tablename__ = "webhook_events"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    uuid: Mapped[UUID] = mapped_column(Uuid, unique=True, default=uuid4)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    type: Mapped[str] = mapped_column(String(64))
+    # The exact body every attempt sends, so retries and both signatures cover the same bytes.
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """One event to one subscription: pending until a 2xx (succeeded) or the schedule runs out (failed)."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    uuid: Mapped[UUID] = mapped_column(Uuid, unique=True, default=uuid4)
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("webhook_subscriptions.id", ondelete="CASCADE"))
+    event_id: Mapped[int] = mapped_column(ForeignKey("webhook_events.id", ondelete="CASCADE"), index=True)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # A worker that claims a delivery holds it until lease_until; a killed worker's lease lapses.
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lease_token: Mapped[UUID | None] = mapped_column(Uuid)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(1000))
+    last_response_body: Mapped[str | None] = mapped_column(Text)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (
+        # The head of each subscription's queue, and the worker's scan for due deliveries.
+        Index("ix_webhook_deliveries_subscription_state", "subscription_id", "state", "id"),
+        Index("ix_webhook_deliveries_due", "state", "next_attempt_at"),
     )

@@ -4,10 +4,11 @@ from uuid import UUID, uuid4
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from footfall.contacts.repository import ContactRepository
-from footfall.contacts.schemas import ContactCreate
+from footfall.contacts.schemas import ContactCreate, ContactOut
 from footfall.errors import ContactNotFound
 from footfall.kit.pagination import PageParams
 from footfall.models import Account, Contact, utcnow
+from footfall.webhooks import service as webhooks
 
 
 async def create(session: AsyncSession, account: Account, data: ContactCreate) -> tuple[Contact, bool]:
@@ -20,6 +21,8 @@ async def create(session: AsyncSession, account: Account, data: ContactCreate) -
     created = await repository.insert_if_absent(candidate)
     contact = await repository.get_by_email(account.id, data.email)
     assert contact is not None  # inserted now or by the conflicting transaction, which has committed
+    if created:
+        await webhooks.emit(session, account.id, "contact_created", ContactOut.model_validate(contact).model_dump(mode="json"))
     return contact, created
 
 

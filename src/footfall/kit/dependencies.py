@@ -8,6 +8,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from footfall.accounts.service import authenticate
+from footfall.config import Settings
 from footfall.db import session_scope
 from footfall.errors import Unauthenticated
 from footfall.models import Account
@@ -36,3 +37,10 @@ async def _account(
 
 
 CurrentAccount = Annotated[Account, Depends(_account, scope="function")]
+
+
+def _settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+AppSettings = Annotated[Settings, Depends(_settings)]

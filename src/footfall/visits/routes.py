@@ -2,7 +2,6 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Response, status
-from sqlalchemy import Row
 
 from footfall.errors import (
     ContactNotFound,
@@ -15,7 +14,6 @@ from footfall.kit.dependencies import CurrentAccount, Session
 from footfall.kit.pagination import PageParams, page_params
 from footfall.visits import service
 from footfall.visits.schemas import (
-    VisitContact,
     VisitCreate,
     VisitListResponse,
     VisitOut,
@@ -24,18 +22,6 @@ from footfall.visits.schemas import (
 )
 
 router = APIRouter(prefix="/visits", tags=["visits"])
-
-
-def _visit_out(row: Row) -> VisitOut:
-    return VisitOut(
-        uuid=row.uuid,
-        contact=VisitContact(uuid=row.contact_uuid, email=row.contact_email),
-        external_id=row.external_id,
-        source=row.source,
-        starts_at=row.starts_at,
-        ends_at=row.ends_at,
-        created_at=row.created_at,
-    )
 
 
 @router.get("", response_model=VisitListResponse, responses=error_responses(), summary="List Visits")
@@ -47,12 +33,12 @@ async def list_visits(
 ) -> VisitListResponse:
     """Newest created_at first."""
     rows, total = await service.list_page(session, account, params, contact_uuid)
-    return VisitListResponse(data=[_visit_out(row) for row in rows], meta=params.meta(total))
+    return VisitListResponse(data=[VisitOut.from_row(row) for row in rows], meta=params.meta(total))
 
 
 @router.get("/{uuid}", response_model=VisitResponse, responses=error_responses(VisitNotFound), summary="Show Visit")
 async def get_visit(uuid: UUID, session: Session, account: CurrentAccount) -> VisitResponse:
-    return VisitResponse(data=_visit_out(await service.get(session, account, uuid)))
+    return VisitResponse(data=VisitOut.from_row(await service.get(session, account, uuid)))
 
 
 @router.post(
@@ -70,7 +56,7 @@ async def create_visit(body: VisitCreate, session: Session, account: CurrentAcco
     row, created = await service.create(session, account, body)
     if not created:
         response.status_code = status.HTTP_200_OK
-    return VisitResponse(data=_visit_out(row))
+    return VisitResponse(data=VisitOut.from_row(row))
 
 
 @router.put(
@@ -81,4 +67,4 @@ async def create_visit(body: VisitCreate, session: Session, account: CurrentAcco
 )
 async def update_visit(uuid: UUID, body: VisitUpdate, session: Session, account: CurrentAccount) -> VisitResponse:
     """Updates the attributes of a Visit. Shop and contact cannot be updated."""
-    return VisitResponse(data=_visit_out(await service.update(session, account, uuid, body)))
+    return VisitResponse(data=VisitOut.from_row(await service.update(session, account, uuid, body)))

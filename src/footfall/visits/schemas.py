@@ -1,12 +1,13 @@
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
-from pydantic import BaseModel, BeforeValidator, Field
+from pydantic import BaseModel, Field
+from sqlalchemy import Row
 from pydantic.json_schema import SkipJsonSchema
 
 from footfall.kit.pagination import PageMeta
 from footfall.kit.time import IsoDateTimeIn, IsoDateTimeOut
-from footfall.kit.types import RequestBody, Text
+from footfall.kit.types import RequestBody, Text, unchangeable
 
 
 class VisitCreate(RequestBody):
@@ -20,13 +21,6 @@ class VisitCreate(RequestBody):
     ends_at: IsoDateTimeIn | None = Field(default=None, description="The end date and time of the Visit (ISO 8601)")
 
 
-def _unchangeable(what: str):
-    def refuse(_: Any) -> None:
-        raise ValueError(f"The {what} of a visit cannot be changed.")
-
-    return BeforeValidator(refuse)
-
-
 class VisitUpdate(RequestBody):
     """Only the fields sent change. Shop and contact cannot be updated."""
 
@@ -35,8 +29,8 @@ class VisitUpdate(RequestBody):
     starts_at: IsoDateTimeIn | None = Field(default=None, description="The start date and time (ISO 8601)")
     ends_at: IsoDateTimeIn | None = Field(default=None, description="The end date and time (ISO 8601)")
     # Refused with a per-field 1003 when sent; absent from the documented schema.
-    contact_uuid: SkipJsonSchema[Annotated[None, _unchangeable("contact")]] = None
-    shop_uuid: SkipJsonSchema[Annotated[None, _unchangeable("shop")]] = None
+    contact_uuid: SkipJsonSchema[Annotated[None, unchangeable("contact", "a visit")]] = None
+    shop_uuid: SkipJsonSchema[Annotated[None, unchangeable("shop", "a visit")]] = None
 
 
 class VisitContact(BaseModel):
@@ -52,6 +46,19 @@ class VisitOut(BaseModel):
     starts_at: IsoDateTimeOut
     ends_at: IsoDateTimeOut | None
     created_at: IsoDateTimeOut
+
+    @classmethod
+    def from_row(cls, row: Row) -> "VisitOut":
+        """From a row of visits.repository.VISIT_COLUMNS."""
+        return cls(
+            uuid=row.uuid,
+            contact=VisitContact(uuid=row.contact_uuid, email=row.contact_email),
+            external_id=row.external_id,
+            source=row.source,
+            starts_at=row.starts_at,
+            ends_at=row.ends_at,
+            created_at=row.created_at,
+        )
 
 
 class VisitResponse(BaseModel):

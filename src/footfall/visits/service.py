@@ -13,7 +13,8 @@ from footfall.kit.pagination import PageParams
 from footfall.models import Account, utcnow
 from footfall.shops.repository import ShopRepository
 from footfall.visits.repository import DuplicateExternalId, VisitRepository
-from footfall.visits.schemas import VisitCreate, VisitUpdate
+from footfall.visits.schemas import VisitCreate, VisitOut, VisitUpdate
+from footfall.webhooks import service as webhooks
 
 
 def _check_period(starts_at: datetime | None, ends_at: datetime | None) -> None:
@@ -56,6 +57,7 @@ async def create(session: AsyncSession, account: Account, data: VisitCreate) -> 
     if visit_id is not None:
         visit = await repository.get_by_id(visit_id)
         assert visit is not None
+        await webhooks.emit(session, account.id, "visit_created", VisitOut.from_row(visit).model_dump(mode="json"))
         return visit, True
 
     assert data.external_id is not None  # only an external_id can conflict
@@ -94,6 +96,7 @@ async def update(session: AsyncSession, account: Account, uuid: UUID, data: Visi
         raise ExternalIdConflict() from None
     updated = await repository.get_by_id(visit.id)
     assert updated is not None
+    await webhooks.emit(session, account.id, "visit_updated", VisitOut.from_row(updated).model_dump(mode="json"))
     return updated
 
 

@@ -1,0 +1,126 @@
+"""Webhook subscriptions (Leat's API) and the outbox that records their events."""
+
+import json
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID, uuid4
+
+from sqlalchemy import Row
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from footfall.config import Settings
+from footfall.errors import DeliveryNotFound, InvalidInput, SubscriptionNotFound
+from footfall.kit.pagination import PageParams
+from footfall.kit.time import format_iso8601
+from footfall.models import Account, WebhookSubscription, utcnow
+from footfall.webhooks.repository import DeliveryRepository, OutboxRepository, SubscriptionRepository
+from footfall.webhooks.schemas import SubscriptionCreate, SubscriptionUpdate
+from footfall.webhooks.signing import generate_secret
+from footfall.webhooks.urls import RefusedUrl, check_url_target
+
+
+async def _check_target(url: str, settings: Settings) -> None:
+    try:
+        await check_url_target(url, allow_private=settings.webhook_allow_private_urls)
+    except RefusedUrl as error:
+        raise InvalidInput({"url": [str(error)]}) from None
+
+
+async def create(
+    session: AsyncSession, account: Account, data: SubscriptionCreate, settings: Settings
+) -> WebhookSubscription:
+    await _check_target(data.url, settings)
+    subscription = WebhookSubscription(
+        account_id=account.id,
+        name=data.name,
+        event_type=data.event_type,
+        url=data.url,
+        secret=data.secret or generate_secret(),
+        status="ACTIVE",
+        consecutive_failures=0,
+        created_at=utcnow(),
+    )
+    return await SubscriptionRepository(session).create(subscription)
+
+
+async def get(session: AsyncSession, account: Account, uuid: UUID) -> WebhookSubscription:
+    subscription = await SubscriptionRepository(session).get(account.id, uuid)
+    if subscription is None:
+        raise SubscriptionNotFound()
+    return subscription
+
+
+async def list_page(
+    session: AsyncSession, account: Account, params: PageParams, event_type: str | None, status: str | None
+) -> tuple[Sequence[WebhookSubscription], int]:
+    repository = SubscriptionRepository(session)
+    total = await repository.count(account.id, event_type, status)
+    if not params.reaches_rows(total):
+        return [], total
+    return await repository.page(account.id, event_type, status, params.limit, params.offset), total
+
+
+async def update(
+    session: AsyncSession, account: Account, uuid: UUID, data: SubscriptionUpdate, settings: Settings
+) -> WebhookSubscription:
+    subscription = await get(session, account, uuid)
+    changes = data.model_dump(include={"name", "url", "status"}, exclude_unset=True)
+    for field in ("name", "url", "status"):
+        if field in changes and changes[field] is None:
+            raise InvalidInput({field: [f"The {field} cannot be null."]})
+    if "url" in changes:
+        await _check_target(changes["url"], settings)
+    if changes.get("status") == "ACTIVE" and subscription.status == "INACTIVE":
+        # Reactivated: its failure count starts over and its pending deliveries go out now.
+        changes["consecutive_failures"] = 0
+        await DeliveryRepository(session).resume_pending(subscription.id, utcnow())
+    return await SubscriptionRepository(session).update(subscription, changes)
+
+
+async def delete(session: AsyncSession, account: Account, uuid: UUID) -> None:
+    await SubscriptionRepository(session).delete(await get(session, account, uuid))
+
+
+async def emit(session: AsyncSession, account_id: int, event_type: str, data: dict[str, Any]) -> None:
+    """Records an event for every ACTIVE subscription to it, in the caller's transaction (the outbox):
+    a committed change always has its event, a rolled-back one never has."""
+    subscription_ids = await SubscriptionRepository(session).active_ids(account_id, event_type)
+    if not subscription_ids:
+        return
+    now = utcnow()
+    event_uuid = uuid4()
+    body = json.dumps(
+        {"id": str(event_uuid), "type": event_type, "created_at": format_iso8601(now), "data": data},
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    await OutboxRepository(session).add_event(
+        {"uuid": event_uuid, "account_id": account_id, "type": event_type, "body": body, "created_at": now},
+        subscription_ids,
+        now,
+    )
+
+
+async def list_deliveries(
+    session: AsyncSession, account: Account, subscription_uuid: UUID, params: PageParams
+) -> tuple[Sequence[Row], int]:
+    subscription = await get(session, account, subscription_uuid)
+    repository = DeliveryRepository(session)
+    total = await repository.count(subscription.id)
+    if not params.reaches_rows(total):
+        return [], total
+    return await repository.page(subscription.id, params.limit, params.offset), total
+
+
+async def retry_delivery(session: AsyncSession, account: Account, subscription_uuid: UUID, delivery_uuid: UUID) -> Row:
+    """Sends a delivery again, now: a failed or succeeded one becomes pending for one more attempt.
+    It still waits for older pending deliveries of its subscription, so order holds."""
+    subscription = await get(session, account, subscription_uuid)
+    repository = DeliveryRepository(session)
+    delivery = await repository.get(subscription.id, delivery_uuid)
+    if delivery is None:
+        raise DeliveryNotFound()
+    await repository.make_due(delivery.id, utcnow(), reopen=delivery.state != "pending")
+    refreshed = await repository.get(subscription.id, delivery_uuid)
+    assert refreshed is not None
+    return refreshed
