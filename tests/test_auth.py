@@ -114,3 +114,44 @@ async def test_another_accounts_rows_are_indistinguishable_from_missing_ones(cli
     assert [c["uuid"] for c in contacts] == [tenant.contact_uuid]
     # The other account's visit is untouched.
     assert (await client.get(f"/visits/{visit['uuid']}", headers=other.headers)).json()["data"] == visit
+
+
+async def _issue(app, tenant, **options):
+    async with session_scope(app.state.sessionmaker, write=True) as session:
+        account = await accounts.get_account(session, UUID(tenant.account_uuid))
+        return await accounts.issue_token(session, account, **options)
+
+
+async def test_a_read_only_token_reads_and_is_refused_every_write(client, app, tenant):
+    issued = await _issue(app, tenant, read_only=True)
+    headers = {"Authorization": f"Bearer {issued.secret}"}
+    visit = (
+        await client.post(
+            "/visits", json={"contact_uuid": tenant.contact_uuid, "shop_uuid": tenant.shop_uuid}, headers=tenant.headers
+        )
+    ).json()["data"]
+    for path in ("/visits", f"/visits/{visit['uuid']}", "/shops", "/contacts", "/webhook-subscriptions"):
+        assert (await client.get(path, headers=headers)).status_code == 200, path
+    writes = [
+        ("POST", "/visits", {"contact_uuid": tenant.contact_uuid, "shop_uuid": tenant.shop_uuid}),
+        ("PUT", f"/visits/{visit['uuid']}", {"source": "x"}),
+        ("POST", "/contacts", {"email": "ro@x.sea"}),
+        ("POST", "/webhook-subscriptions", {"name": "n", "event_type": "visit_created", "url": "http://127.0.0.1/"}),
+        ("DELETE", f"/webhook-subscriptions/{uuid4()}", None),
+    ]
+    for method, path, body in writes:
+        response = await client.request(method, path, json=body, headers=headers)
+        assert response.status_code == 403, (method, path)
+        assert response.json() == {"status_code": 403, "code": 90403, "message": "This token is read-only."}
+    assert (await client.get(f"/visits/{visit['uuid']}", headers=headers)).json()["data"] == visit
+
+
+async def test_last_used_at_is_recorded(client, app, tenant):
+    issued = await _issue(app, tenant, name="till")
+    assert issued.token.last_used_at is None
+    before = utcnow().replace(microsecond=0)
+    await client.get("/shops", headers={"Authorization": f"Bearer {issued.secret}"})
+    async with session_scope(app.state.sessionmaker, write=False) as session:
+        account = await accounts.get_account(session, UUID(tenant.account_uuid))
+        [token] = [t for t in await accounts.list_tokens(session, account) if t.uuid == issued.token.uuid]
+    assert token.last_used_at is not None and token.last_used_at >= before - timedelta(seconds=1)

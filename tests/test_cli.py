@@ -28,11 +28,20 @@ def test_tokens_create_and_revoke(database_url, account):
         "tokens", "create", "--account", account["uuid"], "--name", "till 7", "--expires-at", expires,
         database_url=database_url,
     )
-    assert set(token) == {"uuid", "name", "token", "expires_at", "account_uuid"}
+    assert set(token) == {
+        "uuid", "name", "token", "expires_at", "account_uuid", "read_only", "revoked_at", "last_used_at", "created_at"
+    }
+    assert token["read_only"] is False and token["revoked_at"] is None
     assert token["name"] == "till 7" and token["token"].startswith("ffpat_") and len(token["token"]) > 40
     assert token["expires_at"].endswith("+00:00")
     revoked = footfall_json("tokens", "revoke", token["uuid"], database_url=database_url)
     assert revoked["uuid"] == token["uuid"] and revoked["revoked_at"].endswith("+00:00")
+    read_only = footfall_json("tokens", "create", "--account", account["uuid"], "--read-only", database_url=database_url)
+    assert read_only["read_only"] is True
+    listed = footfall_json("tokens", "list", "--account", account["uuid"], database_url=database_url)
+    assert [t["uuid"] for t in listed["data"]][-2:] == [token["uuid"], read_only["uuid"]]
+    assert all("token" not in t for t in listed["data"])
+    assert listed["data"][-2]["revoked_at"] == revoked["revoked_at"]
 
 
 def test_shops_and_contacts_create(database_url, account):

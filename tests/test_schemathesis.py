@@ -16,7 +16,8 @@ from tests.serving import footfall_json, running_server
 @pytest.fixture(scope="session")
 def served(database_url):
     demo = footfall_json("demo", database_url=database_url)
-    with running_server(database_url) as base_url:
+    # No webhook worker: this server lives for the whole session, and other tests' workers own delivery.
+    with running_server(database_url, "--no-worker") as base_url:
         yield base_url, demo["token"]
 
 

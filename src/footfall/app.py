@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 from fastapi.openapi.utils import get_openapi
 from sqlalchemy import text
 
@@ -14,6 +14,7 @@ from footfall.config import Settings
 from footfall.contacts.routes import router as contacts_router
 from footfall.db import create_engine, create_sessionmaker
 from footfall.errors import ErrorBody, ServiceUnavailable, error_response, install_error_handlers
+from footfall.idempotency.service import Replay
 from footfall.kit.forms import FORM_TYPE, FormToJsonMiddleware
 from footfall.shops.routes import router as shops_router
 from footfall.webhooks.delivery import DeliveryWorker
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessionmaker = create_sessionmaker(engine)
 
     install_error_handlers(app)
+    app.add_exception_handler(Replay, _replay)
     app.add_middleware(FormToJsonMiddleware)
     for router in (visits_router, shops_router, contacts_router, webhooks_router):
         app.include_router(router, prefix=API_PREFIX)
@@ -75,6 +77,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.openapi = lambda: _openapi(app)
     return app
+
+
+async def _replay(_: Request, replay: Replay) -> Response:
+    """The first answer to a request repeated with its Idempotency-Key."""
+    return Response(
+        replay.body, status_code=replay.status_code, media_type="application/json",
+        headers={"Idempotent-Replayed": "true"},
+    )
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

@@ -183,8 +183,11 @@ def tokens_group() -> None:
 @click.option("--account", "account_uuid", required=True, help="Account UUID.")
 @click.option("--name", default=None)
 @click.option("--expires-at", default=None, help="ISO 8601; no expiry when left out.")
+@click.option("--read-only", is_flag=True, help="Refuse every write (403) with this token.")
 @database_url_option
-def tokens_create(account_uuid: str, name: str | None, expires_at: str | None, database_url: str) -> None:
+def tokens_create(
+    account_uuid: str, name: str | None, expires_at: str | None, read_only: bool, database_url: str
+) -> None:
     """Create a token. It is printed once; only its hash is stored."""
     account_id = _or_exit(lambda: _parse_uuid(account_uuid, "--account"))
     expires = _or_exit(lambda: _parse_expiry(expires_at)) if expires_at else None
@@ -193,14 +196,37 @@ def tokens_create(account_uuid: str, name: str | None, expires_at: str | None, d
 
     async def work(session: AsyncSession) -> dict[str, Any]:
         account = await accounts.get_account(session, account_id)
-        issued = await accounts.issue_token(session, account, name=name, expires_at=expires)
-        return {
-            "uuid": str(issued.token.uuid),
-            "name": issued.token.name,
-            "token": issued.secret,
-            "expires_at": format_iso8601(expires) if expires else None,
-            "account_uuid": str(account.uuid),
-        }
+        issued = await accounts.issue_token(session, account, name=name, expires_at=expires, read_only=read_only)
+        return {**_token_json(issued.token), "token": issued.secret, "account_uuid": str(account.uuid)}
+
+    _run(database_url, work)
+
+
+def _token_json(token) -> dict[str, Any]:
+    def moment(value):
+        return format_iso8601(value) if value else None
+
+    return {
+        "uuid": str(token.uuid),
+        "name": token.name,
+        "read_only": token.read_only,
+        "expires_at": moment(token.expires_at),
+        "revoked_at": moment(token.revoked_at),
+        "last_used_at": moment(token.last_used_at),
+        "created_at": moment(token.created_at),
+    }
+
+
+@tokens_group.command("list")
+@click.option("--account", "account_uuid", required=True, help="Account UUID.")
+@database_url_option
+def tokens_list(account_uuid: str, database_url: str) -> None:
+    """The account's tokens (never the tokens themselves): {"data": [...]}."""
+    account_id = _or_exit(lambda: _parse_uuid(account_uuid, "--account"))
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        tokens = await accounts.list_tokens(session, await accounts.get_account(session, account_id))
+        return {"data": [_token_json(token) for token in tokens]}
 
     _run(database_url, work)
 
@@ -223,8 +249,7 @@ def tokens_revoke(token_uuid: str, database_url: str) -> None:
     uuid = _or_exit(lambda: _parse_uuid(token_uuid, "TOKEN_UUID"))
 
     async def work(session: AsyncSession) -> dict[str, Any]:
-        token = await accounts.revoke_token(session, uuid)
-        return {"uuid": str(token.uuid), "name": token.name, "revoked_at": format_iso8601(token.revoked_at)}
+        return _token_json(await accounts.revoke_token(session, uuid))
 
     _run(database_url, work)
 

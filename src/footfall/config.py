@@ -15,6 +15,15 @@ class Settings(BaseSettings):
     # Connections each app process keeps open to PostgreSQL (SQLAlchemy pool size).
     database_pool_size: int = 10
 
+    # Idempotency-Key: how long a first answer is kept to replay, and how long a request that is
+    # still running owns its key (after that, a repeat may take over a key whose request died).
+    idempotency_ttl_seconds: int = 86400
+    idempotency_lock_seconds: float = 30.0
+    # Requests per minute per token; 0 turns rate limiting off. Shared through Redis when redis_url is set.
+    rate_limit: int = 600
+    redis_url: str | None = None
+    max_body_bytes: int = 1024 * 1024
+
     # Deliver webhooks from inside `footfall serve` (off with --no-worker or FOOTFALL_WEBHOOK_WORKER=0).
     webhook_worker: bool = True
     # Seconds to wait before each attempt: the first entry is the first attempt.

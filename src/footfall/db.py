@@ -2,6 +2,7 @@
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from alembic import command
@@ -60,18 +61,30 @@ def is_sqlite(engine: AsyncEngine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+@dataclass(frozen=True)
+class Sessions:
+    """Session factories for read transactions and for write transactions (BEGIN IMMEDIATE on SQLite).
+
+    A write transaction begins at its first statement, not when its session opens, so a request can
+    first commit small transactions of its own (an Idempotency-Key claim) without waiting on itself.
+    """
+
+    read: async_sessionmaker[AsyncSession]
+    write: async_sessionmaker[AsyncSession]
+
+
+def create_sessionmaker(engine: AsyncEngine) -> Sessions:
+    write_engine = engine.execution_options(**SQLITE_WRITE) if is_sqlite(engine) else engine
+    return Sessions(
+        read=async_sessionmaker(engine, expire_on_commit=False, autoflush=False),
+        write=async_sessionmaker(write_engine, expire_on_commit=False, autoflush=False),
+    )
 
 
 @asynccontextmanager
-async def session_scope(
-    sessionmaker: async_sessionmaker[AsyncSession], *, write: bool
-) -> AsyncIterator[AsyncSession]:
+async def session_scope(sessions: Sessions, *, write: bool) -> AsyncIterator[AsyncSession]:
     """One transaction: committed when the block ends cleanly, rolled back when it raises."""
-    async with sessionmaker() as session:
-        if write and is_sqlite(session.bind):
-            await session.connection(execution_options=SQLITE_WRITE)
+    async with (sessions.write if write else sessions.read)() as session:
         try:
             yield session
         except BaseException:

@@ -65,6 +65,18 @@ class DeliveryNotFound(FootfallError):
     status_code, code, message = 404, 91101, "Webhook delivery not found."
 
 
+class IdempotencyKeyReused(FootfallError):
+    status_code, code, message = 422, 91201, "This Idempotency-Key was used for a different request."
+
+
+class IdempotencyKeyInProgress(FootfallError):
+    status_code, code, message = 409, 91202, "A request with this Idempotency-Key is still in progress."
+
+
+class ReadOnlyToken(FootfallError):
+    status_code, code, message = 403, 90403, "This token is read-only."
+
+
 class Unauthenticated(FootfallError):
     status_code, code, message = 401, 90401, "Unauthenticated."
     headers = {"WWW-Authenticate": "Bearer"}
@@ -136,6 +148,11 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)
+
+
+def write_error_responses(*errors: type[FootfallError]) -> dict[int | str, dict[str, Any]]:
+    """error_responses for a POST, PUT or DELETE: adds read-only tokens and Idempotency-Key errors."""
+    return error_responses(ReadOnlyToken, IdempotencyKeyReused, IdempotencyKeyInProgress, *errors)
 
 
 def error_responses(*errors: type[FootfallError]) -> dict[int | str, dict[str, Any]]:

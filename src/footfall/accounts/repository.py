@@ -1,3 +1,4 @@
+from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID
 
@@ -43,3 +44,10 @@ class TokenRepository:
         return await self.session.scalar(
             select(ApiToken).where(ApiToken.uuid == uuid).execution_options(populate_existing=True)
         )
+
+    async def touch(self, id: int, at: datetime) -> None:
+        await self.session.execute(update(ApiToken).where(ApiToken.id == id).values(last_used_at=at))
+
+    async def list(self, account_id: int) -> Sequence[ApiToken]:
+        statement = select(ApiToken).where(ApiToken.account_id == account_id).order_by(ApiToken.id)
+        return (await self.session.scalars(statement)).all()

@@ -3,7 +3,8 @@
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -45,10 +46,17 @@ async def get_account(session: AsyncSession, uuid: UUID) -> Account:
 
 
 async def issue_token(
-    session: AsyncSession, account: Account, *, name: str | None = None, expires_at: datetime | None = None
+    session: AsyncSession,
+    account: Account,
+    *,
+    name: str | None = None,
+    expires_at: datetime | None = None,
+    read_only: bool = False,
 ) -> IssuedToken:
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    token = ApiToken(account_id=account.id, name=name, token_hash=hash_token(secret), expires_at=expires_at)
+    token = ApiToken(
+        account_id=account.id, name=name, token_hash=hash_token(secret), expires_at=expires_at, read_only=read_only
+    )
     token.account = account
     return IssuedToken(await TokenRepository(session).create(token), secret)
 
@@ -60,11 +68,27 @@ async def revoke_token(session: AsyncSession, uuid: UUID) -> ApiToken:
     return token
 
 
-async def authenticate(session: AsyncSession, secret: str) -> Account:
-    """The account a bearer token belongs to. The lookup is by hash, so its timing tells nothing of the token."""
+LAST_USED_PRECISION = timedelta(minutes=1)  # last_used_at is written at most this often per token
+
+
+async def authenticate(session: AsyncSession, secret: str) -> ApiToken:
+    """The live token with this secret, its account loaded. The lookup is by hash, so its timing
+    tells nothing of the token; nothing is cached, so a revocation holds from the next request on."""
     token = await TokenRepository(session).get_by_hash(hash_token(secret))
     if token is None or token.revoked_at is not None:
         raise Unauthenticated()
     if token.expires_at is not None and token.expires_at <= utcnow():
         raise Unauthenticated()
-    return token.account
+    return token
+
+
+def needs_touch(token: ApiToken) -> bool:
+    return token.last_used_at is None or utcnow() - token.last_used_at >= LAST_USED_PRECISION
+
+
+async def touch(session: AsyncSession, token: ApiToken) -> None:
+    await TokenRepository(session).touch(token.id, utcnow())
+
+
+async def list_tokens(session: AsyncSession, account: Account) -> Sequence[ApiToken]:
+    return await TokenRepository(session).list(account.id)

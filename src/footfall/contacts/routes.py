@@ -5,11 +5,11 @@ from fastapi import APIRouter, Depends, Response, status
 
 from footfall.contacts import service
 from footfall.contacts.schemas import ContactCreate, ContactListResponse, ContactOut, ContactResponse
-from footfall.errors import ContactNotFound, error_responses
-from footfall.kit.dependencies import CurrentAccount, Session
+from footfall.errors import ContactNotFound, error_responses, write_error_responses
+from footfall.kit.dependencies import ApiRoute, Idempotent, CurrentAccount, Session
 from footfall.kit.pagination import PageParams, page_params
 
-router = APIRouter(prefix="/contacts", tags=["contacts"])
+router = APIRouter(prefix="/contacts", tags=["contacts"], route_class=ApiRoute)
 
 
 @router.get("", response_model=ContactListResponse, responses=error_responses(), summary="List Contacts")
@@ -25,10 +25,11 @@ async def list_contacts(
 
 @router.post(
     "",
+    dependencies=[Idempotent],
     response_model=ContactResponse,
     status_code=status.HTTP_201_CREATED,
     responses={200: {"model": ContactResponse, "description": "The account had this email already."},
-               **error_responses()},
+               **write_error_responses()},
     summary="Create Contact",
 )
 async def create_contact(

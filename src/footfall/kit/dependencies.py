@@ -1,42 +1,61 @@
-"""FastAPI dependencies every API route uses: one database transaction and the caller's account."""
+"""What every API route shares: its transaction, the caller's account, and Idempotency-Key handling."""
 
-from collections.abc import AsyncIterator
-from typing import Annotated
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request, Response
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from footfall.accounts.service import authenticate
+from footfall.accounts import service as accounts
 from footfall.config import Settings
 from footfall.db import session_scope
-from footfall.errors import Unauthenticated
+from footfall.errors import ReadOnlyToken, Unauthenticated
+from footfall.idempotency import service as idempotency
 from footfall.models import Account
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-async def _session(request: Request) -> AsyncIterator[AsyncSession]:
-    async with session_scope(request.app.state.sessionmaker, write=request.method not in READ_METHODS) as session:
-        yield session
+class ApiRoute(APIRoute):
+    """Runs a request in one transaction that commits before the answer is sent (a client that got a
+    2xx can rely on the write), and stores an Idempotency-Key's answer in that same transaction."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route_handler(request: Request) -> Response:
+            sessions = request.app.state.sessionmaker
+            try:
+                async with session_scope(sessions, write=request.method not in READ_METHODS) as session:
+                    request.state.session = session
+                    response = await handler(request)
+                    claim = getattr(request.state, "idempotency_claim", None)
+                    if claim is not None and response.status_code < 400:
+                        await idempotency.complete(session, claim, response.status_code, response.body)
+                        request.state.idempotency_claim = None
+            except Exception:
+                await _release_claim(request)
+                raise
+            await _release_claim(request)
+            return response
+
+        return route_handler
 
 
-# scope="function": the transaction commits before the response is sent, so a client that
-# got a 2xx can rely on the write being durable.
-Session = Annotated[AsyncSession, Depends(_session, scope="function")]
-
-_bearer = HTTPBearer(auto_error=False, description="A Footfall personal access token.")
-
-
-async def _account(
-    session: Session, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> Account:
-    if credentials is None or not credentials.credentials:
-        raise Unauthenticated()
-    return await authenticate(session, credentials.credentials)
+async def _release_claim(request: Request) -> None:
+    claim = getattr(request.state, "idempotency_claim", None)
+    if claim is not None:
+        request.state.idempotency_claim = None
+        await idempotency.release(request.app.state.sessionmaker, claim)
 
 
-CurrentAccount = Annotated[Account, Depends(_account, scope="function")]
+def _session(request: Request) -> AsyncSession:
+    return request.state.session
+
+
+Session = Annotated[AsyncSession, Depends(_session)]
 
 
 def _settings(request: Request) -> Settings:
@@ -44,3 +63,51 @@ def _settings(request: Request) -> Settings:
 
 
 AppSettings = Annotated[Settings, Depends(_settings)]
+
+_bearer = HTTPBearer(auto_error=False, description="A Footfall personal access token.")
+
+
+async def _account(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Account:
+    # A transaction of its own, before the request's: on SQLite a write transaction holds the one
+    # write lock from its first statement, and the Idempotency-Key claim must commit before that.
+    if credentials is None or not credentials.credentials:
+        raise Unauthenticated()
+    sessions = request.app.state.sessionmaker
+    async with session_scope(sessions, write=False) as session:
+        token = await accounts.authenticate(session, credentials.credentials)
+    if token.read_only and request.method not in READ_METHODS:
+        raise ReadOnlyToken()
+    if accounts.needs_touch(token):
+        async with session_scope(sessions, write=True) as session:
+            await accounts.touch(session, token)
+    return token.account
+
+
+CurrentAccount = Annotated[Account, Depends(_account)]
+
+
+async def _idempotency_key(
+    request: Request,
+    account: CurrentAccount,
+    settings: AppSettings,
+    key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="Makes a retry safe: a repeat with the same key and body answers the first "
+            "answer again (Idempotent-Replayed: true) and changes nothing.",
+        ),
+    ] = None,
+) -> None:
+    if key is None:
+        return
+    print_ = idempotency.fingerprint(request.method, request.url.path, await request.body())
+    request.state.idempotency_claim = await idempotency.claim(
+        request.app.state.sessionmaker, settings, account, idempotency.parse_key(key), print_
+    )
+
+
+# For POST and PUT routes: `dependencies=[Idempotent]`.
+Idempotent = Depends(_idempotency_key)

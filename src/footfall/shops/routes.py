@@ -3,11 +3,11 @@ from uuid import UUID
 from fastapi import APIRouter
 
 from footfall.errors import ShopNotFound, error_responses
-from footfall.kit.dependencies import CurrentAccount, Session
+from footfall.kit.dependencies import ApiRoute, CurrentAccount, Session
 from footfall.shops import service
 from footfall.shops.schemas import ShopListResponse, ShopOut, ShopResponse
 
-router = APIRouter(prefix="/shops", tags=["shops"])
+router = APIRouter(prefix="/shops", tags=["shops"], route_class=ApiRoute)
 
 
 @router.get("", response_model=ShopListResponse, responses=error_responses(), summary="List Shops")

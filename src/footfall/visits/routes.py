@@ -9,8 +9,9 @@ from footfall.errors import (
     ShopNotFound,
     VisitNotFound,
     error_responses,
+    write_error_responses,
 )
-from footfall.kit.dependencies import CurrentAccount, Session
+from footfall.kit.dependencies import ApiRoute, Idempotent, CurrentAccount, Session
 from footfall.kit.pagination import PageParams, page_params
 from footfall.visits import service
 from footfall.visits.schemas import (
@@ -21,7 +22,7 @@ from footfall.visits.schemas import (
     VisitUpdate,
 )
 
-router = APIRouter(prefix="/visits", tags=["visits"])
+router = APIRouter(prefix="/visits", tags=["visits"], route_class=ApiRoute)
 
 
 @router.get("", response_model=VisitListResponse, responses=error_responses(), summary="List Visits")
@@ -43,11 +44,12 @@ async def get_visit(uuid: UUID, session: Session, account: CurrentAccount) -> Vi
 
 @router.post(
     "",
+    dependencies=[Idempotent],
     response_model=VisitResponse,
     status_code=status.HTTP_201_CREATED,
     responses={
         200: {"model": VisitResponse, "description": "A retry: the visit with this external_id, unchanged."},
-        **error_responses(ContactNotFound, ShopNotFound, ExternalIdConflict),
+        **write_error_responses(ContactNotFound, ShopNotFound, ExternalIdConflict),
     },
     summary="Create Visit",
 )
@@ -61,8 +63,9 @@ async def create_visit(body: VisitCreate, session: Session, account: CurrentAcco
 
 @router.put(
     "/{uuid}",
+    dependencies=[Idempotent],
     response_model=VisitResponse,
-    responses=error_responses(VisitNotFound, ExternalIdConflict),
+    responses=write_error_responses(VisitNotFound, ExternalIdConflict),
     summary="Update Visit",
 )
 async def update_visit(uuid: UUID, body: VisitUpdate, session: Session, account: CurrentAccount) -> VisitResponse:

@@ -17,11 +17,11 @@ from uuid import UUID, uuid4
 
 import httpx
 from sqlalchemy import Row
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from footfall import __version__
 from footfall.config import Settings
-from footfall.db import session_scope
+from footfall.db import Sessions, session_scope
 from footfall.models import utcnow
 from footfall.webhooks.repository import DeliveryRepository
 from footfall.webhooks.signing import signature_headers
@@ -59,7 +59,7 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
 class DeliveryWorker:
     def __init__(
         self,
-        sessionmaker: async_sessionmaker[AsyncSession],
+        sessionmaker: Sessions,
         settings: Settings,
         client: httpx.AsyncClient | None = None,
     ) -> None:

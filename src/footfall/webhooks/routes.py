@@ -4,8 +4,8 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query, status
 from sqlalchemy import Row
 
-from footfall.errors import DeliveryNotFound, SubscriptionNotFound, error_responses
-from footfall.kit.dependencies import AppSettings, CurrentAccount, Session
+from footfall.errors import DeliveryNotFound, SubscriptionNotFound, error_responses, write_error_responses
+from footfall.kit.dependencies import ApiRoute, Idempotent, AppSettings, CurrentAccount, Session
 from footfall.kit.pagination import PageParams, page_params
 from footfall.webhooks import service
 from footfall.webhooks.schemas import (
@@ -24,7 +24,7 @@ from footfall.webhooks.schemas import (
     SubscriptionUpdate,
 )
 
-router = APIRouter(prefix="/webhook-subscriptions", tags=["webhook subscriptions"])
+router = APIRouter(prefix="/webhook-subscriptions", tags=["webhook subscriptions"], route_class=ApiRoute)
 
 
 @router.get(
@@ -45,9 +45,10 @@ async def list_subscriptions(
 
 @router.post(
     "",
+    dependencies=[Idempotent],
     response_model=SubscriptionCreatedResponse,
     status_code=status.HTTP_201_CREATED,
-    responses=error_responses(),
+    responses=write_error_responses(),
     summary="Create Webhook Subscription",
 )
 async def create_subscription(
@@ -70,8 +71,9 @@ async def get_subscription(uuid: UUID, session: Session, account: CurrentAccount
 
 @router.put(
     "/{uuid}",
+    dependencies=[Idempotent],
     response_model=SubscriptionResponse,
-    responses=error_responses(SubscriptionNotFound),
+    responses=write_error_responses(SubscriptionNotFound),
     summary="Update Webhook Subscription",
 )
 async def update_subscription(
@@ -86,7 +88,7 @@ async def update_subscription(
 @router.delete(
     "/{uuid}",
     response_model=DeletedResponse,
-    responses=error_responses(SubscriptionNotFound),
+    responses=write_error_responses(SubscriptionNotFound),
     summary="Delete Webhook Subscription",
 )
 async def delete_subscription(uuid: UUID, session: Session, account: CurrentAccount) -> DeletedResponse:
@@ -130,8 +132,9 @@ async def list_deliveries(
 
 @router.post(
     "/{uuid}/deliveries/{delivery_id}/retry",
+    dependencies=[Idempotent],
     response_model=DeliveryResponse,
-    responses=error_responses(SubscriptionNotFound, DeliveryNotFound),
+    responses=write_error_responses(SubscriptionNotFound, DeliveryNotFound),
     summary="Retry Webhook Delivery",
 )
 async def retry_delivery(uuid: UUID, delivery_id: UUID, session: Session, account: CurrentAccount) -> DeliveryResponse:
