@@ -125,3 +125,44 @@ def test_serve_with_several_workers(database_url):
 def test_migrate_is_idempotent(database_url):
     for _ in range(2):
         assert footfall_json("migrate", database_url=database_url) == {"migrated": True}
+
+
+def test_a_service_waits_for_a_database_that_is_down_then_says_why_it_gave_up():
+    result = footfall(
+        "worker", database_url="postgresql://postgres@127.0.0.1:1/footfall", check=False,
+        env={"FOOTFALL_DATABASE_START_TIMEOUT": "3"},
+    )
+    assert result.returncode == 1
+    assert result.stderr.count("database not reachable") >= 2 and "retrying in 2 s" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("Error: database:")
+
+
+def test_serve_stops_cleanly_on_sigterm(database_url):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.serving import free_port
+
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "footfall", "serve", "--port", str(port), "--database-url", database_url],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    # uvicorn re-raises the SIGTERM it handled once shut down, so the exit status says "terminated".
+    assert process.returncode in (0, -signal.SIGTERM), output
+    assert "Application shutdown complete" in output and "Traceback" not in output

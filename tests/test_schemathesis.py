@@ -17,7 +17,8 @@ from tests.serving import footfall_json, running_server
 def served(database_url):
     demo = footfall_json("demo", database_url=database_url)
     # No webhook worker: this server lives for the whole session, and other tests' workers own delivery.
-    with running_server(database_url, "--no-worker") as base_url:
+    # No rate limit either: schemathesis sends hundreds of requests a minute with one token.
+    with running_server(database_url, "--no-worker", env={"FOOTFALL_RATE_LIMIT": "0"}) as base_url:
         yield base_url, demo["token"]
 
 

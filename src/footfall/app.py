@@ -1,6 +1,7 @@
 """create_app(): the FastAPI application, its routers, error handlers and database lifespan."""
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -12,16 +13,18 @@ from sqlalchemy import text
 from footfall import __version__
 from footfall.config import Settings
 from footfall.contacts.routes import router as contacts_router
-from footfall.db import create_engine, create_sessionmaker
+from footfall.db import Sessions, create_engine, create_sessionmaker
 from footfall.errors import ErrorBody, ServiceUnavailable, error_response, install_error_handlers
-from footfall.idempotency.service import Replay
+from footfall.idempotency.service import Replay, purge_expired
 from footfall.kit.forms import FORM_TYPE, FormToJsonMiddleware
+from footfall.kit.limits import BodyLimitMiddleware, InProcessLimiter, RateLimitMiddleware, RedisLimiter
 from footfall.shops.routes import router as shops_router
 from footfall.webhooks.delivery import DeliveryWorker
 from footfall.visits.routes import router as visits_router
 from footfall.webhooks.routes import router as webhooks_router
 
 API_PREFIX = "/api/v3/oauth/clients"
+HOUSEKEEPING_INTERVAL = 600  # seconds
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -31,6 +34,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stop = asyncio.Event()
+        housekeeping = asyncio.create_task(_housekeeping(app.state.sessionmaker, stop), name="footfall-housekeeping")
         worker_task = None
         if settings.webhook_worker:
             worker = DeliveryWorker(app.state.sessionmaker, settings)
@@ -38,9 +42,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         # Shutting down (SIGTERM): the worker finishes the deliveries in flight, then stops.
         stop.set()
+        await housekeeping
         if worker_task is not None:
             await worker_task
             await worker.close()
+        if isinstance(limiter, RedisLimiter):
+            await limiter.close()
         await engine.dispose()
 
     app = FastAPI(
@@ -55,7 +62,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     install_error_handlers(app)
     app.add_exception_handler(Replay, _replay)
+    # Added innermost first: the rate limit sees a request before the body limit, which sees it
+    # before the form body becomes JSON.
     app.add_middleware(FormToJsonMiddleware)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    limiter = RedisLimiter(settings.redis_url) if settings.redis_url else InProcessLimiter()
+    if settings.rate_limit > 0:
+        app.add_middleware(RateLimitMiddleware, limit=settings.rate_limit, limiter=limiter)
     for router in (visits_router, shops_router, contacts_router, webhooks_router):
         app.include_router(router, prefix=API_PREFIX)
 
@@ -77,6 +90,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.openapi = lambda: _openapi(app)
     return app
+
+
+async def _housekeeping(sessions: Sessions, stop: asyncio.Event) -> None:
+    """Every few minutes: drop Idempotency-Keys past their time. Failures wait for the next round."""
+    while not stop.is_set():
+        try:
+            await purge_expired(sessions)
+        except Exception:
+            logging.getLogger("footfall").warning("housekeeping: purging expired Idempotency-Keys failed", exc_info=True)
+        try:
+            await asyncio.wait_for(stop.wait(), HOUSEKEEPING_INTERVAL)
+        except TimeoutError:
+            pass
 
 
 async def _replay(_: Request, replay: Replay) -> Response:

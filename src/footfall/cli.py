@@ -6,6 +6,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
@@ -96,7 +97,7 @@ def serve(host: str, port: int, workers: int, no_worker: bool, database_url: str
     """Serve the API (migrating the database first); delivers webhooks too unless --no-worker."""
     import uvicorn
 
-    _run_migrations(database_url)
+    _run_migrations(database_url, wait=True)
     # Worker processes build their app from the environment (create_app reads Settings).
     os.environ["FOOTFALL_DATABASE_URL"] = database_url
     if no_worker:
@@ -110,8 +111,8 @@ def serve(host: str, port: int, workers: int, no_worker: bool, database_url: str
 @database_url_option
 def worker(database_url: str) -> None:
     """Deliver webhooks, without serving the API. SIGTERM finishes what is in flight, then exits."""
-    _run_migrations(database_url)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _run_migrations(database_url, wait=True)
     asyncio.run(_deliver(Settings(database_url=database_url)))
 
 
@@ -131,11 +132,24 @@ async def _deliver(settings: Settings) -> None:
     logging.getLogger("footfall.webhooks").info("footfall worker: stopped")
 
 
-def _run_migrations(database_url: str) -> None:
+def _run_migrations(database_url: str, *, wait: bool = False) -> None:
+    """Migrates; with `wait`, a PostgreSQL server that does not answer yet is waited for (a service
+    starting beside its database), saying so every few seconds, up to FOOTFALL_DATABASE_START_TIMEOUT."""
+
     async def run() -> None:
         engine = create_engine(database_url)
+        deadline = time.monotonic() + Settings().database_start_timeout
         try:
-            await migrate(engine)
+            while True:
+                try:
+                    await migrate(engine)
+                    return
+                except (OSError, SQLAlchemyError) as error:
+                    if not (wait and engine.dialect.name == "postgresql" and time.monotonic() < deadline):
+                        raise
+                    reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+                    click.echo(f"footfall: database not reachable ({reason}); retrying in 2 s", err=True)
+                    await asyncio.sleep(2)
         finally:
             await engine.dispose()
 

@@ -14,6 +14,8 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///footfall.db"
     # Connections each app process keeps open to PostgreSQL (SQLAlchemy pool size).
     database_pool_size: int = 10
+    # How long `footfall serve` and `footfall worker` wait for PostgreSQL to answer at start.
+    database_start_timeout: float = 300.0
 
     # Idempotency-Key: how long a first answer is kept to replay, and how long a request that is
     # still running owns its key (after that, a repeat may take over a key whose request died).

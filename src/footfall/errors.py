@@ -77,6 +77,18 @@ class ReadOnlyToken(FootfallError):
     status_code, code, message = 403, 90403, "This token is read-only."
 
 
+class BodyTooLarge(FootfallError):
+    status_code, code, message = 413, 90413, "The body is too large."
+
+
+class UnsupportedMediaType(FootfallError):
+    status_code, code, message = 415, 90415, "Send the body as application/json or application/x-www-form-urlencoded."
+
+
+class TooManyRequests(FootfallError):
+    status_code, code, message = 429, 90429, "Too many requests."
+
+
 class Unauthenticated(FootfallError):
     status_code, code, message = 401, 90401, "Unauthenticated."
     headers = {"WWW-Authenticate": "Bearer"}
@@ -152,13 +164,15 @@ def install_error_handlers(app: FastAPI) -> None:
 
 def write_error_responses(*errors: type[FootfallError]) -> dict[int | str, dict[str, Any]]:
     """error_responses for a POST, PUT or DELETE: adds read-only tokens and Idempotency-Key errors."""
-    return error_responses(ReadOnlyToken, IdempotencyKeyReused, IdempotencyKeyInProgress, *errors)
+    return error_responses(
+        ReadOnlyToken, IdempotencyKeyReused, IdempotencyKeyInProgress, BodyTooLarge, UnsupportedMediaType, *errors
+    )
 
 
 def error_responses(*errors: type[FootfallError]) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` for a route: the given errors plus 401, 422 and 500, all in Leat's shape."""
     described: dict[int, list[str]] = {}
-    for error in (Unauthenticated, InvalidInput, *errors, FootfallError):
+    for error in (Unauthenticated, InvalidInput, *errors, TooManyRequests, FootfallError):
         described.setdefault(error.status_code, []).append(f"{error.code} {error.message}")
     return {
         status: {"model": ErrorBody, "description": "; ".join(messages)}
