@@ -1,6 +1,7 @@
 """The `footfall` command: serve, migrate, and the admin commands (one JSON object on stdout each)."""
 
 import asyncio
+import csv
 import json
 import logging
 import os
@@ -8,6 +9,7 @@ import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -28,6 +30,8 @@ from footfall.shops.schemas import ShopCreate, ShopOut
 from footfall.webhooks.delivery import DeliveryWorker
 
 DEFAULT_DATABASE_URL = "sqlite:///footfall.db"
+# uvicorn settings of `footfall serve` (bench/floor.py serves its floor with the same).
+UVICORN_OPTIONS = {"timeout_graceful_shutdown": 30}
 
 database_url_option = click.option(
     "--database-url",
@@ -102,9 +106,7 @@ def serve(host: str, port: int, workers: int, no_worker: bool, database_url: str
     os.environ["FOOTFALL_DATABASE_URL"] = database_url
     if no_worker:
         os.environ["FOOTFALL_WEBHOOK_WORKER"] = "0"
-    uvicorn.run(
-        "footfall.app:create_app", factory=True, host=host, port=port, workers=workers, timeout_graceful_shutdown=30
-    )
+    uvicorn.run("footfall.app:create_app", factory=True, host=host, port=port, workers=workers, **UVICORN_OPTIONS)
 
 
 @main.command()
@@ -309,6 +311,61 @@ def contacts_create(account_uuid: str, email: str, database_url: str) -> None:
         return ContactOut.model_validate(contact).model_dump(mode="json")
 
     _run(database_url, work)
+
+
+@main.group("visits")
+def visits_group() -> None:
+    """Visits."""
+
+
+@visits_group.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--account", "account_uuid", required=True, help="Account UUID.")
+@database_url_option
+def visits_import(file: Path, account_uuid: str, database_url: str) -> None:
+    """Import visits from FILE (.csv with a header row, or .ndjson/.jsonl), with the API's field names.
+
+    Bad rows are reported on stderr by line and skipped; rows whose external_id exists are skipped
+    and counted; the summary is one JSON object on stdout. Webhook events go out as for the API.
+    """
+    from footfall.visits.importer import CountingLines, import_visits, read_rows
+
+    account_id = _or_exit(lambda: _parse_uuid(account_uuid, "--account"))
+    if file.suffix.lower() not in (".csv", ".ndjson", ".jsonl"):
+        raise_usage(f"{file.name}: the file must end in .csv, .ndjson or .jsonl")
+
+    def report(line: int, reason: str) -> None:
+        click.echo(f"line {line}: {reason}", err=True)
+
+    async def run() -> dict[str, Any]:
+        engine = create_engine(database_url)
+        try:
+            await migrate(engine)
+            sessions = create_sessionmaker(engine)
+            async with session_scope(sessions, write=False) as session:
+                account = await accounts.get_account(session, account_id)
+            size = file.stat().st_size
+            with open(file, encoding="utf-8", newline="") as handle, click.progressbar(
+                length=size, label="importing", file=sys.stderr
+            ) as bar:
+                lines = CountingLines(handle)
+
+                def progress() -> None:
+                    bar.update(lines.read - bar.pos)
+
+                summary = await import_visits(sessions, account, read_rows(file, lines), report, progress)
+                bar.update(size - bar.pos)
+            return summary.as_json()
+        finally:
+            await engine.dispose()
+
+    try:
+        result = asyncio.run(run())
+    except (LookupError, ValueError, UnicodeDecodeError, csv.Error) as error:
+        raise_usage(str(error))
+    except (SQLAlchemyError, OSError) as error:
+        raise_usage(f"database: {str(error).splitlines()[0]}")
+    click.echo(json.dumps(result))
 
 
 @main.command()

@@ -116,14 +116,19 @@ async def migrate(engine: AsyncEngine) -> None:
             await connection.run_sync(_upgrade)
 
 
+def dialect_insert(session: AsyncSession, model: type):
+    """The session dialect's INSERT, which knows ON CONFLICT (PostgreSQL and SQLite alike)."""
+    if session.bind.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(model)
+
+
 def insert_ignoring_conflicts(session: AsyncSession, model: type, conflict_columns: list[str], values: dict):
     """INSERT ... ON CONFLICT (conflict_columns) DO NOTHING, in the session's dialect.
 
     Used where a unique key decides between "create" and "already there": the database settles
     concurrent creates, where a read-then-write would let both through.
     """
-    if session.bind.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(model).values(values).on_conflict_do_nothing(index_elements=conflict_columns)
+    return dialect_insert(session, model).values(values).on_conflict_do_nothing(index_elements=conflict_columns)

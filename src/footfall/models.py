@@ -100,12 +100,25 @@ class Contact(Base):
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
     # Stored lower-cased, so one address is one contact per account.
     email: Mapped[str] = mapped_column(String(255))
+    # Kept in the transaction of every visit write, so a filtered list needs no count(*).
+    visit_count: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     __table_args__ = (
         UniqueConstraint("account_id", "email", name="uq_contacts_account_email"),
         Index("ix_contacts_account_created", "account_id", "created_at", "id"),
     )
+
+
+class AccountVisitCount(Base):
+    """An account's visit count, spread over a few rows (slots) so concurrent creates rarely wait on
+    one another's row lock; the count is their sum."""
+
+    __tablename__ = "account_visit_counts"
+
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)
+    slot: Mapped[int] = mapped_column(Integer, primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class Visit(Base):

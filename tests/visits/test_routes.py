@@ -374,3 +374,22 @@ async def test_text_fields_are_stored_and_returned_intact(client, tenant):
     shown = await client.get(f"/visits/{created.json()['data']['uuid']}", headers=tenant.headers)
     assert shown.json()["data"]["source"] == source
     assert shown.json()["data"]["external_id"] == "ext ' \" 🎉"
+
+
+async def test_every_page_of_every_size_is_the_right_slice(client, tenant):
+    # Pages in the older half are read from the oldest end; each must still be the right slice.
+    created = [(await create_visit(client, tenant, external_id=f"s-{n}")).json()["data"]["uuid"] for n in range(11)]
+    newest_first = created[::-1]
+    for limit in range(1, 13):
+        last_page = max(1, -(-11 // limit))
+        for page in range(1, last_page + 2):
+            body = (await client.get("/visits", params={"limit": limit, "page": page}, headers=tenant.headers)).json()
+            assert [v["uuid"] for v in body["data"]] == newest_first[(page - 1) * limit : page * limit], (limit, page)
+            assert body["meta"] == {"current_page": page, "last_page": last_page, "per_page": limit, "total": 11}
+        by_contact = (
+            await client.get(
+                "/visits", params={"limit": limit, "page": last_page, "contact_uuid": tenant.contact_uuid},
+                headers=tenant.headers,
+            )
+        ).json()
+        assert [v["uuid"] for v in by_contact["data"]] == newest_first[(last_page - 1) * limit : last_page * limit]

@@ -45,3 +45,9 @@ class ContactRepository:
             .offset(offset)
         )
         return (await self.session.scalars(statement)).all()
+
+    async def uuid_map(self, account_id: int) -> dict[UUID, tuple[int, str]]:
+        rows = await self.session.execute(
+            select(Contact.uuid, Contact.id, Contact.email).where(Contact.account_id == account_id)
+        )
+        return {uuid: (id, email) for uuid, id, email in rows}

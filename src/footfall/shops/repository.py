@@ -22,3 +22,7 @@ class ShopRepository:
     async def list(self, account_id: int) -> Sequence[Shop]:
         statement = select(Shop).where(Shop.account_id == account_id).order_by(Shop.name, Shop.id)
         return (await self.session.scalars(statement)).all()
+
+    async def uuid_map(self, account_id: int) -> dict[UUID, int]:
+        rows = await self.session.execute(select(Shop.uuid, Shop.id).where(Shop.account_id == account_id))
+        return {uuid: id for uuid, id in rows}

@@ -1,13 +1,16 @@
 from collections.abc import Sequence
-from typing import Any
-from uuid import UUID
+from datetime import datetime
+from typing import Any, NamedTuple
+from uuid import UUID, uuid4
 
-from sqlalchemy import Row, func, select, update
+from sqlalchemy import Row, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from footfall.db import insert_ignoring_conflicts
-from footfall.models import Contact, Visit
+from footfall.db import dialect_insert, insert_ignoring_conflicts
+from footfall.models import AccountVisitCount, Contact, Visit
+
+COUNT_SLOTS = 16  # rows an account's visit count is spread over
 
 # What a visit answer needs, read in one joined query (no ORM identity map on the hot path).
 VISIT_COLUMNS = (
@@ -26,6 +29,23 @@ VISIT_COLUMNS = (
 _visits = select(*VISIT_COLUMNS).join(Contact, Contact.id == Visit.contact_id)
 
 
+_RETURNED = ["id", "uuid", "contact_id", "external_id", "source", "starts_at", "ends_at", "created_at"]
+_COPY_COLUMNS = [
+    "n", "account_id", "contact_id", "shop_id", "external_id", "source", "starts_at", "ends_at", "created_at"
+]
+
+
+class _Inserted(NamedTuple):
+    id: int
+    uuid: UUID
+    contact_id: int
+    external_id: str | None
+    source: str | None
+    starts_at: datetime
+    ends_at: datetime | None
+    created_at: datetime
+
+
 class DuplicateExternalId(Exception):
     pass
 
@@ -41,6 +61,49 @@ class VisitRepository:
         else:
             statement = insert_ignoring_conflicts(self.session, Visit, ["account_id", "external_id"], values)
         return (await self.session.execute(statement.returning(Visit.id))).scalar()
+
+    async def insert_many(self, rows: list[dict[str, Any]], *, full: bool) -> Sequence[Any]:
+        """Inserts visits (without uuids: they are made here), skipping those whose external_id the
+        account has, or an earlier row had. Returns for each inserted row its contact_id or, with
+        `full`, every column a visit answer needs."""
+        if self.session.bind.dialect.name == "postgresql":
+            return await self._copy_many(rows, full)
+        table = Visit.__table__
+        returned = _RETURNED if full else ["contact_id"]
+        statement = (
+            dialect_insert(self.session, table)
+            .on_conflict_do_nothing(index_elements=["account_id", "external_id"])
+            .returning(*(table.c[name] for name in returned))
+        )
+        result = (await self.session.execute(statement, [{**row, "uuid": uuid4()} for row in rows])).all()
+        return [_Inserted(*row) for row in result] if full else [row[0] for row in result]
+
+    async def _copy_many(self, rows: list[dict[str, Any]], full: bool) -> list[Any]:
+        # COPY into a temporary table, then one INSERT ... SELECT: several times faster than a
+        # multi-row INSERT built by the driver, and still in the session's transaction.
+        connection = await self.session.connection()
+        # The driver opens the transaction at the first statement SQLAlchemy sends: send one first,
+        # so what follows on the raw connection runs inside it.
+        await connection.execute(select(1))
+        driver = (await connection.get_raw_connection()).driver_connection
+        await driver.execute(
+            "CREATE TEMPORARY TABLE IF NOT EXISTS visits_import (n integer, account_id bigint, "
+            "contact_id bigint, shop_id bigint, external_id varchar(255), source varchar(255), "
+            "starts_at timestamptz, ends_at timestamptz, created_at timestamptz) ON COMMIT DELETE ROWS"
+        )
+        await driver.copy_records_to_table(
+            "visits_import",
+            columns=_COPY_COLUMNS,
+            records=[(n, *(row[c] for c in _COPY_COLUMNS[1:])) for n, row in enumerate(rows)],
+        )
+        columns = ", ".join(_COPY_COLUMNS[1:])
+        records = await driver.fetch(
+            f"INSERT INTO visits (uuid, {columns}) SELECT gen_random_uuid(), {columns} FROM visits_import "
+            "ORDER BY n ON CONFLICT (account_id, external_id) DO NOTHING "
+            f"RETURNING {', '.join(_RETURNED if full else ['contact_id'])}"
+        )
+        await driver.execute("TRUNCATE visits_import")
+        return [_Inserted(*record) for record in records] if full else [record[0] for record in records]
 
     async def get(self, account_id: int, uuid: UUID) -> Row | None:
         return (await self.session.execute(_visits.where(Visit.account_id == account_id, Visit.uuid == uuid))).first()
@@ -61,16 +124,48 @@ class VisitRepository:
             raise DuplicateExternalId() from error
 
     async def count(self, account_id: int, contact_id: int | None = None) -> int:
-        statement = select(func.count()).select_from(Visit)
-        if contact_id is None:
-            statement = statement.where(Visit.account_id == account_id)
-        else:
-            statement = statement.where(Visit.contact_id == contact_id)
-        return await self.session.scalar(statement) or 0
-
-    async def page(self, account_id: int, contact_id: int | None, limit: int, offset: int) -> Sequence[Row]:
-        statement = _visits.where(Visit.account_id == account_id)
+        """The kept count (see add_to_counts): no count(*) that grows with the table."""
         if contact_id is not None:
-            statement = statement.where(Visit.contact_id == contact_id)
-        statement = statement.order_by(Visit.created_at.desc(), Visit.id.desc()).limit(limit).offset(offset)
-        return (await self.session.execute(statement)).all()
+            statement = select(Contact.visit_count).where(Contact.id == contact_id)
+        else:
+            statement = select(func.coalesce(func.sum(AccountVisitCount.count), 0)).where(
+                AccountVisitCount.account_id == account_id
+            )
+        return int(await self.session.scalar(statement) or 0)
+
+    async def add_to_counts(self, account_id: int, per_contact: dict[int, int], slot: int) -> None:
+        """Adds new visits to the counts, in the transaction that inserts them."""
+        # One statement for all contacts (executemany), however many the batch touched.
+        await self.session.execute(
+            update(Contact.__table__)
+            .where(Contact.__table__.c.id == bindparam("contact_id"))
+            .values(visit_count=Contact.__table__.c.visit_count + bindparam("added")),
+            [{"contact_id": contact_id, "added": added} for contact_id, added in per_contact.items()],
+        )
+        upsert = dialect_insert(self.session, AccountVisitCount).values(
+            account_id=account_id, slot=slot % COUNT_SLOTS, count=sum(per_contact.values())
+        )
+        await self.session.execute(
+            upsert.on_conflict_do_update(
+                index_elements=["account_id", "slot"], set_={"count": AccountVisitCount.count + upsert.excluded.count}
+            )
+        )
+
+    async def page(
+        self, account_id: int, contact_id: int | None, limit: int, offset: int, total: int
+    ) -> Sequence[Row]:
+        """Newest first. A page in the older half is read from the oldest end, so the last page costs
+        what the first does; the rows are found on the index alone, then joined (a deferred join)."""
+        filters = [Visit.account_id == account_id]
+        if contact_id is not None:
+            filters.append(Visit.contact_id == contact_id)
+        from_end = offset > total - offset - limit
+        if from_end:
+            limit, offset = min(limit, total - offset), max(0, total - offset - limit)
+            order = (Visit.created_at.asc(), Visit.id.asc())
+        else:
+            order = (Visit.created_at.desc(), Visit.id.desc())
+        ids = select(Visit.id).where(*filters).order_by(*order).limit(limit).offset(offset).subquery()
+        statement = _visits.join(ids, ids.c.id == Visit.id).order_by(*order)
+        rows = (await self.session.execute(statement)).all()
+        return rows[::-1] if from_end else rows

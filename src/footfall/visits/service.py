@@ -55,6 +55,7 @@ async def create(session: AsyncSession, account: Account, data: VisitCreate) -> 
         }
     )
     if visit_id is not None:
+        await repository.add_to_counts(account.id, {contact.id: 1}, slot=visit_id)
         visit = await repository.get_by_id(visit_id)
         assert visit is not None
         await webhooks.emit(session, account.id, "visit_created", VisitOut.from_row(visit).model_dump(mode="json"))
@@ -111,5 +112,38 @@ async def list_page(
         contact_id = contact.id
     repository = VisitRepository(session)
     total = await repository.count(account.id, contact_id)
-    rows = await repository.page(account.id, contact_id, params.limit, params.offset) if params.reaches_rows(total) else []
+    if not params.reaches_rows(total):
+        return [], total
+    rows = await repository.page(account.id, contact_id, params.limit, params.offset, total)
     return rows, total
+
+
+async def lookup_maps(session: AsyncSession, account: Account) -> tuple[dict, dict]:
+    """For bulk import: the account's contacts (uuid -> (id, email)) and shops (uuid -> id)."""
+    return (
+        await ContactRepository(session).uuid_map(account.id),
+        await ShopRepository(session).uuid_map(account.id),
+    )
+
+
+def import_values(account: Account, data: VisitCreate, contacts: dict, shops: dict) -> dict:
+    """The row a valid import line inserts, checked as create() checks it."""
+    contact = contacts.get(data.contact_uuid)
+    if contact is None:
+        raise ContactNotFound()
+    shop_id = shops.get(data.shop_uuid)
+    if shop_id is None:
+        raise ShopNotFound()
+    now = utcnow()
+    starts_at = data.starts_at or now.replace(microsecond=0)
+    _check_period(starts_at, data.ends_at)
+    return {
+        "account_id": account.id,
+        "contact_id": contact[0],
+        "shop_id": shop_id,
+        "external_id": data.external_id,
+        "source": data.source,
+        "starts_at": starts_at,
+        "ends_at": data.ends_at,
+        "created_at": now,
+    }

@@ -83,6 +83,20 @@ class OutboxRepository:
         )
 
 
+    async def add_events(self, events: list[dict[str, Any]], subscription_ids: Sequence[int], due: datetime) -> None:
+        rows = await self.session.execute(Event.__table__.insert().returning(Event.id, sort_by_parameter_order=True), events)
+        event_ids = [row.id for row in rows]
+        await self.session.execute(
+            Delivery.__table__.insert(),
+            [
+                {"uuid": uuid4(), "subscription_id": sid, "event_id": event_id, "state": "pending", "attempts": 0,
+                 "next_attempt_at": due, "created_at": due}
+                for event_id in event_ids
+                for sid in subscription_ids
+            ],
+        )
+
+
 _delivery_columns = (
     Delivery.id,
     Delivery.uuid,

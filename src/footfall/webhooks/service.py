@@ -1,7 +1,7 @@
 """Webhook subscriptions (Leat's API) and the outbox that records their events."""
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -124,3 +124,28 @@ async def retry_delivery(session: AsyncSession, account: Account, subscription_u
     refreshed = await repository.get(subscription.id, delivery_uuid)
     assert refreshed is not None
     return refreshed
+
+
+async def has_subscribers(session: AsyncSession, account_id: int, event_type: str) -> bool:
+    return bool(await SubscriptionRepository(session).active_ids(account_id, event_type))
+
+
+async def emit_many(
+    session: AsyncSession, account_id: int, event_type: str, payloads: Callable[[], Sequence[dict[str, Any]]]
+) -> None:
+    """emit() for many resources at once (bulk import): one look-up of subscriptions, bulk inserts.
+    `payloads` is called only when someone subscribes, as building them is most of the cost."""
+    subscription_ids = await SubscriptionRepository(session).active_ids(account_id, event_type)
+    if not subscription_ids:
+        return
+    now = utcnow()
+    events = []
+    for data in payloads():
+        event_uuid = uuid4()
+        body = json.dumps(
+            {"id": str(event_uuid), "type": event_type, "created_at": format_iso8601(now), "data": data},
+            separators=(",", ":"),
+            ensure_ascii=False,
+        )
+        events.append({"uuid": event_uuid, "account_id": account_id, "type": event_type, "body": body, "created_at": now})
+    await OutboxRepository(session).add_events(events, subscription_ids, now)

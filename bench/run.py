@@ -1,0 +1,289 @@
+"""Footfall against the floor of its own stack, at two sizes of one account.
+
+    python bench/run.py [--database-url postgresql://postgres@127.0.0.1:5432/test] [--sizes 10000,1000000]
+                        [--concurrency 32] [--duration 10] [--warmup 3] [--json bench/results.json]
+                        [--markdown docs/benchmarks.md]
+
+For each size N it makes a fresh database (a new PostgreSQL database beside the one named, dropped at
+the end, or a new SQLite file), fills one account with N visits over N/100 contacts and 20 shops through
+`footfall visits import`, starts `footfall serve` pinned to core 0 and drives each endpoint with wrk
+pinned to core 1 at a fixed concurrency, after a warm-up. In the same run, bench/floor.py (the same
+FastAPI, models and uvicorn settings, constant bodies, no database) is measured the same way, and each
+endpoint's requests per second are given as a ratio to its floor. Loopback only; every wrk run is
+bounded by --duration; the whole run stops by itself.
+"""
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import asyncpg
+import httpx
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.dataset import import_file, make_account, write_visits_csv  # noqa: E402
+from footfall.app import API_PREFIX  # noqa: E402
+from tests.serving import free_port  # noqa: E402
+
+ENDPOINTS = ["show", "list", "list_500", "last_page", "by_contact", "create", "update"]
+SERVER_CORE, LOAD_CORE = "0", "1"
+
+
+def pinned(core: str, command: list[str]) -> list[str]:
+    return ["taskset", "-c", core, *command] if shutil.which("taskset") and (os.cpu_count() or 1) > 1 else command
+
+
+def wait_ready(url: str, deadline: float = 60) -> None:
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        try:
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer")
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def _ms(value: str) -> float:
+    number, unit = re.match(r"([\d.]+)(us|ms|s)", value).groups()
+    return float(number) * _UNITS[unit]
+
+
+def wrk(url: str, script: str, concurrency: int, seconds: float, headers: dict[str, str]) -> dict:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
+        lua.write(script)
+    command = ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, math.ceil(seconds))}s", "--latency", "-s", lua.name]
+    for name, value in headers.items():
+        command += ["-H", f"{name}: {value}"]
+    output = subprocess.run(pinned(LOAD_CORE, [*command, url]), capture_output=True, text=True, check=True,
+                            timeout=seconds + 60).stdout
+    os.unlink(lua.name)
+    percentiles = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+(?:us|ms|s))\s*$", output, re.MULTILINE))
+    if len(percentiles) != 2:
+        raise RuntimeError(f"wrk measured nothing at {url}:\n{output}")
+    errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", output))
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+        "p50_ms": _ms(percentiles["50"]),
+        "p99_ms": _ms(percentiles["99"]),
+        "errors": errors + (int(non_2xx.group(1)) if non_2xx else 0),
+    }
+
+
+def lua(method: str, body: dict | None = None) -> str:
+    script = f'wrk.method = "{method}"\n'
+    if body is not None:
+        script += f"wrk.body = {json.dumps(json.dumps(body))}\n" + 'wrk.headers["Content-Type"] = "application/json"\n'
+    return script
+
+
+def requests_for(base: str, ids: dict, total: int, floor: bool) -> dict[str, tuple[str, str]]:
+    """endpoint -> (url, wrk script) against Footfall, or the floor's matching route."""
+    prefix = f"{base}/floor" if floor else f"{base}{API_PREFIX}"
+    last_page = max(1, math.ceil(total / 30))
+    create = {"contact_uuid": ids["contact"], "shop_uuid": ids["shop"], "source": "Kiosk"}
+    return {
+        "show": (f"{prefix}/visits/{ids['visit']}", lua("GET")),
+        "list": (f"{prefix}/visits", lua("GET")),
+        "list_500": (f"{prefix}/visits?limit=500", lua("GET")),
+        "last_page": (f"{prefix}/visits?page={last_page}" if not floor else f"{prefix}/visits", lua("GET")),
+        "by_contact": (f"{prefix}/visits?contact_uuid={ids['contact']}" if not floor else f"{prefix}/visits",
+                       lua("GET")),
+        "create": (f"{prefix}/visits", lua("POST", create)),
+        "update": (f"{prefix}/visits/{ids['visit']}", lua("PUT", {"source": "Kiosk"})),
+    }
+
+
+def measure(base: str, ids: dict, total: int, floor: bool, args, headers: dict) -> dict[str, dict]:
+    results = {}
+    for endpoint, (url, script) in requests_for(base, ids, total, floor).items():
+        if args.warmup > 0:
+            wrk(url, script, args.concurrency, args.warmup, headers)
+        results[endpoint] = wrk(url, script, args.concurrency, args.duration, headers)
+        print(f"  {'floor' if floor else 'footfall':8} {endpoint:10} {results[endpoint]}", file=sys.stderr)
+    return results
+
+
+async def fresh_database(url: str, size: int, folder: Path) -> tuple[str, str | None]:
+    """(database URL, name to drop afterwards)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return f"sqlite:///{folder}/bench-{size}.db", None
+    name = f"footfall_bench_{size}_{os.getpid()}"
+    admin = await asyncpg.connect(parsed.set(drivername="postgresql").render_as_string(hide_password=False))
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    return parsed.set(database=name).render_as_string(hide_password=False), name
+
+
+async def drop_database(url: str, name: str) -> None:
+    admin = await asyncpg.connect(make_url(url).set(drivername="postgresql").render_as_string(hide_password=False))
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.close()
+
+
+async def analyze(database_url: str) -> None:
+    """What autovacuum does on a table at rest: statistics, and the visibility map index-only scans need."""
+    parsed = make_url(database_url)
+    if parsed.get_backend_name() == "sqlite":
+        return
+    connection = await asyncpg.connect(parsed.set(drivername="postgresql").render_as_string(hide_password=False))
+    await connection.execute("VACUUM ANALYZE")
+    await connection.close()
+
+
+def run_size(url: str, size: int, folder: Path, args) -> dict:
+    database_url, dropped = asyncio.run(fresh_database(url, size, folder))
+    try:
+        contacts = max(10, size // 100)
+        made = asyncio.run(make_account(database_url, contacts=contacts, shops=20))
+        csv_path = folder / f"visits-{size}.csv"
+        write_visits_csv(csv_path, size, made["contacts"], made["shops"])
+        imported = import_file(database_url, made["account_uuid"], csv_path)
+        csv_path.unlink()
+        asyncio.run(analyze(database_url))
+        headers = {"Authorization": f"Bearer {made['token']}"}
+        port = free_port()
+        env = {**os.environ, "FOOTFALL_RATE_LIMIT": "0"}
+        server = subprocess.Popen(
+            pinned(SERVER_CORE, [sys.executable, "-m", "footfall", "serve", "--no-worker", "--port", str(port),
+                                 "--database-url", database_url]),
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            wait_ready(f"{base}/healthz")
+            listed = httpx.get(f"{base}{API_PREFIX}/visits?limit=1", headers=headers).json()
+            ids = {"visit": listed["data"][0]["uuid"], "contact": made["contacts"][0], "shop": made["shops"][0]}
+            results = measure(base, ids, size, False, args, headers)
+            rss = peak_rss_mb(server.pid)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+        return {"size": size, "import": imported, "endpoints": results, "peak_rss_mb": round(rss, 1), "ids": ids}
+    finally:
+        if dropped:
+            asyncio.run(drop_database(url, dropped))
+
+
+def run_floor(args) -> dict:
+    port = free_port()
+    floor = subprocess.Popen(pinned(SERVER_CORE, [sys.executable, str(ROOT / "bench" / "floor.py"), "--port", str(port)]),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_ready(f"{base}/floor/visits")
+        ids = {"visit": "87824d97-a0a0-4764-9cd2-9df88579fd47", "contact": "6e8ec5a8-0eb7-4e5f-ad20-c0d271d97d92",
+               "shop": "2d3df56b-d10e-465f-a6a7-fd258c536f6b"}
+        return measure(base, ids, 30, True, args, {"Authorization": "Bearer floor"})
+    finally:
+        floor.terminate()
+        floor.wait(timeout=30)
+
+
+def table(report: dict) -> str:
+    floor = report["floor"]
+    lines = ["| size | endpoint | rps | floor rps | ratio | p50 ms | p99 ms | p99/p50 | errors |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for run in report["runs"]:
+        for endpoint in ENDPOINTS:
+            r, f = run["endpoints"][endpoint], floor[endpoint]
+            lines.append(
+                f"| {run['size']:,} | {endpoint} | {r['rps']:.0f} | {f['rps']:.0f} | {r['rps'] / f['rps']:.2f} | "
+                f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['p99_ms'] / max(r['p50_ms'], 1e-6):.1f} | {r['errors']} |"
+            )
+    lines.append("")
+    lines.append("| size | import rows/s | server peak RSS MB |")
+    lines.append("|---:|---:|---:|")
+    for run in report["runs"]:
+        lines.append(f"| {run['size']:,} | {run['import']['rows_per_second']:,} | {run['peak_rss_mb']} |")
+    if len(report["runs"]) >= 2:
+        small, large = report["runs"][0], report["runs"][-1]
+        lines += ["", f"| growth, p50 at {large['size']:,} / at {small['size']:,} | ratio |", "|---|---:|"]
+        for endpoint in ("show", "list", "by_contact"):
+            ratio = large["endpoints"][endpoint]["p50_ms"] / small["endpoints"][endpoint]["p50_ms"]
+            lines.append(f"| {endpoint} | {ratio:.2f} |")
+        for run in report["runs"]:
+            ratio = run["endpoints"]["last_page"]["p50_ms"] / run["endpoints"]["list"]["p50_ms"]
+            lines.append(f"| last page / page 1 at {run['size']:,} | {ratio:.2f} |")
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    return f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, {platform.system()} {platform.release()}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database-url", default="sqlite:///bench.db",
+                        help="a PostgreSQL server to make databases beside, or sqlite:/// for SQLite files")
+    parser.add_argument("--sizes", default="10000,1000000")
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--duration", type=float, default=10)
+    parser.add_argument("--warmup", type=float, default=3)
+    parser.add_argument("--json", default=None, help="write the report as JSON here")
+    parser.add_argument("--markdown", default=None, help="write the report as Markdown here (docs/benchmarks.md)")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("bench/run.py needs wrk: apt-get install wrk")
+    sizes = [int(size) for size in args.sizes.split(",")]
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory() as folder:
+        runs = [run_size(args.database_url, size, Path(folder), args) for size in sizes]
+    report = {
+        "command": "python bench/run.py " + " ".join(sys.argv[1:]),
+        "machine": machine(),
+        "database": make_url(args.database_url).get_backend_name(),
+        "concurrency": args.concurrency,
+        "duration_s": args.duration,
+        "floor": run_floor(args),
+        "runs": runs,
+        "seconds": round(time.monotonic() - started),
+    }
+    text = table(report)
+    print(text)
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
+    if args.markdown:
+        Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.markdown).write_text(
+            f"# Benchmarks\n\nMachine: {report['machine']}. Database: {report['database']}. "
+            f"Concurrency {args.concurrency}, {args.duration:g} s per endpoint after a {args.warmup:g} s warm-up; "
+            f"server pinned to core {SERVER_CORE}, wrk to core {LOAD_CORE}.\n\nCommand: `{report['command']}`\n\n"
+            f"{text}\n"
+        )
+    bad = [(run["size"], endpoint) for run in runs for endpoint in ENDPOINTS if run["endpoints"][endpoint]["errors"]]
+    if bad:
+        sys.exit(f"errors in {bad}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,148 @@
+"""Bulk import of visits from CSV or NDJSON: every row checked as the API checks it, good rows kept,
+bad rows reported by line, rows whose external_id exists skipped, webhook events as the API emits."""
+
+import asyncio
+import csv
+import json
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+from uuid import uuid4
+
+from pydantic import ValidationError
+
+from footfall.db import Sessions, session_scope
+from footfall.errors import FootfallError
+from footfall.models import Account, utcnow
+from footfall.visits import service
+from footfall.visits.repository import VisitRepository
+from footfall.visits.schemas import VisitContact, VisitCreate, VisitOut
+from footfall.webhooks import service as webhooks
+
+BATCH_SIZE = 5000  # rows a transaction: a crash keeps every batch before it, and a re-run skips them
+
+
+@dataclass
+class Summary:
+    read: int = 0
+    imported: int = 0
+    skipped: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+    errors: list[tuple[int, str]] = field(default_factory=list, repr=False)
+
+    def as_json(self) -> dict[str, Any]:
+        rate = round(self.imported / self.seconds) if self.seconds else 0
+        return {"read": self.read, "imported": self.imported, "skipped": self.skipped, "failed": self.failed,
+                "seconds": round(self.seconds, 3), "rows_per_second": rate}
+
+
+class CountingLines:
+    """Iterates a text file's lines, counting characters read (for a progress bar)."""
+
+    def __init__(self, file: TextIO) -> None:
+        self.file = file
+        self.read = 0
+
+    def __iter__(self) -> Iterator[str]:
+        for line in self.file:
+            self.read += len(line)
+            yield line
+
+
+def read_rows(path: Path, lines: CountingLines) -> Iterator[tuple[int, Any]]:
+    """(line number, row) from a .csv (header row of the API's field names) or .ndjson/.jsonl file."""
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        reader = csv.DictReader(lines)
+        for row in reader:
+            yield reader.line_num, {key: value for key, value in row.items() if key is not None}
+    elif suffix in (".ndjson", ".jsonl"):
+        for number, line in enumerate(lines, start=1):
+            if line.strip():
+                try:
+                    yield number, json.loads(line)
+                except ValueError as error:
+                    yield number, error
+    else:
+        raise ValueError(f"{path.name}: the file must end in .csv, .ndjson or .jsonl")
+
+
+def _reason(error: Exception) -> str:
+    if isinstance(error, ValidationError):
+        return "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'row'}: {e['msg'].removeprefix('Value error, ')}"
+            for e in error.errors()
+        )
+    if isinstance(error, FootfallError):
+        details = "; ".join(f"{k}: {' '.join(v)}" for k, v in (error.errors or {}).items())
+        return f"{error.message} {details}".strip()
+    return str(error)
+
+
+async def import_visits(
+    sessions: Sessions,
+    account: Account,
+    rows: Iterator[tuple[int, Any]],
+    on_error: Callable[[int, str], None],
+    on_batch: Callable[[], None] = lambda: None,
+) -> Summary:
+    summary = Summary()
+    started = time.monotonic()
+    async with session_scope(sessions, write=False) as session:
+        contacts, shops = await service.lookup_maps(session, account)
+    by_id = {contact_id: (uuid, email) for uuid, (contact_id, email) in contacts.items()}
+    batch: list[dict[str, Any]] = []
+    pending: asyncio.Task | None = None  # the previous batch's write, running while this one is parsed
+    for number, row in rows:
+        summary.read += 1
+        if summary.read % 500 == 0:
+            await asyncio.sleep(0)  # let the pending write move on
+        try:
+            if isinstance(row, Exception):
+                raise row
+            data = VisitCreate.model_validate(row)
+            batch.append(service.import_values(account, data, contacts, shops))
+        except (ValidationError, FootfallError, ValueError) as error:
+            summary.failed += 1
+            on_error(number, _reason(error))
+            continue
+        if len(batch) >= BATCH_SIZE:
+            if pending is not None:
+                await pending
+            pending = asyncio.create_task(_write(sessions, account, batch, by_id, summary))
+            batch = []
+            on_batch()
+    if pending is not None:
+        await pending
+    if batch:
+        await _write(sessions, account, batch, by_id, summary)
+        on_batch()
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+async def _write(sessions: Sessions, account: Account, batch, by_id, summary: Summary) -> None:
+    """One batch in one transaction: the visits, their counts and their webhook events."""
+    async with session_scope(sessions, write=True) as session:
+        repository = VisitRepository(session)
+        subscribed = await webhooks.has_subscribers(session, account.id, "visit_created")
+        inserted = await repository.insert_many(batch, full=subscribed)
+        if inserted:
+            per_contact = Counter(row.contact_id for row in inserted) if subscribed else Counter(inserted)
+            await repository.add_to_counts(account.id, dict(per_contact), slot=uuid4().int)
+            if subscribed:
+                await webhooks.emit_many(session, account.id, "visit_created", lambda: [
+                    VisitOut(
+                        uuid=row.uuid,
+                        contact=VisitContact(uuid=by_id[row.contact_id][0], email=by_id[row.contact_id][1]),
+                        external_id=row.external_id, source=row.source, starts_at=row.starts_at,
+                        ends_at=row.ends_at, created_at=row.created_at,
+                    ).model_dump(mode="json")
+                    for row in inserted
+                ])
+    summary.imported += len(inserted)
+    summary.skipped += len(batch) - len(inserted)

@@ -1,0 +1,82 @@
+"""`footfall visits import`: rows checked as the API checks them, bad ones reported, repeats skipped."""
+
+import json
+
+from tests.serving import footfall
+
+from tests.webhooks.receiver import Receiver
+from tests.webhooks.test_delivery import deliveries, drain, subscribe, worker_for
+
+
+def _import(path, tenant, database_url):
+    return footfall("visits", "import", str(path), "--account", tenant.account_uuid, database_url=database_url,
+                    check=False)
+
+
+async def test_csv_import_keeps_good_rows_and_reports_bad_ones(app, client, tenant, database_url, tmp_path):
+    c, s = tenant.contact_uuid, tenant.shop_uuid
+    path = tmp_path / "visits.csv"
+    path.write_text(
+        "contact_uuid,shop_uuid,external_id,source,starts_at,ends_at\n"
+        f"{c},{s},imp-1,Kiosk,2024-05-01T22:00:00+02:00,2024-05-01T22:30:00+02:00\n"
+        f"{c},{s},imp-2,,,\n"
+        f"not-a-uuid,{s},imp-3,,,\n"
+        f"{c},{s},imp-4,,2024-05-01T20:00:00Z,2024-05-01T19:00:00Z\n"
+        f"{c},6e8ec5a8-0eb7-4e5f-ad20-c0d271d97d92,imp-5,,,\n"
+        f"{c},{s},imp-1,Kiosk,,\n"  # the same external_id again: skipped
+        f"{c},{s},,Web,2024-05-02,\n"
+    )
+    result = _import(path, tenant, database_url)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert {k: summary[k] for k in ("read", "imported", "skipped", "failed")} == {
+        "read": 7, "imported": 3, "skipped": 1, "failed": 3}
+    assert summary["rows_per_second"] >= 0 and summary["seconds"] >= 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("line ")]
+    assert [e.split(":")[0] for e in errors] == ["line 4", "line 5", "line 6"]
+    assert "contact_uuid" in errors[0] and "ends_at" in errors[1] and "Shop not found." in errors[2]
+    body = (await client.get("/visits", headers=tenant.headers)).json()
+    assert body["meta"]["total"] == 3
+    first = next(v for v in body["data"] if v["external_id"] == "imp-1")
+    assert first["starts_at"] == "2024-05-01T20:00:00+00:00" and first["ends_at"] == "2024-05-01T20:30:00+00:00"
+    assert first["contact"] == {"uuid": c, "email": tenant.contact_email}
+    by_contact = (await client.get("/visits", params={"contact_uuid": c}, headers=tenant.headers)).json()
+    assert by_contact["meta"]["total"] == 3
+    # Run again: everything with an external_id is skipped; the row without one is new each time.
+    again = json.loads(_import(path, tenant, database_url).stdout)
+    assert (again["imported"], again["skipped"], again["failed"]) == (1, 3, 3)
+
+
+async def test_ndjson_import_and_its_webhook_events(app, client, tenant, database_url, tmp_path):
+    with Receiver() as receiver:
+        subscription = await subscribe(client, tenant, receiver.url("/imported"))
+        c, s = tenant.contact_uuid, tenant.shop_uuid
+        path = tmp_path / "visits.ndjson"
+        lines = [json.dumps({"contact_uuid": c, "shop_uuid": s, "external_id": f"nd-{n}", "source": "Kiosk"})
+                 for n in range(3)]
+        path.write_text("\n".join([*lines, "{not json", "[1, 2]", ""]) + "\n")
+        result = _import(path, tenant, database_url)
+        summary = json.loads(result.stdout)
+        assert (summary["read"], summary["imported"], summary["failed"]) == (5, 3, 2), result.stderr
+        worker = worker_for(app)
+        await drain(worker)
+        await worker.close()
+        events = [json.loads(r.body) for r in receiver.wait_for("/imported", 3)]
+        listed = (await client.get("/visits", headers=tenant.headers)).json()["data"]
+        assert sorted(e["data"]["external_id"] for e in events) == ["nd-0", "nd-1", "nd-2"]
+        for event in events:
+            assert event["type"] == "visit_created"
+            assert event["data"] == next(v for v in listed if v["uuid"] == event["data"]["uuid"])
+        assert len(await deliveries(client, tenant, subscription)) == 3
+
+
+def test_an_unknown_file_type_or_account_is_one_line_on_stderr(tenant, database_url, tmp_path):
+    path = tmp_path / "visits.txt"
+    path.write_text("x")
+    result = _import(path, tenant, database_url)
+    assert result.returncode == 1 and result.stderr.strip() == "error: visits.txt: the file must end in .csv, .ndjson or .jsonl"
+    csv_path = tmp_path / "v.csv"
+    csv_path.write_text("contact_uuid\n")
+    result = footfall("visits", "import", str(csv_path), "--account", "6e8ec5a8-0eb7-4e5f-ad20-c0d271d97d92",
+                      database_url=database_url, check=False)
+    assert result.returncode == 1 and "no account" in result.stderr
