@@ -55,7 +55,9 @@ async def database_url(request, tmp_path_factory) -> AsyncIterator[str]:
 @pytest.fixture(scope="session")
 async def app(database_url: str) -> AsyncIterator[FastAPI]:
     # Webhook receivers in the tests listen on 127.0.0.1; workers are started by the tests that need them.
-    app = create_app(Settings(database_url=database_url, webhook_allow_private_urls=True, webhook_worker=False))
+    app = create_app(
+        Settings(database_url=database_url, webhook_allow_private_urls=True, webhook_worker=False, token_cache_seconds=0)
+    )
     await migrate(app.state.engine)
     yield app
     await app.state.engine.dispose()

@@ -155,3 +155,25 @@ async def test_last_used_at_is_recorded(client, app, tenant):
         account = await accounts.get_account(session, UUID(tenant.account_uuid))
         [token] = [t for t in await accounts.list_tokens(session, account) if t.uuid == issued.token.uuid]
     assert token.last_used_at is not None and token.last_used_at >= before - timedelta(seconds=1)
+
+
+async def test_a_revocation_reaches_a_process_with_a_token_cache_within_its_ttl(database_url):
+    import asyncio
+
+    import httpx
+
+    from footfall.app import API_PREFIX, create_app
+    from footfall.config import Settings
+
+    app = create_app(Settings(database_url=database_url, webhook_worker=False, token_cache_seconds=0.5))
+    tenant = await make_tenant(app)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url=f"http://footfall.test{API_PREFIX}") as client:
+        issued = await _issue(app, tenant)
+        headers = {"Authorization": f"Bearer {issued.secret}"}
+        assert (await client.get("/shops", headers=headers)).status_code == 200
+        async with session_scope(app.state.sessionmaker, write=True) as session:
+            await accounts.revoke_token(session, issued.token.uuid)
+        await asyncio.sleep(0.6)
+        assert (await client.get("/shops", headers=headers)).status_code == 401
+    await app.state.engine.dispose()

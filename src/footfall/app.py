@@ -11,6 +11,7 @@ from fastapi.openapi.utils import get_openapi
 from sqlalchemy import text
 
 from footfall import __version__
+from footfall.accounts.service import TokenCache
 from footfall.config import Settings
 from footfall.contacts.routes import router as contacts_router
 from footfall.db import Sessions, create_engine, create_sessionmaker
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = create_sessionmaker(engine)
+    app.state.token_cache = TokenCache(settings.token_cache_seconds)
 
     install_error_handlers(app)
     app.add_exception_handler(Replay, _replay)

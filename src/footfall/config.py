@@ -12,8 +12,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FOOTFALL_")
 
     database_url: str = "sqlite:///footfall.db"
-    # Connections each app process keeps open to PostgreSQL (SQLAlchemy pool size).
-    database_pool_size: int = 10
+    # Connections each app process keeps open to PostgreSQL (SQLAlchemy pool size, no overflow).
+    database_pool_size: int = 20
+    # Seconds a process may keep a token it looked up; a revocation takes effect within this.
+    token_cache_seconds: float = 2.0
     # How long `footfall serve` and `footfall worker` wait for PostgreSQL to answer at start.
     database_start_timeout: float = 300.0
 

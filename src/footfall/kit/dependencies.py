@@ -51,14 +51,14 @@ async def _release_claim(request: Request) -> None:
         await idempotency.release(request.app.state.sessionmaker, claim)
 
 
-def _session(request: Request) -> AsyncSession:
+async def _session(request: Request) -> AsyncSession:
     return request.state.session
 
 
 Session = Annotated[AsyncSession, Depends(_session)]
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
@@ -75,13 +75,11 @@ async def _account(
     if credentials is None or not credentials.credentials:
         raise Unauthenticated()
     sessions = request.app.state.sessionmaker
-    async with session_scope(sessions, write=False) as session:
-        token = await accounts.authenticate(session, credentials.credentials)
+    token = await accounts.authenticate(sessions, request.app.state.token_cache, credentials.credentials)
     if token.read_only and request.method not in READ_METHODS:
         raise ReadOnlyToken()
     if accounts.needs_touch(token):
-        async with session_scope(sessions, write=True) as session:
-            await accounts.touch(session, token)
+        await accounts.touch(sessions, token)
     return token.account
 
 

@@ -37,7 +37,7 @@ class PageParams:
 def page_params(*, max_limit: int, default_limit: int = 30):
     """A FastAPI dependency reading limit (0..max_limit) and page (>= 1)."""
 
-    def dependency(
+    async def dependency(
         limit: Annotated[int, Query(ge=0, le=max_limit, description=f"Items per page (0 to {max_limit}).")] = (
             default_limit
         ),
