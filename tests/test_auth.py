@@ -165,7 +165,10 @@ async def test_a_revocation_reaches_a_process_with_a_token_cache_within_its_ttl(
     from footfall.app import API_PREFIX, create_app
     from footfall.config import Settings
 
+    from footfall.db import migrate
+
     app = create_app(Settings(database_url=database_url, webhook_worker=False, token_cache_seconds=0.5))
+    await migrate(app.state.engine)
     tenant = await make_tenant(app)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url=f"http://footfall.test{API_PREFIX}") as client:
