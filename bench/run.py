@@ -76,7 +76,8 @@ def _ms(value: str) -> float:
 def wrk(url: str, script: str, concurrency: int, seconds: float, headers: dict[str, str]) -> dict:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
         lua.write(script)
-    command = ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, math.ceil(seconds))}s", "--latency", "-s", lua.name]
+    command = ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, math.ceil(seconds))}s", "--timeout", "30s", "--latency",
+               "-s", lua.name]
     for name, value in headers.items():
         command += ["-H", f"{name}: {value}"]
     output = subprocess.run(pinned(LOAD_CORE, [*command, url]), capture_output=True, text=True, check=True,
@@ -102,11 +103,26 @@ def lua(method: str, body: dict | None = None) -> str:
     return script
 
 
+def lua_rotating(method: str, paths: list[str], bodies: list[dict]) -> str:
+    """Each request to the next of several paths and bodies: creates for many contacts and updates of
+    many visits, as tills make them, rather than every request on one row."""
+    paths_lua = "{" + ", ".join(json.dumps(p) for p in paths) + "}"
+    bodies_lua = "{" + ", ".join(json.dumps(json.dumps(b)) for b in bodies) + "}"
+    return (
+        f"local paths = {paths_lua}\nlocal bodies = {bodies_lua}\nlocal n = 0\n"
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        "request = function()\n  n = n + 1\n"
+        f'  return wrk.format("{method}", paths[(n % #paths) + 1], nil, bodies[(n % #bodies) + 1])\nend\n"
+    )
+
+
 def requests_for(base: str, ids: dict, total: int, floor: bool) -> dict[str, tuple[str, str]]:
     """endpoint -> (url, wrk script) against Footfall, or the floor's matching route."""
     prefix = f"{base}/floor" if floor else f"{base}{API_PREFIX}"
+    path = "/floor" if floor else API_PREFIX
     last_page = max(1, math.ceil(total / 30))
-    create = {"contact_uuid": ids["contact"], "shop_uuid": ids["shop"], "source": "Kiosk"}
+    creates = [{"contact_uuid": c, "shop_uuid": ids["shop"], "source": "Kiosk"} for c in ids["contacts"]]
+    updates = [f"{path}/visits/{v}" for v in ids["visits"]]
     return {
         "show": (f"{prefix}/visits/{ids['visit']}", lua("GET")),
         "list": (f"{prefix}/visits", lua("GET")),
@@ -114,8 +130,8 @@ def requests_for(base: str, ids: dict, total: int, floor: bool) -> dict[str, tup
         "last_page": (f"{prefix}/visits?page={last_page}" if not floor else f"{prefix}/visits", lua("GET")),
         "by_contact": (f"{prefix}/visits?contact_uuid={ids['contact']}" if not floor else f"{prefix}/visits",
                        lua("GET")),
-        "create": (f"{prefix}/visits", lua("POST", create)),
-        "update": (f"{prefix}/visits/{ids['visit']}", lua("PUT", {"source": "Kiosk"})),
+        "create": (f"{prefix}/visits", lua_rotating("POST", [f"{path}/visits"], creates)),
+        "update": (f"{prefix}/visits/{ids['visit']}", lua_rotating("PUT", updates, [{"source": "Kiosk"}])),
     }
 
 
@@ -179,8 +195,9 @@ def run_size(url: str, size: int, folder: Path, args) -> dict:
         try:
             base = f"http://127.0.0.1:{port}"
             wait_ready(f"{base}/healthz")
-            listed = httpx.get(f"{base}{API_PREFIX}/visits?limit=1", headers=headers).json()
-            ids = {"visit": listed["data"][0]["uuid"], "contact": made["contacts"][0], "shop": made["shops"][0]}
+            listed = httpx.get(f"{base}{API_PREFIX}/visits?limit=100", headers=headers).json()["data"]
+            ids = {"visit": listed[0]["uuid"], "visits": [v["uuid"] for v in listed], "contact": made["contacts"][0],
+                   "contacts": made["contacts"][:100], "shop": made["shops"][0]}
             results = measure(base, ids, size, False, args, headers)
             rss = peak_rss_mb(server.pid)
         finally:
@@ -201,6 +218,7 @@ def run_floor(args) -> dict:
         wait_ready(f"{base}/floor/visits")
         ids = {"visit": "87824d97-a0a0-4764-9cd2-9df88579fd47", "contact": "6e8ec5a8-0eb7-4e5f-ad20-c0d271d97d92",
                "shop": "2d3df56b-d10e-465f-a6a7-fd258c536f6b"}
+        ids["visits"], ids["contacts"] = [ids["visit"]] * 100, [ids["contact"]] * 100
         return measure(base, ids, 30, True, args, {"Authorization": "Bearer floor"})
     finally:
         floor.terminate()

@@ -17,8 +17,7 @@ from footfall.contacts.routes import router as contacts_router
 from footfall.db import Sessions, create_engine, create_sessionmaker
 from footfall.errors import ErrorBody, ServiceUnavailable, error_response, install_error_handlers
 from footfall.idempotency.service import Replay, purge_expired
-from footfall.kit.forms import FORM_TYPE, FormToJsonMiddleware
-from footfall.kit.limits import BodyLimitMiddleware, InProcessLimiter, RateLimitMiddleware, RedisLimiter
+from footfall.kit.limits import FORM_TYPE, InProcessLimiter, RateLimitMiddleware, RedisLimiter, RequestBodyMiddleware
 from footfall.shops.routes import router as shops_router
 from footfall.webhooks.delivery import DeliveryWorker
 from footfall.visits.routes import router as visits_router
@@ -64,10 +63,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     install_error_handlers(app)
     app.add_exception_handler(Replay, _replay)
-    # Added innermost first: the rate limit sees a request before the body limit, which sees it
-    # before the form body becomes JSON.
-    app.add_middleware(FormToJsonMiddleware)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    # Added innermost first: the rate limit sees a request before its body is read.
+    app.add_middleware(RequestBodyMiddleware, max_bytes=settings.max_body_bytes)
     limiter = RedisLimiter(settings.redis_url) if settings.redis_url else InProcessLimiter()
     if settings.rate_limit > 0:
         app.add_middleware(RateLimitMiddleware, limit=settings.rate_limit, limiter=limiter)
@@ -116,13 +113,13 @@ async def _replay(_: Request, replay: Replay) -> Response:
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's schema, plus the form encoding every body also accepts (see FormToJsonMiddleware)."""
+    """FastAPI's schema, plus the form encoding every body also accepts (see RequestBodyMiddleware)."""
     if app.openapi_schema is None:
         schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
         for path in schema["paths"].values():
             for operation in path.values():
                 content = operation.get("requestBody", {}).get("content", {})
                 if "application/json" in content:
-                    content[FORM_TYPE.decode()] = content["application/json"]
+                    content[FORM_TYPE] = content["application/json"]
         app.openapi_schema = schema
     return app.openapi_schema

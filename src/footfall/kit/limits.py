@@ -10,6 +10,7 @@ import logging
 import math
 import time
 from typing import Protocol
+from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -18,7 +19,8 @@ from footfall.errors import BodyTooLarge, FootfallError, TooManyRequests, Unsupp
 log = logging.getLogger("footfall")
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-ACCEPTED_TYPES = ("application/json", "application/x-www-form-urlencoded")
+FORM_TYPE = "application/x-www-form-urlencoded"
+ACCEPTED_TYPES = ("application/json", FORM_TYPE)
 
 
 async def send_error(
@@ -44,8 +46,10 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
     return None
 
 
-class BodyLimitMiddleware:
-    """413 for a body over max_bytes (read no further than that), 415 for a body neither JSON nor form."""
+class RequestBodyMiddleware:
+    """Reads a request body once, for three things: 413 for one over max_bytes (read no further than
+    that), 415 for one neither JSON nor form, and a form turned into the equivalent JSON object, as
+    Leat's PHP SDK sends form parameters: so every route validates one model either way."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -78,6 +82,12 @@ class BodyLimitMiddleware:
             await send_error(send, UnsupportedMediaType)
             return
         body = b"".join(chunks)
+        if content_type == FORM_TYPE:
+            # Undecodable bytes become U+FFFD, so a malformed form is a validation error, never a crash.
+            body = json.dumps(dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))).encode()
+            headers = [(k, v) for k, v in scope["headers"] if k not in (b"content-type", b"content-length")]
+            headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+            scope = {**scope, "headers": headers}
         replayed = False
 
         async def replay() -> Message:

@@ -1,0 +1,31 @@
+"""A Python client for the Visits API of Footfall, and of Leat itself (the base URL decides)."""
+
+from footfall_client import webhooks
+from footfall_client._client import AsyncClient, Client
+from footfall_client.errors import (
+    AuthenticationError,
+    ConflictError,
+    FootfallError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServerError,
+    ValidationError,
+    WebhookVerificationError,
+)
+from footfall_client.models import (
+    Contact,
+    Page,
+    Shop,
+    Visit,
+    VisitContact,
+    WebhookDelivery,
+    WebhookSubscription,
+)
+
+__version__ = "0.1.0"
+__all__ = [
+    "AsyncClient", "AuthenticationError", "Client", "ConflictError", "Contact", "FootfallError", "NotFoundError",
+    "Page", "PermissionDeniedError", "RateLimitError", "ServerError", "Shop", "ValidationError", "Visit",
+    "VisitContact", "WebhookDelivery", "WebhookSubscription", "WebhookVerificationError", "webhooks",
+]

@@ -1,0 +1,331 @@
+"""Client and AsyncClient: one set of resources, run by a sync or an async transport."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any, AsyncIterator, Callable, Dict, Iterator, Optional
+
+import httpx
+
+from footfall_client.errors import ConflictError, FootfallError, error_from_response
+from footfall_client.models import (
+    Contact,
+    Page,
+    Shop,
+    Visit,
+    WebhookDelivery,
+    WebhookSubscription,
+    format_datetime,
+)
+
+PREFIX = "/api/v3/oauth/clients"
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+IN_PROGRESS = 91202  # Footfall: an Idempotency-Key whose first request still runs
+
+
+@dataclass
+class _Operation:
+    method: str
+    path: str
+    parse: Callable[[dict], Any]
+    params: Optional[Dict[str, Any]] = None
+    json: Optional[Dict[str, Any]] = None
+    idempotency_key: Optional[str] = None
+
+
+def _retry_after(response: httpx.Response) -> Optional[float]:
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None
+
+
+@dataclass
+class _Policy:
+    """When to try again, and how long to wait: exponential backoff with full jitter, or Retry-After."""
+
+    max_retries: int
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+    sleep_scale: float = 1.0  # tests shorten the waits
+
+    def retryable(self, operation: _Operation, response: Optional[httpx.Response], error: Any) -> bool:
+        if operation.method in ("POST", "PUT", "DELETE") and operation.idempotency_key is None:
+            return False  # a write is retried only when its Idempotency-Key makes the retry safe
+        if error is not None:
+            return True
+        assert response is not None
+        if response.status_code in RETRY_STATUSES:
+            return True
+        return response.status_code == 409 and _code(response) == IN_PROGRESS
+
+    def delay(self, attempt: int, response: Optional[httpx.Response]) -> float:
+        wait = random.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))
+        if response is not None and (after := _retry_after(response)) is not None:
+            wait = max(wait, min(after, self.max_delay))
+        return wait * self.sleep_scale
+
+
+def _code(response: httpx.Response) -> Optional[int]:
+    try:
+        return response.json().get("code")
+    except (ValueError, AttributeError):
+        return None
+
+
+def _prepare(operation: _Operation) -> Dict[str, Any]:
+    headers = {"Accept": "application/json"}
+    if operation.idempotency_key is not None:
+        headers["Idempotency-Key"] = operation.idempotency_key
+    return {"method": operation.method, "url": PREFIX + operation.path, "params": operation.params,
+            "json": operation.json, "headers": headers}
+
+
+def _result(operation: _Operation, response: httpx.Response) -> Any:
+    if response.status_code >= 400:
+        raise error_from_response(response.status_code, response.text, _retry_after(response))
+    return operation.parse(response.json())
+
+
+class _SyncTransport:
+    is_async = False
+
+    def __init__(self, http: httpx.Client, policy: _Policy) -> None:
+        self.http = http
+        self.policy = policy
+
+    def run(self, operation: _Operation) -> Any:
+        attempt = 0
+        while True:
+            response, error = None, None
+            try:
+                response = self.http.request(**_prepare(operation))
+            except httpx.TransportError as caught:
+                error = caught
+            if attempt < self.policy.max_retries and self.policy.retryable(operation, response, error):
+                time.sleep(self.policy.delay(attempt, response))
+                attempt += 1
+                continue
+            if error is not None:
+                raise error
+            return _result(operation, response)
+
+
+class _AsyncTransport:
+    is_async = True
+
+    def __init__(self, http: httpx.AsyncClient, policy: _Policy) -> None:
+        self.http = http
+        self.policy = policy
+
+    async def run(self, operation: _Operation) -> Any:
+        attempt = 0
+        while True:
+            response, error = None, None
+            try:
+                response = await self.http.request(**_prepare(operation))
+            except httpx.TransportError as caught:
+                error = caught
+            if attempt < self.policy.max_retries and self.policy.retryable(operation, response, error):
+                await asyncio.sleep(self.policy.delay(attempt, response))
+                attempt += 1
+                continue
+            if error is not None:
+                raise error
+            return _result(operation, response)
+
+
+def _data(parse: Callable[[dict], Any]) -> Callable[[dict], Any]:
+    return lambda body: parse(body["data"])
+
+
+def _key(given: Optional[str]) -> str:
+    return given if given is not None else str(uuid.uuid4())
+
+
+def _fields(**fields: Any) -> Dict[str, Any]:
+    return {name: format_datetime(value) for name, value in fields.items()}
+
+
+class _Resource:
+    def __init__(self, transport: Any) -> None:
+        self._t = transport
+
+
+class Visits(_Resource):
+    def list(self, limit: int = 30, page: int = 1, contact_uuid: Optional[str] = None) -> Page[Visit]:
+        params: Dict[str, Any] = {"limit": limit, "page": page}
+        if contact_uuid is not None:
+            params["contact_uuid"] = contact_uuid
+        return self._t.run(_Operation("GET", "/visits", lambda b: Page.from_json(b, Visit.from_json), params))
+
+    def iter(self, *, limit: int = 100, contact_uuid: Optional[str] = None) -> Any:
+        """Every visit, page after page (an async iterator on AsyncClient)."""
+        return _iterate(self, limit, contact_uuid)
+
+    def get(self, uuid: str) -> Visit:
+        return self._t.run(_Operation("GET", f"/visits/{uuid}", _data(Visit.from_json)))
+
+    def create(self, contact_uuid: str, shop_uuid: str, *, external_id: Optional[str] = None,
+               source: Optional[str] = None, starts_at: Any = None, ends_at: Any = None,
+               idempotency_key: Optional[str] = None) -> Visit:
+        body = {"contact_uuid": contact_uuid, "shop_uuid": shop_uuid}
+        body.update({k: v for k, v in _fields(external_id=external_id, source=source, starts_at=starts_at,
+                                               ends_at=ends_at).items() if v is not None})
+        return self._t.run(_Operation("POST", "/visits", _data(Visit.from_json), json=body,
+                                      idempotency_key=_key(idempotency_key)))
+
+    def update(self, uuid: str, *, idempotency_key: Optional[str] = None, **fields: Any) -> Visit:
+        """external_id, source, starts_at, ends_at; a field given as None is cleared."""
+        return self._t.run(_Operation("PUT", f"/visits/{uuid}", _data(Visit.from_json), json=_fields(**fields),
+                                      idempotency_key=_key(idempotency_key)))
+
+
+def _iterate(visits: Visits, limit: int, contact_uuid: Optional[str]) -> Any:
+    if visits._t.is_async:
+        async def pages() -> AsyncIterator[Visit]:
+            page = 1
+            while True:
+                result = await visits.list(limit=limit, page=page, contact_uuid=contact_uuid)
+                for item in result.items:
+                    yield item
+                if page >= result.last_page or not result.items:
+                    return
+                page += 1
+
+        return pages()
+
+    def sync_pages() -> Iterator[Visit]:
+        page = 1
+        while True:
+            result = visits.list(limit=limit, page=page, contact_uuid=contact_uuid)
+            yield from result.items
+            if page >= result.last_page or not result.items:
+                return
+            page += 1
+
+    return sync_pages()
+
+
+class Shops(_Resource):
+    def list(self) -> list:
+        return self._t.run(_Operation("GET", "/shops", lambda b: [Shop.from_json(s) for s in b["data"]]))
+
+    def get(self, uuid: str) -> Shop:
+        return self._t.run(_Operation("GET", f"/shops/{uuid}", _data(Shop.from_json)))
+
+
+class Contacts(_Resource):
+    def create(self, email: str, *, idempotency_key: Optional[str] = None) -> Contact:
+        return self._t.run(_Operation("POST", "/contacts", _data(Contact.from_json), json={"email": email},
+                                      idempotency_key=_key(idempotency_key)))
+
+    def get(self, uuid: str) -> Contact:
+        return self._t.run(_Operation("GET", f"/contacts/{uuid}", _data(Contact.from_json)))
+
+    def list(self, limit: int = 30, page: int = 1) -> Page[Contact]:
+        return self._t.run(_Operation("GET", "/contacts", lambda b: Page.from_json(b, Contact.from_json),
+                                      {"limit": limit, "page": page}))
+
+
+class WebhookSubscriptions(_Resource):
+    """Footfall's webhook subscriptions (Leat's API, with visit events and a delivery log)."""
+
+    def list(self, *, event_type: Optional[str] = None, status: Optional[str] = None, limit: int = 30,
+             page: int = 1) -> Page[WebhookSubscription]:
+        params = {k: v for k, v in {"event_type": event_type, "status": status, "limit": limit,
+                                    "page": page}.items() if v is not None}
+        return self._t.run(_Operation("GET", "/webhook-subscriptions",
+                                      lambda b: Page.from_json(b, WebhookSubscription.from_json), params))
+
+    def create(self, name: str, event_type: str, url: str, *, secret: Optional[str] = None,
+               idempotency_key: Optional[str] = None) -> WebhookSubscription:
+        body = {"name": name, "event_type": event_type, "url": url}
+        if secret is not None:
+            body["secret"] = secret
+        return self._t.run(_Operation("POST", "/webhook-subscriptions", _data(WebhookSubscription.from_json),
+                                      json=body, idempotency_key=_key(idempotency_key)))
+
+    def get(self, uuid: str) -> WebhookSubscription:
+        return self._t.run(_Operation("GET", f"/webhook-subscriptions/{uuid}", _data(WebhookSubscription.from_json)))
+
+    def update(self, uuid: str, *, idempotency_key: Optional[str] = None, **fields: Any) -> WebhookSubscription:
+        """name, url, status."""
+        return self._t.run(_Operation("PUT", f"/webhook-subscriptions/{uuid}", _data(WebhookSubscription.from_json),
+                                      json=fields, idempotency_key=_key(idempotency_key)))
+
+    def delete(self, uuid: str) -> None:
+        # DELETE is safe to repeat (a second one answers 404), so it goes without a key and unretried.
+        return self._t.run(_Operation("DELETE", f"/webhook-subscriptions/{uuid}", lambda b: None))
+
+    def deliveries(self, uuid: str, *, limit: int = 30, page: int = 1) -> Page[WebhookDelivery]:
+        return self._t.run(_Operation("GET", f"/webhook-subscriptions/{uuid}/deliveries",
+                                      lambda b: Page.from_json(b, WebhookDelivery.from_json),
+                                      {"limit": limit, "page": page}))
+
+    def retry_delivery(self, uuid: str, delivery_id: str) -> WebhookDelivery:
+        return self._t.run(_Operation("POST", f"/webhook-subscriptions/{uuid}/deliveries/{delivery_id}/retry",
+                                      _data(WebhookDelivery.from_json), idempotency_key=_key(None)))
+
+
+class _Base:
+    def _resources(self, transport: Any) -> None:
+        self.visits = Visits(transport)
+        self.shops = Shops(transport)
+        self.contacts = Contacts(transport)
+        self.webhook_subscriptions = WebhookSubscriptions(transport)
+
+
+def _headers(token: str) -> Dict[str, str]:
+    return {"Authorization": f"Bearer {token}", "User-Agent": "footfall-client/0.1.0"}
+
+
+class Client(_Base):
+    """Client(base_url, token) for Footfall (http://127.0.0.1:8000) or Leat (https://api.piggy.eu)."""
+
+    def __init__(self, base_url: str, token: str, *, timeout: float = 10, max_retries: int = 3,
+                 transport: Optional[httpx.BaseTransport] = None) -> None:
+        self._http = httpx.Client(base_url=base_url.rstrip("/"), headers=_headers(token), timeout=timeout,
+                                  transport=transport)
+        self._policy = _Policy(max_retries)
+        self._resources(_SyncTransport(self._http, self._policy))
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class AsyncClient(_Base):
+    """The same surface as Client, every call awaited."""
+
+    def __init__(self, base_url: str, token: str, *, timeout: float = 10, max_retries: int = 3,
+                 transport: Optional[httpx.AsyncBaseTransport] = None) -> None:
+        self._http = httpx.AsyncClient(base_url=base_url.rstrip("/"), headers=_headers(token), timeout=timeout,
+                                       transport=transport)
+        self._policy = _Policy(max_retries)
+        self._resources(_AsyncTransport(self._http, self._policy))
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> "AsyncClient":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.aclose()

@@ -1,0 +1,141 @@
+"""Typed results. Unknown keys are ignored, so answers that grow keys still parse."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Generic, List, Optional, TypeVar
+
+T = TypeVar("T")
+
+
+def parse_datetime(value: Optional[str]) -> Optional[datetime]:
+    if value is None:
+        return None
+    text = value.strip()
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def format_datetime(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+@dataclass(frozen=True)
+class VisitContact:
+    uuid: str
+    email: Optional[str]
+
+
+@dataclass(frozen=True)
+class Visit:
+    uuid: str
+    contact: VisitContact
+    external_id: Optional[str]
+    source: Optional[str]
+    starts_at: Optional[datetime]
+    ends_at: Optional[datetime]
+    created_at: Optional[datetime]
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Visit":
+        contact = data.get("contact") or {}
+        return cls(
+            uuid=data["uuid"],
+            contact=VisitContact(uuid=contact.get("uuid"), email=contact.get("email")),
+            external_id=data.get("external_id"),
+            source=data.get("source"),
+            starts_at=parse_datetime(data.get("starts_at")),
+            ends_at=parse_datetime(data.get("ends_at")),
+            created_at=parse_datetime(data.get("created_at")),
+        )
+
+
+@dataclass(frozen=True)
+class Shop:
+    uuid: str
+    name: str
+    type: Optional[str]
+    reference: Optional[str]
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Shop":
+        return cls(uuid=data["uuid"], name=data.get("name"), type=data.get("type"), reference=data.get("reference"))
+
+
+@dataclass(frozen=True)
+class Contact:
+    uuid: str
+    email: Optional[str]
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Contact":
+        return cls(uuid=data["uuid"], email=data.get("email"))
+
+
+@dataclass(frozen=True)
+class WebhookSubscription:
+    uuid: str
+    name: str
+    event_type: str
+    url: str
+    status: str
+    version: Optional[str]
+    created_at: Optional[datetime]
+    secret: Optional[str] = None  # only in the answer to a create
+
+    @classmethod
+    def from_json(cls, data: dict) -> "WebhookSubscription":
+        return cls(
+            uuid=data["uuid"], name=data.get("name"), event_type=data.get("event_type"), url=data.get("url"),
+            status=data.get("status"), version=data.get("version"), created_at=parse_datetime(data.get("created_at")),
+            secret=data.get("secret"),
+        )
+
+
+@dataclass(frozen=True)
+class WebhookDelivery:
+    id: str
+    event_id: str
+    event_type: str
+    state: str
+    attempts: int
+    last_status_code: Optional[int]
+    last_error: Optional[str]
+    last_attempt_at: Optional[datetime]
+    next_attempt_at: Optional[datetime]
+    delivered_at: Optional[datetime]
+    created_at: Optional[datetime]
+
+    @classmethod
+    def from_json(cls, data: dict) -> "WebhookDelivery":
+        return cls(
+            id=data["id"], event_id=data.get("event_id"), event_type=data.get("event_type"), state=data.get("state"),
+            attempts=data.get("attempts", 0), last_status_code=data.get("last_status_code"),
+            last_error=data.get("last_error"), last_attempt_at=parse_datetime(data.get("last_attempt_at")),
+            next_attempt_at=parse_datetime(data.get("next_attempt_at")),
+            delivered_at=parse_datetime(data.get("delivered_at")), created_at=parse_datetime(data.get("created_at")),
+        )
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: List[T]
+    current_page: int
+    last_page: int
+    per_page: int
+    total: int
+
+    @classmethod
+    def from_json(cls, body: dict, parse: Any) -> "Page[T]":
+        meta = body.get("meta") or {}
+        items = [parse(item) for item in body.get("data") or []]
+        return cls(
+            items=items,
+            current_page=int(meta.get("current_page", 1)),
+            last_page=int(meta.get("last_page", 1)),
+            per_page=int(meta.get("per_page", len(items))),
+            total=int(meta.get("total", len(items))),
+        )

@@ -1,0 +1,87 @@
+"""The whole surface, sync and async, against a real Footfall."""
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from footfall_client import AsyncClient, Client, Contact, Page, Shop, Visit, WebhookSubscription
+
+
+@pytest.fixture
+def client(footfall):
+    base_url, demo = footfall
+    with Client(base_url, demo["token"]) as client:
+        yield client
+
+
+def test_visits_create_get_update_list_and_iter(client, footfall):
+    _, demo = footfall
+    starts = datetime(2024, 5, 1, 22, 0, tzinfo=timezone(timedelta(hours=2)))
+    visit = client.visits.create(demo["contacts"][0], demo["shops"][0], external_id="cli-1", source="Kiosk",
+                                 starts_at=starts, ends_at=starts + timedelta(minutes=30))
+    assert isinstance(visit, Visit) and visit.external_id == "cli-1" and visit.source == "Kiosk"
+    assert visit.starts_at == datetime(2024, 5, 1, 20, 0, tzinfo=timezone.utc)
+    assert visit.starts_at.tzinfo is not None and visit.created_at.tzinfo is not None
+    assert visit.contact.uuid == demo["contacts"][0] and "@" in visit.contact.email
+    assert client.visits.get(visit.uuid) == visit
+    updated = client.visits.update(visit.uuid, source="Website", ends_at=None)
+    assert updated.source == "Website" and updated.ends_at is None and updated.external_id == "cli-1"
+    page = client.visits.list(limit=5)
+    assert isinstance(page, Page) and page.per_page == 5 and page.current_page == 1
+    assert page.total >= 25 and page.last_page == -(-page.total // 5) and page.items[0].uuid == visit.uuid
+    every = list(client.visits.iter(limit=7))
+    assert len(every) == page.total and len({v.uuid for v in every}) == page.total
+    mine = list(client.visits.iter(contact_uuid=demo["contacts"][0]))
+    assert mine and all(v.contact.uuid == demo["contacts"][0] for v in mine)
+
+
+def test_shops_and_contacts(client, footfall):
+    _, demo = footfall
+    shops = client.shops.list()
+    assert all(isinstance(s, Shop) for s in shops) and {s.uuid for s in shops} == set(demo["shops"])
+    assert client.shops.get(shops[0].uuid) == shops[0]
+    contact = client.contacts.create("Plankton@ChumBucket.sea")
+    assert isinstance(contact, Contact) and contact.email == "plankton@chumbucket.sea"
+    assert client.contacts.create("plankton@chumbucket.sea") == contact
+    assert client.contacts.get(contact.uuid) == contact
+    listed = client.contacts.list(limit=100)
+    assert contact.uuid in {c.uuid for c in listed.items} and listed.total >= 6
+
+
+def test_webhook_subscriptions_and_deliveries(client, footfall):
+    _, demo = footfall
+    created = client.webhook_subscriptions.create("Stamp cards", "visit_created", "http://127.0.0.1:9/hook")
+    assert isinstance(created, WebhookSubscription) and created.secret.startswith("whsec_")
+    assert client.webhook_subscriptions.get(created.uuid).secret is None
+    updated = client.webhook_subscriptions.update(created.uuid, name="Renamed", status="INACTIVE")
+    assert (updated.name, updated.status) == ("Renamed", "INACTIVE")
+    listed = client.webhook_subscriptions.list(status="INACTIVE")
+    assert created.uuid in {s.uuid for s in listed.items}
+    client.webhook_subscriptions.update(created.uuid, status="ACTIVE")
+    client.visits.create(demo["contacts"][1], demo["shops"][1])
+    [delivery] = client.webhook_subscriptions.deliveries(created.uuid).items
+    assert delivery.event_type == "visit_created"
+    retried = client.webhook_subscriptions.retry_delivery(created.uuid, delivery.id)
+    assert retried.id == delivery.id and retried.state == "pending"
+    assert client.webhook_subscriptions.delete(created.uuid) is None
+
+
+async def test_the_async_client_has_the_same_surface(footfall):
+    base_url, demo = footfall
+    async with AsyncClient(base_url, demo["token"]) as client:
+        visit = await client.visits.create(demo["contacts"][2], demo["shops"][2], external_id="async-1")
+        assert (await client.visits.get(visit.uuid)) == visit
+        assert (await client.visits.update(visit.uuid, source="Kiosk")).source == "Kiosk"
+        page = await client.visits.list(limit=3)
+        assert len(page.items) == 3
+        seen = [v async for v in client.visits.iter(limit=10)]
+        assert len(seen) == page.total
+        assert len(await client.shops.list()) == 3
+        contact = await client.contacts.create("karen@chumbucket.sea")
+        assert (await client.contacts.get(contact.uuid)) == contact
+        assert (await client.contacts.list()).total >= 1
+        subscription = await client.webhook_subscriptions.create("a", "contact_created", "http://127.0.0.1:9/h")
+        assert (await client.webhook_subscriptions.get(subscription.uuid)).name == "a"
+        assert (await client.webhook_subscriptions.list(event_type="contact_created")).total >= 1
+        assert (await client.webhook_subscriptions.deliveries(subscription.uuid)).total == 0
+        await client.webhook_subscriptions.delete(subscription.uuid)
