@@ -30,34 +30,33 @@ async def create(session: AsyncSession, account: Account, data: VisitCreate) -> 
     A create whose external_id exists answers the stored visit when every field the request
     gives equals the stored one (a client's retry), and ExternalIdConflict otherwise.
     """
-    contact = await ContactRepository(session).get(account.id, data.contact_uuid)
-    if contact is None:
+    repository = VisitRepository(session)
+    found = await repository.contact_and_shop(account.id, data.contact_uuid, data.shop_uuid)
+    if found is None:
         raise ContactNotFound()
-    shop = await ShopRepository(session).get(account.id, data.shop_uuid)
-    if shop is None:
+    if found.shop_id is None:
         raise ShopNotFound()
     now = utcnow()
     starts_at = data.starts_at or now.replace(microsecond=0)
     _check_period(starts_at, data.ends_at)
 
-    repository = VisitRepository(session)
-    visit_id = await repository.insert(
+    visit = await repository.insert(
         {
             "uuid": uuid4(),
             "account_id": account.id,
-            "contact_id": contact.id,
-            "shop_id": shop.id,
+            "contact_id": found.id,
+            "shop_id": found.shop_id,
             "external_id": data.external_id,
             "source": data.source,
             "starts_at": starts_at,
             "ends_at": data.ends_at,
             "created_at": now,
-        }
+        },
+        found.uuid,
+        found.email,
     )
-    if visit_id is not None:
-        await repository.add_to_counts(account.id, {contact.id: 1}, slot=visit_id)
-        visit = await repository.get_by_id(visit_id)
-        assert visit is not None
+    if visit is not None:
+        await repository.add_to_counts(account.id, {found.id: 1}, slot=visit.id)
         await webhooks.emit(session, account.id, "visit_created", VisitOut.from_row(visit).model_dump(mode="json"))
         return visit, True
 
@@ -66,8 +65,8 @@ async def create(session: AsyncSession, account: Account, data: VisitCreate) -> 
     assert stored is not None  # the conflicting row has committed, or the insert would have waited
     given = data.model_fields_set
     same = (
-        stored.contact_id == contact.id
-        and stored.shop_id == shop.id
+        stored.contact_id == found.id
+        and stored.shop_id == found.shop_id
         and ("source" not in given or stored.source == data.source)
         and ("starts_at" not in given or stored.starts_at == data.starts_at)
         and ("ends_at" not in given or stored.ends_at == data.ends_at)
@@ -92,11 +91,9 @@ async def update(session: AsyncSession, account: Account, uuid: UUID, data: Visi
         return visit
     _check_period(changes.get("starts_at", visit.starts_at), changes.get("ends_at", visit.ends_at))
     try:
-        await repository.update(visit.id, changes)
+        updated = await repository.update(visit, changes)
     except DuplicateExternalId:
         raise ExternalIdConflict() from None
-    updated = await repository.get_by_id(visit.id)
-    assert updated is not None
     await webhooks.emit(session, account.id, "visit_updated", VisitOut.from_row(updated).model_dump(mode="json"))
     return updated
 
