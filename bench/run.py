@@ -112,7 +112,7 @@ def lua_rotating(method: str, paths: list[str], bodies: list[dict]) -> str:
         f"local paths = {paths_lua}\nlocal bodies = {bodies_lua}\nlocal n = 0\n"
         'wrk.headers["Content-Type"] = "application/json"\n'
         "request = function()\n  n = n + 1\n"
-        f'  return wrk.format("{method}", paths[(n % #paths) + 1], nil, bodies[(n % #bodies) + 1])\nend\n"
+        f'  return wrk.format("{method}", paths[(n % #paths) + 1], nil, bodies[(n % #bodies) + 1])\nend\n'
     )
 
 
