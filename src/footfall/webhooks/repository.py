@@ -3,7 +3,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
-from sqlalchemy import Row, and_, delete, func, select, update
+from sqlalchemy import Row, and_, bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -57,12 +57,18 @@ class SubscriptionRepository:
         await self.session.execute(delete(Subscription).where(Subscription.id == subscription.id))
 
     async def active_ids(self, account_id: int, event_type: str) -> Sequence[int]:
-        statement = select(Subscription.id).where(
-            Subscription.account_id == account_id,
-            Subscription.event_type == event_type,
-            Subscription.status == "ACTIVE",
-        )
-        return (await self.session.scalars(statement)).all()
+        """Asked by every write that has an event: a prebuilt Core statement, past the ORM."""
+        connection = await self.session.connection()
+        result = await connection.execute(_ACTIVE_IDS, {"account_id": account_id, "event_type": event_type})
+        return result.scalars().all()
+
+
+_subscriptions = Subscription.__table__.c
+_ACTIVE_IDS = select(_subscriptions.id).where(
+    _subscriptions.account_id == bindparam("account_id"),
+    _subscriptions.event_type == bindparam("event_type"),
+    _subscriptions.status == "ACTIVE",
+)
 
 
 class OutboxRepository:
