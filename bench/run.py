@@ -253,6 +253,32 @@ def table(report: dict) -> str:
     return "\n".join(lines)
 
 
+TARGET_RATIOS = {"show": 0.5, "list": 0.4, "create": 0.3, "update": 0.3}
+
+
+def targets(report: dict) -> str:
+    """Issue #5's targets, for the largest size, each met or missed."""
+    floor, runs = report["floor"], report["runs"]
+    large, small = runs[-1], runs[0]
+    rows = []
+    for endpoint, target in TARGET_RATIOS.items():
+        ratio = large["endpoints"][endpoint]["rps"] / floor[endpoint]["rps"]
+        rows.append((f"{endpoint} rps / floor >= {target}", f"{ratio:.2f}", ratio >= target))
+    for endpoint in ("show", "list", "by_contact"):
+        growth = large["endpoints"][endpoint]["p50_ms"] / small["endpoints"][endpoint]["p50_ms"]
+        rows.append((f"{endpoint} p50 at {large['size']:,} / at {small['size']:,} <= 1.25", f"{growth:.2f}", growth <= 1.25))
+    last = large["endpoints"]["last_page"]["p50_ms"] / large["endpoints"]["list"]["p50_ms"]
+    rows.append(("last page p50 / page 1 p50 <= 2", f"{last:.2f}", last <= 2))
+    worst = max(r["p99_ms"] / r["p50_ms"] for r in large["endpoints"].values())
+    rows.append(("every endpoint's p99 / p50 <= 10", f"{worst:.1f} at worst", worst <= 10))
+    rows.append(("server peak RSS < 150 MB", f"{large['peak_rss_mb']} MB", large["peak_rss_mb"] < 150))
+    imported = large["import"]["rows_per_second"]
+    rows.append(("import >= 25,000 visits/s", f"{imported:,}", imported >= 25000))
+    lines = ["| target | measured | |", "|---|---:|---|"]
+    lines += [f"| {name} | {value} | {'met' if ok else 'missed'} |" for name, value, ok in rows]
+    return "\n".join(lines)
+
+
 def machine() -> str:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
@@ -286,7 +312,7 @@ def main() -> None:
         "runs": runs,
         "seconds": round(time.monotonic() - started),
     }
-    text = table(report)
+    text = table(report) + ("\n\n" + targets(report) if len(report["runs"]) >= 2 else "")
     print(text)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))

@@ -10,7 +10,6 @@ from footfall.accounts.service import get_account
 from footfall.db import session_scope
 from footfall.errors import IdempotencyKeyInProgress
 from footfall.idempotency import service as idempotency
-from footfall.models import utcnow
 
 
 def visit_body(tenant, **fields):

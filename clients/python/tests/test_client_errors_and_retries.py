@@ -3,7 +3,6 @@
 import json
 import uuid
 
-import httpx
 import pytest
 
 from footfall_client import (

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from footfall.db import Sessions, session_scope
 from footfall.errors import FootfallError
-from footfall.models import Account, utcnow
+from footfall.models import Account
 from footfall.visits import service
 from footfall.visits.repository import VisitRepository
 from footfall.visits.schemas import VisitContact, VisitCreate, VisitOut

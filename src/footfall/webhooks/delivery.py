@@ -17,7 +17,6 @@ from uuid import UUID, uuid4
 
 import httpx
 from sqlalchemy import Row
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from footfall import __version__
 from footfall.config import Settings

@@ -6,13 +6,13 @@ import asyncio
 import random
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any, AsyncIterator, Callable, Dict, Iterator, Optional
 
 import httpx
 
-from footfall_client.errors import ConflictError, FootfallError, error_from_response
+from footfall_client.errors import error_from_response
 from footfall_client.models import (
     Contact,
     Page,
