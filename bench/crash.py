@@ -20,7 +20,6 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from uuid import UUID, uuid4
 
 import httpx
@@ -29,9 +28,9 @@ from sqlalchemy import func, select
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from footfall.app import API_PREFIX  # noqa: E402
-from footfall.db import create_engine, create_sessionmaker, migrate, session_scope  # noqa: E402
+from footfall.db import create_engine, create_sessionmaker, session_scope  # noqa: E402
 from footfall.models import Account, Visit  # noqa: E402
-from tests.conftest import Tenant, make_tenant  # noqa: E402
+from tests.conftest import Tenant, make_tenant_at  # noqa: E402
 from tests.serving import free_port  # noqa: E402
 from tests.webhooks.receiver import Receiver  # noqa: E402
 
@@ -113,15 +112,6 @@ class Server:
                 self.process.wait()
 
 
-async def _prepare(database_url: str) -> Tenant:
-    engine = create_engine(database_url)
-    try:
-        await migrate(engine)
-        return await make_tenant(SimpleNamespace(state=SimpleNamespace(sessionmaker=create_sessionmaker(engine))))
-    finally:
-        await engine.dispose()
-
-
 async def _stored(database_url: str, account_uuid: str) -> dict[str, int]:
     """external_id -> how many visits the account holds with it, read straight from the database."""
     engine = create_engine(database_url)
@@ -168,7 +158,7 @@ async def run_crash(
     report = Report(database_url.split(":", 1)[0], clients, visits, visits_expected=clients * visits)
     started = time.monotonic()
     deadline = started + seconds
-    tenant = await _prepare(database_url)
+    tenant = await make_tenant_at(database_url)
     with tempfile.TemporaryDirectory() as logs, Receiver() as receiver:
         server = Server(database_url, Path(logs))
         server.start()

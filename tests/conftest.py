@@ -21,7 +21,7 @@ from footfall.app import API_PREFIX, create_app
 from footfall.config import Settings
 from footfall.contacts import service as contacts
 from footfall.contacts.schemas import ContactCreate
-from footfall.db import migrate, session_scope
+from footfall.db import Sessions, create_engine, create_sessionmaker, migrate, session_scope
 from footfall.shops import service as shops
 from footfall.shops.schemas import ShopCreate
 
@@ -86,7 +86,21 @@ class Tenant:
 
 
 async def make_tenant(app: FastAPI) -> Tenant:
-    async with session_scope(app.state.sessionmaker, write=True) as session:
+    return await tenant_in(app.state.sessionmaker)
+
+
+async def make_tenant_at(database_url: str) -> Tenant:
+    """A tenant in a database the caller has no app for (worker tests, bench/crash.py); migrates it first."""
+    engine = create_engine(database_url)
+    try:
+        await migrate(engine)
+        return await tenant_in(create_sessionmaker(engine))
+    finally:
+        await engine.dispose()
+
+
+async def tenant_in(sessions: Sessions) -> Tenant:
+    async with session_scope(sessions, write=True) as session:
         account = await accounts.create_account(session, "Test account")
         issued = await accounts.issue_token(session, account, name="tests")
         shop = await shops.create(session, account, ShopCreate(name="Krusty Krab", reference="KK-1"))

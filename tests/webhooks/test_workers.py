@@ -6,14 +6,12 @@ import json
 import os
 import signal
 import time
-from types import SimpleNamespace
 
 import httpx
 import pytest
 
 from footfall.app import API_PREFIX
-from footfall.db import create_engine, create_sessionmaker, migrate
-from tests.conftest import Tenant, make_tenant
+from tests.conftest import Tenant, make_tenant_at
 from tests.serving import running_server, start_worker
 from tests.webhooks.receiver import Receiver, Reply
 
@@ -33,16 +31,7 @@ def receiver():
 @pytest.fixture
 def tenant(database_url) -> Tenant:
     """An account of this test's own, so no other test's subscriptions see its events."""
-
-    async def make() -> Tenant:
-        engine = create_engine(database_url)
-        try:
-            await migrate(engine)
-            return await make_tenant(SimpleNamespace(state=SimpleNamespace(sessionmaker=create_sessionmaker(engine))))
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(make())
+    return asyncio.run(make_tenant_at(database_url))
 
 
 def api(base_url: str, tenant: Tenant) -> httpx.Client:
