@@ -65,8 +65,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(Replay, _replay)
     # Added innermost first: the rate limit sees a request before its body is read.
     app.add_middleware(RequestBodyMiddleware, max_bytes=settings.max_body_bytes)
-    limiter = RedisLimiter(settings.redis_url) if settings.redis_url else InProcessLimiter()
+    limiter = None
     if settings.rate_limit > 0:
+        limiter = RedisLimiter(settings.redis_url) if settings.redis_url else InProcessLimiter()
         app.add_middleware(RateLimitMiddleware, limit=settings.rate_limit, limiter=limiter)
     for router in (visits_router, shops_router, contacts_router, webhooks_router):
         app.include_router(router, prefix=API_PREFIX)

@@ -129,13 +129,13 @@ async def _write(sessions: Sessions, account: Account, batch, by_id, summary: Su
     """One batch in one transaction: the visits, their counts and their webhook events."""
     async with session_scope(sessions, write=True) as session:
         repository = VisitRepository(session)
-        subscribed = await webhooks.has_subscribers(session, account.id, "visit_created")
-        inserted = await repository.insert_many(batch, full=subscribed)
+        subscription_ids = await webhooks.subscribers(session, account.id, "visit_created")
+        inserted = await repository.insert_many(batch, full=bool(subscription_ids))
         if inserted:
-            per_contact = Counter(row.contact_id for row in inserted) if subscribed else Counter(inserted)
+            per_contact = Counter(row.contact_id for row in inserted) if subscription_ids else Counter(inserted)
             await repository.add_to_counts(account.id, dict(per_contact), slot=uuid4().int)
-            if subscribed:
-                await webhooks.emit_many(session, account.id, "visit_created", lambda: [
+            if subscription_ids:
+                await webhooks.emit_to(session, account.id, "visit_created", subscription_ids, [
                     VisitOut(
                         uuid=row.uuid,
                         contact=VisitContact(uuid=by_id[row.contact_id][0], email=by_id[row.contact_id][1]),

@@ -75,20 +75,6 @@ class OutboxRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def add_event(self, values: dict[str, Any], subscription_ids: Sequence[int], due: datetime) -> None:
-        event_id = (
-            await self.session.execute(Event.__table__.insert().values(values).returning(Event.id))
-        ).scalar_one()
-        await self.session.execute(
-            Delivery.__table__.insert(),
-            [
-                {"uuid": uuid4(), "subscription_id": sid, "event_id": event_id, "state": "pending", "attempts": 0,
-                 "next_attempt_at": due, "created_at": due}
-                for sid in subscription_ids
-            ],
-        )
-
-
     async def add_events(self, events: list[dict[str, Any]], subscription_ids: Sequence[int], due: datetime) -> None:
         rows = await self.session.execute(Event.__table__.insert().returning(Event.id, sort_by_parameter_order=True), events)
         event_ids = [row.id for row in rows]

@@ -1,7 +1,7 @@
 """Webhook subscriptions (Leat's API) and the outbox that records their events."""
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -81,24 +81,39 @@ async def delete(session: AsyncSession, account: Account, uuid: UUID) -> None:
     await SubscriptionRepository(session).delete(await get(session, account, uuid))
 
 
+async def subscribers(session: AsyncSession, account_id: int, event_type: str) -> Sequence[int]:
+    """The ids of the account's ACTIVE subscriptions to this event type."""
+    return await SubscriptionRepository(session).active_ids(account_id, event_type)
+
+
 async def emit(session: AsyncSession, account_id: int, event_type: str, data: dict[str, Any]) -> None:
     """Records an event for every ACTIVE subscription to it, in the caller's transaction (the outbox):
     a committed change always has its event, a rolled-back one never has."""
-    subscription_ids = await SubscriptionRepository(session).active_ids(account_id, event_type)
-    if not subscription_ids:
+    await emit_to(session, account_id, event_type, await subscribers(session, account_id, event_type), [data])
+
+
+async def emit_to(
+    session: AsyncSession,
+    account_id: int,
+    event_type: str,
+    subscription_ids: Sequence[int],
+    payloads: Sequence[dict[str, Any]],
+) -> None:
+    """One event per payload, each delivered to every subscription given (a bulk import asks for
+    subscribers once, and builds payloads only when there are any)."""
+    if not subscription_ids or not payloads:
         return
     now = utcnow()
-    event_uuid = uuid4()
-    body = json.dumps(
-        {"id": str(event_uuid), "type": event_type, "created_at": format_iso8601(now), "data": data},
-        separators=(",", ":"),
-        ensure_ascii=False,
-    )
-    await OutboxRepository(session).add_event(
-        {"uuid": event_uuid, "account_id": account_id, "type": event_type, "body": body, "created_at": now},
-        subscription_ids,
-        now,
-    )
+    events = []
+    for data in payloads:
+        event_uuid = uuid4()
+        body = json.dumps(
+            {"id": str(event_uuid), "type": event_type, "created_at": format_iso8601(now), "data": data},
+            separators=(",", ":"),
+            ensure_ascii=False,
+        )
+        events.append({"uuid": event_uuid, "account_id": account_id, "type": event_type, "body": body, "created_at": now})
+    await OutboxRepository(session).add_events(events, subscription_ids, now)
 
 
 async def list_deliveries(
@@ -124,28 +139,3 @@ async def retry_delivery(session: AsyncSession, account: Account, subscription_u
     refreshed = await repository.get(subscription.id, delivery_uuid)
     assert refreshed is not None
     return refreshed
-
-
-async def has_subscribers(session: AsyncSession, account_id: int, event_type: str) -> bool:
-    return bool(await SubscriptionRepository(session).active_ids(account_id, event_type))
-
-
-async def emit_many(
-    session: AsyncSession, account_id: int, event_type: str, payloads: Callable[[], Sequence[dict[str, Any]]]
-) -> None:
-    """emit() for many resources at once (bulk import): one look-up of subscriptions, bulk inserts.
-    `payloads` is called only when someone subscribes, as building them is most of the cost."""
-    subscription_ids = await SubscriptionRepository(session).active_ids(account_id, event_type)
-    if not subscription_ids:
-        return
-    now = utcnow()
-    events = []
-    for data in payloads():
-        event_uuid = uuid4()
-        body = json.dumps(
-            {"id": str(event_uuid), "type": event_type, "created_at": format_iso8601(now), "data": data},
-            separators=(",", ":"),
-            ensure_ascii=False,
-        )
-        events.append({"uuid": event_uuid, "account_id": account_id, "type": event_type, "body": body, "created_at": now})
-    await OutboxRepository(session).add_events(events, subscription_ids, now)
