@@ -60,6 +60,8 @@ async def app(database_url: str) -> AsyncIterator[FastAPI]:
     )
     await migrate(app.state.engine)
     yield app
+    if app.state.driver_pool is not None:
+        await app.state.driver_pool.close()
     await app.state.engine.dispose()
 
 

@@ -1,6 +1,7 @@
 """create_app(): the FastAPI application, its routers, error handlers and database lifespan."""
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,7 +15,7 @@ from footfall import __version__
 from footfall.accounts.service import TokenCache
 from footfall.config import Settings
 from footfall.contacts.routes import router as contacts_router
-from footfall.db import Sessions, create_engine, create_sessionmaker
+from footfall.db import Sessions, create_driver_pool, create_engine, create_sessionmaker
 from footfall.errors import ErrorBody, ServiceUnavailable, error_response, install_error_handlers
 from footfall.idempotency.service import Replay, purge_expired
 from footfall.kit.limits import FORM_TYPE, InProcessLimiter, RateLimitMiddleware, RedisLimiter, RequestBodyMiddleware
@@ -30,9 +31,13 @@ HOUSEKEEPING_INTERVAL = 600  # seconds
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
+    driver_pool = create_driver_pool(settings.database_url, settings.database_pool_size)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Everything loaded by now (modules, models, compiled statements) lives as long as the process:
+        # out of the collector's sight, a full collection no longer walks it under load.
+        gc.freeze()
         stop = asyncio.Event()
         housekeeping = asyncio.create_task(_housekeeping(app.state.sessionmaker, stop), name="footfall-housekeeping")
         worker_task = None
@@ -48,6 +53,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await worker.close()
         if isinstance(limiter, RedisLimiter):
             await limiter.close()
+        if driver_pool is not None:
+            await driver_pool.close()
         await engine.dispose()
 
     app = FastAPI(
@@ -59,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = create_sessionmaker(engine)
+    app.state.driver_pool = driver_pool
     app.state.token_cache = TokenCache(settings.token_cache_seconds)
 
     install_error_handlers(app)

@@ -11,6 +11,7 @@ from footfall.contacts.schemas import ContactCreate
 from footfall.models import Account, utcnow
 from footfall.shops import service as shops
 from footfall.shops.schemas import ShopCreate
+from footfall.db import SessionTx
 from footfall.visits import service as visits
 from footfall.visits.schemas import VisitCreate
 
@@ -43,7 +44,7 @@ async def ensure_demo(session: AsyncSession) -> tuple[Account, bool]:
         starts_at = start + timedelta(hours=11 * n)
         shop = demo_shops[n % len(demo_shops)]
         await visits.create(
-            session,
+            SessionTx(session),
             account,
             VisitCreate(
                 contact_uuid=demo_contacts[n % len(demo_contacts)].uuid,

@@ -12,7 +12,7 @@ from standardwebhooks import Webhook
 
 from footfall.accounts.service import get_account
 from footfall.config import Settings
-from footfall.db import session_scope
+from footfall.db import SessionTx, session_scope
 from footfall.models import WebhookDelivery, WebhookEvent
 from footfall.visits import service as visits
 from footfall.visits.schemas import VisitCreate
@@ -272,7 +272,7 @@ async def test_the_outbox_commits_and_rolls_back_with_the_visit(app, client, ten
     with pytest.raises(RuntimeError):
         async with session_scope(app.state.sessionmaker, write=True) as session:
             account = await get_account(session, UUID(tenant.account_uuid))
-            await visits.create(session, account, data)
+            await visits.create(SessionTx(session), account, data)
             raise RuntimeError("the transaction fails after the visit was written")
     assert await events() == 0
     assert (await client.get("/visits", headers=tenant.headers)).json()["meta"]["total"] == 0

@@ -5,6 +5,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from footfall.contacts.repository import ContactRepository
 from footfall.contacts.schemas import ContactCreate, ContactOut
+from footfall.db import SessionTx
 from footfall.errors import ContactNotFound
 from footfall.kit.pagination import PageParams
 from footfall.models import Account, Contact, utcnow
@@ -22,7 +23,7 @@ async def create(session: AsyncSession, account: Account, data: ContactCreate) -
     contact = await repository.get_by_email(account.id, data.email)
     assert contact is not None  # inserted now or by the conflicting transaction, which has committed
     if created:
-        await webhooks.emit(session, account.id, "contact_created", ContactOut.model_validate(contact).model_dump(mode="json"))
+        await webhooks.emit(SessionTx(session), account.id, "contact_created", ContactOut.model_validate(contact).model_dump(mode="json"))
     return contact, created
 
 

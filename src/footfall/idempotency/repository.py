@@ -2,10 +2,10 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Row, delete, select, update
+from sqlalchemy import Row, bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from footfall.db import insert_ignoring_conflicts
+from footfall.db import Tx, insert_ignoring_conflicts
 from footfall.models import IdempotencyKey
 
 
@@ -43,15 +43,6 @@ class IdempotencyRepository:
         )
         return result.rowcount == 1
 
-    async def complete(self, id: int, token: UUID, status: int, body: str) -> bool:
-        """Stores the answer, if this request still owns the key; False when another took it over."""
-        result = await self.session.execute(
-            update(IdempotencyKey)
-            .where(IdempotencyKey.id == id, IdempotencyKey.lock_token == token, IdempotencyKey.state == "running")
-            .values(state="done", lock_token=None, locked_until=None, response_status=status, response_body=body)
-        )
-        return result.rowcount == 1
-
     async def release(self, id: int, token: UUID) -> None:
         await self.session.execute(
             delete(IdempotencyKey).where(IdempotencyKey.id == id, IdempotencyKey.lock_token == token)
@@ -59,3 +50,18 @@ class IdempotencyRepository:
 
     async def purge_expired(self, now: datetime) -> None:
         await self.session.execute(delete(IdempotencyKey).where(IdempotencyKey.expires_at <= now))
+
+
+_key = IdempotencyKey.__table__.c
+_STORE_ANSWER = (
+    update(IdempotencyKey.__table__)
+    .where(_key.id == bindparam("key_id"), _key.lock_token == bindparam("token"), _key.state == "running")
+    .values(state="done", lock_token=None, locked_until=None, response_status=bindparam("status"),
+            response_body=bindparam("body"))
+)
+
+
+async def store_answer(tx: Tx, id: int, token: UUID, status: int, body: str) -> bool:
+    """Stores the answer in the request's own transaction, if this request still owns the key;
+    False when another took it over."""
+    return await tx.execute(_STORE_ANSWER, {"key_id": id, "token": token, "status": status, "body": body}) == 1

@@ -14,12 +14,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from uuid import UUID, uuid4
 
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from footfall.config import Settings
-from footfall.db import Sessions, session_scope
+from footfall.db import Sessions, Tx, session_scope
 from footfall.errors import IdempotencyKeyInProgress, IdempotencyKeyReused, InvalidInput
-from footfall.idempotency.repository import IdempotencyRepository
+from footfall.idempotency.repository import IdempotencyRepository, store_answer
 from footfall.models import Account, utcnow
 
 HEADER = "Idempotency-Key"
@@ -96,9 +95,9 @@ async def claim(
         raise IdempotencyKeyInProgress()
 
 
-async def complete(session: AsyncSession, claim_: Claim, status_code: int, body: bytes) -> None:
+async def complete(tx: Tx, claim_: Claim, status_code: int, body: bytes) -> None:
     """Stores the answer in the request's own transaction; raises when the key is no longer this request's."""
-    if not await IdempotencyRepository(session).complete(claim_.id, claim_.token, status_code, body.decode()):
+    if not await store_answer(tx, claim_.id, claim_.token, status_code, body.decode()):
         raise IdempotencyKeyInProgress()
 
 

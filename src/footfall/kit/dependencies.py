@@ -1,6 +1,7 @@
 """What every API route shares: its transaction, the caller's account, and Idempotency-Key handling."""
 
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request, Response
@@ -10,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from footfall.accounts import service as accounts
 from footfall.config import Settings
-from footfall.db import session_scope
+from footfall.db import SessionTx, Tx, session_scope
 from footfall.errors import ReadOnlyToken, Unauthenticated
 from footfall.idempotency import service as idempotency
 from footfall.models import Account
@@ -22,18 +23,21 @@ class ApiRoute(APIRoute):
     """Runs a request in one transaction that commits before the answer is sent (a client that got a
     2xx can rely on the write), and stores an Idempotency-Key's answer in that same transaction."""
 
+    # The visits routes (the hot paths) take a Tx, which runs on asyncpg's own pool on PostgreSQL.
+    driver: bool = False
+
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        driver = self.driver
 
         async def route_handler(request: Request) -> Response:
-            sessions = request.app.state.sessionmaker
             try:
-                async with session_scope(sessions, write=request.method not in READ_METHODS) as session:
-                    request.state.session = session
+                async with _transaction(request, driver) as tx:
+                    request.state.tx = tx
                     response = await handler(request)
                     claim = getattr(request.state, "idempotency_claim", None)
                     if claim is not None and response.status_code < 400:
-                        await idempotency.complete(session, claim, response.status_code, response.body)
+                        await idempotency.complete(tx, claim, response.status_code, response.body)
                         request.state.idempotency_claim = None
             except Exception:
                 await _release_claim(request)
@@ -44,6 +48,22 @@ class ApiRoute(APIRoute):
         return route_handler
 
 
+class DriverRoute(ApiRoute):
+    driver = True
+
+
+@asynccontextmanager
+async def _transaction(request: Request, driver: bool) -> AsyncIterator[Tx]:
+    write = request.method not in READ_METHODS
+    pool = request.app.state.driver_pool if driver else None
+    if pool is not None:
+        async with pool.transaction(write=write) as tx:
+            yield tx
+    else:
+        async with session_scope(request.app.state.sessionmaker, write=write) as session:
+            yield SessionTx(session)
+
+
 async def _release_claim(request: Request) -> None:
     claim = getattr(request.state, "idempotency_claim", None)
     if claim is not None:
@@ -52,10 +72,17 @@ async def _release_claim(request: Request) -> None:
 
 
 async def _session(request: Request) -> AsyncSession:
-    return request.state.session
+    return request.state.tx.session
 
 
 Session = Annotated[AsyncSession, Depends(_session)]
+
+
+async def _tx(request: Request) -> Tx:
+    return request.state.tx
+
+
+Transaction = Annotated[Tx, Depends(_tx)]
 
 
 async def _settings(request: Request) -> Settings:

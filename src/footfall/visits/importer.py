@@ -14,12 +14,12 @@ from uuid import uuid4
 
 from pydantic import ValidationError
 
-from footfall.db import Sessions, session_scope
+from footfall.db import Sessions, SessionTx, session_scope
 from footfall.errors import FootfallError
 from footfall.models import Account
 from footfall.visits import service
-from footfall.visits.repository import VisitRepository
-from footfall.visits.schemas import VisitContact, VisitCreate, VisitOut
+from footfall.visits.repository import VisitRepository, with_contact
+from footfall.visits.schemas import VisitCreate, VisitOut
 from footfall.webhooks import service as webhooks
 
 BATCH_SIZE = 5000  # rows a transaction: a crash keeps every batch before it, and a re-run skips them
@@ -128,21 +128,16 @@ async def import_visits(
 async def _write(sessions: Sessions, account: Account, batch, by_id, summary: Summary) -> None:
     """One batch in one transaction: the visits, their counts and their webhook events."""
     async with session_scope(sessions, write=True) as session:
-        repository = VisitRepository(session)
-        subscription_ids = await webhooks.subscribers(session, account.id, "visit_created")
+        tx = SessionTx(session)
+        repository = VisitRepository(tx)
+        subscription_ids = await webhooks.subscribers(tx, account.id, "visit_created")
         inserted = await repository.insert_many(batch, full=bool(subscription_ids))
         if inserted:
-            per_contact = Counter(row.contact_id for row in inserted) if subscription_ids else Counter(inserted)
+            per_contact = Counter(row[2] for row in inserted) if subscription_ids else Counter(inserted)
             await repository.add_to_counts(account.id, dict(per_contact), slot=uuid4().int)
             if subscription_ids:
-                await webhooks.emit_to(session, account.id, "visit_created", subscription_ids, [
-                    VisitOut(
-                        uuid=row.uuid,
-                        contact=VisitContact(uuid=by_id[row.contact_id][0], email=by_id[row.contact_id][1]),
-                        external_id=row.external_id, source=row.source, starts_at=row.starts_at,
-                        ends_at=row.ends_at, created_at=row.created_at,
-                    ).model_dump(mode="json")
-                    for row in inserted
+                await webhooks.emit_to(tx, account.id, "visit_created", subscription_ids, [
+                    VisitOut.from_row(with_contact(row, *by_id[row[2]])).model_dump(mode="json") for row in inserted
                 ])
     summary.imported += len(inserted)
     summary.skipped += len(batch) - len(inserted)

@@ -5,13 +5,11 @@ from types import SimpleNamespace
 from typing import Any, NamedTuple
 from uuid import UUID, uuid4
 
-from sqlalchemy import Row, bindparam, func, select, update
+from sqlalchemy import Boolean, bindparam, case, func, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from footfall.db import dialect_insert
+from footfall.db import ConstraintViolation, Tx
 from footfall.models import AccountVisitCount, Contact, Shop, Visit
 
 COUNT_SLOTS = 16  # rows an account's visit count is spread over
@@ -34,21 +32,9 @@ VISIT_COLUMNS = (
 _visits = select(*VISIT_COLUMNS).select_from(Visit.__table__.join(Contact.__table__, _c.id == _v.contact_id))
 
 
-_RETURNED = ["id", "uuid", "contact_id", "external_id", "source", "starts_at", "ends_at", "created_at"]
 _COPY_COLUMNS = [
     "n", "account_id", "contact_id", "shop_id", "external_id", "source", "starts_at", "ends_at", "created_at"
 ]
-
-
-class _Inserted(NamedTuple):
-    id: int
-    uuid: UUID
-    contact_id: int
-    external_id: str | None
-    source: str | None
-    starts_at: datetime
-    ends_at: datetime | None
-    created_at: datetime
 
 
 class VisitRow(NamedTuple):
@@ -67,41 +53,93 @@ class VisitRow(NamedTuple):
     created_at: datetime
 
 
+class ContactAndShop(NamedTuple):
+    id: int
+    uuid: UUID
+    email: str
+    visit_count: int
+    shop_id: int | None
+
+
 _WRITTEN = (_v.id, _v.uuid, _v.contact_id, _v.shop_id, _v.external_id, _v.source, _v.starts_at, _v.ends_at,
             _v.created_at)
+_INSERTED_COLUMNS = ("uuid", "account_id", "contact_id", "shop_id", "external_id", "source", "starts_at", "ends_at",
+                     "created_at")
 
 
-def _with_contact(row: Row, contact_uuid: UUID, contact_email: str) -> VisitRow:
-    values = row._mapping
-    return VisitRow(
-        values["id"], values["uuid"], values["contact_id"], values["shop_id"], contact_uuid, contact_email,
-        values["external_id"], values["source"], values["starts_at"], values["ends_at"], values["created_at"],
-    )
+def with_contact(row: Sequence[Any], contact_uuid: UUID, contact_email: str) -> VisitRow:
+    """A row of _WRITTEN, with the contact's uuid and email the caller has."""
+    return VisitRow(row[0], row[1], row[2], row[3], contact_uuid, contact_email, *row[4:])
+
+
+def _page(contact: bool, newest_first: bool):
+    """A page: the rows found on the index alone, then joined (a deferred join)."""
+    filters = [_v.account_id == bindparam("account_id")]
+    if contact:
+        filters.append(_v.contact_id == bindparam("contact_id"))
+    order = (_v.created_at.desc(), _v.id.desc()) if newest_first else (_v.created_at.asc(), _v.id.asc())
+    ids = select(_v.id).where(*filters).order_by(*order).limit(bindparam("limit")).offset(bindparam("offset"))
+    ids = ids.subquery()
+    return _visits.join(ids, ids.c.id == _v.id).order_by(*order)
 
 
 @functools.cache
 def _statements(dialect: str) -> SimpleNamespace:
-    """The write path's statements, built once per dialect: building and keying a statement for the
-    compiled cache cost more CPU than running it (py-spy, under wrk, on create)."""
+    """Every statement of the hot paths, built once per dialect: building a statement and keying it
+    for the compiled cache cost more CPU than running it (py-spy, under wrk), and on PostgreSQL each
+    is compiled once to the text asyncpg runs (db.DriverTx)."""
     insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
     counts = AccountVisitCount.__table__
     upsert = insert(counts)
     shop_id = select(_s.id).where(_s.account_id == bindparam("account_id"), _s.uuid == bindparam("shop_uuid"))
+    new_visit = {name: bindparam(name) for name in _INSERTED_COLUMNS}
     return SimpleNamespace(
-        contact_and_shop=select(_c.id, _c.uuid, _c.email, shop_id.scalar_subquery().label("shop_id")).where(
-            _c.account_id == bindparam("account_id"), _c.uuid == bindparam("contact_uuid")
+        contact_and_shop=select(
+            _c.id, _c.uuid, _c.email, _c.visit_count, shop_id.scalar_subquery().label("shop_id")
+        ).where(_c.account_id == bindparam("account_id"), _c.uuid == bindparam("contact_uuid")),
+        get=_visits.where(_v.account_id == bindparam("account_id"), _v.uuid == bindparam("uuid")),
+        get_by_external_id=_visits.where(
+            _v.account_id == bindparam("account_id"), _v.external_id == bindparam("external_id")
         ),
-        insert=Visit.__table__.insert().returning(*_WRITTEN),
+        insert=insert(Visit.__table__).values(new_visit).returning(*_WRITTEN),
         insert_unless_external_id_exists=insert(Visit.__table__)
+        .values(new_visit)
         .on_conflict_do_nothing(index_elements=["account_id", "external_id"])
+        .returning(*_WRITTEN),
+        # Every column a PUT may change, each set to itself unless given: one statement for all PUTs.
+        update=update(Visit.__table__)
+        .where(_v.id == bindparam("visit_id"))
+        .values(
+            {
+                name: case((bindparam(f"set_{name}", type_=Boolean), bindparam(f"new_{name}", type_=_v[name].type)),
+                           else_=_v[name])
+                for name in UPDATABLE
+            }
+        )
         .returning(*_WRITTEN),
         count_contacts=update(Contact.__table__)
         .where(_c.id == bindparam("contact_id"))
         .values(visit_count=_c.visit_count + bindparam("added")),
-        count_account=upsert.on_conflict_do_update(
+        count_account=upsert.values(
+            account_id=bindparam("account_id"), slot=bindparam("slot"), count=bindparam("count")
+        ).on_conflict_do_update(
             index_elements=["account_id", "slot"], set_={"count": counts.c.count + upsert.excluded.count}
         ),
+        account_count=select(func.coalesce(func.sum(counts.c.count), 0)).where(
+            counts.c.account_id == bindparam("account_id")
+        ),
+        contact_count=select(_c.id, _c.visit_count).where(
+            _c.account_id == bindparam("account_id"), _c.uuid == bindparam("contact_uuid")
+        ),
+        pages={
+            (contact, newest_first): _page(contact, newest_first)
+            for contact in (False, True)
+            for newest_first in (False, True)
+        },
     )
+
+
+UPDATABLE = ("external_id", "source", "starts_at", "ends_at")
 
 
 class DuplicateExternalId(Exception):
@@ -109,55 +147,51 @@ class DuplicateExternalId(Exception):
 
 
 class VisitRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+    """Every visits query, on the request's transaction (a Tx: asyncpg's own pool on PostgreSQL)."""
 
-    async def _core(self, statement, parameters: Any = None) -> Any:
-        """Runs a Core statement on the session's connection, past the ORM's per-statement work
-        (a fifth of a show request's CPU when run through Session.execute)."""
-        return await (await self.session.connection()).execute(statement, parameters)
+    def __init__(self, tx: Tx) -> None:
+        self.tx = tx
+        self.statements = _statements(tx.dialect)
 
-    @property
-    def _prebuilt(self) -> SimpleNamespace:
-        return _statements(self.session.bind.dialect.name)
+    async def contact_and_shop(self, account_id: int, contact_uuid: UUID, shop_uuid: UUID) -> ContactAndShop | None:
+        """The account's contact with the id of its shop, or None for the shop's id when no such shop;
+        None when no such contact. One round trip for what a create checks."""
+        row = await self.tx.fetchrow(
+            self.statements.contact_and_shop,
+            {"account_id": account_id, "contact_uuid": contact_uuid, "shop_uuid": shop_uuid},
+        )
+        return None if row is None else ContactAndShop(*row)
 
-    async def contact_and_shop(self, account_id: int, contact_uuid: UUID, shop_uuid: UUID) -> Row | None:
-        """The account's contact (id, uuid, email) with the id of its shop, or None for the shop's id
-        when no such shop; None when no such contact. One round trip for what a create checks."""
-        parameters = {"account_id": account_id, "contact_uuid": contact_uuid, "shop_uuid": shop_uuid}
-        return (await self._core(self._prebuilt.contact_and_shop, parameters)).first()
+    async def contact_count(self, account_id: int, contact_uuid: UUID) -> tuple[int, int] | None:
+        """The account's contact's (id, visit count), or None when no such contact."""
+        row = await self.tx.fetchrow(
+            self.statements.contact_count, {"account_id": account_id, "contact_uuid": contact_uuid}
+        )
+        return None if row is None else (row[0], row[1])
 
     async def insert(self, values: dict[str, Any], contact_uuid: UUID, contact_email: str) -> VisitRow | None:
         """Inserts a visit; None when its external_id exists in the account already (nothing written)."""
-        prebuilt = self._prebuilt
-        statement = prebuilt.insert if values.get("external_id") is None else prebuilt.insert_unless_external_id_exists
-        row = (await self._core(statement, values)).first()
-        return None if row is None else _with_contact(row, contact_uuid, contact_email)
+        statements = self.statements
+        statement = statements.insert if values["external_id"] is None else statements.insert_unless_external_id_exists
+        row = await self.tx.fetchrow(statement, values)
+        return None if row is None else with_contact(row, contact_uuid, contact_email)
 
     async def insert_many(self, rows: list[dict[str, Any]], *, full: bool) -> Sequence[Any]:
         """Inserts visits (without uuids: they are made here), skipping those whose external_id the
         account has, or an earlier row had. Returns for each inserted row its contact_id or, with
-        `full`, every column a visit answer needs."""
-        if self.session.bind.dialect.name == "postgresql":
+        `full`, every column of _WRITTEN."""
+        if self.tx.dialect == "postgresql":
             return await self._copy_many(rows, full)
-        table = Visit.__table__
-        returned = _RETURNED if full else ["contact_id"]
-        statement = (
-            dialect_insert(self.session, table)
-            .on_conflict_do_nothing(index_elements=["account_id", "external_id"])
-            .returning(*(table.c[name] for name in returned))
+        inserted = await self.tx.insert_many_returning(
+            self.statements.insert_unless_external_id_exists, [{**row, "uuid": uuid4()} for row in rows]
         )
-        result = (await self.session.execute(statement, [{**row, "uuid": uuid4()} for row in rows])).all()
-        return [_Inserted(*row) for row in result] if full else [row[0] for row in result]
+        rows_in = [row for row in inserted if row is not None]
+        return rows_in if full else [row[2] for row in rows_in]
 
     async def _copy_many(self, rows: list[dict[str, Any]], full: bool) -> list[Any]:
         # COPY into a temporary table, then one INSERT ... SELECT: several times faster than a
-        # multi-row INSERT built by the driver, and still in the session's transaction.
-        connection = await self.session.connection()
-        # The driver opens the transaction at the first statement SQLAlchemy sends: send one first,
-        # so what follows on the raw connection runs inside it.
-        await connection.execute(select(1))
-        driver = (await connection.get_raw_connection()).driver_connection
+        # multi-row INSERT built by the driver, and still in the transaction.
+        driver = await self.tx.driver()
         await driver.execute(
             "CREATE TEMPORARY TABLE IF NOT EXISTS visits_import (n integer, account_id bigint, "
             "contact_id bigint, shop_id bigint, external_id varchar(255), source varchar(255), "
@@ -169,71 +203,72 @@ class VisitRepository:
             records=[(n, *(row[c] for c in _COPY_COLUMNS[1:])) for n, row in enumerate(rows)],
         )
         columns = ", ".join(_COPY_COLUMNS[1:])
+        returned = ", ".join(column.name for column in _WRITTEN) if full else "contact_id"
         records = await driver.fetch(
             f"INSERT INTO visits (uuid, {columns}) SELECT gen_random_uuid(), {columns} FROM visits_import "
-            "ORDER BY n ON CONFLICT (account_id, external_id) DO NOTHING "
-            f"RETURNING {', '.join(_RETURNED if full else ['contact_id'])}"
+            f"ORDER BY n ON CONFLICT (account_id, external_id) DO NOTHING RETURNING {returned}"
         )
         await driver.execute("TRUNCATE visits_import")
-        return [_Inserted(*record) for record in records] if full else [record[0] for record in records]
+        return list(records) if full else [record[0] for record in records]
 
-    async def get(self, account_id: int, uuid: UUID) -> Row | None:
-        return (await self._core(_visits.where(_v.account_id == account_id, _v.uuid == uuid))).first()
+    async def get(self, account_id: int, uuid: UUID) -> VisitRow | None:
+        row = await self.tx.fetchrow(self.statements.get, {"account_id": account_id, "uuid": uuid})
+        return None if row is None else VisitRow(*row)
 
-    async def get_by_external_id(self, account_id: int, external_id: str) -> Row | None:
-        statement = _visits.where(_v.account_id == account_id, _v.external_id == external_id)
-        return (await self.session.execute(statement)).first()
+    async def get_by_external_id(self, account_id: int, external_id: str) -> VisitRow | None:
+        row = await self.tx.fetchrow(
+            self.statements.get_by_external_id, {"account_id": account_id, "external_id": external_id}
+        )
+        return None if row is None else VisitRow(*row)
 
-    async def update(self, visit: Row | VisitRow, values: dict[str, Any]) -> VisitRow:
-        statement = update(Visit.__table__).where(_v.id == visit.id).values(values).returning(*_WRITTEN)
+    async def update(self, visit: VisitRow, values: dict[str, Any]) -> VisitRow:
+        params: dict[str, Any] = {"visit_id": visit.id}
+        for name in UPDATABLE:
+            params[f"set_{name}"] = name in values
+            params[f"new_{name}"] = values.get(name)
         if "external_id" not in values:
-            row = (await self._core(statement)).one()
+            row = await self.tx.fetchrow(self.statements.update, params)
         else:
             try:
                 # A savepoint, so a refused external_id leaves the transaction usable on PostgreSQL.
-                async with self.session.begin_nested():
-                    row = (await self._core(statement)).one()
-            except IntegrityError as error:
-                raise DuplicateExternalId() from error
-        return _with_contact(row, visit.contact_uuid, visit.contact_email)
+                async with self.tx.savepoint():
+                    row = await self.tx.fetchrow(self.statements.update, params)
+            except ConstraintViolation:
+                raise DuplicateExternalId() from None
+        return with_contact(row, visit.contact_uuid, visit.contact_email)
 
-    async def count(self, account_id: int, contact_id: int | None = None) -> int:
+    async def account_count(self, account_id: int) -> int:
         """The kept count (see add_to_counts): no count(*) that grows with the table."""
-        if contact_id is not None:
-            statement = select(_c.visit_count).where(_c.id == contact_id)
-        else:
-            counts = AccountVisitCount.__table__.c
-            statement = select(func.coalesce(func.sum(counts.count), 0)).where(counts.account_id == account_id)
-        return int((await self._core(statement)).scalar() or 0)
+        row = await self.tx.fetchrow(self.statements.account_count, {"account_id": account_id})
+        return int(row[0])
 
     async def add_to_counts(self, account_id: int, per_contact: dict[int, int], slot: int) -> None:
         """Adds new visits to the counts, in the transaction that inserts them."""
-        prebuilt = self._prebuilt
-        # One statement for all contacts (executemany), however many the batch touched.
-        await self._core(
-            prebuilt.count_contacts,
-            [{"contact_id": contact_id, "added": added} for contact_id, added in per_contact.items()],
-        )
-        await self._core(
-            prebuilt.count_account,
+        statements = self.statements
+        if len(per_contact) == 1:
+            [(contact_id, added)] = per_contact.items()
+            await self.tx.execute(statements.count_contacts, {"contact_id": contact_id, "added": added})
+        else:
+            await self.tx.executemany(
+                statements.count_contacts,
+                [{"contact_id": contact_id, "added": added} for contact_id, added in per_contact.items()],
+            )
+        await self.tx.execute(
+            statements.count_account,
             {"account_id": account_id, "slot": slot % COUNT_SLOTS, "count": sum(per_contact.values())},
         )
 
     async def page(
         self, account_id: int, contact_id: int | None, limit: int, offset: int, total: int
-    ) -> Sequence[Row]:
+    ) -> list[VisitRow]:
         """Newest first. A page in the older half is read from the oldest end, so the last page costs
-        what the first does; the rows are found on the index alone, then joined (a deferred join)."""
-        filters = [_v.account_id == account_id]
-        if contact_id is not None:
-            filters.append(_v.contact_id == contact_id)
+        what the first does; the rows are found on the index alone, then joined."""
         from_end = offset > total - offset - limit
         if from_end:
             limit, offset = min(limit, total - offset), max(0, total - offset - limit)
-            order = (_v.created_at.asc(), _v.id.asc())
-        else:
-            order = (_v.created_at.desc(), _v.id.desc())
-        ids = select(_v.id).where(*filters).order_by(*order).limit(limit).offset(offset).subquery()
-        statement = _visits.join(ids, ids.c.id == _v.id).order_by(*order)
-        rows = (await self._core(statement)).all()
+        statement = self.statements.pages[(contact_id is not None, not from_end)]
+        params = {"account_id": account_id, "limit": limit, "offset": offset}
+        if contact_id is not None:
+            params["contact_id"] = contact_id
+        rows = [VisitRow(*row) for row in await self.tx.fetch(statement, params)]
         return rows[::-1] if from_end else rows

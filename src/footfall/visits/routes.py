@@ -11,7 +11,7 @@ from footfall.errors import (
     error_responses,
     write_error_responses,
 )
-from footfall.kit.dependencies import ApiRoute, Idempotent, CurrentAccount, Session
+from footfall.kit.dependencies import CurrentAccount, DriverRoute, Idempotent, Transaction
 from footfall.kit.pagination import PageParams, page_params
 from footfall.visits import service
 from footfall.visits.schemas import (
@@ -22,24 +22,24 @@ from footfall.visits.schemas import (
     VisitUpdate,
 )
 
-router = APIRouter(prefix="/visits", tags=["visits"], route_class=ApiRoute)
+router = APIRouter(prefix="/visits", tags=["visits"], route_class=DriverRoute)
 
 
 @router.get("", response_model=VisitListResponse, responses=error_responses(), summary="List Visits")
 async def list_visits(
-    session: Session,
+    tx: Transaction,
     account: CurrentAccount,
     params: Annotated[PageParams, Depends(page_params(max_limit=500))],
     contact_uuid: Annotated[UUID | None, Query(description="A contact's UUID to filter the Visits by")] = None,
 ) -> VisitListResponse:
     """Newest created_at first."""
-    rows, total = await service.list_page(session, account, params, contact_uuid)
+    rows, total = await service.list_page(tx, account, params, contact_uuid)
     return VisitListResponse(data=[VisitOut.from_row(row) for row in rows], meta=params.meta(total))
 
 
 @router.get("/{uuid}", response_model=VisitResponse, responses=error_responses(VisitNotFound), summary="Show Visit")
-async def get_visit(uuid: UUID, session: Session, account: CurrentAccount) -> VisitResponse:
-    return VisitResponse(data=VisitOut.from_row(await service.get(session, account, uuid)))
+async def get_visit(uuid: UUID, tx: Transaction, account: CurrentAccount) -> VisitResponse:
+    return VisitResponse(data=VisitOut.from_row(await service.get(tx, account, uuid)))
 
 
 @router.post(
@@ -53,9 +53,9 @@ async def get_visit(uuid: UUID, session: Session, account: CurrentAccount) -> Vi
     },
     summary="Create Visit",
 )
-async def create_visit(body: VisitCreate, session: Session, account: CurrentAccount, response: Response) -> VisitResponse:
+async def create_visit(body: VisitCreate, tx: Transaction, account: CurrentAccount, response: Response) -> VisitResponse:
     """Creates a Visit. Sending an existing external_id with the same fields answers the stored visit (200)."""
-    row, created = await service.create(session, account, body)
+    row, created = await service.create(tx, account, body)
     if not created:
         response.status_code = status.HTTP_200_OK
     return VisitResponse(data=VisitOut.from_row(row))
@@ -68,6 +68,6 @@ async def create_visit(body: VisitCreate, session: Session, account: CurrentAcco
     responses=write_error_responses(VisitNotFound, ExternalIdConflict),
     summary="Update Visit",
 )
-async def update_visit(uuid: UUID, body: VisitUpdate, session: Session, account: CurrentAccount) -> VisitResponse:
+async def update_visit(uuid: UUID, body: VisitUpdate, tx: Transaction, account: CurrentAccount) -> VisitResponse:
     """Updates the attributes of a Visit. Shop and contact cannot be updated."""
-    return VisitResponse(data=VisitOut.from_row(await service.update(session, account, uuid, body)))
+    return VisitResponse(data=VisitOut.from_row(await service.update(tx, account, uuid, body)))

@@ -4,15 +4,15 @@ from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID, uuid4
 
-from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from footfall.contacts.repository import ContactRepository
+from footfall.db import Tx
 from footfall.errors import ContactNotFound, ExternalIdConflict, InvalidInput, ShopNotFound, VisitNotFound
 from footfall.kit.pagination import PageParams
 from footfall.models import Account, utcnow
 from footfall.shops.repository import ShopRepository
-from footfall.visits.repository import DuplicateExternalId, VisitRepository
+from footfall.visits.repository import DuplicateExternalId, VisitRepository, VisitRow
 from footfall.visits.schemas import VisitCreate, VisitOut, VisitUpdate
 from footfall.webhooks import service as webhooks
 
@@ -24,13 +24,13 @@ def _check_period(starts_at: datetime | None, ends_at: datetime | None) -> None:
         raise InvalidInput({"ends_at": ["Must be a date and time after or equal to starts_at."]})
 
 
-async def create(session: AsyncSession, account: Account, data: VisitCreate) -> tuple[Row, bool]:
+async def create(tx: Tx, account: Account, data: VisitCreate) -> tuple[VisitRow, bool]:
     """The visit, and True when this call created it.
 
     A create whose external_id exists answers the stored visit when every field the request
     gives equals the stored one (a client's retry), and ExternalIdConflict otherwise.
     """
-    repository = VisitRepository(session)
+    repository = VisitRepository(tx)
     found = await repository.contact_and_shop(account.id, data.contact_uuid, data.shop_uuid)
     if found is None:
         raise ContactNotFound()
@@ -57,7 +57,7 @@ async def create(session: AsyncSession, account: Account, data: VisitCreate) -> 
     )
     if visit is not None:
         await repository.add_to_counts(account.id, {found.id: 1}, slot=visit.id)
-        await webhooks.emit(session, account.id, "visit_created", VisitOut.from_row(visit).model_dump(mode="json"))
+        await webhooks.emit(tx, account.id, "visit_created", VisitOut.from_row(visit).model_dump(mode="json"))
         return visit, True
 
     assert data.external_id is not None  # only an external_id can conflict
@@ -76,16 +76,16 @@ async def create(session: AsyncSession, account: Account, data: VisitCreate) -> 
     return stored, False
 
 
-async def get(session: AsyncSession, account: Account, uuid: UUID) -> Row:
-    visit = await VisitRepository(session).get(account.id, uuid)
+async def get(tx: Tx, account: Account, uuid: UUID) -> VisitRow:
+    visit = await VisitRepository(tx).get(account.id, uuid)
     if visit is None:
         raise VisitNotFound()
     return visit
 
 
-async def update(session: AsyncSession, account: Account, uuid: UUID, data: VisitUpdate) -> Row:
-    repository = VisitRepository(session)
-    visit = await get(session, account, uuid)
+async def update(tx: Tx, account: Account, uuid: UUID, data: VisitUpdate) -> VisitRow:
+    repository = VisitRepository(tx)
+    visit = await get(tx, account, uuid)
     changes = data.model_dump(include={"external_id", "source", "starts_at", "ends_at"}, exclude_unset=True)
     if not changes:
         return visit
@@ -94,25 +94,25 @@ async def update(session: AsyncSession, account: Account, uuid: UUID, data: Visi
         updated = await repository.update(visit, changes)
     except DuplicateExternalId:
         raise ExternalIdConflict() from None
-    await webhooks.emit(session, account.id, "visit_updated", VisitOut.from_row(updated).model_dump(mode="json"))
+    await webhooks.emit(tx, account.id, "visit_updated", VisitOut.from_row(updated).model_dump(mode="json"))
     return updated
 
 
 async def list_page(
-    session: AsyncSession, account: Account, params: PageParams, contact_uuid: UUID | None
-) -> tuple[Sequence[Row], int]:
+    tx: Tx, account: Account, params: PageParams, contact_uuid: UUID | None
+) -> tuple[Sequence[VisitRow], int]:
+    repository = VisitRepository(tx)
     contact_id = None
-    if contact_uuid is not None:
-        contact = await ContactRepository(session).get(account.id, contact_uuid)
-        if contact is None:
+    if contact_uuid is None:
+        total = await repository.account_count(account.id)
+    else:
+        found = await repository.contact_count(account.id, contact_uuid)
+        if found is None:
             return [], 0  # a filter that matches no contact matches no visit
-        contact_id = contact.id
-    repository = VisitRepository(session)
-    total = await repository.count(account.id, contact_id)
+        contact_id, total = found
     if not params.reaches_rows(total):
         return [], total
-    rows = await repository.page(account.id, contact_id, params.limit, params.offset, total)
-    return rows, total
+    return await repository.page(account.id, contact_id, params.limit, params.offset, total), total
 
 
 async def lookup_maps(session: AsyncSession, account: Account) -> tuple[dict, dict]:

@@ -7,6 +7,7 @@ from sqlalchemy import Row, and_, bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from footfall.db import Tx
 from footfall.models import WebhookDelivery, WebhookEvent, WebhookSubscription
 
 Delivery = WebhookDelivery
@@ -56,11 +57,28 @@ class SubscriptionRepository:
     async def delete(self, subscription: Subscription) -> None:
         await self.session.execute(delete(Subscription).where(Subscription.id == subscription.id))
 
-    async def active_ids(self, account_id: int, event_type: str) -> Sequence[int]:
-        """Asked by every write that has an event: a prebuilt Core statement, past the ORM."""
-        connection = await self.session.connection()
-        result = await connection.execute(_ACTIVE_IDS, {"account_id": account_id, "event_type": event_type})
-        return result.scalars().all()
+
+class OutboxRepository:
+    """Events and their deliveries, written in the transaction of the change they report: a Tx, as
+    the visits routes run on asyncpg's own pool on PostgreSQL."""
+
+    def __init__(self, tx: Tx) -> None:
+        self.tx = tx
+
+    async def active_subscription_ids(self, account_id: int, event_type: str) -> list[int]:
+        return [row[0] for row in await self.tx.fetch(_ACTIVE_IDS, {"account_id": account_id, "event_type": event_type})]
+
+    async def add_events(self, events: list[dict[str, Any]], subscription_ids: Sequence[int], due: datetime) -> None:
+        event_ids = [row[0] for row in await self.tx.insert_many_returning(_INSERT_EVENT, events)]
+        await self.tx.executemany(
+            _INSERT_DELIVERY,
+            [
+                {"uuid": uuid4(), "subscription_id": sid, "event_id": event_id, "next_attempt_at": due,
+                 "created_at": due}
+                for event_id in event_ids
+                for sid in subscription_ids
+            ],
+        )
 
 
 _subscriptions = Subscription.__table__.c
@@ -69,24 +87,18 @@ _ACTIVE_IDS = select(_subscriptions.id).where(
     _subscriptions.event_type == bindparam("event_type"),
     _subscriptions.status == "ACTIVE",
 )
-
-
-class OutboxRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    async def add_events(self, events: list[dict[str, Any]], subscription_ids: Sequence[int], due: datetime) -> None:
-        rows = await self.session.execute(Event.__table__.insert().returning(Event.id, sort_by_parameter_order=True), events)
-        event_ids = [row.id for row in rows]
-        await self.session.execute(
-            Delivery.__table__.insert(),
-            [
-                {"uuid": uuid4(), "subscription_id": sid, "event_id": event_id, "state": "pending", "attempts": 0,
-                 "next_attempt_at": due, "created_at": due}
-                for event_id in event_ids
-                for sid in subscription_ids
-            ],
-        )
+_INSERT_EVENT = (
+    Event.__table__.insert()
+    .values({name: bindparam(name) for name in ("uuid", "account_id", "type", "body", "created_at")})
+    .returning(Event.__table__.c.id, sort_by_parameter_order=True)
+)
+_INSERT_DELIVERY = Delivery.__table__.insert().values(
+    {
+        **{name: bindparam(name) for name in ("uuid", "subscription_id", "event_id", "next_attempt_at", "created_at")},
+        "state": "pending",
+        "attempts": 0,
+    }
+)
 
 
 _delivery_columns = (

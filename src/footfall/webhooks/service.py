@@ -9,6 +9,7 @@ from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from footfall.config import Settings
+from footfall.db import Tx
 from footfall.errors import DeliveryNotFound, InvalidInput, SubscriptionNotFound
 from footfall.kit.pagination import PageParams
 from footfall.kit.time import format_iso8601
@@ -81,19 +82,19 @@ async def delete(session: AsyncSession, account: Account, uuid: UUID) -> None:
     await SubscriptionRepository(session).delete(await get(session, account, uuid))
 
 
-async def subscribers(session: AsyncSession, account_id: int, event_type: str) -> Sequence[int]:
+async def subscribers(tx: Tx, account_id: int, event_type: str) -> Sequence[int]:
     """The ids of the account's ACTIVE subscriptions to this event type."""
-    return await SubscriptionRepository(session).active_ids(account_id, event_type)
+    return await OutboxRepository(tx).active_subscription_ids(account_id, event_type)
 
 
-async def emit(session: AsyncSession, account_id: int, event_type: str, data: dict[str, Any]) -> None:
+async def emit(tx: Tx, account_id: int, event_type: str, data: dict[str, Any]) -> None:
     """Records an event for every ACTIVE subscription to it, in the caller's transaction (the outbox):
     a committed change always has its event, a rolled-back one never has."""
-    await emit_to(session, account_id, event_type, await subscribers(session, account_id, event_type), [data])
+    await emit_to(tx, account_id, event_type, await subscribers(tx, account_id, event_type), [data])
 
 
 async def emit_to(
-    session: AsyncSession,
+    tx: Tx,
     account_id: int,
     event_type: str,
     subscription_ids: Sequence[int],
@@ -113,7 +114,7 @@ async def emit_to(
             ensure_ascii=False,
         )
         events.append({"uuid": event_uuid, "account_id": account_id, "type": event_type, "body": body, "created_at": now})
-    await OutboxRepository(session).add_events(events, subscription_ids, now)
+    await OutboxRepository(tx).add_events(events, subscription_ids, now)
 
 
 async def list_deliveries(
