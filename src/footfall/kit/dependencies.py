@@ -1,7 +1,7 @@
 """What every API route shares: its transaction, the caller's account, and Idempotency-Key handling."""
 
 from collections.abc import AsyncIterator, Callable, Coroutine
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request, Response
@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from footfall.accounts import service as accounts
 from footfall.config import Settings
-from footfall.db import SessionTx, Tx, session_scope
+from footfall.db import Sessions, SessionTx, Tx, session_scope
 from footfall.errors import ReadOnlyToken, Unauthenticated
 from footfall.idempotency import service as idempotency
 from footfall.models import Account
@@ -52,16 +52,18 @@ class DriverRoute(ApiRoute):
     driver = True
 
 
-@asynccontextmanager
-async def _transaction(request: Request, driver: bool) -> AsyncIterator[Tx]:
+def _transaction(request: Request, driver: bool) -> AbstractAsyncContextManager[Tx]:
     write = request.method not in READ_METHODS
     pool = request.app.state.driver_pool if driver else None
     if pool is not None:
-        async with pool.transaction(write=write) as tx:
-            yield tx
-    else:
-        async with session_scope(request.app.state.sessionmaker, write=write) as session:
-            yield SessionTx(session)
+        return pool.transaction(write=write)
+    return _session_transaction(request.app.state.sessionmaker, write)
+
+
+@asynccontextmanager
+async def _session_transaction(sessions: Sessions, write: bool) -> AsyncIterator[Tx]:
+    async with session_scope(sessions, write=write) as session:
+        yield SessionTx(session)
 
 
 async def _release_claim(request: Request) -> None:
@@ -116,7 +118,6 @@ CurrentAccount = Annotated[Account, Depends(_account)]
 async def _idempotency_key(
     request: Request,
     account: CurrentAccount,
-    settings: AppSettings,
     key: Annotated[
         str | None,
         Header(
@@ -130,7 +131,7 @@ async def _idempotency_key(
         return
     print_ = idempotency.fingerprint(request.method, request.url.path, await request.body())
     request.state.idempotency_claim = await idempotency.claim(
-        request.app.state.sessionmaker, settings, account, idempotency.parse_key(key), print_
+        request.app.state.sessionmaker, request.app.state.settings, account, idempotency.parse_key(key), print_
     )
 
 

@@ -57,7 +57,8 @@ async def create(tx: Tx, account: Account, data: VisitCreate) -> tuple[VisitRow,
     )
     if visit is not None:
         await repository.add_to_counts(account.id, {found.id: 1}, slot=visit.id)
-        await webhooks.emit(tx, account.id, "visit_created", VisitOut.from_row(visit).model_dump(mode="json"))
+        if found.notify:  # the lookup asked in passing: no outbox query for an account without webhooks
+            await webhooks.emit(tx, account.id, "visit_created", VisitOut.from_row(visit).model_dump(mode="json"))
         return visit, True
 
     assert data.external_id is not None  # only an external_id can conflict
@@ -85,7 +86,10 @@ async def get(tx: Tx, account: Account, uuid: UUID) -> VisitRow:
 
 async def update(tx: Tx, account: Account, uuid: UUID, data: VisitUpdate) -> VisitRow:
     repository = VisitRepository(tx)
-    visit = await get(tx, account, uuid)
+    found = await repository.get_to_update(account.id, uuid)
+    if found is None:
+        raise VisitNotFound()
+    visit = found.visit
     changes = data.model_dump(include={"external_id", "source", "starts_at", "ends_at"}, exclude_unset=True)
     if not changes:
         return visit
@@ -94,7 +98,8 @@ async def update(tx: Tx, account: Account, uuid: UUID, data: VisitUpdate) -> Vis
         updated = await repository.update(visit, changes)
     except DuplicateExternalId:
         raise ExternalIdConflict() from None
-    await webhooks.emit(tx, account.id, "visit_updated", VisitOut.from_row(updated).model_dump(mode="json"))
+    if found.notify:
+        await webhooks.emit(tx, account.id, "visit_updated", VisitOut.from_row(updated).model_dump(mode="json"))
     return updated
 
 

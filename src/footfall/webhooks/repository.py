@@ -87,6 +87,19 @@ _ACTIVE_IDS = select(_subscriptions.id).where(
     _subscriptions.event_type == bindparam("event_type"),
     _subscriptions.status == "ACTIVE",
 )
+
+
+def subscribed(account_id, event_type: str):
+    """EXISTS an ACTIVE subscription of the account to the event type: for a write's own lookup to
+    ask in passing, so an account without webhooks costs no outbox query."""
+    return (
+        select(_subscriptions.id)
+        .where(_subscriptions.account_id == account_id, _subscriptions.event_type == event_type,
+               _subscriptions.status == "ACTIVE")
+        .exists()
+    )
+
+
 _INSERT_EVENT = (
     Event.__table__.insert()
     .values({name: bindparam(name) for name in ("uuid", "account_id", "type", "body", "created_at")})
