@@ -18,6 +18,7 @@ from footfall.contacts.routes import router as contacts_router
 from footfall.db import Sessions, create_driver_pool, create_engine, create_sessionmaker
 from footfall.errors import ErrorBody, ServiceUnavailable, error_response, install_error_handlers
 from footfall.idempotency.service import Replay, purge_expired
+from footfall.kit.dependencies import BEARER_SCHEME
 from footfall.kit.limits import FORM_TYPE, InProcessLimiter, RateLimitMiddleware, RedisLimiter, RequestBodyMiddleware
 from footfall.shops.routes import router as shops_router
 from footfall.webhooks.delivery import DeliveryWorker
@@ -122,13 +123,17 @@ async def _replay(_: Request, replay: Replay) -> Response:
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's schema, plus the form encoding every body also accepts (see RequestBodyMiddleware)."""
+    """FastAPI's schema, plus the form encoding every body also accepts (see RequestBodyMiddleware) and
+    the bearer token every API route needs (see kit.dependencies)."""
     if app.openapi_schema is None:
         schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-        for path in schema["paths"].values():
+        schema.setdefault("components", {}).setdefault("securitySchemes", {})["HTTPBearer"] = BEARER_SCHEME
+        for route, path in schema["paths"].items():
             for operation in path.values():
                 content = operation.get("requestBody", {}).get("content", {})
                 if "application/json" in content:
                     content[FORM_TYPE] = content["application/json"]
+                if route.startswith(API_PREFIX):  # every API route needs a token
+                    operation["security"] = [{"HTTPBearer": []}]
         app.openapi_schema = schema
     return app.openapi_schema
