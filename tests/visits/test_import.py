@@ -47,6 +47,21 @@ async def test_csv_import_keeps_good_rows_and_reports_bad_ones(app, client, tena
     assert (again["imported"], again["skipped"], again["failed"]) == (1, 3, 3)
 
 
+async def test_import_over_several_contacts_keeps_each_count(app, client, tenant, database_url, tmp_path):
+    created = await client.post("/contacts", json={"email": "second@import.example"}, headers=tenant.headers)
+    other = created.json()["data"]["uuid"]
+    c, s = tenant.contact_uuid, tenant.shop_uuid
+    path = tmp_path / "visits.csv"
+    rows = [f"{c if n % 3 else other},{s},multi-{n},," for n in range(10)]  # 6 for c, 4 for the other
+    path.write_text("contact_uuid,shop_uuid,external_id,source,starts_at\n" + "\n".join(rows) + "\n")
+    result = _import(path, tenant, database_url)
+    assert result.returncode == 0, result.stderr
+    for contact, expected in ((c, 6), (other, 4)):
+        listed = (await client.get("/visits", params={"contact_uuid": contact}, headers=tenant.headers)).json()
+        assert listed["meta"]["total"] == expected == len(listed["data"])
+    assert (await client.get("/visits", headers=tenant.headers)).json()["meta"]["total"] == 10
+
+
 async def test_ndjson_import_and_its_webhook_events(app, client, tenant, database_url, tmp_path):
     with Receiver() as receiver:
         subscription = await subscribe(client, tenant, receiver.url("/imported"))

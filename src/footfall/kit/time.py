@@ -18,10 +18,12 @@ def parse_iso8601(value: object) -> datetime:
         raise ValueError("Must be an ISO 8601 date and time, e.g. 2024-05-01T20:00:00+00:00.")
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    try:
-        return moment.astimezone(UTC).replace(microsecond=0)
-    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
-        raise ValueError("Must be a date and time between the years 1 and 9999 in UTC.") from None
+    elif moment.tzinfo is not UTC:  # fromisoformat gives UTC itself for +00:00 and Z: the usual case
+        try:
+            moment = moment.astimezone(UTC)
+        except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+            raise ValueError("Must be a date and time between the years 1 and 9999 in UTC.") from None
+    return moment.replace(microsecond=0) if moment.microsecond else moment
 
 
 def format_iso8601(moment: datetime) -> str:

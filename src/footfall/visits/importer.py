@@ -57,9 +57,18 @@ def read_rows(path: Path, lines: CountingLines) -> Iterator[tuple[int, Any]]:
     """(line number, row) from a .csv (header row of the API's field names) or .ndjson/.jsonl file."""
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        reader = csv.DictReader(lines)
+        # csv.reader with the header zipped on, rather than DictReader: a tenth of an import's CPU.
+        # Read as DictReader's rows were: extra cells dropped, missing ones None, blank lines skipped.
+        reader = csv.reader(lines)
+        header = next(reader, None)
+        if header is None:
+            return
         for row in reader:
-            yield reader.line_num, {key: value for key, value in row.items() if key is not None}
+            if row:
+                values = dict(zip(header, row))
+                if len(row) < len(header):
+                    values.update(dict.fromkeys(header[len(row):]))
+                yield reader.line_num, values
     elif suffix in (".ndjson", ".jsonl"):
         for number, line in enumerate(lines, start=1):
             if line.strip():

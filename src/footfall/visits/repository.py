@@ -5,7 +5,8 @@ from types import SimpleNamespace
 from typing import Any, NamedTuple
 from uuid import UUID, uuid4
 
-from sqlalchemy import Boolean, bindparam, case, func, select, update
+from sqlalchemy import BigInteger, Boolean, bindparam, case, func, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -89,6 +90,19 @@ def _page(contact: bool, newest_first: bool):
     return _visits.join(ids, ids.c.id == _v.id).order_by(*order)
 
 
+def _count_many_contacts():
+    ids = postgresql.ARRAY(BigInteger)
+    added = select(
+        func.unnest(bindparam("contact_ids", type_=ids)).label("contact_id"),
+        func.unnest(bindparam("added_counts", type_=ids)).label("added"),
+    ).subquery()
+    return (
+        update(Contact.__table__)
+        .where(_c.id == added.c.contact_id)
+        .values(visit_count=_c.visit_count + added.c.added)
+    )
+
+
 @functools.cache
 def _statements(dialect: str) -> SimpleNamespace:
     """Every statement of the hot paths, built once per dialect: building a statement and keying it
@@ -147,6 +161,9 @@ def _statements(dialect: str) -> SimpleNamespace:
         count_contact_and_account=count_account.add_cte(count_contacts.cte("counted_contact"))
         if dialect == "postgresql"
         else None,
+        # An import batch touches thousands of contacts: one UPDATE over arrays on PostgreSQL, where
+        # one UPDATE per contact cost more than inserting the visits (at 1,000,000 visits).
+        count_many_contacts=_count_many_contacts() if dialect == "postgresql" else None,
         account_count=select(func.coalesce(func.sum(counts.c.count), 0)).where(
             counts.c.account_id == bindparam("account_id")
         ),
@@ -279,10 +296,17 @@ class VisitRepository:
                 statements.count_contact_and_account, {**account, "contact_id": contact_id, "added": added}
             )
             return
-        await self.tx.executemany(
-            statements.count_contacts,
-            [{"contact_id": contact_id, "added": added} for contact_id, added in per_contact.items()],
-        )
+        # In contact id order: two writers lock the contacts they share in the same order.
+        ordered = sorted(per_contact.items())
+        if statements.count_many_contacts is not None:
+            await self.tx.execute(
+                statements.count_many_contacts,
+                {"contact_ids": [contact_id for contact_id, _ in ordered], "added_counts": [n for _, n in ordered]},
+            )
+        else:
+            await self.tx.executemany(
+                statements.count_contacts, [{"contact_id": contact_id, "added": added} for contact_id, added in ordered]
+            )
         await self.tx.execute(statements.count_account, account)
 
     async def page(
