@@ -34,15 +34,19 @@ class PageParams:
         return PageMeta(current_page=self.page, last_page=last_page, per_page=self.limit, total=total)
 
 
-def page_params(*, max_limit: int, default_limit: int = 30):
-    """A FastAPI dependency reading limit (0..max_limit) and page (>= 1)."""
+def limit_query(max_limit: int):
+    """The limit query parameter of a list: 0..max_limit items per page."""
+    return Annotated[int, Query(ge=0, le=max_limit, description=f"Items per page (0 to {max_limit}).")]
 
-    async def dependency(
-        limit: Annotated[int, Query(ge=0, le=max_limit, description=f"Items per page (0 to {max_limit}).")] = (
-            default_limit
-        ),
-        page: Annotated[int, Query(ge=1, description="Page number, from 1.")] = 1,
-    ) -> PageParams:
+
+PageQuery = Annotated[int, Query(ge=1, description="Page number, from 1.")]
+
+
+def page_params(*, max_limit: int, default_limit: int = 30):
+    """A FastAPI dependency reading limit (0..max_limit) and page (>= 1). The visits list, a hot
+    path, takes limit_query and PageQuery as its own parameters: a dependency costs more there."""
+
+    async def dependency(limit: limit_query(max_limit) = default_limit, page: PageQuery = 1) -> PageParams:
         return PageParams(limit, page)
 
     return dependency

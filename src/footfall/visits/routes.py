@@ -1,7 +1,7 @@
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 
 from footfall.errors import (
     ContactNotFound,
@@ -11,8 +11,8 @@ from footfall.errors import (
     error_responses,
     write_error_responses,
 )
-from footfall.kit.dependencies import CurrentAccount, DriverRoute, Idempotent, Transaction
-from footfall.kit.pagination import PageParams, page_params
+from footfall.kit.dependencies import Caller, DriverRoute, Idempotent
+from footfall.kit.pagination import PageParams, PageQuery, limit_query
 from footfall.visits import service
 from footfall.visits.schemas import (
     VisitCreate,
@@ -27,19 +27,22 @@ router = APIRouter(prefix="/visits", tags=["visits"], route_class=DriverRoute)
 
 @router.get("", response_model=VisitListResponse, responses=error_responses(), summary="List Visits")
 async def list_visits(
-    tx: Transaction,
-    account: CurrentAccount,
-    params: Annotated[PageParams, Depends(page_params(max_limit=500))],
+    request: Request,
+    limit: limit_query(500) = 30,
+    page: PageQuery = 1,
     contact_uuid: Annotated[UUID | None, Query(description="A contact's UUID to filter the Visits by")] = None,
 ) -> VisitListResponse:
     """Newest created_at first."""
-    rows, total = await service.list_page(tx, account, params, contact_uuid)
+    caller = Caller.of(request)
+    params = PageParams(limit, page)
+    rows, total = await service.list_page(caller.tx, caller.account, params, contact_uuid)
     return VisitListResponse(data=[VisitOut.from_row(row) for row in rows], meta=params.meta(total))
 
 
 @router.get("/{uuid}", response_model=VisitResponse, responses=error_responses(VisitNotFound), summary="Show Visit")
-async def get_visit(uuid: UUID, tx: Transaction, account: CurrentAccount) -> VisitResponse:
-    return VisitResponse(data=VisitOut.from_row(await service.get(tx, account, uuid)))
+async def get_visit(uuid: UUID, request: Request) -> VisitResponse:
+    caller = Caller.of(request)
+    return VisitResponse(data=VisitOut.from_row(await service.get(caller.tx, caller.account, uuid)))
 
 
 @router.post(
@@ -53,9 +56,10 @@ async def get_visit(uuid: UUID, tx: Transaction, account: CurrentAccount) -> Vis
     },
     summary="Create Visit",
 )
-async def create_visit(body: VisitCreate, tx: Transaction, account: CurrentAccount, response: Response) -> VisitResponse:
+async def create_visit(body: VisitCreate, request: Request, response: Response) -> VisitResponse:
     """Creates a Visit. Sending an existing external_id with the same fields answers the stored visit (200)."""
-    row, created = await service.create(tx, account, body)
+    caller = Caller.of(request)
+    row, created = await service.create(caller.tx, caller.account, body)
     if not created:
         response.status_code = status.HTTP_200_OK
     return VisitResponse(data=VisitOut.from_row(row))
@@ -68,6 +72,7 @@ async def create_visit(body: VisitCreate, tx: Transaction, account: CurrentAccou
     responses=write_error_responses(VisitNotFound, ExternalIdConflict),
     summary="Update Visit",
 )
-async def update_visit(uuid: UUID, body: VisitUpdate, tx: Transaction, account: CurrentAccount) -> VisitResponse:
+async def update_visit(uuid: UUID, body: VisitUpdate, request: Request) -> VisitResponse:
     """Updates the attributes of a Visit. Shop and contact cannot be updated."""
-    return VisitResponse(data=VisitOut.from_row(await service.update(tx, account, uuid, body)))
+    caller = Caller.of(request)
+    return VisitResponse(data=VisitOut.from_row(await service.update(caller.tx, caller.account, uuid, body)))
