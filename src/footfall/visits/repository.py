@@ -79,15 +79,51 @@ def with_contact(row: Sequence[Any], contact_uuid: UUID, contact_email: str) -> 
     return VisitRow(row[0], row[1], row[2], row[3], contact_uuid, contact_email, *row[4:])
 
 
-def _page(contact: bool, newest_first: bool):
+_NEWEST_FIRST = (_v.created_at.desc(), _v.id.desc())
+_OLDEST_FIRST = (_v.created_at.asc(), _v.id.asc())
+
+
+def _page(filters, order, *, offset: bool = True):
     """A page: the rows found on the index alone, then joined (a deferred join)."""
-    filters = [_v.account_id == bindparam("account_id")]
-    if contact:
-        filters.append(_v.contact_id == bindparam("contact_id"))
-    order = (_v.created_at.desc(), _v.id.desc()) if newest_first else (_v.created_at.asc(), _v.id.asc())
-    ids = select(_v.id).where(*filters).order_by(*order).limit(bindparam("limit")).offset(bindparam("offset"))
-    ids = ids.subquery()
+    ids = select(_v.id).where(*filters).order_by(*order).limit(bindparam("limit"))
+    ids = (ids.offset(bindparam("offset")) if offset else ids).subquery()
     return _visits.join(ids, ids.c.id == _v.id).order_by(*order)
+
+
+def _pages() -> dict[tuple[bool, bool], Any]:
+    """(by contact, newest first) -> a page at any offset, the contact given by id."""
+    account = _v.account_id == bindparam("account_id")
+    return {
+        (contact, newest_first): _page(
+            [account, _v.contact_id == bindparam("contact_id")] if contact else [account],
+            _NEWEST_FIRST if newest_first else _OLDEST_FIRST,
+        )
+        for contact in (False, True)
+        for newest_first in (False, True)
+    }
+
+
+_filter_contact = Contact.__table__.alias("filter_contact")
+
+
+def _first_pages() -> dict[bool, Any]:
+    """by contact -> page 1 with its total as a last column, in one round trip: newest first needs no
+    total to find its rows, and an empty first page means a total of 0. The contact given by uuid."""
+    counts = AccountVisitCount.__table__.c
+    account = _v.account_id == bindparam("account_id")
+    account_total = select(func.coalesce(func.sum(counts.count), 0)).where(counts.account_id == bindparam("account_id"))
+    contact = (_filter_contact.c.account_id == bindparam("account_id"),
+               _filter_contact.c.uuid == bindparam("contact_uuid"))
+    contact_id = select(_filter_contact.c.id).where(*contact).scalar_subquery()
+    contact_total = select(_filter_contact.c.visit_count).where(*contact)
+    return {
+        False: _page([account], _NEWEST_FIRST, offset=False).add_columns(
+            account_total.scalar_subquery().label("total")
+        ),
+        True: _page([account, _v.contact_id == contact_id], _NEWEST_FIRST, offset=False).add_columns(
+            contact_total.scalar_subquery().label("total")
+        ),
+    }
 
 
 def _count_many_contacts():
@@ -170,11 +206,8 @@ def _statements(dialect: str) -> SimpleNamespace:
         contact_count=select(_c.id, _c.visit_count).where(
             _c.account_id == bindparam("account_id"), _c.uuid == bindparam("contact_uuid")
         ),
-        pages={
-            (contact, newest_first): _page(contact, newest_first)
-            for contact in (False, True)
-            for newest_first in (False, True)
-        },
+        pages=_pages(),
+        first_pages=_first_pages(),
     )
 
 
@@ -308,6 +341,15 @@ class VisitRepository:
                 statements.count_contacts, [{"contact_id": contact_id, "added": added} for contact_id, added in ordered]
             )
         await self.tx.execute(statements.count_account, account)
+
+    async def first_page(self, account_id: int, contact_uuid: UUID | None, limit: int) -> tuple[list[VisitRow], int]:
+        """Page 1 (limit > 0) and the total, of the account's visits or of its contact's (none, and 0,
+        when the account has no such contact)."""
+        params: dict[str, Any] = {"account_id": account_id, "limit": limit}
+        if contact_uuid is not None:
+            params["contact_uuid"] = contact_uuid
+        rows = await self.tx.fetch(self.statements.first_pages[contact_uuid is not None], params)
+        return [VisitRow(*row[:-1]) for row in rows], (int(rows[0][-1]) if rows else 0)
 
     async def page(
         self, account_id: int, contact_id: int | None, limit: int, offset: int, total: int

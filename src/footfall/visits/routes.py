@@ -36,7 +36,7 @@ async def list_visits(
     caller = Caller.of(request)
     params = PageParams(limit, page)
     rows, total = await service.list_page(caller.tx, caller.account, params, contact_uuid)
-    return VisitListResponse(data=[VisitOut.from_row(row) for row in rows], meta=params.meta(total))
+    return VisitListResponse(data=VisitOut.from_rows(rows), meta=params.meta(total))
 
 
 @router.get("/{uuid}", response_model=VisitResponse, responses=error_responses(VisitNotFound), summary="Show Visit")

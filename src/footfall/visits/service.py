@@ -107,6 +107,8 @@ async def list_page(
     tx: Tx, account: Account, params: PageParams, contact_uuid: UUID | None
 ) -> tuple[Sequence[VisitRow], int]:
     repository = VisitRepository(tx)
+    if params.offset == 0 and params.limit > 0:  # page 1, the usual one: one round trip
+        return await repository.first_page(account.id, contact_uuid, params.limit)
     contact_id = None
     if contact_uuid is None:
         total = await repository.account_count(account.id)
