@@ -62,6 +62,22 @@ async def test_import_over_several_contacts_keeps_each_count(app, client, tenant
     assert (await client.get("/visits", headers=tenant.headers)).json()["meta"]["total"] == 10
 
 
+async def test_repeats_across_batches_written_at_once_are_stored_once(client, tenant, database_url, tmp_path):
+    # Two 5000-row batches, written at once on PostgreSQL, repeat two external_ids in crossed order:
+    # the kind of pair on which the two transactions can deadlock (one is then written again).
+    c, s = tenant.contact_uuid, tenant.shop_uuid
+    ids = [f"cross-{n}" for n in range(10_000)]
+    ids[10], ids[4990], ids[5010], ids[9990] = "X", "Y", "Y", "X"
+    path = tmp_path / "visits.csv"
+    path.write_text("contact_uuid,shop_uuid,external_id\n" + "".join(f"{c},{s},{i}\n" for i in ids))
+    result = _import(path, tenant, database_url)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert (summary["imported"], summary["skipped"], summary["failed"]) == (9998, 2, 0)
+    listed = (await client.get("/visits", params={"contact_uuid": c}, headers=tenant.headers)).json()
+    assert listed["meta"]["total"] == 9998
+
+
 async def test_ndjson_import_and_its_webhook_events(app, client, tenant, database_url, tmp_path):
     with Receiver() as receiver:
         subscription = await subscribe(client, tenant, receiver.url("/imported"))

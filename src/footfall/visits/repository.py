@@ -1,4 +1,5 @@
 import functools
+import operator
 from collections.abc import Sequence
 from datetime import datetime
 from types import SimpleNamespace
@@ -37,6 +38,7 @@ _visits = select(*VISIT_COLUMNS).select_from(Visit.__table__.join(Contact.__tabl
 _COPY_COLUMNS = [
     "n", "account_id", "contact_id", "shop_id", "external_id", "source", "starts_at", "ends_at", "created_at"
 ]
+_copy_values = operator.itemgetter(*_COPY_COLUMNS[1:])
 
 
 class VisitRow(NamedTuple):
@@ -267,12 +269,12 @@ class VisitRepository:
         await driver.execute(
             "CREATE TEMPORARY TABLE IF NOT EXISTS visits_import (n integer, account_id bigint, "
             "contact_id bigint, shop_id bigint, external_id varchar(255), source varchar(255), "
-            "starts_at timestamptz, ends_at timestamptz, created_at timestamptz) ON COMMIT DELETE ROWS"
+            "starts_at timestamptz, ends_at timestamptz, created_at timestamptz) ON COMMIT DELETE ROWS"  # one batch a transaction
         )
         await driver.copy_records_to_table(
             "visits_import",
             columns=_COPY_COLUMNS,
-            records=[(n, *(row[c] for c in _COPY_COLUMNS[1:])) for n, row in enumerate(rows)],
+            records=[(n, *_copy_values(row)) for n, row in enumerate(rows)],
         )
         columns = ", ".join(_COPY_COLUMNS[1:])
         returned = ", ".join(column.name for column in _WRITTEN) if full else "contact_id"
@@ -280,7 +282,6 @@ class VisitRepository:
             f"INSERT INTO visits (uuid, {columns}) SELECT gen_random_uuid(), {columns} FROM visits_import "
             f"ORDER BY n ON CONFLICT (account_id, external_id) DO NOTHING RETURNING {returned}"
         )
-        await driver.execute("TRUNCATE visits_import")
         return list(records) if full else [record[0] for record in records]
 
     async def get(self, account_id: int, uuid: UUID) -> VisitRow | None:
