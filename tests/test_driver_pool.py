@@ -6,7 +6,7 @@ import asyncio
 import pytest
 from sqlalchemy import text
 
-from footfall.db import DriverPool, create_driver_pool, migrate
+from footfall.db import DriverPool, create_driver_pool
 from footfall.models import Account
 
 BACKEND_PID = text("SELECT pg_backend_pid()")
