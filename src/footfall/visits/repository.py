@@ -85,10 +85,10 @@ _NEWEST_FIRST = (_v.created_at.desc(), _v.id.desc())
 _OLDEST_FIRST = (_v.created_at.asc(), _v.id.asc())
 
 
-def _page(filters, order, *, offset: bool = True):
+def _page(filters, order):
     """A page: the rows found on the index alone, then joined (a deferred join)."""
-    ids = select(_v.id).where(*filters).order_by(*order).limit(bindparam("limit"))
-    ids = (ids.offset(bindparam("offset")) if offset else ids).subquery()
+    ids = select(_v.id).where(*filters).order_by(*order).limit(bindparam("limit")).offset(bindparam("offset"))
+    ids = ids.subquery()
     return _visits.join(ids, ids.c.id == _v.id).order_by(*order)
 
 
@@ -118,11 +118,12 @@ def _first_pages() -> dict[bool, Any]:
                _filter_contact.c.uuid == bindparam("contact_uuid"))
     contact_id = select(_filter_contact.c.id).where(*contact).scalar_subquery()
     contact_total = select(_filter_contact.c.visit_count).where(*contact)
+    # No deferred join at offset 0: read backwards along the index, the first `limit` rows are the
+    # page; joining ids back to their rows only pays where an offset skips rows.
+    first = _visits.order_by(*_NEWEST_FIRST).limit(bindparam("limit"))
     return {
-        False: _page([account], _NEWEST_FIRST, offset=False).add_columns(
-            account_total.scalar_subquery().label("total")
-        ),
-        True: _page([account, _v.contact_id == contact_id], _NEWEST_FIRST, offset=False).add_columns(
+        False: first.where(account).add_columns(account_total.scalar_subquery().label("total")),
+        True: first.where(account, _v.contact_id == contact_id).add_columns(
             contact_total.scalar_subquery().label("total")
         ),
     }
