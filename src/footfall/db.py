@@ -1,6 +1,7 @@
 """Engines and sessions for SQLite (aiosqlite) and PostgreSQL (asyncpg), and schema migrations."""
 
 import asyncio
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -111,7 +112,7 @@ class ConstraintViolation(Exception):
     """A write the database refused for a unique or foreign key constraint."""
 
 
-class Tx:
+class Tx(ABC):
     """A request's transaction as the hot paths use it: prebuilt Core statements in, rows out as
     tuples (index them, or unpack them into a NamedTuple). Two kinds, one behaviour: SessionTx runs
     the statements through SQLAlchemy (SQLite, and everything off the hot paths), DriverTx straight
@@ -119,32 +120,38 @@ class Tx:
 
     dialect: str  # "postgresql" or "sqlite"
 
+    @abstractmethod
     async def fetch(self, statement: Executable, params: dict[str, Any] | None = None) -> Sequence[Sequence[Any]]:
-        raise NotImplementedError
+        ...
 
     async def fetchrow(self, statement: Executable, params: dict[str, Any] | None = None) -> Sequence[Any] | None:
         rows = await self.fetch(statement, params)
         return rows[0] if rows else None
 
+    @abstractmethod
     async def execute(self, statement: Executable, params: dict[str, Any] | None = None) -> int:
         """Runs a write; returns the number of rows it matched."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     async def executemany(self, statement: Executable, rows: Sequence[dict[str, Any]]) -> None:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     async def insert_many_returning(self, statement: Executable, rows: Sequence[dict[str, Any]]) -> Sequence[Sequence[Any]]:
         """An INSERT ... RETURNING (sort_by_parameter_order) for each row: its rows, in the rows' order."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def savepoint(self):
         """An async context manager: what fails inside is undone alone, and a constraint the
         database enforces raises ConstraintViolation."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     async def driver(self) -> asyncpg.Connection:
         """PostgreSQL only: the asyncpg connection under this transaction, for COPY."""
-        raise NotImplementedError
+        ...
 
 
 class SessionTx(Tx):
@@ -228,7 +235,7 @@ class DriverTx(Tx):
             await self.connection.executemany(sql, [_for_asyncpg(statement, row)[1] for row in rows])
 
     async def insert_many_returning(self, statement, rows):
-        # One round trip each: on asyncpg's pool only API requests write events, one at a time.
+        # One round trip each: on a DriverTx only API requests write events, one at a time.
         return [await self.fetchrow(statement, row) for row in rows]
 
     @asynccontextmanager
@@ -246,7 +253,7 @@ class DriverTx(Tx):
 class DriverPool:
     """Connections straight on asyncpg for the hot paths on PostgreSQL (the visits routes): a
     statement through SQLAlchemy's asyncio layer costs several times the CPU of the same statement
-    on asyncpg (py-spy under wrk, bench/README.md).
+    on asyncpg (py-spy under wrk; DEVELOPERS.md).
 
     A small pool of its own rather than asyncpg's: asyncpg's release spawns a task and runs a reset
     query per request, and its queue lets a new request take a freed connection before those

@@ -27,10 +27,10 @@ class ApiRoute(APIRoute):
 
     Authentication runs here rather than as a dependency: before any connection of the request's is
     taken, and without FastAPI's per-dependency cost (py-spy under wrk: each dependency cost about 4%
-    of a show request). Endpoints read the account through CurrentAccount, or Caller on the hot paths.
+    of a show request). Endpoints read the account through CurrentAccount, or Caller.of(request) on the hot paths.
     """
 
-    # The visits routes (the hot paths) take a Tx, which runs on asyncpg's own pool on PostgreSQL.
+    # DriverRoute (the visits routes, the hot paths): the Tx runs on db.DriverPool on PostgreSQL.
     driver: bool = False
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
@@ -85,6 +85,7 @@ async def _session(request: Request) -> AsyncSession:
     return request.state.caller.tx.session
 
 
+# For ApiRoute routes; DriverRoute routes have no session on PostgreSQL, only their Tx.
 Session = Annotated[AsyncSession, Depends(_session)]
 
 

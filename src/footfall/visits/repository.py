@@ -108,12 +108,17 @@ def _pages() -> dict[tuple[bool, bool], Any]:
 _filter_contact = Contact.__table__.alias("filter_contact")
 
 
+def _account_total():
+    """The account's kept visit count: the sum of its slots (see add_to_counts)."""
+    counts = AccountVisitCount.__table__.c
+    return select(func.coalesce(func.sum(counts.count), 0)).where(counts.account_id == bindparam("account_id"))
+
+
 def _first_pages() -> dict[bool, Any]:
     """by contact -> page 1 with its total as a last column, in one round trip: newest first needs no
     total to find its rows, and an empty first page means a total of 0. The contact given by uuid."""
-    counts = AccountVisitCount.__table__.c
     account = _v.account_id == bindparam("account_id")
-    account_total = select(func.coalesce(func.sum(counts.count), 0)).where(counts.account_id == bindparam("account_id"))
+    account_total = _account_total()
     contact = (_filter_contact.c.account_id == bindparam("account_id"),
                _filter_contact.c.uuid == bindparam("contact_uuid"))
     contact_id = select(_filter_contact.c.id).where(*contact).scalar_subquery()
@@ -203,9 +208,7 @@ def _statements(dialect: str) -> SimpleNamespace:
         # An import batch touches thousands of contacts: one UPDATE over arrays on PostgreSQL, where
         # one UPDATE per contact cost more than inserting the visits (at 1,000,000 visits).
         count_many_contacts=_count_many_contacts() if dialect == "postgresql" else None,
-        account_count=select(func.coalesce(func.sum(counts.c.count), 0)).where(
-            counts.c.account_id == bindparam("account_id")
-        ),
+        account_count=_account_total(),
         contact_count=select(_c.id, _c.visit_count).where(
             _c.account_id == bindparam("account_id"), _c.uuid == bindparam("contact_uuid")
         ),
@@ -222,7 +225,7 @@ class DuplicateExternalId(Exception):
 
 
 class VisitRepository:
-    """Every visits query, on the request's transaction (a Tx: asyncpg's own pool on PostgreSQL)."""
+    """Every visits query, on the request's transaction (a Tx: on PostgreSQL a DriverTx)."""
 
     def __init__(self, tx: Tx) -> None:
         self.tx = tx

@@ -60,7 +60,7 @@ class SubscriptionRepository:
 
 class OutboxRepository:
     """Events and their deliveries, written in the transaction of the change they report: a Tx, as
-    the visits routes run on asyncpg's own pool on PostgreSQL."""
+    on the visits routes a DriverTx on PostgreSQL."""
 
     def __init__(self, tx: Tx) -> None:
         self.tx = tx
