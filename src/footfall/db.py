@@ -330,8 +330,8 @@ class _Retry(Exception):
     """Tells a waiter that a connection slot came free rather than a connection."""
 
 
-# A statement cut short by these leaves its connection in an unknown state.
-_CUT_SHORT = (asyncio.CancelledError, asyncpg.InterfaceError, OSError)
+# A statement cut short by these leaves its connection in an unknown state (or gone).
+_CUT_SHORT = (asyncio.CancelledError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError, OSError)
 
 
 class _Lease:
