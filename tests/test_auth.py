@@ -9,35 +9,18 @@ from footfall.accounts import service as accounts
 from footfall.db import session_scope
 from footfall.models import utcnow
 from tests.conftest import make_tenant
+from tests.routes import PLACEHOLDERS, ROUTES, request_for, route_id
 
 UNAUTHENTICATED = {"status_code": 401, "code": 90401, "message": "Unauthenticated."}
 
-ROUTES = [
-    ("GET", "/visits", None),
-    ("GET", "/visits/{uuid}", None),
-    ("POST", "/visits", {"contact_uuid": "{uuid}", "shop_uuid": "{uuid}"}),
-    ("PUT", "/visits/{uuid}", {"source": "x"}),
-    ("GET", "/shops", None),
-    ("GET", "/shops/{uuid}", None),
-    ("GET", "/contacts", None),
-    ("GET", "/contacts/{uuid}", None),
-    ("POST", "/contacts", {"email": "a@b.sea"}),
-]
 
-
-def _request(method, path, body):
-    uuid = str(uuid4())
-    json = {k: v.replace("{uuid}", uuid) for k, v in body.items()} if body else None
-    return method, path.replace("{uuid}", uuid), json
-
-
-@pytest.mark.parametrize(("method", "path", "body"), ROUTES)
+@pytest.mark.parametrize("route", ROUTES, ids=route_id)
 @pytest.mark.parametrize(
     "authorization",
     [None, "", "Bearer", "Bearer ", "Basic dXNlcjpwYXNz", "Token abc", "Bearer ffpat_unknown", b"Bearer \xe9\xe9", b"Bearer \x00"],
 )
-async def test_every_route_refuses_a_missing_or_bad_token(client, method, path, body, authorization):
-    method, path, json = _request(method, path, body)
+async def test_every_route_refuses_a_missing_or_bad_token(client, route, authorization):
+    method, path, json = request_for(route, {name: str(uuid4()) for name in PLACEHOLDERS})
     headers = {} if authorization is None else {"Authorization": authorization}
     response = await client.request(method, path, json=json, headers=headers)
     assert response.status_code == 401

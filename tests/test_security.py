@@ -9,26 +9,7 @@ from footfall.accounts import service as accounts
 from footfall.db import session_scope
 from footfall.models import utcnow
 from tests.conftest import make_tenant
-
-# (method, path, body): {visit}, {shop}, {contact}, {subscription} and {delivery} are the owner's uuids.
-ROUTES = [
-    ("GET", "/visits", None),
-    ("GET", "/visits/{visit}", None),
-    ("POST", "/visits", {"contact_uuid": "{contact}", "shop_uuid": "{shop}"}),
-    ("PUT", "/visits/{visit}", {"source": "x"}),
-    ("GET", "/shops", None),
-    ("GET", "/shops/{shop}", None),
-    ("GET", "/contacts", None),
-    ("GET", "/contacts/{contact}", None),
-    ("POST", "/contacts", {"email": "a@b.sea"}),
-    ("GET", "/webhook-subscriptions", None),
-    ("POST", "/webhook-subscriptions", {"name": "n", "event_type": "visit_created", "url": "http://127.0.0.1/h"}),
-    ("GET", "/webhook-subscriptions/{subscription}", None),
-    ("PUT", "/webhook-subscriptions/{subscription}", {"name": "n"}),
-    ("DELETE", "/webhook-subscriptions/{subscription}", None),
-    ("GET", "/webhook-subscriptions/{subscription}/deliveries", None),
-    ("POST", "/webhook-subscriptions/{subscription}/deliveries/{delivery}/retry", None),
-]
+from tests.routes import ROUTES, fill, request_for, route_id
 
 
 @pytest.fixture
@@ -49,18 +30,7 @@ async def owned(client, tenant):
             "subscription": subscription["uuid"], "delivery": delivery["id"]}
 
 
-def _fill(text: str, ids: dict[str, str]) -> str:
-    for name, value in ids.items():
-        text = text.replace("{" + name + "}", value)
-    return text
-
-
-def _request(route, ids):
-    method, path, body = route
-    return method, _fill(path, ids), ({k: _fill(v, ids) for k, v in body.items()} if body else None)
-
-
-@pytest.mark.parametrize("route", ROUTES, ids=[f"{m} {p}" for m, p, _ in ROUTES])
+@pytest.mark.parametrize("route", ROUTES, ids=route_id)
 async def test_every_route_refuses_missing_wrong_revoked_and_expired_tokens(app, client, tenant, owned, route):
     async with session_scope(app.state.sessionmaker, write=True) as session:
         account = await accounts.get_account(session, UUID(tenant.account_uuid))
@@ -68,7 +38,7 @@ async def test_every_route_refuses_missing_wrong_revoked_and_expired_tokens(app,
         expired = await accounts.issue_token(session, account, expires_at=utcnow() - timedelta(minutes=1))
     async with session_scope(app.state.sessionmaker, write=True) as session:
         await accounts.revoke_token(session, revoked.token.uuid)
-    method, path, body = _request(route, owned)
+    method, path, body = request_for(route, owned)
     for authorization in (None, f"Basic {tenant.token}", f"Token {tenant.token}", f"Bearer {revoked.secret}",
                           f"Bearer {expired.secret}", "Bearer ffpat_" + "A" * 43):
         headers = {"Authorization": authorization} if authorization else {}
@@ -80,16 +50,16 @@ async def test_every_route_refuses_missing_wrong_revoked_and_expired_tokens(app,
 UUID_ROUTES = [route for route in ROUTES if "{" in route[1] and route[1] != "/visits"]
 
 
-@pytest.mark.parametrize("route", UUID_ROUTES, ids=[f"{m} {p}" for m, p, _ in UUID_ROUTES])
+@pytest.mark.parametrize("route", UUID_ROUTES, ids=route_id)
 async def test_another_accounts_uuids_answer_exactly_as_missing_ones(app, client, owned, route):
     intruder = await make_tenant(app)
-    method, path, body = _request(route, owned)
+    method, path, body = request_for(route, owned)
     missing_ids = {name: str(uuid4()) for name in owned}
     # The intruder's own contact and shop where a body needs them, so only the path differs.
     body = body and {k: v.replace(owned["contact"], intruder.contact_uuid).replace(owned["shop"], intruder.shop_uuid)
                      for k, v in body.items()}
     foreign = await client.request(method, path, json=body, headers=intruder.headers)
-    _, missing_path, _ = _request(route, missing_ids)
+    _, missing_path, _ = request_for(route, missing_ids)
     missing = await client.request(method, missing_path, json=body, headers=intruder.headers)
     assert foreign.status_code == missing.status_code == 404
     assert foreign.json() == missing.json()
@@ -148,7 +118,7 @@ async def test_nul_bytes_are_invalid_input_in_every_text_field(client, tenant, o
         "/webhook-subscriptions": {"name": "n", "event_type": "visit_created", "url": "http://127.0.0.1/h"},
     }
     body = {**(valid.get(path, {}) if method == "POST" else {}), field: "bad\x00value"}
-    response = await client.request(method, _fill(path, owned), json=body, headers=tenant.headers)
+    response = await client.request(method, fill(path, owned), json=body, headers=tenant.headers)
     assert response.status_code == 422, response.text
     assert response.json()["code"] == 1003 and list(response.json()["errors"]) == [field]
 

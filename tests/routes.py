@@ -1,0 +1,41 @@
+"""Every authenticated API route, for the tests that go over them all (tests/test_auth.py,
+tests/test_security.py)."""
+
+# (method, path, body): {visit}, {shop}, {contact}, {subscription} and {delivery} stand for uuids.
+ROUTES = [
+    ("GET", "/visits", None),
+    ("GET", "/visits/{visit}", None),
+    ("POST", "/visits", {"contact_uuid": "{contact}", "shop_uuid": "{shop}"}),
+    ("PUT", "/visits/{visit}", {"source": "x"}),
+    ("GET", "/shops", None),
+    ("GET", "/shops/{shop}", None),
+    ("GET", "/contacts", None),
+    ("GET", "/contacts/{contact}", None),
+    ("POST", "/contacts", {"email": "a@b.sea"}),
+    ("GET", "/webhook-subscriptions", None),
+    ("POST", "/webhook-subscriptions", {"name": "n", "event_type": "visit_created", "url": "http://127.0.0.1/h"}),
+    ("GET", "/webhook-subscriptions/{subscription}", None),
+    ("PUT", "/webhook-subscriptions/{subscription}", {"name": "n"}),
+    ("DELETE", "/webhook-subscriptions/{subscription}", None),
+    ("GET", "/webhook-subscriptions/{subscription}/deliveries", None),
+    ("POST", "/webhook-subscriptions/{subscription}/deliveries/{delivery}/retry", None),
+]
+PLACEHOLDERS = ("visit", "shop", "contact", "subscription", "delivery")
+
+
+def route_id(route) -> str:
+    method, path, _ = route
+    return f"{method} {path}"
+
+
+def fill(text: str, ids: dict[str, str]) -> str:
+    """text with each {placeholder} replaced by ids[placeholder]."""
+    for name, value in ids.items():
+        text = text.replace("{" + name + "}", value)
+    return text
+
+
+def request_for(route, ids: dict[str, str]):
+    """(method, path, JSON body) with each placeholder replaced by ids[placeholder]."""
+    method, path, body = route
+    return method, fill(path, ids), ({k: fill(v, ids) for k, v in body.items()} if body else None)
