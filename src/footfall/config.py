@@ -12,7 +12,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FOOTFALL_")
 
     database_url: str = "sqlite:///footfall.db"
-    # Connections each app process keeps open to PostgreSQL (SQLAlchemy pool size, no overflow).
+    # Connections in each of an app process's two PostgreSQL pools, no overflow: the visits routes'
+    # (db.DriverPool) and SQLAlchemy's for the rest. So up to twice this per process.
     database_pool_size: int = 20
     # Seconds a process may keep a token it looked up; a revocation takes effect within this.
     token_cache_seconds: float = 2.0

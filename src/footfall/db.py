@@ -377,8 +377,9 @@ class _Lease:
 
 def create_driver_pool(url: str, size: int) -> DriverPool | None:
     """The hot paths' pool on PostgreSQL; None on SQLite, where they run through SQLAlchemy."""
-    backend = make_url(url).get_backend_name()
-    return DriverPool(url, size) if backend in ("postgresql", "postgres") else None
+    # async_database_url alone decides which URLs are PostgreSQL (postgres:// too).
+    is_postgresql = make_url(async_database_url(url)).get_backend_name() == "postgresql"
+    return DriverPool(url, size) if is_postgresql else None
 
 
 def _alembic_config(connection: Connection) -> Config:
