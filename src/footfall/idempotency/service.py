@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from uuid import UUID, uuid4
 
-
 from footfall.config import Settings
 from footfall.db import Sessions, Tx, session_scope
 from footfall.errors import IdempotencyKeyInProgress, IdempotencyKeyReused, InvalidInput

@@ -82,22 +82,22 @@ class OutboxRepository:
 
 
 _subscriptions = Subscription.__table__.c
-_ACTIVE_IDS = select(_subscriptions.id).where(
-    _subscriptions.account_id == bindparam("account_id"),
-    _subscriptions.event_type == bindparam("event_type"),
-    _subscriptions.status == "ACTIVE",
-)
+def _active_ids(account_id, event_type):
+    """The ids of the account's ACTIVE subscriptions to the event type."""
+    return select(_subscriptions.id).where(
+        _subscriptions.account_id == account_id,
+        _subscriptions.event_type == event_type,
+        _subscriptions.status == "ACTIVE",
+    )
+
+
+_ACTIVE_IDS = _active_ids(bindparam("account_id"), bindparam("event_type"))
 
 
 def subscribed(account_id, event_type: str):
     """EXISTS an ACTIVE subscription of the account to the event type: for a write's own lookup to
     ask in passing, so an account without webhooks costs no outbox query."""
-    return (
-        select(_subscriptions.id)
-        .where(_subscriptions.account_id == account_id, _subscriptions.event_type == event_type,
-               _subscriptions.status == "ACTIVE")
-        .exists()
-    )
+    return _active_ids(account_id, event_type).exists()
 
 
 _INSERT_EVENT = (
