@@ -10,40 +10,39 @@ from pathlib import Path
 from uuid import uuid4
 
 from footfall.accounts import service as accounts
-from footfall.db import create_engine, create_sessionmaker, migrate, session_scope
-from footfall.models import Contact, Shop, utcnow
+from footfall.db import migrate, open_database
+from footfall.kit.time import utcnow
+from footfall.tables import contacts as contacts_table
+from footfall.tables import shops as shops_table
 
 
 async def make_account(database_url: str, contacts: int, shops: int) -> dict:
     """An account with a token, `contacts` contacts and `shops` shops; returns their uuids and the token."""
-    engine = create_engine(database_url)
+    await migrate(database_url)
+    database = open_database(database_url, pool_size=1)
     try:
-        await migrate(engine)
-        sessions = create_sessionmaker(engine)
-        async with session_scope(sessions, write=True) as session:
-            account = await accounts.create_account(session, "Benchmark")
-            issued = await accounts.issue_token(session, account, name="bench")
+        async with database.transaction(write=True) as tx:
+            account = await accounts.create_account(tx, "Benchmark")
+            issued = await accounts.issue_token(tx, account, name="bench")
             now = utcnow()
-            contact_rows = [
-                {"uuid": uuid4(), "account_id": account.id, "email": f"c{n}@bench.example", "created_at": now,
-                 "visit_count": 0}
-                for n in range(contacts)
-            ]
-            shop_rows = [
-                {"uuid": uuid4(), "account_id": account.id, "name": f"Shop {n}", "type": "physical", "reference": None,
-                 "created_at": now}
-                for n in range(shops)
-            ]
-            await session.execute(Contact.__table__.insert(), contact_rows)
-            await session.execute(Shop.__table__.insert(), shop_rows)
+            contact_uuids = [uuid4() for _ in range(contacts)]
+            shop_uuids = [uuid4() for _ in range(shops)]
+            await tx.copy_records(
+                contacts_table, ("uuid", "account_id", "email", "created_at", "visit_count"),
+                [(uuid, account.id, f"c{n}@bench.example", now, 0) for n, uuid in enumerate(contact_uuids)],
+            )
+            await tx.copy_records(
+                shops_table, ("uuid", "account_id", "name", "type", "reference", "created_at"),
+                [(uuid, account.id, f"Shop {n}", "physical", None, now) for n, uuid in enumerate(shop_uuids)],
+            )
         return {
             "account_uuid": str(account.uuid),
             "token": issued.secret,
-            "contacts": [str(r["uuid"]) for r in contact_rows],
-            "shops": [str(r["uuid"]) for r in shop_rows],
+            "contacts": [str(uuid) for uuid in contact_uuids],
+            "shops": [str(uuid) for uuid in shop_uuids],
         }
     finally:
-        await engine.dispose()
+        await database.close()
 
 
 def write_visits_csv(path: Path, visits: int, contacts: list[str], shops: list[str], seed: int = 1) -> None:

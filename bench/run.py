@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.dataset import import_file, make_account, write_visits_csv  # noqa: E402
 from footfall.app import API_PREFIX  # noqa: E402
-from tests.serving import free_port  # noqa: E402
+from footfall.testing.serving import free_port  # noqa: E402
 
 ENDPOINTS = ["show", "list", "list_500", "last_page", "by_contact", "create", "update"]
 SERVER_CORE, LOAD_CORE = "0", "1"

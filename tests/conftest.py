@@ -7,7 +7,6 @@ HTTP, as a client would.
 
 import os
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from uuid import uuid4
 
 import asyncpg
@@ -16,14 +15,10 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
-from footfall.accounts import service as accounts
 from footfall.app import API_PREFIX, create_app
 from footfall.config import Settings
-from footfall.contacts import service as contacts
-from footfall.contacts.schemas import ContactCreate
-from footfall.db import Sessions, create_engine, create_sessionmaker, migrate, session_scope
-from footfall.shops import service as shops
-from footfall.shops.schemas import ShopCreate
+from footfall.db import migrate
+from footfall.testing.tenants import Tenant, tenant_in
 
 POSTGRES_URL = os.environ.get("FOOTFALL_TEST_DATABASE_URL")
 
@@ -58,11 +53,9 @@ async def app(database_url: str) -> AsyncIterator[FastAPI]:
     app = create_app(
         Settings(database_url=database_url, webhook_allow_private_urls=True, webhook_worker=False, token_cache_seconds=0)
     )
-    await migrate(app.state.engine)
+    await migrate(database_url)
     yield app
-    if app.state.driver_pool is not None:
-        await app.state.driver_pool.close()
-    await app.state.engine.dispose()
+    await app.state.database.close()
 
 
 @pytest.fixture
@@ -72,42 +65,8 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-@dataclass
-class Tenant:
-    """An account with a token, one shop and one contact, made the way an operator makes them."""
-
-    account_uuid: str
-    token: str
-    shop_uuid: str
-    contact_uuid: str
-    contact_email: str
-    headers: dict[str, str] = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json"}
-
-
 async def make_tenant(app: FastAPI) -> Tenant:
-    return await tenant_in(app.state.sessionmaker)
-
-
-async def make_tenant_at(database_url: str) -> Tenant:
-    """A tenant in a database the caller has no app for (worker tests, bench/crash.py); migrates it first."""
-    engine = create_engine(database_url)
-    try:
-        await migrate(engine)
-        return await tenant_in(create_sessionmaker(engine))
-    finally:
-        await engine.dispose()
-
-
-async def tenant_in(sessions: Sessions) -> Tenant:
-    async with session_scope(sessions, write=True) as session:
-        account = await accounts.create_account(session, "Test account")
-        issued = await accounts.issue_token(session, account, name="tests")
-        shop = await shops.create(session, account, ShopCreate(name="Krusty Krab", reference="KK-1"))
-        contact, _ = await contacts.create(session, account, ContactCreate(email=f"{uuid4().hex}@bikinibottom.sea"))
-        return Tenant(str(account.uuid), issued.secret, str(shop.uuid), str(contact.uuid), contact.email)
+    return await tenant_in(app.state.database)
 
 
 @pytest.fixture

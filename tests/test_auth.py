@@ -6,8 +6,7 @@ from uuid import UUID, uuid4
 import pytest
 
 from footfall.accounts import service as accounts
-from footfall.db import session_scope
-from footfall.models import utcnow
+from footfall.kit.time import utcnow
 from tests.conftest import make_tenant
 from tests.routes import PLACEHOLDERS, ROUTES, request_for, route_id
 
@@ -30,13 +29,13 @@ async def test_every_route_refuses_a_missing_or_bad_token(client, route, authori
 
 async def test_a_revoked_token_is_refused_on_its_next_request(client, app, tenant):
     assert (await client.get("/visits", headers=tenant.headers)).status_code == 200
-    async with session_scope(app.state.sessionmaker, write=True) as session:
-        account = await accounts.get_account(session, UUID(tenant.account_uuid))
-        issued = await accounts.issue_token(session, account)
+    async with app.state.database.transaction(write=True) as tx:
+        account = await accounts.get_account(tx, UUID(tenant.account_uuid))
+        issued = await accounts.issue_token(tx, account)
     headers = {"Authorization": f"Bearer {issued.secret}"}
     assert (await client.get("/visits", headers=headers)).status_code == 200
-    async with session_scope(app.state.sessionmaker, write=True) as session:
-        await accounts.revoke_token(session, issued.token.uuid)
+    async with app.state.database.transaction(write=True) as tx:
+        await accounts.revoke_token(tx, issued.token.uuid)
     response = await client.get("/visits", headers=headers)
     assert response.status_code == 401 and response.json() == UNAUTHENTICATED
     # The account's other token still works.
@@ -44,10 +43,10 @@ async def test_a_revoked_token_is_refused_on_its_next_request(client, app, tenan
 
 
 async def test_an_expired_token_is_refused(client, app, tenant):
-    async with session_scope(app.state.sessionmaker, write=True) as session:
-        account = await accounts.get_account(session, UUID(tenant.account_uuid))
-        expired = await accounts.issue_token(session, account, expires_at=utcnow() - timedelta(seconds=1))
-        valid = await accounts.issue_token(session, account, expires_at=utcnow() + timedelta(hours=1))
+    async with app.state.database.transaction(write=True) as tx:
+        account = await accounts.get_account(tx, UUID(tenant.account_uuid))
+        expired = await accounts.issue_token(tx, account, expires_at=utcnow() - timedelta(seconds=1))
+        valid = await accounts.issue_token(tx, account, expires_at=utcnow() + timedelta(hours=1))
     response = await client.get("/visits", headers={"Authorization": f"Bearer {expired.secret}"})
     assert response.status_code == 401 and response.json() == UNAUTHENTICATED
     assert (await client.get("/visits", headers={"Authorization": f"Bearer {valid.secret}"})).status_code == 200
@@ -100,9 +99,9 @@ async def test_another_accounts_rows_are_indistinguishable_from_missing_ones(cli
 
 
 async def _issue(app, tenant, **options):
-    async with session_scope(app.state.sessionmaker, write=True) as session:
-        account = await accounts.get_account(session, UUID(tenant.account_uuid))
-        return await accounts.issue_token(session, account, **options)
+    async with app.state.database.transaction(write=True) as tx:
+        account = await accounts.get_account(tx, UUID(tenant.account_uuid))
+        return await accounts.issue_token(tx, account, **options)
 
 
 async def test_a_read_only_token_reads_and_is_refused_every_write(client, app, tenant):
@@ -134,9 +133,9 @@ async def test_last_used_at_is_recorded(client, app, tenant):
     assert issued.token.last_used_at is None
     before = utcnow().replace(microsecond=0)
     await client.get("/shops", headers={"Authorization": f"Bearer {issued.secret}"})
-    async with session_scope(app.state.sessionmaker, write=False) as session:
-        account = await accounts.get_account(session, UUID(tenant.account_uuid))
-        [token] = [t for t in await accounts.list_tokens(session, account) if t.uuid == issued.token.uuid]
+    async with app.state.database.transaction(write=False) as tx:
+        account = await accounts.get_account(tx, UUID(tenant.account_uuid))
+        [token] = [t for t in await accounts.list_tokens(tx, account) if t.uuid == issued.token.uuid]
     assert token.last_used_at is not None and token.last_used_at >= before - timedelta(seconds=1)
 
 
@@ -151,15 +150,15 @@ async def test_a_revocation_reaches_a_process_with_a_token_cache_within_its_ttl(
     from footfall.db import migrate
 
     app = create_app(Settings(database_url=database_url, webhook_worker=False, token_cache_seconds=0.5))
-    await migrate(app.state.engine)
+    await migrate(app.state.settings.database_url)
     tenant = await make_tenant(app)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url=f"http://footfall.test{API_PREFIX}") as client:
         issued = await _issue(app, tenant)
         headers = {"Authorization": f"Bearer {issued.secret}"}
         assert (await client.get("/shops", headers=headers)).status_code == 200
-        async with session_scope(app.state.sessionmaker, write=True) as session:
-            await accounts.revoke_token(session, issued.token.uuid)
+        async with app.state.database.transaction(write=True) as tx:
+            await accounts.revoke_token(tx, issued.token.uuid)
         await asyncio.sleep(0.6)
         assert (await client.get("/shops", headers=headers)).status_code == 401
-    await app.state.engine.dispose()
+    await app.state.database.close()

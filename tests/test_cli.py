@@ -7,8 +7,8 @@ import httpx
 import pytest
 
 from footfall.app import API_PREFIX
-from footfall.models import utcnow
-from tests.serving import footfall, footfall_json, running_server
+from footfall.kit.time import utcnow
+from footfall.testing.serving import footfall, footfall_json, running_server
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -144,7 +144,7 @@ def test_serve_stops_cleanly_on_sigterm(database_url):
     import sys
     import time
 
-    from tests.serving import free_port
+    from footfall.testing.serving import free_port
 
     port = free_port()
     process = subprocess.Popen(

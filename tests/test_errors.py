@@ -30,7 +30,7 @@ async def test_an_unexpected_error_is_500_in_leats_shape_without_a_traceback(dat
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://footfall.test") as client:
         response = await client.get(f"{API_PREFIX}/explode")
-    await app.state.engine.dispose()
+    await app.state.database.close()
     assert response.status_code == 500
     assert response.json() == {"status_code": 500, "code": 90500, "message": "Server error."}
     assert "secret" not in response.text and "Traceback" not in response.text
@@ -53,7 +53,7 @@ async def test_health_is_503_when_the_database_does_not_answer(database_url):
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://footfall.test") as client:
         response = await client.get("/healthz")
-    await app.state.engine.dispose()
+    await app.state.database.close()
     assert response.status_code == 503
     body = response.json()
     assert body["status_code"] == 503 and body["code"] == 90503 and "database" in body["errors"]

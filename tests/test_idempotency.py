@@ -7,7 +7,6 @@ from uuid import UUID, uuid4
 import pytest
 
 from footfall.accounts.service import get_account
-from footfall.db import session_scope
 from footfall.errors import IdempotencyKeyInProgress
 from footfall.idempotency import service as idempotency
 
@@ -92,11 +91,11 @@ async def test_an_error_answer_is_not_kept_so_the_key_can_be_used_again(client, 
 async def test_a_repeat_while_the_first_runs_is_409_until_its_lock_lapses(app, client, tenant, monkeypatch):
     body = visit_body(tenant, source="Kiosk")
     path = "/api/v3/oauth/clients/visits"
-    async with session_scope(app.state.sessionmaker, write=False) as session:
-        account = await get_account(session, UUID(tenant.account_uuid))
+    async with app.state.database.transaction(write=False) as tx:
+        account = await get_account(tx, UUID(tenant.account_uuid))
     print_ = idempotency.fingerprint("POST", path, json.dumps(body).encode())
     monkeypatch.setattr(app.state.settings, "idempotency_lock_seconds", 0.5)
-    running = await idempotency.claim(app.state.sessionmaker, app.state.settings, account, "k-4", print_)
+    running = await idempotency.claim(app.state.database, app.state.settings, account, "k-4", print_)
     headers = {**tenant.headers, "Idempotency-Key": "k-4"}
     response = await client.post("/visits", json=body, headers=headers)
     assert response.status_code == 409
@@ -107,9 +106,9 @@ async def test_a_repeat_while_the_first_runs_is_409_until_its_lock_lapses(app, c
     response = await client.post("/visits", json=body, headers=headers)
     assert response.status_code == 201
     # The one that lost the key can no longer store an answer, so its write would roll back.
-    async with session_scope(app.state.sessionmaker, write=True) as session:
+    async with app.state.database.transaction(write=True) as tx:
         with pytest.raises(IdempotencyKeyInProgress):
-            await idempotency.complete(session, running, 201, b"{}")
+            await idempotency.complete(tx, running, 201, b"{}")
     assert await total_visits(client, tenant) == 1
 
 
@@ -143,7 +142,7 @@ async def test_a_malformed_key_is_invalid_input(client, tenant, key):
 
 
 async def test_a_replay_emits_no_second_webhook_event(app, client, tenant):
-    from tests.webhooks.receiver import Receiver
+    from footfall.testing.receiver import Receiver
     from tests.webhooks.test_delivery import deliveries, drain, subscribe, worker_for
 
     with Receiver() as receiver:

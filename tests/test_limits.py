@@ -26,11 +26,11 @@ async def fresh_window() -> None:
 @asynccontextmanager
 async def app_client(database_url, **settings):
     app = create_app(Settings(database_url=database_url, webhook_worker=False, **settings))
-    await migrate(app.state.engine)
+    await migrate(app.state.settings.database_url)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url=f"http://footfall.test{API_PREFIX}") as client:
         yield app, client
-    await app.state.engine.dispose()
+    await app.state.database.close()
 
 
 async def test_a_body_over_the_limit_is_413_before_it_is_read_whole(database_url):

@@ -10,7 +10,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.serving import footfall_json, running_server
+from footfall.testing.serving import footfall_json, running_server
 
 
 @pytest.fixture(scope="session")

@@ -6,8 +6,7 @@ from uuid import UUID, uuid4
 import pytest
 
 from footfall.accounts import service as accounts
-from footfall.db import session_scope
-from footfall.models import utcnow
+from footfall.kit.time import utcnow
 from tests.conftest import make_tenant
 from tests.routes import ROUTES, fill, request_for, route_id
 
@@ -32,12 +31,12 @@ async def owned(client, tenant):
 
 @pytest.mark.parametrize("route", ROUTES, ids=route_id)
 async def test_every_route_refuses_missing_wrong_revoked_and_expired_tokens(app, client, tenant, owned, route):
-    async with session_scope(app.state.sessionmaker, write=True) as session:
-        account = await accounts.get_account(session, UUID(tenant.account_uuid))
-        revoked = await accounts.issue_token(session, account)
-        expired = await accounts.issue_token(session, account, expires_at=utcnow() - timedelta(minutes=1))
-    async with session_scope(app.state.sessionmaker, write=True) as session:
-        await accounts.revoke_token(session, revoked.token.uuid)
+    async with app.state.database.transaction(write=True) as tx:
+        account = await accounts.get_account(tx, UUID(tenant.account_uuid))
+        revoked = await accounts.issue_token(tx, account)
+        expired = await accounts.issue_token(tx, account, expires_at=utcnow() - timedelta(minutes=1))
+    async with app.state.database.transaction(write=True) as tx:
+        await accounts.revoke_token(tx, revoked.token.uuid)
     method, path, body = request_for(route, owned)
     for authorization in (None, f"Basic {tenant.token}", f"Token {tenant.token}", f"Bearer {revoked.secret}",
                           f"Bearer {expired.secret}", "Bearer ffpat_" + "A" * 43):

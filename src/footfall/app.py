@@ -9,17 +9,18 @@ from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.openapi.utils import get_openapi
-from sqlalchemy import text
+from sqlalchemy import literal, select
 
 from footfall import __version__
 from footfall.accounts.service import TokenCache
 from footfall.config import Settings
 from footfall.contacts.routes import router as contacts_router
-from footfall.db import Sessions, create_driver_pool, create_engine, create_sessionmaker
+from footfall.db import Database, Statement, open_database, per_dialect
 from footfall.errors import ErrorBody, ServiceUnavailable, error_response, install_error_handlers
 from footfall.idempotency.service import Replay, purge_expired
-from footfall.kit.dependencies import BEARER_SCHEME
-from footfall.kit.limits import FORM_TYPE, InProcessLimiter, RateLimitMiddleware, RedisLimiter, RequestBodyMiddleware
+from footfall.kit.body import FORM_TYPE, RequestBodyMiddleware
+from footfall.kit.ratelimit import InProcessLimiter, RateLimitMiddleware, RedisLimiter
+from footfall.kit.routing import BEARER_SCHEME
 from footfall.shops.routes import router as shops_router
 from footfall.webhooks.delivery import DeliveryWorker
 from footfall.visits.routes import router as visits_router
@@ -27,12 +28,12 @@ from footfall.webhooks.routes import router as webhooks_router
 
 API_PREFIX = "/api/v3/oauth/clients"
 HOUSEKEEPING_INTERVAL = 600  # seconds
+PING = per_dialect(lambda dialect: Statement(select(literal(1).label("one")), dialect=dialect))
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
-    driver_pool = create_driver_pool(settings.database_url, settings.database_pool_size)
+    database = open_database(settings.database_url, pool_size=settings.database_pool_size)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -40,10 +41,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # out of the collector's sight, a full collection no longer walks it under load.
         gc.freeze()
         stop = asyncio.Event()
-        housekeeping = asyncio.create_task(_housekeeping(app.state.sessionmaker, stop), name="footfall-housekeeping")
+        housekeeping = asyncio.create_task(_housekeeping(database, stop), name="footfall-housekeeping")
         worker_task = None
         if settings.webhook_worker:
-            worker = DeliveryWorker(app.state.sessionmaker, settings)
+            worker = DeliveryWorker(database, settings)
             worker_task = asyncio.create_task(worker.run(stop), name="footfall-webhook-worker")
         yield
         # Shutting down (SIGTERM): the worker finishes the deliveries in flight, then stops.
@@ -54,9 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await worker.close()
         if isinstance(limiter, RedisLimiter):
             await limiter.close()
-        if driver_pool is not None:
-            await driver_pool.close()
-        await engine.dispose()
+        await database.close()
 
     app = FastAPI(
         title="Footfall",
@@ -65,9 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.engine = engine
-    app.state.sessionmaker = create_sessionmaker(engine)
-    app.state.driver_pool = driver_pool
+    app.state.database = database
     app.state.token_cache = TokenCache(settings.token_cache_seconds)
 
     install_error_handlers(app)
@@ -90,8 +87,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def healthz() -> dict[str, str]:
         """200 when the database answers, 503 when it does not."""
         try:
-            async with engine.connect() as connection:
-                await connection.execute(text("SELECT 1"))
+            async with database.transaction(write=False) as tx:
+                await tx.fetchval(PING[database.dialect])
         except Exception:
             error = ServiceUnavailable({"database": ["The database does not answer."]})
             return error_response(error.status_code, error.code, error.message, error.errors)
@@ -101,11 +98,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-async def _housekeeping(sessions: Sessions, stop: asyncio.Event) -> None:
+async def _housekeeping(database: Database, stop: asyncio.Event) -> None:
     """Every few minutes: drop Idempotency-Keys past their time. Failures wait for the next round."""
     while not stop.is_set():
         try:
-            await purge_expired(sessions)
+            await purge_expired(database)
         except Exception:
             logging.getLogger("footfall").warning("housekeeping: purging expired Idempotency-Keys failed", exc_info=True)
         try:
@@ -124,7 +121,7 @@ async def _replay(_: Request, replay: Replay) -> Response:
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
     """FastAPI's schema, plus the form encoding every body also accepts (see RequestBodyMiddleware) and
-    the bearer token every API route needs (see kit.dependencies)."""
+    the bearer token every API route needs (see kit.routing)."""
     if app.openapi_schema is None:
         schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
         schema.setdefault("components", {}).setdefault("securitySchemes", {})["HTTPBearer"] = BEARER_SCHEME

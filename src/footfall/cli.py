@@ -15,16 +15,13 @@ from uuid import UUID
 
 import click
 from pydantic import BaseModel, ValidationError
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from footfall.accounts import service as accounts
 from footfall.config import Settings
 from footfall.contacts import service as contacts
 from footfall.contacts.schemas import ContactCreate, ContactOut
-from footfall.db import create_engine, create_sessionmaker, migrate, session_scope
-from footfall.kit.time import format_iso8601, parse_iso8601
-from footfall.models import utcnow
+from footfall.db import DATABASE_ERRORS, Tx, backend, migrate, open_database
+from footfall.kit.time import format_iso8601, parse_iso8601, utcnow
 from footfall.shops import service as shops
 from footfall.shops.schemas import ShopCreate, ShopOut
 from footfall.webhooks.delivery import DeliveryWorker
@@ -62,24 +59,24 @@ def _validate(model: type[BaseModel], **fields: Any) -> Any:
         raise CommandError(f"{field}: {first['msg'].removeprefix('Value error, ')}") from None
 
 
-def _run(database_url: str, work: Callable[[AsyncSession], Awaitable[dict[str, Any]]]) -> None:
+def _run(database_url: str, work: Callable[[Tx], Awaitable[dict[str, Any]]]) -> None:
     """Brings the schema up to date, runs `work` in one transaction and prints its result as JSON."""
 
     async def run() -> dict[str, Any]:
-        engine = create_engine(database_url)
+        await migrate(database_url)
+        database = open_database(database_url, pool_size=1)
         try:
-            await migrate(engine)
-            async with session_scope(create_sessionmaker(engine), write=True) as session:
-                return await work(session)
+            async with database.transaction(write=True) as tx:
+                return await work(tx)
         finally:
-            await engine.dispose()
+            await database.close()
 
     try:
         result = asyncio.run(run())
     except (CommandError, LookupError, ValueError) as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(1)
-    except (SQLAlchemyError, OSError) as error:
+    except DATABASE_ERRORS as error:
         click.echo(f"error: database: {str(error).splitlines()[0]}", err=True)
         sys.exit(1)
     click.echo(json.dumps(result))
@@ -119,8 +116,8 @@ def worker(database_url: str) -> None:
 
 
 async def _deliver(settings: Settings) -> None:
-    engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
-    delivery_worker = DeliveryWorker(create_sessionmaker(engine), settings)
+    database = open_database(settings.database_url, pool_size=settings.database_pool_size)
+    delivery_worker = DeliveryWorker(database, settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -130,7 +127,7 @@ async def _deliver(settings: Settings) -> None:
         await delivery_worker.run(stop)
     finally:
         await delivery_worker.close()
-        await engine.dispose()
+        await database.close()
     logging.getLogger("footfall.webhooks").info("footfall worker: stopped")
 
 
@@ -139,27 +136,24 @@ def _run_migrations(database_url: str, *, wait: bool = False) -> None:
     starting beside its database), saying so every few seconds, up to FOOTFALL_DATABASE_START_TIMEOUT."""
 
     async def run() -> None:
-        engine = create_engine(database_url)
+        is_postgresql = backend(database_url) == "postgresql"
         deadline = time.monotonic() + Settings().database_start_timeout
-        try:
-            while True:
-                try:
-                    await migrate(engine)
-                    return
-                except (OSError, SQLAlchemyError) as error:
-                    if not (wait and engine.dialect.name == "postgresql" and time.monotonic() < deadline):
-                        raise
-                    reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-                    click.echo(f"footfall: database not reachable ({reason}); retrying in 2 s", err=True)
-                    await asyncio.sleep(2)
-        finally:
-            await engine.dispose()
+        while True:
+            try:
+                await migrate(database_url)
+                return
+            except DATABASE_ERRORS as error:
+                if not (wait and is_postgresql and time.monotonic() < deadline):
+                    raise
+                reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+                click.echo(f"footfall: database not reachable ({reason}); retrying in 2 s", err=True)
+                await asyncio.sleep(2)
 
     try:
         asyncio.run(run())
     except ValueError as error:
         raise click.ClickException(str(error)) from None
-    except (SQLAlchemyError, OSError) as error:
+    except DATABASE_ERRORS as error:
         raise click.ClickException(f"database: {str(error).splitlines()[0]}") from None
 
 
@@ -183,8 +177,8 @@ def accounts_create(name: str, database_url: str) -> None:
     if not name.strip() or len(name) > 255 or "\x00" in name:
         raise_usage("--name: must be 1 to 255 characters")
 
-    async def work(session: AsyncSession) -> dict[str, Any]:
-        account = await accounts.create_account(session, name)
+    async def work(tx: Tx) -> dict[str, Any]:
+        account = await accounts.create_account(tx, name)
         return {"uuid": str(account.uuid), "name": account.name, "created_at": format_iso8601(account.created_at)}
 
     _run(database_url, work)
@@ -210,9 +204,9 @@ def tokens_create(
     if name is not None and (len(name) > 255 or "\x00" in name):
         raise_usage("--name: must be at most 255 characters")
 
-    async def work(session: AsyncSession) -> dict[str, Any]:
-        account = await accounts.get_account(session, account_id)
-        issued = await accounts.issue_token(session, account, name=name, expires_at=expires, read_only=read_only)
+    async def work(tx: Tx) -> dict[str, Any]:
+        account = await accounts.get_account(tx, account_id)
+        issued = await accounts.issue_token(tx, account, name=name, expires_at=expires, read_only=read_only)
         return {**_token_json(issued.token), "token": issued.secret, "account_uuid": str(account.uuid)}
 
     _run(database_url, work)
@@ -240,8 +234,8 @@ def tokens_list(account_uuid: str, database_url: str) -> None:
     """The account's tokens (never the tokens themselves): {"data": [...]}."""
     account_id = _or_exit(lambda: _parse_uuid(account_uuid, "--account"))
 
-    async def work(session: AsyncSession) -> dict[str, Any]:
-        tokens = await accounts.list_tokens(session, await accounts.get_account(session, account_id))
+    async def work(tx: Tx) -> dict[str, Any]:
+        tokens = await accounts.list_tokens(tx, await accounts.get_account(tx, account_id))
         return {"data": [_token_json(token) for token in tokens]}
 
     _run(database_url, work)
@@ -264,8 +258,8 @@ def tokens_revoke(token_uuid: str, database_url: str) -> None:
     """Revoke a token: it is refused from its next request on."""
     uuid = _or_exit(lambda: _parse_uuid(token_uuid, "TOKEN_UUID"))
 
-    async def work(session: AsyncSession) -> dict[str, Any]:
-        return _token_json(await accounts.revoke_token(session, uuid))
+    async def work(tx: Tx) -> dict[str, Any]:
+        return _token_json(await accounts.revoke_token(tx, uuid))
 
     _run(database_url, work)
 
@@ -285,8 +279,8 @@ def shops_create(account_uuid: str, name: str, shop_type: str, reference: str | 
     account_id = _or_exit(lambda: _parse_uuid(account_uuid, "--account"))
     data = _or_exit(lambda: _validate(ShopCreate, name=name, type=shop_type, reference=reference))
 
-    async def work(session: AsyncSession) -> dict[str, Any]:
-        shop = await shops.create(session, await accounts.get_account(session, account_id), data)
+    async def work(tx: Tx) -> dict[str, Any]:
+        shop = await shops.create(tx, await accounts.get_account(tx, account_id), data)
         return ShopOut.model_validate(shop).model_dump(mode="json")
 
     _run(database_url, work)
@@ -306,8 +300,8 @@ def contacts_create(account_uuid: str, email: str, database_url: str) -> None:
     account_id = _or_exit(lambda: _parse_uuid(account_uuid, "--account"))
     data = _or_exit(lambda: _validate(ContactCreate, email=email))
 
-    async def work(session: AsyncSession) -> dict[str, Any]:
-        contact, _ = await contacts.create(session, await accounts.get_account(session, account_id), data)
+    async def work(tx: Tx) -> dict[str, Any]:
+        contact, _ = await contacts.create(tx, await accounts.get_account(tx, account_id), data)
         return ContactOut.model_validate(contact).model_dump(mode="json")
 
     _run(database_url, work)
@@ -338,12 +332,11 @@ def visits_import(file: Path, account_uuid: str, database_url: str) -> None:
         click.echo(f"line {line}: {reason}", err=True)
 
     async def run() -> dict[str, Any]:
-        engine = create_engine(database_url)
+        await migrate(database_url)
+        database = open_database(database_url, pool_size=4)
         try:
-            await migrate(engine)
-            sessions = create_sessionmaker(engine)
-            async with session_scope(sessions, write=False) as session:
-                account = await accounts.get_account(session, account_id)
+            async with database.transaction(write=False) as tx:
+                account = await accounts.get_account(tx, account_id)
             size = file.stat().st_size
             with open(file, encoding="utf-8", newline="") as handle, click.progressbar(
                 length=size, label="importing", file=sys.stderr
@@ -353,17 +346,17 @@ def visits_import(file: Path, account_uuid: str, database_url: str) -> None:
                 def progress() -> None:
                     bar.update(lines.read - bar.pos)
 
-                summary = await import_visits(sessions, account, read_rows(file, lines), report, progress)
+                summary = await import_visits(database, account, read_rows(file, lines), report, progress)
                 bar.update(size - bar.pos)
             return summary.as_json()
         finally:
-            await engine.dispose()
+            await database.close()
 
     try:
         result = asyncio.run(run())
     except (LookupError, ValueError, UnicodeDecodeError, csv.Error) as error:
         raise_usage(str(error))
-    except (SQLAlchemyError, OSError) as error:
+    except DATABASE_ERRORS as error:
         raise_usage(f"database: {str(error).splitlines()[0]}")
     click.echo(json.dumps(result))
 
@@ -374,9 +367,9 @@ def demo(database_url: str) -> None:
     """Create a demo account with data (once) and print a new token for it and a curl line."""
     from footfall.demo import ensure_demo
 
-    async def work(session: AsyncSession) -> dict[str, Any]:
-        account, created = await ensure_demo(session)
-        issued = await accounts.issue_token(session, account, name="demo")
+    async def work(tx: Tx) -> dict[str, Any]:
+        account, created = await ensure_demo(tx)
+        issued = await accounts.issue_token(tx, account, name="demo")
         return {
             "account_uuid": str(account.uuid),
             "created": created,

@@ -2,16 +2,14 @@
 
 from datetime import timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from footfall.accounts import service as accounts
-from footfall.accounts.repository import AccountRepository
+from footfall.accounts.repository import Account, AccountRepository
 from footfall.contacts import service as contacts
 from footfall.contacts.schemas import ContactCreate
-from footfall.models import Account, utcnow
+from footfall.db import Tx
+from footfall.kit.time import utcnow
 from footfall.shops import service as shops
 from footfall.shops.schemas import ShopCreate
-from footfall.db import SessionTx
 from footfall.visits import service as visits
 from footfall.visits.schemas import VisitCreate
 
@@ -31,20 +29,20 @@ EMAILS = [
 ]
 
 
-async def ensure_demo(session: AsyncSession) -> tuple[Account, bool]:
+async def ensure_demo(tx: Tx) -> tuple[Account, bool]:
     """The demo account, with its data created on the first run only; True when created now."""
-    account = await AccountRepository(session).get_by_name(DEMO_ACCOUNT_NAME)
+    account = await AccountRepository(tx).get_by_name(DEMO_ACCOUNT_NAME)
     if account is not None:
         return account, False
-    account = await accounts.create_account(session, DEMO_ACCOUNT_NAME)
-    demo_shops = [await shops.create(session, account, shop) for shop in SHOPS]
-    demo_contacts = [(await contacts.create(session, account, ContactCreate(email=e)))[0] for e in EMAILS]
+    account = await accounts.create_account(tx, DEMO_ACCOUNT_NAME)
+    demo_shops = [await shops.create(tx, account, shop) for shop in SHOPS]
+    demo_contacts = [(await contacts.create(tx, account, ContactCreate(email=e)))[0] for e in EMAILS]
     start = utcnow().replace(minute=0, second=0, microsecond=0) - timedelta(days=12)
     for n in range(24):
         starts_at = start + timedelta(hours=11 * n)
         shop = demo_shops[n % len(demo_shops)]
         await visits.create(
-            SessionTx(session),
+            tx,
             account,
             VisitCreate(
                 contact_uuid=demo_contacts[n % len(demo_contacts)].uuid,

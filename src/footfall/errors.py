@@ -5,6 +5,7 @@ form 90xxx (an HTTP status, 90000 + status) and 91xxx (domain rules) are Footfal
 README's table lists every one.
 """
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -13,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Send
 
 
 class ErrorBody(BaseModel):
@@ -116,6 +118,23 @@ def error_response(
     if errors:
         body["errors"] = errors
     return JSONResponse(body, status_code=status_code, headers=headers)
+
+
+async def send_error(
+    send: Send, error: type[FootfallError], message: str | None = None, headers: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
+    """An error answered straight from ASGI middleware, before routing (413, 415, 429)."""
+    status = error.status_code
+    body = json.dumps({"status_code": status, "code": error.code, "message": message or error.message}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                        *headers],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def _validation_errors(exc: RequestValidationError) -> dict[str, list[str]]:

@@ -1,6 +1,5 @@
 from uuid import uuid4
 
-from footfall.db import session_scope
 from footfall.shops import service as shops
 from footfall.shops.schemas import ShopCreate
 from tests.conftest import make_tenant
@@ -10,9 +9,9 @@ async def test_list_answers_every_shop_by_name(client, app, tenant):
     from footfall.accounts.service import get_account
     from uuid import UUID
 
-    async with session_scope(app.state.sessionmaker, write=True) as session:
-        account = await get_account(session, UUID(tenant.account_uuid))
-        await shops.create(session, account, ShopCreate(name="Chum Bucket", type="web"))
+    async with app.state.database.transaction(write=True) as tx:
+        account = await get_account(tx, UUID(tenant.account_uuid))
+        await shops.create(tx, account, ShopCreate(name="Chum Bucket", type="web"))
     response = await client.get("/shops", headers=tenant.headers)
     assert response.status_code == 200
     body = response.json()

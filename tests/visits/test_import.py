@@ -2,9 +2,9 @@
 
 import json
 
-from tests.serving import footfall
+from footfall.testing.serving import footfall
 
-from tests.webhooks.receiver import Receiver
+from footfall.testing.receiver import Receiver
 from tests.webhooks.test_delivery import deliveries, drain, subscribe, worker_for
 
 

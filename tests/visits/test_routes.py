@@ -6,7 +6,7 @@ from uuid import uuid4
 
 import pytest
 
-from tests.conftest import Tenant
+from footfall.testing.tenants import Tenant
 
 TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\+00:00$")
 VISIT_KEYS = {"uuid", "contact", "external_id", "source", "starts_at", "ends_at", "created_at"}

@@ -7,17 +7,14 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 import pytest
-from sqlalchemy import func, select
 from standardwebhooks import Webhook
 
 from footfall.accounts.service import get_account
 from footfall.config import Settings
-from footfall.db import SessionTx, session_scope
-from footfall.models import WebhookDelivery, WebhookEvent
 from footfall.visits import service as visits
 from footfall.visits.schemas import VisitCreate
 from footfall.webhooks.delivery import DeliveryWorker
-from tests.webhooks.receiver import Receiver, Reply
+from footfall.testing.receiver import Receiver, Reply
 
 
 @pytest.fixture
@@ -28,7 +25,7 @@ def receiver():
 
 def worker_for(app, **settings) -> DeliveryWorker:
     base = {"database_url": "unused", "webhook_allow_private_urls": True, "webhook_retry_schedule": [0, 0, 0]}
-    return DeliveryWorker(app.state.sessionmaker, Settings(**{**base, **settings}))
+    return DeliveryWorker(app.state.database, Settings(**{**base, **settings}))
 
 
 async def subscribe(client, tenant, url, event_type="visit_created", **fields):
@@ -260,19 +257,16 @@ async def test_private_addresses_are_refused_at_delivery_time_too(app, client, t
 
 
 async def test_the_outbox_commits_and_rolls_back_with_the_visit(app, client, tenant, receiver):
-    await subscribe(client, tenant, receiver.url("/outbox"))
+    subscription = await subscribe(client, tenant, receiver.url("/outbox"))
 
     async def events() -> int:
-        async with session_scope(app.state.sessionmaker, write=False) as session:
-            return await session.scalar(select(func.count()).select_from(WebhookDelivery)
-                                        .join(WebhookEvent, WebhookEvent.id == WebhookDelivery.event_id)
-                                        .where(WebhookEvent.body.contains("outbox-")))
+        return len(await deliveries(client, tenant, subscription))
 
     data = VisitCreate(contact_uuid=tenant.contact_uuid, shop_uuid=tenant.shop_uuid, external_id="outbox-1")
     with pytest.raises(RuntimeError):
-        async with session_scope(app.state.sessionmaker, write=True) as session:
-            account = await get_account(session, UUID(tenant.account_uuid))
-            await visits.create(SessionTx(session), account, data)
+        async with app.state.database.transaction(write=True) as tx:
+            account = await get_account(tx, UUID(tenant.account_uuid))
+            await visits.create(tx, account, data)
             raise RuntimeError("the transaction fails after the visit was written")
     assert await events() == 0
     assert (await client.get("/visits", headers=tenant.headers)).json()["meta"]["total"] == 0

@@ -83,7 +83,7 @@ async def test_non_public_urls_are_refused_unless_allowed(database_url, url):
     from footfall.db import migrate
 
     app = create_app(Settings(database_url=database_url, webhook_worker=False))
-    await migrate(app.state.engine)
+    await migrate(app.state.settings.database_url)
     tenant = await make_tenant(app)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url=f"http://footfall.test{API_PREFIX}") as client:
@@ -95,7 +95,7 @@ async def test_non_public_urls_are_refused_unless_allowed(database_url, url):
             f"/webhook-subscriptions/{allowed.json()['data']['uuid']}", json={"url": url}, headers=tenant.headers
         )
         assert update.status_code == 422 and list(update.json()["errors"]) == ["url"]
-    await app.state.engine.dispose()
+    await app.state.database.close()
 
 
 async def test_update_changes_name_url_and_status(client, tenant):

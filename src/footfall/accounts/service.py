@@ -4,16 +4,13 @@ import hashlib
 import secrets
 import time
 from dataclasses import dataclass
-from collections.abc import Sequence
 from datetime import datetime, timedelta
-from uuid import UUID
+from uuid import UUID, uuid4
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from footfall.accounts.repository import AccountRepository, TokenRepository
-from footfall.db import Sessions, session_scope
+from footfall.accounts.repository import Account, AccountRepository, Credential, Token, TokenRepository
+from footfall.db import Database, Tx
 from footfall.errors import Unauthenticated
-from footfall.models import Account, ApiToken, utcnow
+from footfall.kit.time import utcnow
 
 TOKEN_PREFIX = "ffpat_"  # "Footfall personal access token": recognisable in logs and secret scanners
 
@@ -28,7 +25,7 @@ class TokenNotFound(LookupError):
 
 @dataclass(frozen=True)
 class IssuedToken:
-    token: ApiToken
+    token: Token
     secret: str  # the bearer token itself, returned to the caller once
 
 
@@ -36,19 +33,19 @@ def hash_token(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-async def create_account(session: AsyncSession, name: str) -> Account:
-    return await AccountRepository(session).create(name)
+async def create_account(tx: Tx, name: str) -> Account:
+    return await AccountRepository(tx).insert(uuid4(), name, utcnow())
 
 
-async def get_account(session: AsyncSession, uuid: UUID) -> Account:
-    account = await AccountRepository(session).get_by_uuid(uuid)
+async def get_account(tx: Tx, uuid: UUID) -> Account:
+    account = await AccountRepository(tx).get_by_uuid(uuid)
     if account is None:
         raise AccountNotFound(f"no account {uuid}")
     return account
 
 
 async def issue_token(
-    session: AsyncSession,
+    tx: Tx,
     account: Account,
     *,
     name: str | None = None,
@@ -56,15 +53,15 @@ async def issue_token(
     read_only: bool = False,
 ) -> IssuedToken:
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    token = ApiToken(
-        account_id=account.id, name=name, token_hash=hash_token(secret), expires_at=expires_at, read_only=read_only
+    token = await TokenRepository(tx).insert(
+        {"uuid": uuid4(), "account_id": account.id, "name": name, "token_hash": hash_token(secret),
+         "expires_at": expires_at, "read_only": read_only, "created_at": utcnow()}
     )
-    token.account = account
-    return IssuedToken(await TokenRepository(session).create(token), secret)
+    return IssuedToken(token, secret)
 
 
-async def revoke_token(session: AsyncSession, uuid: UUID) -> ApiToken:
-    token = await TokenRepository(session).revoke(uuid, utcnow())
+async def revoke_token(tx: Tx, uuid: UUID) -> Token:
+    token = await TokenRepository(tx).revoke(uuid, utcnow())
     if token is None:
         raise TokenNotFound(f"no token {uuid}")
     return token
@@ -79,52 +76,58 @@ class TokenCache:
 
     def __init__(self, ttl: float) -> None:
         self.ttl = ttl
-        self.entries: dict[str, tuple[float, ApiToken]] = {}
+        self.entries: dict[str, tuple[float, Credential]] = {}
 
-    def get(self, token_hash: str) -> ApiToken | None:
+    def get(self, token_hash: str) -> Credential | None:
         entry = self.entries.get(token_hash)
         if entry is not None and time.monotonic() - entry[0] < self.ttl:
             return entry[1]
         return None
 
-    def put(self, token_hash: str, token: ApiToken) -> None:
+    def put(self, credential: Credential) -> None:
         if self.ttl <= 0:
             return
         if len(self.entries) >= self.MAX_ENTRIES:
             self.entries.clear()
-        self.entries[token_hash] = (time.monotonic(), token)
+        self.entries[credential.token_hash] = (time.monotonic(), credential)
+
+    def replace(self, credential: Credential) -> None:
+        """The same token as it now is, kept for what remains of its time."""
+        entry = self.entries.get(credential.token_hash)
+        if entry is not None:
+            self.entries[credential.token_hash] = (entry[0], credential)
 
 
 LAST_USED_PRECISION = timedelta(minutes=1)  # last_used_at is written at most this often per token
 
 
-async def authenticate(sessions: Sessions, cache: TokenCache, secret: str) -> ApiToken:
-    """The live token with this secret, its account loaded. The lookup is by hash, so its timing
+async def authenticate(database: Database, cache: TokenCache, secret: str) -> Credential:
+    """The live token with this secret, with its account. The lookup is by hash, so its timing
     tells nothing of the token."""
     token_hash = hash_token(secret)
-    token = cache.get(token_hash)
-    if token is None:
-        async with session_scope(sessions, write=False) as session:
-            token = await TokenRepository(session).get_by_hash(token_hash)
-        if token is not None:
-            cache.put(token_hash, token)
-    if token is None or token.revoked_at is not None:
+    credential = cache.get(token_hash)
+    if credential is None:
+        async with database.transaction(write=False) as tx:
+            credential = await TokenRepository(tx).credential(token_hash)
+        if credential is not None:
+            cache.put(credential)
+    if credential is None or credential.revoked_at is not None:
         raise Unauthenticated()
-    if token.expires_at is not None and token.expires_at <= utcnow():
+    if credential.expires_at is not None and credential.expires_at <= utcnow():
         raise Unauthenticated()
-    return token
+    return credential
 
 
-def needs_touch(token: ApiToken) -> bool:
-    return token.last_used_at is None or utcnow() - token.last_used_at >= LAST_USED_PRECISION
+def needs_touch(credential: Credential) -> bool:
+    return credential.last_used_at is None or utcnow() - credential.last_used_at >= LAST_USED_PRECISION
 
 
-async def touch(sessions: Sessions, token: ApiToken) -> None:
+async def touch(database: Database, cache: TokenCache, credential: Credential) -> None:
     now = utcnow()
-    async with session_scope(sessions, write=True) as session:
-        await TokenRepository(session).touch(token.id, now)
-    token.last_used_at = now  # also in the cache
+    async with database.transaction(write=True) as tx:
+        await TokenRepository(tx).touch(credential.id, now)
+    cache.replace(credential._replace(last_used_at=now))
 
 
-async def list_tokens(session: AsyncSession, account: Account) -> Sequence[ApiToken]:
-    return await TokenRepository(session).list(account.id)
+async def list_tokens(tx: Tx, account: Account) -> list[Token]:
+    return await TokenRepository(tx).list(account.id)

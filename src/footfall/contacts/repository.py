@@ -1,53 +1,90 @@
-from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+from typing import NamedTuple
 from uuid import UUID
 
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import bindparam, func, select
 
-from footfall.db import insert_ignoring_conflicts
-from footfall.models import Contact
+from footfall.db import Statement, Tx, binds, paged, per_dialect, upsert
+from footfall.tables import contacts
+
+_c = contacts.c
+
+
+class Contact(NamedTuple):
+    id: int
+    uuid: UUID
+    email: str
+
+
+class ContactKey(NamedTuple):
+    uuid: UUID
+    id: int
+    email: str
+
+
+_CONTACT = (_c.id, _c.uuid, _c.email)
+
+
+@dataclass(frozen=True)
+class ContactStatements:
+    insert_if_absent: Statement
+    get: Statement[Contact]
+    get_by_email: Statement[Contact]
+    count: Statement
+    page: Statement[Contact]
+    keys: Statement[ContactKey]
+
+
+def _build(dialect: str) -> ContactStatements:
+    statement = partial(Statement, dialect=dialect)
+    account = _c.account_id == bindparam("account_id")
+    return ContactStatements(
+        # The unique key decides between "create" and "already there": the database settles
+        # concurrent creates, where a read-then-write would let both through.
+        insert_if_absent=statement(
+            upsert(dialect, contacts)
+            .values(binds(contacts, "uuid", "account_id", "email", "created_at"))
+            .on_conflict_do_nothing(index_elements=["account_id", "email"])
+            .returning(_c.id)
+        ),
+        get=statement(select(*_CONTACT).where(account, _c.uuid == bindparam("uuid")), Contact),
+        get_by_email=statement(select(*_CONTACT).where(account, _c.email == bindparam("email")), Contact),
+        count=statement(select(func.count().label("count")).where(account)),
+        page=statement(
+            paged(select(*_CONTACT).where(account).order_by(_c.created_at.desc(), _c.id.desc())),
+            Contact,
+        ),
+        keys=statement(select(_c.uuid, _c.id, _c.email).where(account), ContactKey),
+    )
+
+
+STATEMENTS = per_dialect(_build)
 
 
 class ContactRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+    def __init__(self, tx: Tx) -> None:
+        self.tx = tx
+        self.statements = STATEMENTS[tx.dialect]
 
-    async def insert_if_absent(self, contact: Contact) -> bool:
+    async def insert_if_absent(self, values: dict) -> bool:
         """Inserts unless the account has the email already; True when this call inserted it."""
-        statement = insert_ignoring_conflicts(
-            self.session,
-            Contact,
-            ["account_id", "email"],
-            {"uuid": contact.uuid, "account_id": contact.account_id, "email": contact.email,
-             "created_at": contact.created_at},
-        )
-        return (await self.session.execute(statement.returning(Contact.id))).scalar() is not None
+        return await self.tx.fetchrow(self.statements.insert_if_absent, values) is not None
 
     async def get(self, account_id: int, uuid: UUID) -> Contact | None:
-        return await self.session.scalar(
-            select(Contact).where(Contact.account_id == account_id, Contact.uuid == uuid)
-        )
+        return await self.tx.fetchrow(self.statements.get, {"account_id": account_id, "uuid": uuid})
 
     async def get_by_email(self, account_id: int, email: str) -> Contact | None:
-        return await self.session.scalar(
-            select(Contact).where(Contact.account_id == account_id, Contact.email == email)
-        )
+        return await self.tx.fetchrow(self.statements.get_by_email, {"account_id": account_id, "email": email})
 
     async def count(self, account_id: int) -> int:
-        return await self.session.scalar(select(func.count()).where(Contact.account_id == account_id)) or 0
+        return await self.tx.fetchval(self.statements.count, {"account_id": account_id})
 
-    async def page(self, account_id: int, limit: int, offset: int) -> Sequence[Contact]:
-        statement = (
-            select(Contact)
-            .where(Contact.account_id == account_id)
-            .order_by(Contact.created_at.desc(), Contact.id.desc())
-            .limit(limit)
-            .offset(offset)
+    async def page(self, account_id: int, limit: int, offset: int) -> list[Contact]:
+        return await self.tx.fetch(
+            self.statements.page, {"account_id": account_id, "limit": limit, "offset": offset}
         )
-        return (await self.session.scalars(statement)).all()
 
-    async def uuid_map(self, account_id: int) -> dict[UUID, tuple[int, str]]:
-        rows = await self.session.execute(
-            select(Contact.uuid, Contact.id, Contact.email).where(Contact.account_id == account_id)
-        )
-        return {uuid: (id, email) for uuid, id, email in rows}
+    async def uuid_map(self, account_id: int) -> dict[UUID, ContactKey]:
+        return {key.uuid: key for key in await self.tx.fetch(self.statements.keys, {"account_id": account_id})}

@@ -1,25 +1,24 @@
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 
 from footfall.contacts import service
 from footfall.contacts.schemas import ContactCreate, ContactListResponse, ContactOut, ContactResponse
 from footfall.errors import ContactNotFound, error_responses, write_error_responses
-from footfall.kit.dependencies import ApiRoute, Idempotent, CurrentAccount, Session
 from footfall.kit.pagination import PageParams, page_params
+from footfall.kit.routing import ApiRoute, Caller, Idempotent
 
 router = APIRouter(prefix="/contacts", tags=["contacts"], route_class=ApiRoute)
 
 
 @router.get("", response_model=ContactListResponse, responses=error_responses(), summary="List Contacts")
 async def list_contacts(
-    session: Session,
-    account: CurrentAccount,
-    params: Annotated[PageParams, Depends(page_params(max_limit=100))],
+    request: Request, params: Annotated[PageParams, Depends(page_params(max_limit=100))]
 ) -> ContactListResponse:
     """Newest first."""
-    contacts, total = await service.list_page(session, account, params)
+    caller = Caller.of(request)
+    contacts, total = await service.list_page(caller.tx, caller.account, params)
     return ContactListResponse(data=[ContactOut.model_validate(c) for c in contacts], meta=params.meta(total))
 
 
@@ -32,11 +31,10 @@ async def list_contacts(
                **write_error_responses()},
     summary="Create Contact",
 )
-async def create_contact(
-    body: ContactCreate, session: Session, account: CurrentAccount, response: Response
-) -> ContactResponse:
+async def create_contact(body: ContactCreate, request: Request, response: Response) -> ContactResponse:
     """Creates a contact, or answers the existing one (200) when the account has the email already."""
-    contact, created = await service.create(session, account, body)
+    caller = Caller.of(request)
+    contact, created = await service.create(caller.tx, caller.account, body)
     if not created:
         response.status_code = status.HTTP_200_OK
     return ContactResponse(data=ContactOut.model_validate(contact))
@@ -45,5 +43,6 @@ async def create_contact(
 @router.get(
     "/{uuid}", response_model=ContactResponse, responses=error_responses(ContactNotFound), summary="Show Contact"
 )
-async def get_contact(uuid: UUID, session: Session, account: CurrentAccount) -> ContactResponse:
-    return ContactResponse(data=ContactOut.model_validate(await service.get(session, account, uuid)))
+async def get_contact(uuid: UUID, request: Request) -> ContactResponse:
+    caller = Caller.of(request)
+    return ContactResponse(data=ContactOut.model_validate(await service.get(caller.tx, caller.account, uuid)))

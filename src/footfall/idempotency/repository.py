@@ -1,67 +1,107 @@
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from functools import partial
+from typing import NamedTuple
 from uuid import UUID
 
-from sqlalchemy import Row, bindparam, delete, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import bindparam, delete, select, update
 
-from footfall.db import Tx, insert_ignoring_conflicts
-from footfall.models import IdempotencyKey
+from footfall.db import Statement, Tx, binds, per_dialect, upsert
+from footfall.tables import idempotency_keys
+
+_k = idempotency_keys.c
+_OWNED = ("fingerprint", "state", "lock_token", "locked_until", "response_status", "response_body", "created_at",
+          "expires_at")
+
+
+class StoredKey(NamedTuple):
+    id: int
+    fingerprint: str
+    state: str
+    locked_until: datetime | None
+    response_status: int | None
+    response_body: str | None
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class IdempotencyStatements:
+    insert: Statement
+    get: Statement[StoredKey]
+    take_over: Statement
+    release: Statement
+    purge_expired: Statement
+    store_answer: Statement
+
+
+def _build(dialect: str) -> IdempotencyStatements:
+    statement = partial(Statement, dialect=dialect)
+    now = bindparam("now", type_=_k.expires_at.type)
+    # Parameters named apart from the columns of an UPDATE: SQLAlchemy reads a parameter named like
+    # a column as a SET of it.
+    owned = {name: bindparam(f"new_{name}", type_=_k[name].type) for name in _OWNED}
+    return IdempotencyStatements(
+        insert=statement(
+            upsert(dialect, idempotency_keys)
+            .values(binds(idempotency_keys, "account_id", "key", *_OWNED))
+            .on_conflict_do_nothing(index_elements=["account_id", "key"])
+            .returning(_k.id)
+        ),
+        get=statement(
+            select(_k.id, _k.fingerprint, _k.state, _k.locked_until, _k.response_status, _k.response_body,
+                   _k.expires_at)
+            .where(_k.account_id == bindparam("account_id"), _k.key == bindparam("key")),
+            StoredKey,
+        ),
+        # An expired key, or a running one whose owner's lock lapsed.
+        take_over=statement(
+            update(idempotency_keys)
+            .where(_k.id == bindparam("key_id"),
+                   (_k.expires_at <= now) | ((_k.state == "running") & (_k.locked_until <= now)))
+            .values(owned)
+        ),
+        release=statement(
+            delete(idempotency_keys).where(_k.id == bindparam("key_id"), _k.lock_token == bindparam("token"))
+        ),
+        purge_expired=statement(delete(idempotency_keys).where(_k.expires_at <= now), bulk=True),
+        store_answer=statement(
+            update(idempotency_keys)
+            .where(_k.id == bindparam("key_id"), _k.lock_token == bindparam("token"), _k.state == "running")
+            .values(state="done", lock_token=None, locked_until=None,
+                    response_status=bindparam("status", type_=_k.response_status.type),
+                    response_body=bindparam("body", type_=_k.response_body.type))
+        ),
+    )
+
+
+STATEMENTS = per_dialect(_build)
 
 
 class IdempotencyRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+    def __init__(self, tx: Tx) -> None:
+        self.tx = tx
+        self.statements = STATEMENTS[tx.dialect]
 
-    async def insert(self, values: dict[str, Any]) -> int | None:
-        """Claims a key; None when the account holds it already (nothing written)."""
-        statement = insert_ignoring_conflicts(self.session, IdempotencyKey, ["account_id", "key"], values)
-        return (await self.session.execute(statement.returning(IdempotencyKey.id))).scalar()
+    async def insert(self, account_id: int, key: str, owned: dict) -> int | None:
+        """Claims a key; its id, or None when the account holds it already (nothing written)."""
+        return await self.tx.fetchval(self.statements.insert, {"account_id": account_id, "key": key, **owned})
 
-    async def get(self, account_id: int, key: str) -> Row | None:
-        statement = select(
-            IdempotencyKey.id,
-            IdempotencyKey.fingerprint,
-            IdempotencyKey.state,
-            IdempotencyKey.locked_until,
-            IdempotencyKey.response_status,
-            IdempotencyKey.response_body,
-            IdempotencyKey.expires_at,
-        ).where(IdempotencyKey.account_id == account_id, IdempotencyKey.key == key)
-        return (await self.session.execute(statement)).first()
+    async def get(self, account_id: int, key: str) -> StoredKey | None:
+        return await self.tx.fetchrow(self.statements.get, {"account_id": account_id, "key": key})
 
-    async def take_over(self, id: int, now: datetime, values: dict[str, Any]) -> bool:
+    async def take_over(self, id: int, now: datetime, owned: dict) -> bool:
         """Claims an expired key, or a running one whose owner's lock lapsed; False when someone else did."""
-        result = await self.session.execute(
-            update(IdempotencyKey)
-            .where(
-                IdempotencyKey.id == id,
-                (IdempotencyKey.expires_at <= now)
-                | ((IdempotencyKey.state == "running") & (IdempotencyKey.locked_until <= now)),
-            )
-            .values(values)
-        )
-        return result.rowcount == 1
+        params = {"key_id": id, "now": now, **{f"new_{name}": owned[name] for name in _OWNED}}
+        return await self.tx.execute(self.statements.take_over, params) == 1
 
     async def release(self, id: int, token: UUID) -> None:
-        await self.session.execute(
-            delete(IdempotencyKey).where(IdempotencyKey.id == id, IdempotencyKey.lock_token == token)
-        )
+        await self.tx.execute(self.statements.release, {"key_id": id, "token": token})
 
     async def purge_expired(self, now: datetime) -> None:
-        await self.session.execute(delete(IdempotencyKey).where(IdempotencyKey.expires_at <= now))
+        await self.tx.execute(self.statements.purge_expired, {"now": now})
 
-
-_key = IdempotencyKey.__table__.c
-_STORE_ANSWER = (
-    update(IdempotencyKey.__table__)
-    .where(_key.id == bindparam("key_id"), _key.lock_token == bindparam("token"), _key.state == "running")
-    .values(state="done", lock_token=None, locked_until=None, response_status=bindparam("status"),
-            response_body=bindparam("body"))
-)
-
-
-async def store_answer(tx: Tx, id: int, token: UUID, status: int, body: str) -> bool:
-    """Stores the answer in the request's own transaction, if this request still owns the key;
-    False when another took it over."""
-    return await tx.execute(_STORE_ANSWER, {"key_id": id, "token": token, "status": status, "body": body}) == 1
+    async def store_answer(self, id: int, token: UUID, status: int, body: str) -> bool:
+        """Stores the answer in the request's own transaction, if this request still owns the key;
+        False when another took it over."""
+        params = {"key_id": id, "token": token, "status": status, "body": body}
+        return await self.tx.execute(self.statements.store_answer, params) == 1

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from uuid import UUID, uuid4
 
+from footfall.accounts.repository import Account
 from footfall.config import Settings
-from footfall.db import Sessions, Tx, session_scope
+from footfall.db import Database, Tx
 from footfall.errors import IdempotencyKeyInProgress, IdempotencyKeyReused, InvalidInput
-from footfall.idempotency.repository import IdempotencyRepository, store_answer
-from footfall.models import Account, utcnow
+from footfall.idempotency.repository import IdempotencyRepository
+from footfall.kit.time import utcnow
 
 HEADER = "Idempotency-Key"
 
@@ -58,7 +59,7 @@ def fingerprint(method: str, path: str, body: bytes) -> str:
 
 
 async def claim(
-    sessionmaker: Sessions, settings: Settings, account: Account, key: str, print_: str
+    database: Database, settings: Settings, account: Account, key: str, print_: str
 ) -> Claim:
     """Claims the key for this request, or raises: Replay, IdempotencyKeyReused or IdempotencyKeyInProgress."""
     now = utcnow()
@@ -73,9 +74,9 @@ async def claim(
         "created_at": now,
         "expires_at": now + timedelta(seconds=settings.idempotency_ttl_seconds),
     }
-    async with session_scope(sessionmaker, write=True) as session:
-        repository = IdempotencyRepository(session)
-        claimed = await repository.insert({"account_id": account.id, "key": key, **owned})
+    async with database.transaction(write=True) as tx:
+        repository = IdempotencyRepository(tx)
+        claimed = await repository.insert(account.id, key, owned)
         if claimed is not None:
             return Claim(claimed, token)
         stored = await repository.get(account.id, key)
@@ -96,15 +97,15 @@ async def claim(
 
 async def complete(tx: Tx, claim_: Claim, status_code: int, body: bytes) -> None:
     """Stores the answer in the request's own transaction; raises when the key is no longer this request's."""
-    if not await store_answer(tx, claim_.id, claim_.token, status_code, body.decode()):
+    if not await IdempotencyRepository(tx).store_answer(claim_.id, claim_.token, status_code, body.decode()):
         raise IdempotencyKeyInProgress()
 
 
-async def release(sessionmaker: Sessions, claim_: Claim) -> None:
-    async with session_scope(sessionmaker, write=True) as session:
-        await IdempotencyRepository(session).release(claim_.id, claim_.token)
+async def release(database: Database, claim_: Claim) -> None:
+    async with database.transaction(write=True) as tx:
+        await IdempotencyRepository(tx).release(claim_.id, claim_.token)
 
 
-async def purge_expired(sessionmaker: Sessions) -> None:
-    async with session_scope(sessionmaker, write=True) as session:
-        await IdempotencyRepository(session).purge_expired(utcnow())
+async def purge_expired(database: Database) -> None:
+    async with database.transaction(write=True) as tx:
+        await IdempotencyRepository(tx).purge_expired(utcnow())

@@ -1,9 +1,14 @@
-"""Times in: ISO 8601 with any offset, none meaning UTC. Times out: UTC, whole seconds, "+00:00"."""
+"""The clock (UTC) and time formats. Times in: ISO 8601 with any offset, none meaning UTC. Times out:
+UTC, whole seconds, "+00:00"."""
 
 from datetime import UTC, datetime
 from typing import Annotated
 
 from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 def parse_iso8601(value: object) -> datetime:

@@ -1,25 +1,26 @@
-from collections.abc import Sequence
-from uuid import UUID
+from uuid import UUID, uuid4
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
+from footfall.accounts.repository import Account
+from footfall.db import Tx
 from footfall.errors import ShopNotFound
-from footfall.models import Account, Shop
-from footfall.shops.repository import ShopRepository
+from footfall.kit.time import utcnow
+from footfall.shops.repository import Shop, ShopRepository
 from footfall.shops.schemas import ShopCreate
 
 
-async def create(session: AsyncSession, account: Account, data: ShopCreate) -> Shop:
-    shop = Shop(account_id=account.id, name=data.name, type=data.type, reference=data.reference)
-    return await ShopRepository(session).create(shop)
+async def create(tx: Tx, account: Account, data: ShopCreate) -> Shop:
+    return await ShopRepository(tx).insert(
+        {"uuid": uuid4(), "account_id": account.id, "name": data.name, "type": data.type,
+         "reference": data.reference, "created_at": utcnow()}
+    )
 
 
-async def get(session: AsyncSession, account: Account, uuid: UUID) -> Shop:
-    shop = await ShopRepository(session).get(account.id, uuid)
+async def get(tx: Tx, account: Account, uuid: UUID) -> Shop:
+    shop = await ShopRepository(tx).get(account.id, uuid)
     if shop is None:
         raise ShopNotFound()
     return shop
 
 
-async def list_all(session: AsyncSession, account: Account) -> Sequence[Shop]:
-    return await ShopRepository(session).list(account.id)
+async def list_all(tx: Tx, account: Account) -> list[Shop]:
+    return await ShopRepository(tx).list(account.id)

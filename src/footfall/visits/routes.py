@@ -11,7 +11,7 @@ from footfall.errors import (
     error_responses,
     write_error_responses,
 )
-from footfall.kit.dependencies import Caller, DriverRoute, Idempotent
+from footfall.kit.routing import ApiRoute, Caller, Idempotent
 from footfall.kit.pagination import PageParams, PageQuery, limit_query
 from footfall.visits import service
 from footfall.visits.schemas import (
@@ -22,7 +22,7 @@ from footfall.visits.schemas import (
     VisitUpdate,
 )
 
-router = APIRouter(prefix="/visits", tags=["visits"], route_class=DriverRoute)
+router = APIRouter(prefix="/visits", tags=["visits"], route_class=ApiRoute)
 
 
 @router.get("", response_model=VisitListResponse, responses=error_responses(), summary="List Visits")

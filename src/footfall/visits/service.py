@@ -2,16 +2,14 @@
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 from uuid import UUID, uuid4
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from footfall.contacts.repository import ContactRepository
+from footfall.accounts.repository import Account
 from footfall.db import Tx
 from footfall.errors import ContactNotFound, ExternalIdConflict, InvalidInput, ShopNotFound, VisitNotFound
 from footfall.kit.pagination import PageParams
-from footfall.models import Account, utcnow
-from footfall.shops.repository import ShopRepository
+from footfall.kit.time import utcnow
 from footfall.visits.repository import DuplicateExternalId, VisitRepository, VisitRow
 from footfall.visits.schemas import VisitCreate, VisitOut, VisitUpdate
 from footfall.webhooks import service as webhooks
@@ -24,6 +22,30 @@ def _check_period(starts_at: datetime | None, ends_at: datetime | None) -> None:
         raise InvalidInput({"ends_at": ["Must be a date and time after or equal to starts_at."]})
 
 
+def new_visit(
+    account_id: int, data: VisitCreate, contact_id: int | None, shop_id: int | None, now: datetime
+) -> dict[str, Any]:
+    """The row a new visit inserts, checked: the rules of every path that creates visits (the API's
+    create, the bulk import). contact_id or shop_id None: the account has no such contact or shop."""
+    if contact_id is None:
+        raise ContactNotFound()
+    if shop_id is None:
+        raise ShopNotFound()
+    starts_at = data.starts_at or now.replace(microsecond=0)
+    _check_period(starts_at, data.ends_at)
+    return {
+        "uuid": uuid4(),
+        "account_id": account_id,
+        "contact_id": contact_id,
+        "shop_id": shop_id,
+        "external_id": data.external_id,
+        "source": data.source,
+        "starts_at": starts_at,
+        "ends_at": data.ends_at,
+        "created_at": now,
+    }
+
+
 async def create(tx: Tx, account: Account, data: VisitCreate) -> tuple[VisitRow, bool]:
     """The visit, and True when this call created it.
 
@@ -32,30 +54,10 @@ async def create(tx: Tx, account: Account, data: VisitCreate) -> tuple[VisitRow,
     """
     repository = VisitRepository(tx)
     found = await repository.contact_and_shop(account.id, data.contact_uuid, data.shop_uuid)
-    if found is None:
-        raise ContactNotFound()
-    if found.shop_id is None:
-        raise ShopNotFound()
-    now = utcnow()
-    starts_at = data.starts_at or now.replace(microsecond=0)
-    _check_period(starts_at, data.ends_at)
-
-    visit = await repository.insert(
-        {
-            "uuid": uuid4(),
-            "account_id": account.id,
-            "contact_id": found.id,
-            "shop_id": found.shop_id,
-            "external_id": data.external_id,
-            "source": data.source,
-            "starts_at": starts_at,
-            "ends_at": data.ends_at,
-            "created_at": now,
-        },
-        found.uuid,
-        found.email,
-    )
-    if visit is not None:
+    values = new_visit(account.id, data, found and found.id, found and found.shop_id, utcnow())
+    inserted = await repository.insert(values)
+    if inserted is not None:
+        visit = VisitRow.of(inserted, found.uuid, found.email)
         await repository.add_to_counts(account.id, {found.id: 1}, slot=visit.id)
         if found.notify:  # the lookup asked in passing: no outbox query for an account without webhooks
             await webhooks.emit(tx, account.id, "visit_created", VisitOut.from_row(visit).model_dump(mode="json"))
@@ -89,18 +91,18 @@ async def update(tx: Tx, account: Account, uuid: UUID, data: VisitUpdate) -> Vis
     found = await repository.get_to_update(account.id, uuid)
     if found is None:
         raise VisitNotFound()
-    visit = found.visit
     changes = data.model_dump(include={"external_id", "source", "starts_at", "ends_at"}, exclude_unset=True)
     if not changes:
-        return visit
-    _check_period(changes.get("starts_at", visit.starts_at), changes.get("ends_at", visit.ends_at))
+        return found
+    _check_period(changes.get("starts_at", found.starts_at), changes.get("ends_at", found.ends_at))
     try:
-        updated = await repository.update(visit, changes)
+        updated = await repository.update(found.id, changes)
     except DuplicateExternalId:
         raise ExternalIdConflict() from None
+    visit = VisitRow.of(updated, found.contact_uuid, found.contact_email)
     if found.notify:
-        await webhooks.emit(tx, account.id, "visit_updated", VisitOut.from_row(updated).model_dump(mode="json"))
-    return updated
+        await webhooks.emit(tx, account.id, "visit_updated", VisitOut.from_row(visit).model_dump(mode="json"))
+    return visit
 
 
 async def list_page(
@@ -116,38 +118,7 @@ async def list_page(
         found = await repository.contact_count(account.id, contact_uuid)
         if found is None:
             return [], 0  # a filter that matches no contact matches no visit
-        contact_id, total = found
+        contact_id, total = found.id, found.visit_count
     if not params.reaches_rows(total):
         return [], total
     return await repository.page(account.id, contact_id, params.limit, params.offset, total), total
-
-
-async def lookup_maps(session: AsyncSession, account: Account) -> tuple[dict, dict]:
-    """For bulk import: the account's contacts (uuid -> (id, email)) and shops (uuid -> id)."""
-    return (
-        await ContactRepository(session).uuid_map(account.id),
-        await ShopRepository(session).uuid_map(account.id),
-    )
-
-
-def import_values(account: Account, data: VisitCreate, contacts: dict, shops: dict) -> dict:
-    """The row a valid import line inserts, checked as create() checks it."""
-    contact = contacts.get(data.contact_uuid)
-    if contact is None:
-        raise ContactNotFound()
-    shop_id = shops.get(data.shop_uuid)
-    if shop_id is None:
-        raise ShopNotFound()
-    now = utcnow()
-    starts_at = data.starts_at or now.replace(microsecond=0)
-    _check_period(starts_at, data.ends_at)
-    return {
-        "account_id": account.id,
-        "contact_id": contact[0],
-        "shop_id": shop_id,
-        "external_id": data.external_id,
-        "source": data.source,
-        "starts_at": starts_at,
-        "ends_at": data.ends_at,
-        "created_at": now,
-    }

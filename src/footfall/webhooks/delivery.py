@@ -16,13 +16,12 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import httpx
-from sqlalchemy import Row
 
 from footfall import __version__
 from footfall.config import Settings
-from footfall.db import Sessions, session_scope
-from footfall.models import utcnow
-from footfall.webhooks.repository import DeliveryRepository
+from footfall.db import Database
+from footfall.kit.time import utcnow
+from footfall.webhooks.repository import ClaimedDelivery, DeliveryRepository
 from footfall.webhooks.signing import signature_headers
 from footfall.webhooks.urls import RefusedUrl, check_url_target
 
@@ -58,11 +57,11 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
 class DeliveryWorker:
     def __init__(
         self,
-        sessionmaker: Sessions,
+        database: Database,
         settings: Settings,
         client: httpx.AsyncClient | None = None,
     ) -> None:
-        self.sessionmaker = sessionmaker
+        self.database = database
         self.settings = settings
         # Redirects are not followed: a 3xx is a failed attempt, as Standard Webhooks advises.
         self.client = client or httpx.AsyncClient(follow_redirects=False, timeout=settings.webhook_timeout)
@@ -95,15 +94,15 @@ class DeliveryWorker:
         await asyncio.gather(*(self._attempt(row, token) for row in claimed))
         return len(claimed)
 
-    async def _claim(self) -> tuple[list[Row], UUID]:
+    async def _claim(self) -> tuple[list[ClaimedDelivery], UUID]:
         now = utcnow()
         token = uuid4()
         lease_until = now + timedelta(seconds=self.settings.webhook_lease_seconds)
-        async with session_scope(self.sessionmaker, write=True) as session:
-            rows = await DeliveryRepository(session).claim(now, lease_until, token, self.settings.webhook_concurrency)
-        return list(rows), token
+        async with self.database.transaction(write=True) as tx:
+            rows = await DeliveryRepository(tx).claim(now, lease_until, token, self.settings.webhook_concurrency)
+        return rows, token
 
-    async def _attempt(self, row: Row, token: UUID) -> None:
+    async def _attempt(self, row: ClaimedDelivery, token: UUID) -> None:
         outcome = await self._send(row)
         try:
             await self._record(row, token, outcome)
@@ -111,7 +110,7 @@ class DeliveryWorker:
             # The lease lapses and another attempt follows: at least once, never lost.
             log.exception("webhook worker: recording delivery %s failed", row.id)
 
-    async def _send(self, row: Row) -> Outcome:
+    async def _send(self, row: ClaimedDelivery) -> Outcome:
         try:
             await check_url_target(row.url, allow_private=self.settings.webhook_allow_private_urls)
         except RefusedUrl as error:
@@ -140,7 +139,7 @@ class DeliveryWorker:
         except httpx.HTTPError as error:
             return Outcome(error=f"{type(error).__name__}: {error}"[:1000])
 
-    async def _record(self, row: Row, token: UUID, outcome: Outcome) -> None:
+    async def _record(self, row: ClaimedDelivery, token: UUID, outcome: Outcome) -> None:
         now = utcnow()
         values: dict[str, Any] = {
             "last_attempt_at": now,
@@ -161,8 +160,8 @@ class DeliveryWorker:
             values["next_attempt_at"] = now + timedelta(seconds=delay)
         else:
             values["state"] = "failed"
-        async with session_scope(self.sessionmaker, write=True) as session:
-            repository = DeliveryRepository(session)
+        async with self.database.transaction(write=True) as tx:
+            repository = DeliveryRepository(tx)
             if not await repository.record(row.id, token, values):
                 return  # the lease lapsed and another worker has it now
             if outcome.succeeded:

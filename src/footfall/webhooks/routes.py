@@ -1,13 +1,13 @@
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, status
-from sqlalchemy import Row
+from fastapi import APIRouter, Depends, Query, Request, status
 
 from footfall.errors import DeliveryNotFound, SubscriptionNotFound, error_responses, write_error_responses
-from footfall.kit.dependencies import ApiRoute, Idempotent, AppSettings, CurrentAccount, Session
+from footfall.kit.routing import ApiRoute, Caller, Idempotent
 from footfall.kit.pagination import PageParams, page_params
 from footfall.webhooks import service
+from footfall.webhooks.repository import Delivery
 from footfall.webhooks.schemas import (
     DeletedResponse,
     DeliveryListResponse,
@@ -31,13 +31,13 @@ router = APIRouter(prefix="/webhook-subscriptions", tags=["webhook subscriptions
     "", response_model=SubscriptionListResponse, responses=error_responses(), summary="List Webhook Subscriptions"
 )
 async def list_subscriptions(
-    session: Session,
-    account: CurrentAccount,
+    request: Request,
     params: Annotated[PageParams, Depends(page_params(max_limit=100))],
     event_type: Annotated[EventType | None, Query()] = None,
     status: Annotated[Status | None, Query()] = None,
 ) -> SubscriptionListResponse:
-    subscriptions, total = await service.list_page(session, account, params, event_type, status)
+    caller = Caller.of(request)
+    subscriptions, total = await service.list_page(caller.tx, caller.account, params, event_type, status)
     return SubscriptionListResponse(
         data=[SubscriptionOut.model_validate(s) for s in subscriptions], meta=params.meta(total)
     )
@@ -52,10 +52,11 @@ async def list_subscriptions(
     summary="Create Webhook Subscription",
 )
 async def create_subscription(
-    body: SubscriptionCreate, session: Session, account: CurrentAccount, settings: AppSettings
+    body: SubscriptionCreate, request: Request
 ) -> SubscriptionCreatedResponse:
     """The answer holds the signing secret, generated when none is given; it is never shown again."""
-    subscription = await service.create(session, account, body, settings)
+    caller = Caller.of(request)
+    subscription = await service.create(caller.tx, caller.account, body, request.app.state.settings)
     return SubscriptionCreatedResponse(data=SubscriptionCreated.model_validate(subscription))
 
 
@@ -65,8 +66,9 @@ async def create_subscription(
     responses=error_responses(SubscriptionNotFound),
     summary="Show Webhook Subscription",
 )
-async def get_subscription(uuid: UUID, session: Session, account: CurrentAccount) -> SubscriptionResponse:
-    return SubscriptionResponse(data=SubscriptionOut.model_validate(await service.get(session, account, uuid)))
+async def get_subscription(uuid: UUID, request: Request) -> SubscriptionResponse:
+    caller = Caller.of(request)
+    return SubscriptionResponse(data=SubscriptionOut.model_validate(await service.get(caller.tx, caller.account, uuid)))
 
 
 @router.put(
@@ -77,11 +79,12 @@ async def get_subscription(uuid: UUID, session: Session, account: CurrentAccount
     summary="Update Webhook Subscription",
 )
 async def update_subscription(
-    uuid: UUID, body: SubscriptionUpdate, session: Session, account: CurrentAccount, settings: AppSettings
+    uuid: UUID, body: SubscriptionUpdate, request: Request
 ) -> SubscriptionResponse:
     """name, url and status; event_type and secret cannot be changed. Setting status ACTIVE again
     sends the subscription's pending deliveries now."""
-    subscription = await service.update(session, account, uuid, body, settings)
+    caller = Caller.of(request)
+    subscription = await service.update(caller.tx, caller.account, uuid, body, request.app.state.settings)
     return SubscriptionResponse(data=SubscriptionOut.model_validate(subscription))
 
 
@@ -91,12 +94,13 @@ async def update_subscription(
     responses=write_error_responses(SubscriptionNotFound),
     summary="Delete Webhook Subscription",
 )
-async def delete_subscription(uuid: UUID, session: Session, account: CurrentAccount) -> DeletedResponse:
-    await service.delete(session, account, uuid)
+async def delete_subscription(uuid: UUID, request: Request) -> DeletedResponse:
+    caller = Caller.of(request)
+    await service.delete(caller.tx, caller.account, uuid)
     return DeletedResponse()
 
 
-def _delivery_out(row: Row) -> DeliveryOut:
+def _delivery_out(row: Delivery) -> DeliveryOut:
     return DeliveryOut(
         id=row.uuid,
         event_id=row.event_uuid,
@@ -121,12 +125,12 @@ def _delivery_out(row: Row) -> DeliveryOut:
 )
 async def list_deliveries(
     uuid: UUID,
-    session: Session,
-    account: CurrentAccount,
+    request: Request,
     params: Annotated[PageParams, Depends(page_params(max_limit=100))],
 ) -> DeliveryListResponse:
     """Newest first: each event sent to this subscription, its attempts and state."""
-    rows, total = await service.list_deliveries(session, account, uuid, params)
+    caller = Caller.of(request)
+    rows, total = await service.list_deliveries(caller.tx, caller.account, uuid, params)
     return DeliveryListResponse(data=[_delivery_out(row) for row in rows], meta=params.meta(total))
 
 
@@ -137,6 +141,7 @@ async def list_deliveries(
     responses=write_error_responses(SubscriptionNotFound, DeliveryNotFound),
     summary="Retry Webhook Delivery",
 )
-async def retry_delivery(uuid: UUID, delivery_id: UUID, session: Session, account: CurrentAccount) -> DeliveryResponse:
+async def retry_delivery(uuid: UUID, delivery_id: UUID, request: Request) -> DeliveryResponse:
     """Sends the delivery again now (after any older pending delivery of the subscription)."""
-    return DeliveryResponse(data=_delivery_out(await service.retry_delivery(session, account, uuid, delivery_id)))
+    caller = Caller.of(request)
+    return DeliveryResponse(data=_delivery_out(await service.retry_delivery(caller.tx, caller.account, uuid, delivery_id)))

@@ -5,16 +5,19 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID, uuid4
 
-from sqlalchemy import Row
-from sqlalchemy.ext.asyncio import AsyncSession
-
+from footfall.accounts.repository import Account
 from footfall.config import Settings
 from footfall.db import Tx
 from footfall.errors import DeliveryNotFound, InvalidInput, SubscriptionNotFound
 from footfall.kit.pagination import PageParams
-from footfall.kit.time import format_iso8601
-from footfall.models import Account, WebhookSubscription, utcnow
-from footfall.webhooks.repository import DeliveryRepository, OutboxRepository, SubscriptionRepository
+from footfall.kit.time import format_iso8601, utcnow
+from footfall.webhooks.repository import (
+    Delivery,
+    DeliveryRepository,
+    OutboxRepository,
+    Subscription,
+    SubscriptionRepository,
+)
 from footfall.webhooks.schemas import SubscriptionCreate, SubscriptionUpdate
 from footfall.webhooks.signing import generate_secret
 from footfall.webhooks.urls import RefusedUrl, check_url_target
@@ -27,34 +30,34 @@ async def _check_target(url: str, settings: Settings) -> None:
         raise InvalidInput({"url": [str(error)]}) from None
 
 
-async def create(
-    session: AsyncSession, account: Account, data: SubscriptionCreate, settings: Settings
-) -> WebhookSubscription:
+async def create(tx: Tx, account: Account, data: SubscriptionCreate, settings: Settings) -> Subscription:
     await _check_target(data.url, settings)
-    subscription = WebhookSubscription(
-        account_id=account.id,
-        name=data.name,
-        event_type=data.event_type,
-        url=data.url,
-        secret=data.secret or generate_secret(),
-        status="ACTIVE",
-        consecutive_failures=0,
-        created_at=utcnow(),
+    return await SubscriptionRepository(tx).insert(
+        {
+            "uuid": uuid4(),
+            "account_id": account.id,
+            "name": data.name,
+            "event_type": data.event_type,
+            "url": data.url,
+            "secret": data.secret or generate_secret(),
+            "status": "ACTIVE",
+            "consecutive_failures": 0,
+            "created_at": utcnow(),
+        }
     )
-    return await SubscriptionRepository(session).create(subscription)
 
 
-async def get(session: AsyncSession, account: Account, uuid: UUID) -> WebhookSubscription:
-    subscription = await SubscriptionRepository(session).get(account.id, uuid)
+async def get(tx: Tx, account: Account, uuid: UUID) -> Subscription:
+    subscription = await SubscriptionRepository(tx).get(account.id, uuid)
     if subscription is None:
         raise SubscriptionNotFound()
     return subscription
 
 
 async def list_page(
-    session: AsyncSession, account: Account, params: PageParams, event_type: str | None, status: str | None
-) -> tuple[Sequence[WebhookSubscription], int]:
-    repository = SubscriptionRepository(session)
+    tx: Tx, account: Account, params: PageParams, event_type: str | None, status: str | None
+) -> tuple[Sequence[Subscription], int]:
+    repository = SubscriptionRepository(tx)
     total = await repository.count(account.id, event_type, status)
     if not params.reaches_rows(total):
         return [], total
@@ -62,9 +65,9 @@ async def list_page(
 
 
 async def update(
-    session: AsyncSession, account: Account, uuid: UUID, data: SubscriptionUpdate, settings: Settings
-) -> WebhookSubscription:
-    subscription = await get(session, account, uuid)
+    tx: Tx, account: Account, uuid: UUID, data: SubscriptionUpdate, settings: Settings
+) -> Subscription:
+    subscription = await get(tx, account, uuid)
     changes = data.model_dump(include={"name", "url", "status"}, exclude_unset=True)
     for field in ("name", "url", "status"):
         if field in changes and changes[field] is None:
@@ -74,12 +77,14 @@ async def update(
     if changes.get("status") == "ACTIVE" and subscription.status == "INACTIVE":
         # Reactivated: its failure count starts over and its pending deliveries go out now.
         changes["consecutive_failures"] = 0
-        await DeliveryRepository(session).resume_pending(subscription.id, utcnow())
-    return await SubscriptionRepository(session).update(subscription, changes)
+        await DeliveryRepository(tx).resume_pending(subscription.id, utcnow())
+    if not changes:
+        return subscription
+    return await SubscriptionRepository(tx).update(subscription.id, changes)
 
 
-async def delete(session: AsyncSession, account: Account, uuid: UUID) -> None:
-    await SubscriptionRepository(session).delete(await get(session, account, uuid))
+async def delete(tx: Tx, account: Account, uuid: UUID) -> None:
+    await SubscriptionRepository(tx).delete((await get(tx, account, uuid)).id)
 
 
 async def subscribers(tx: Tx, account_id: int, event_type: str) -> Sequence[int]:
@@ -105,7 +110,7 @@ async def emit_to(
     if not subscription_ids or not payloads:
         return
     now = utcnow()
-    events = []
+    events, deliveries = [], []
     for data in payloads:
         event_uuid = uuid4()
         body = json.dumps(
@@ -114,25 +119,29 @@ async def emit_to(
             ensure_ascii=False,
         )
         events.append({"uuid": event_uuid, "account_id": account_id, "type": event_type, "body": body, "created_at": now})
-    await OutboxRepository(tx).add_events(events, subscription_ids, now)
+        deliveries += [
+            {"delivery_uuid": uuid4(), "subscription_id": subscription_id, "event_uuid": event_uuid, "now": now}
+            for subscription_id in subscription_ids
+        ]
+    await OutboxRepository(tx).add_events(events, deliveries)
 
 
 async def list_deliveries(
-    session: AsyncSession, account: Account, subscription_uuid: UUID, params: PageParams
-) -> tuple[Sequence[Row], int]:
-    subscription = await get(session, account, subscription_uuid)
-    repository = DeliveryRepository(session)
+    tx: Tx, account: Account, subscription_uuid: UUID, params: PageParams
+) -> tuple[Sequence[Delivery], int]:
+    subscription = await get(tx, account, subscription_uuid)
+    repository = DeliveryRepository(tx)
     total = await repository.count(subscription.id)
     if not params.reaches_rows(total):
         return [], total
     return await repository.page(subscription.id, params.limit, params.offset), total
 
 
-async def retry_delivery(session: AsyncSession, account: Account, subscription_uuid: UUID, delivery_uuid: UUID) -> Row:
+async def retry_delivery(tx: Tx, account: Account, subscription_uuid: UUID, delivery_uuid: UUID) -> Delivery:
     """Sends a delivery again, now: a failed or succeeded one becomes pending for one more attempt.
     It still waits for older pending deliveries of its subscription, so order holds."""
-    subscription = await get(session, account, subscription_uuid)
-    repository = DeliveryRepository(session)
+    subscription = await get(tx, account, subscription_uuid)
+    repository = DeliveryRepository(tx)
     delivery = await repository.get(subscription.id, delivery_uuid)
     if delivery is None:
         raise DeliveryNotFound()

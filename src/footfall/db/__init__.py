@@ -1,0 +1,28 @@
+"""The one way into the database: open_database() gives a Database, whose transactions (Tx) run the
+prebuilt Statements of every repository; migrate() brings the schema up to date."""
+
+import sqlite3
+
+import asyncpg
+from sqlalchemy.exc import SQLAlchemyError
+
+from footfall.db.migrate import migrate
+from footfall.db.statement import Statement, StatementError, binds, limit, paged, per_dialect, upsert
+from footfall.db.tx import ConstraintViolation, Database, Tx
+from footfall.db.urls import backend, sqlite_path
+
+# What a database that is missing, down or refusing raises: from the drivers, or from the migrations.
+DATABASE_ERRORS = (OSError, SQLAlchemyError, asyncpg.PostgresError, asyncpg.InterfaceError, sqlite3.Error)
+
+__all__ = ["DATABASE_ERRORS", "ConstraintViolation", "Database", "Statement", "StatementError", "Tx", "binds", "limit", "paged", "per_dialect", "upsert", "migrate", "open_database"]
+
+
+def open_database(url: str, *, pool_size: int = 20) -> Database:
+    """PostgreSQL (asyncpg) or SQLite (sqlite3) by the URL; connections open at first use."""
+    if backend(url) == "postgresql":
+        from footfall.db.postgres import PostgresDatabase
+
+        return PostgresDatabase(url, pool_size)
+    from footfall.db.sqlite import SQLiteDatabase
+
+    return SQLiteDatabase(sqlite_path(url), readers=pool_size)

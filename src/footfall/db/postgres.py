@@ -1,0 +1,174 @@
+"""PostgreSQL on asyncpg: prebuilt statements run straight on the driver, from a small FIFO pool."""
+
+import asyncio
+from collections import deque
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+from sqlalchemy import Table
+from sqlalchemy.engine import make_url
+
+from footfall.db.statement import Statement
+from footfall.db.tx import ConstraintViolation, Database, Tx
+
+
+class PostgresTx(Tx):
+    dialect = "postgresql"
+    __slots__ = ("connection",)
+
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        self.connection = connection
+
+    async def fetch(self, statement, params=None):
+        compiled = statement.compiled
+        return compiled.read(await self.connection.fetch(compiled.sql, *compiled.args(params)))
+
+    async def fetchrow(self, statement, params=None):
+        compiled = statement.compiled
+        row = await self.connection.fetchrow(compiled.sql, *compiled.args(params))
+        return None if row is None else compiled.read((row,))[0]
+
+    async def execute(self, statement: Statement, params: dict[str, Any] | None = None) -> int:
+        compiled = statement.compiled
+        status = await self.connection.execute(compiled.sql, *compiled.args(params))
+        tail = status.rsplit(" ", 1)[-1]  # "UPDATE 1", "INSERT 0 1"; DDL answers no count
+        return int(tail) if tail.isdigit() else 0
+
+    async def executemany(self, statement, rows):
+        if rows:
+            compiled = statement.compiled
+            await self.connection.executemany(compiled.sql, [compiled.args(row) for row in rows])
+
+    async def copy_records(self, table: Table, columns, records) -> None:
+        await self.connection.copy_records_to_table(table.name, columns=list(columns), records=records)
+
+    @asynccontextmanager
+    async def savepoint(self):
+        try:
+            async with self.connection.transaction():
+                yield
+        except asyncpg.IntegrityConstraintViolationError as error:
+            raise ConstraintViolation(str(error)) from error
+
+
+class PostgresDatabase(Database):
+    """A small pool of asyncpg connections of its own rather than asyncpg's: asyncpg's release spawns
+    a task and runs a reset query per request, and its queue lets a new request take a freed
+    connection before those already waiting. Here a freed connection goes to the longest waiter.
+    Connections open at first use, in the event loop that serves; one cut off mid-statement
+    (cancelled, or the server went away) is closed, not reused."""
+
+    dialect = "postgresql"
+
+    def __init__(self, url: str, size: int) -> None:
+        self.dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        self.size = size
+        self._idle: list[asyncpg.Connection] = []
+        self._waiters: deque[asyncio.Future] = deque()
+        self._count = 0  # connections open or opening
+        self._closed = False
+
+    def transaction(self, *, write: bool) -> "_Lease":
+        """Writes run in one transaction, committed when the block ends cleanly; reads run without
+        BEGIN and COMMIT (two round trips fewer)."""
+        return _Lease(self, write)
+
+    async def _acquire(self) -> asyncpg.Connection:
+        while self._idle:
+            connection = self._idle.pop()
+            if not connection.is_closed():
+                return connection
+            self._count -= 1
+        if self._count < self.size:
+            self._count += 1
+            try:
+                return await asyncpg.connect(self.dsn)
+            except BaseException:
+                self._count -= 1
+                raise
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self._release(waiter.result())  # handed a connection just as it was cancelled
+            raise
+
+    def _release(self, connection: asyncpg.Connection) -> None:
+        if self._closed or connection.is_closed():
+            self._discard(connection)
+            return
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(connection)
+                return
+        self._idle.append(connection)
+
+    def _discard(self, connection: asyncpg.Connection) -> None:
+        connection.terminate()
+        self._count -= 1
+        # A waiter may now open a connection of its own.
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(_Retry())
+                return
+
+    async def close(self) -> None:
+        self._closed = True
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            self._count -= 1
+            await connection.close()
+
+
+class _Retry(Exception):
+    """Tells a waiter that a connection slot came free rather than a connection."""
+
+
+# A statement cut short by these leaves its connection in an unknown state (or gone).
+_CUT_SHORT = (asyncio.CancelledError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError, OSError)
+
+
+class _Lease:
+    __slots__ = ("pool", "write", "connection", "transaction")
+
+    def __init__(self, pool: PostgresDatabase, write: bool) -> None:
+        self.pool = pool
+        self.write = write
+        self.transaction = None
+
+    async def __aenter__(self) -> PostgresTx:
+        while True:
+            try:
+                self.connection = await self.pool._acquire()
+                break
+            except _Retry:
+                continue
+        if self.write:
+            self.transaction = self.connection.transaction()
+            try:
+                await self.transaction.start()
+            except BaseException:
+                self.pool._discard(self.connection)
+                raise
+        return PostgresTx(self.connection)
+
+    async def __aexit__(self, kind, error, traceback) -> None:
+        connection = self.connection
+        if kind is not None and issubclass(kind, _CUT_SHORT):
+            self.pool._discard(connection)
+            return
+        try:
+            if self.transaction is not None:
+                if kind is None:
+                    await self.transaction.commit()
+                else:
+                    await self.transaction.rollback()
+        except BaseException:
+            self.pool._discard(connection)
+            raise
+        self.pool._release(connection)

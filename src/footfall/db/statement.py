@@ -1,0 +1,171 @@
+"""Prebuilt statements: a SQLAlchemy Core statement compiled once per dialect, when it is built (at
+import), to the SQL text and parameter order that its driver runs, with SQLAlchemy's own type
+processors for parameters and results, and a record type that its rows are read into by name.
+
+What a driver could not run as compiled is refused here, at build time, with StatementError:
+post-compile parameters (`col.in_([...])` renders `__[POSTCOMPILE_...]`), Python-side column
+defaults (SQLAlchemy's execution context runs those, and there is none here), untyped parameters, and
+column types outside SUPPORTED_TYPES.
+"""
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, NamedTuple, TypeVar
+
+from sqlalchemy import Boolean, Integer, String, Uuid, bindparam
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
+from sqlalchemy.dialects.sqlite.pysqlite import dialect as pysqlite_dialect
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.ddl import ExecutableDDLElement
+from sqlalchemy.types import NullType, TypeEngine
+
+from footfall.db.types import UTCDateTime
+
+DIALECTS = {"postgresql": asyncpg_dialect(), "sqlite": pysqlite_dialect()}
+# Types whose values both drivers carry alike, through SQLAlchemy's processors where it has them.
+SUPPORTED_TYPES = (Integer, String, Boolean, Uuid, UTCDateTime)
+
+R = TypeVar("R", bound=tuple)
+S = TypeVar("S")
+
+
+class StatementError(TypeError):
+    """A statement that a driver cannot run as built."""
+
+
+@dataclass(frozen=True, slots=True)
+class Compiled(Generic[R]):
+    """One statement in one dialect: its text, how to make its arguments, how to read its rows."""
+
+    sql: str
+    names: tuple[str, ...]  # the parameters, in the driver's positional order
+    carried: dict[str, Any]  # values the statement carries itself (status == "ACTIVE")
+    bind_processors: dict[str, Any]
+    record: type[R] | None
+    result_processors: tuple[tuple[int, Any], ...]
+
+    def args(self, params: dict[str, Any] | None) -> list[Any]:
+        params = params or {}
+        args = []
+        for name in self.names:
+            value = params[name] if name in params else self.carried[name]
+            processor = self.bind_processors.get(name)
+            args.append(value if processor is None else processor(value))
+        return args
+
+    def read(self, rows: Iterable[Sequence[Any]]) -> list[R]:
+        make = self.record._make  # type: ignore[union-attr]
+        processors = self.result_processors
+        if not processors:
+            return [make(row) for row in rows]
+        out = []
+        for row in rows:
+            values = list(row)
+            for index, processor in processors:
+                values[index] = processor(values[index])
+            out.append(make(values))
+        return out
+
+
+class Statement(Generic[R]):
+    """A statement built once (at import) for one dialect, and run by that dialect's Tx.
+
+    `record` is the NamedTuple its rows are read into; its fields must be the statement's columns, in
+    order. Without one, a NamedTuple of the columns' names is made. `bulk` marks a statement that
+    touches any number of rows: on SQLite it runs off the event loop (a single-row one runs on it).
+    """
+
+    registry: list["Statement"] = []  # every statement built, for the parity test
+
+    def __init__(
+        self,
+        query: ClauseElement,
+        record: type[R] | None = None,
+        *,
+        dialect: str,
+        bulk: bool = False,
+    ) -> None:
+        self.query = query
+        self.bulk = bulk
+        columns = [] if isinstance(query, ExecutableDDLElement) else list(getattr(query, "exported_columns", []))
+        if columns:
+            keys = tuple(column.key for column in columns)
+            if record is None:
+                record = NamedTuple("Row", [(key, Any) for key in keys])  # type: ignore[misc]
+            elif record._fields != keys:  # type: ignore[attr-defined]
+                raise StatementError(f"{record.__name__} has fields {record._fields}, the statement columns {keys}")
+        for column in columns:
+            _check_type(column.type, f"column {column.key}")
+        self.record = record
+        self.dialect = dialect
+        self.compiled: Compiled[R] = _compile(query, dialect, record, columns)
+        Statement.registry.append(self)
+
+    def __repr__(self) -> str:
+        return f"Statement({self.dialect}: {' '.join(self.compiled.sql.split())[:80]!r})"
+
+
+def _check_type(type_: TypeEngine, what: str) -> None:
+    if isinstance(type_, NullType) or not isinstance(type_, SUPPORTED_TYPES):
+        raise StatementError(f"{what}: type {type_!r} is not one both drivers run alike (give it a type)")
+
+
+def _compile(query: ClauseElement, name: str, record, columns) -> Compiled:
+    dialect = DIALECTS[name]
+    if isinstance(query, ExecutableDDLElement):
+        return Compiled(query.compile(dialect=dialect).string, (), {}, {}, None, ())
+    compiled = query.compile(dialect=dialect, column_keys=[])
+    sql = compiled.string
+    if "__[POSTCOMPILE_" in sql:
+        raise StatementError(f"post-compile parameters (IN lists, literal_execute) cannot be prebuilt: {sql}")
+    if getattr(compiled, "insert_prefetch", None) or getattr(compiled, "update_prefetch", None):
+        raise StatementError(f"a Python-side column default would not run: give every value: {sql}")
+    names = tuple(compiled.positiontup or ())
+    carried: dict[str, Any] = {}
+    processors: dict[str, Any] = {}
+    for bind_name in names:
+        bind = compiled.binds[bind_name]
+        if bind.callable is not None:
+            raise StatementError(f"parameter {bind_name}: a callable value would not run: {sql}")
+        _check_type(bind.type, f"parameter {bind_name}")
+        if not bind.required:
+            carried[bind_name] = bind.value
+        processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        if processor is not None:
+            processors[bind_name] = processor
+    result_processors = tuple(
+        (index, processor)
+        for index, column in enumerate(columns)
+        if (processor := column.type.dialect_impl(dialect).result_processor(dialect, None)) is not None
+    )
+    return Compiled(sql, names, carried, processors, record, result_processors)
+
+
+def per_dialect(build: Callable[[str], S]) -> dict[str, S]:
+    """A domain's statements (one typed structure, the same fields in every dialect), built once for
+    each dialect at import: `STATEMENTS[tx.dialect]`."""
+    return {name: build(name) for name in DIALECTS}
+
+
+def binds(table, *names: str) -> dict[str, Any]:
+    """Parameters named like the table's columns, typed as they are: `insert(t).values(binds(t, ...))`."""
+    return {name: bindparam(name, type_=table.c[name].type) for name in names}
+
+
+def upsert(dialect: str, table) -> Any:
+    """The dialect's INSERT, which knows ON CONFLICT (PostgreSQL and SQLite spell it alike)."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table)
+
+
+def limit(query: Any) -> Any:
+    """The query, at most `limit` rows (a parameter)."""
+    return query.limit(bindparam("limit", type_=Integer))
+
+
+def paged(query: Any) -> Any:
+    """The query, `limit` rows after skipping `offset` (parameters)."""
+    return limit(query).offset(bindparam("offset", type_=Integer))

@@ -1,0 +1,192 @@
+"""Tables. Every row that belongs to a customer carries account_id, and every query filters on it.
+
+No Python-side defaults: statements give every value (db/statement.py refuses one that would rely on
+a default SQLAlchemy's execution would have filled in)."""
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    Uuid,
+    false,
+)
+
+from footfall.db.types import BigIntPK, UTCDateTime
+
+metadata = MetaData()
+
+
+def _id() -> Column:
+    return Column("id", BigIntPK, primary_key=True)
+
+
+def _account_id() -> Column:
+    return Column("account_id", BigIntPK, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False)
+
+
+accounts = Table(
+    "accounts",
+    metadata,
+    _id(),
+    Column("uuid", Uuid, unique=True, nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    _id(),
+    Column("uuid", Uuid, unique=True, nullable=False),
+    Column("account_id", BigIntPK, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("name", String(255)),
+    # SHA-256 hex of the token; the token itself is never stored.
+    Column("token_hash", String(64), unique=True, nullable=False),
+    Column("expires_at", UTCDateTime),
+    Column("revoked_at", UTCDateTime),
+    Column("read_only", Boolean, nullable=False, server_default=false()),
+    # Updated at most once a minute per token, so reads stay reads.
+    Column("last_used_at", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+shops = Table(
+    "shops",
+    metadata,
+    _id(),
+    Column("uuid", Uuid, unique=True, nullable=False),
+    _account_id(),
+    Column("name", String(255), nullable=False),
+    Column("type", String(16), nullable=False),
+    Column("reference", String(255)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_shops_account_name", "account_id", "name"),
+)
+
+contacts = Table(
+    "contacts",
+    metadata,
+    _id(),
+    Column("uuid", Uuid, unique=True, nullable=False),
+    _account_id(),
+    # Stored lower-cased, so one address is one contact per account.
+    Column("email", String(255), nullable=False),
+    # Kept in the transaction of every visit write, so a filtered list needs no count(*).
+    Column("visit_count", BigInteger, nullable=False, server_default="0"),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("account_id", "email", name="uq_contacts_account_email"),
+    Index("ix_contacts_account_created", "account_id", "created_at", "id"),
+)
+
+# An account's visit count, spread over a few rows (slots) so concurrent creates rarely wait on one
+# another's row lock; the count is their sum.
+account_visit_counts = Table(
+    "account_visit_counts",
+    metadata,
+    Column("account_id", BigIntPK, ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+    Column("slot", Integer, primary_key=True),
+    Column("count", BigInteger, nullable=False),
+)
+
+visits = Table(
+    "visits",
+    metadata,
+    _id(),
+    Column("uuid", Uuid, unique=True, nullable=False),
+    _account_id(),
+    Column("contact_id", BigIntPK, ForeignKey("contacts.id", ondelete="CASCADE"), nullable=False),
+    Column("shop_id", BigIntPK, ForeignKey("shops.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("external_id", String(255)),
+    Column("source", String(255)),
+    Column("starts_at", UTCDateTime, nullable=False),
+    Column("ends_at", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    # NULL external_ids never collide, in SQLite and PostgreSQL alike.
+    UniqueConstraint("account_id", "external_id", name="uq_visits_account_external_id"),
+    # The list order (newest first, id as tie-break) read straight off an index.
+    Index("ix_visits_account_created", "account_id", "created_at", "id"),
+    Index("ix_visits_contact_created", "contact_id", "created_at", "id"),
+)
+
+webhook_subscriptions = Table(
+    "webhook_subscriptions",
+    metadata,
+    _id(),
+    Column("uuid", Uuid, unique=True, nullable=False),
+    _account_id(),
+    Column("name", String(255), nullable=False),
+    Column("event_type", String(64), nullable=False),
+    Column("url", String(2048), nullable=False),
+    Column("secret", String(255), nullable=False),
+    Column("status", String(16), nullable=False),
+    # Deliveries in a row that ended "failed"; reset by a success or by setting the status ACTIVE.
+    Column("consecutive_failures", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_webhook_subscriptions_account_event", "account_id", "event_type", "status"),
+)
+
+# The outbox: written in the transaction of the change it reports.
+webhook_events = Table(
+    "webhook_events",
+    metadata,
+    _id(),
+    Column("uuid", Uuid, unique=True, nullable=False),
+    Column("account_id", BigIntPK, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("type", String(64), nullable=False),
+    # The exact body every attempt sends, so retries and both signatures cover the same bytes.
+    Column("body", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+# One event to one subscription: pending until a 2xx (succeeded) or the schedule runs out (failed).
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    _id(),
+    Column("uuid", Uuid, unique=True, nullable=False),
+    Column("subscription_id", BigIntPK, ForeignKey("webhook_subscriptions.id", ondelete="CASCADE"), nullable=False),
+    Column("event_id", BigIntPK, ForeignKey("webhook_events.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    # A worker that claims a delivery holds it until lease_until; a killed worker's lease lapses.
+    Column("lease_until", UTCDateTime),
+    Column("lease_token", Uuid),
+    Column("last_attempt_at", UTCDateTime),
+    Column("last_status_code", Integer),
+    Column("last_error", String(1000)),
+    Column("last_response_body", Text),
+    Column("delivered_at", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    # The head of each subscription's queue, and the worker's scan for due deliveries.
+    Index("ix_webhook_deliveries_subscription_state", "subscription_id", "state", "id"),
+    Index("ix_webhook_deliveries_due", "state", "next_attempt_at"),
+)
+
+# The first answer to a POST or PUT sent with an Idempotency-Key, kept to replay to repeats.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    _id(),
+    _account_id(),
+    Column("key", String(255), nullable=False),
+    # SHA-256 of method, path and body: a repeat must be the same request.
+    Column("fingerprint", String(64), nullable=False),
+    Column("state", String(16), nullable=False),  # running | done
+    # While running, the request holding lock_token owns the key until locked_until.
+    Column("lock_token", Uuid),
+    Column("locked_until", UTCDateTime),
+    Column("response_status", Integer),
+    Column("response_body", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False, index=True),
+    UniqueConstraint("account_id", "key", name="uq_idempotency_keys_account_key"),
+)
