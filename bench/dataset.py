@@ -59,11 +59,11 @@ def write_visits_csv(path: Path, visits: int, contacts: list[str], shops: list[s
             ])
 
 
-def import_file(database_url: str, account_uuid: str, path: Path) -> dict:
+def import_file(database_url: str, account_uuid: str, path: Path, python: str = sys.executable) -> dict:
     import json
 
     result = subprocess.run(
-        [sys.executable, "-m", "footfall", "visits", "import", str(path), "--account", account_uuid,
+        [python, "-m", "footfall", "visits", "import", str(path), "--account", account_uuid,
          "--database-url", database_url],
         capture_output=True, text=True, check=True,
     )

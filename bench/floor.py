@@ -1,54 +1,80 @@
-"""The floor: the same FastAPI, pydantic models and uvicorn settings as `footfall serve`, answering
-constant bodies of the same size through the same response models, with no database.
+"""The floor: the same FastAPI and uvicorn settings as `footfall serve` (its access log included),
+answering constant bodies of Footfall's JSON through the cheapest response models that produce it:
+uuid and time fields are plain strings, so nothing is converted per request. No database.
 
     python bench/floor.py --port 8100
 """
 
 import argparse
-from datetime import UTC, datetime
 from typing import Annotated
-from uuid import UUID
 
 import uvicorn
 from fastapi import FastAPI, Query
+from pydantic import BaseModel
 
 from footfall.cli import UVICORN_OPTIONS
 from footfall.kit.pagination import PageMeta
-from footfall.visits.schemas import VisitContact, VisitCreate, VisitListResponse, VisitOut, VisitResponse, VisitUpdate
+from footfall.visits.schemas import VisitCreate, VisitUpdate
 
-VISIT = VisitOut(
-    uuid=UUID("87824d97-a0a0-4764-9cd2-9df88579fd47"),
-    contact=VisitContact(uuid=UUID("6e8ec5a8-0eb7-4e5f-ad20-c0d271d97d92"), email="c1234@bench.example"),
+
+class FloorContact(BaseModel):
+    uuid: str
+    email: str
+
+
+class FloorVisit(BaseModel):
+    uuid: str
+    contact: FloorContact
+    external_id: str | None
+    source: str | None
+    starts_at: str
+    ends_at: str | None
+    created_at: str
+
+
+class FloorVisitResponse(BaseModel):
+    data: FloorVisit
+    meta: list[None] = []
+
+
+class FloorVisitListResponse(BaseModel):
+    data: list[FloorVisit]
+    meta: PageMeta
+
+
+VISIT = FloorVisit(
+    uuid="87824d97-a0a0-4764-9cd2-9df88579fd47",
+    contact=FloorContact(uuid="6e8ec5a8-0eb7-4e5f-ad20-c0d271d97d92", email="c1234@bench.example"),
     external_id="bench-123456",
     source="Kiosk",
-    starts_at=datetime(2024, 5, 1, 20, tzinfo=UTC),
-    ends_at=datetime(2024, 5, 1, 20, 20, tzinfo=UTC),
-    created_at=datetime(2024, 5, 1, 20, tzinfo=UTC),
+    starts_at="2024-05-01T20:00:00+00:00",
+    ends_at="2024-05-01T20:20:00+00:00",
+    created_at="2024-05-01T20:00:00+00:00",
 )
 
 app = FastAPI()
 
 
-@app.get("/floor/visits/{uuid}", response_model=VisitResponse)
-async def show(uuid: UUID) -> VisitResponse:
-    return VisitResponse(data=VISIT)
+@app.get("/floor/visits/{uuid}", response_model=FloorVisitResponse)
+async def show(uuid: str) -> FloorVisitResponse:
+    return FloorVisitResponse(data=VISIT)
 
 
-@app.get("/floor/visits", response_model=VisitListResponse)
-async def list_visits(limit: Annotated[int, Query(ge=0, le=500)] = 30, page: int = 1) -> VisitListResponse:
-    return VisitListResponse(
+@app.get("/floor/visits", response_model=FloorVisitListResponse)
+async def list_visits(limit: Annotated[int, Query(ge=0, le=500)] = 30, page: int = 1) -> FloorVisitListResponse:
+    return FloorVisitListResponse(
         data=[VISIT] * limit, meta=PageMeta(current_page=page, last_page=1, per_page=limit, total=limit)
     )
 
 
-@app.post("/floor/visits", response_model=VisitResponse, status_code=201)
-async def create(body: VisitCreate) -> VisitResponse:
-    return VisitResponse(data=VISIT)
+@app.post("/floor/visits", response_model=FloorVisitResponse, status_code=201)
+async def create(body: VisitCreate) -> FloorVisitResponse:
+    return FloorVisitResponse(data=VISIT)
 
 
-@app.put("/floor/visits/{uuid}", response_model=VisitResponse)
-async def update(uuid: UUID, body: VisitUpdate) -> VisitResponse:
-    return VisitResponse(data=VISIT)
+@app.put("/floor/visits/{uuid}", response_model=FloorVisitResponse)
+async def update(uuid: str, body: VisitUpdate) -> FloorVisitResponse:
+    return FloorVisitResponse(data=VISIT)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,10 @@ class UTCDateTime(TypeDecorator[datetime]):
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
+    def result_processor(self, dialect, coltype):
+        # asyncpg hands timestamptz back as aware UTC datetimes already: nothing to do per value.
+        return None if dialect.name == "postgresql" else super().result_processor(dialect, coltype)
+
     def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
         if value is None:
             return None

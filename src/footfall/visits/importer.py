@@ -23,7 +23,7 @@ from footfall.kit.time import utcnow
 from footfall.shops.repository import ShopRepository
 from footfall.visits import service
 from footfall.visits.repository import VisitRepository, VisitRow
-from footfall.visits.schemas import VisitCreate, VisitOut
+from footfall.visits.schemas import VisitCreate, visit_fields
 from footfall.webhooks import service as webhooks
 
 BATCH_SIZE = 5000  # rows a transaction: a crash keeps every batch before it, and a re-run skips them
@@ -177,9 +177,7 @@ async def _write_once(
             await repository.add_to_counts(account.id, dict(per_contact), slot=uuid4().int)
             if subscription_ids:
                 await webhooks.emit_to(tx, account.id, "visit_created", subscription_ids, [
-                    VisitOut.from_row(
-                        VisitRow.of(row, by_id[row.contact_id].uuid, by_id[row.contact_id].email)
-                    ).model_dump(mode="json")
+                    visit_fields(VisitRow.of(row, by_id[row.contact_id].uuid, by_id[row.contact_id].email))
                     for row in inserted
                 ])
     summary.imported += len(inserted)

@@ -17,9 +17,10 @@ from footfall.visits import service
 from footfall.visits.schemas import (
     VisitCreate,
     VisitListResponse,
-    VisitOut,
     VisitResponse,
     VisitUpdate,
+    visit_answer,
+    visits_answer,
 )
 
 router = APIRouter(prefix="/visits", tags=["visits"], route_class=ApiRoute)
@@ -31,18 +32,18 @@ async def list_visits(
     limit: limit_query(500) = 30,
     page: PageQuery = 1,
     contact_uuid: Annotated[UUID | None, Query(description="A contact's UUID to filter the Visits by")] = None,
-) -> VisitListResponse:
+) -> Response:
     """Newest created_at first."""
     caller = Caller.of(request)
     params = PageParams(limit, page)
     rows, total = await service.list_page(caller.tx, caller.account, params, contact_uuid)
-    return VisitListResponse(data=VisitOut.from_rows(rows), meta=params.meta(total))
+    return visits_answer(rows, params.meta(total))
 
 
 @router.get("/{uuid}", response_model=VisitResponse, responses=error_responses(VisitNotFound), summary="Show Visit")
-async def get_visit(uuid: UUID, request: Request) -> VisitResponse:
+async def get_visit(uuid: UUID, request: Request) -> Response:
     caller = Caller.of(request)
-    return VisitResponse(data=VisitOut.from_row(await service.get(caller.tx, caller.account, uuid)))
+    return visit_answer(await service.get(caller.tx, caller.account, uuid))
 
 
 @router.post(
@@ -56,13 +57,11 @@ async def get_visit(uuid: UUID, request: Request) -> VisitResponse:
     },
     summary="Create Visit",
 )
-async def create_visit(body: VisitCreate, request: Request, response: Response) -> VisitResponse:
+async def create_visit(body: VisitCreate, request: Request) -> Response:
     """Creates a Visit. Sending an existing external_id with the same fields answers the stored visit (200)."""
     caller = Caller.of(request)
     row, created = await service.create(caller.tx, caller.account, body)
-    if not created:
-        response.status_code = status.HTTP_200_OK
-    return VisitResponse(data=VisitOut.from_row(row))
+    return visit_answer(row, status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
 @router.put(
@@ -72,7 +71,7 @@ async def create_visit(body: VisitCreate, request: Request, response: Response) 
     responses=write_error_responses(VisitNotFound, ExternalIdConflict),
     summary="Update Visit",
 )
-async def update_visit(uuid: UUID, body: VisitUpdate, request: Request) -> VisitResponse:
+async def update_visit(uuid: UUID, body: VisitUpdate, request: Request) -> Response:
     """Updates the attributes of a Visit. Shop and contact cannot be updated."""
     caller = Caller.of(request)
-    return VisitResponse(data=VisitOut.from_row(await service.update(caller.tx, caller.account, uuid, body)))
+    return visit_answer(await service.update(caller.tx, caller.account, uuid, body))

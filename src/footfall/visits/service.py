@@ -11,7 +11,7 @@ from footfall.errors import ContactNotFound, ExternalIdConflict, InvalidInput, S
 from footfall.kit.pagination import PageParams
 from footfall.kit.time import utcnow
 from footfall.visits.repository import DuplicateExternalId, VisitRepository, VisitRow
-from footfall.visits.schemas import VisitCreate, VisitOut, VisitUpdate
+from footfall.visits.schemas import VisitCreate, VisitUpdate, visit_fields
 from footfall.webhooks import service as webhooks
 
 
@@ -60,7 +60,7 @@ async def create(tx: Tx, account: Account, data: VisitCreate) -> tuple[VisitRow,
         visit = VisitRow.of(inserted, found.uuid, found.email)
         await repository.add_to_counts(account.id, {found.id: 1}, slot=visit.id)
         if found.notify:  # the lookup asked in passing: no outbox query for an account without webhooks
-            await webhooks.emit(tx, account.id, "visit_created", VisitOut.from_row(visit).model_dump(mode="json"))
+            await webhooks.emit(tx, account.id, "visit_created", visit_fields(visit))
         return visit, True
 
     assert data.external_id is not None  # only an external_id can conflict
@@ -101,7 +101,7 @@ async def update(tx: Tx, account: Account, uuid: UUID, data: VisitUpdate) -> Vis
         raise ExternalIdConflict() from None
     visit = VisitRow.of(updated, found.contact_uuid, found.contact_email)
     if found.notify:
-        await webhooks.emit(tx, account.id, "visit_updated", VisitOut.from_row(visit).model_dump(mode="json"))
+        await webhooks.emit(tx, account.id, "visit_updated", visit_fields(visit))
     return visit
 
 

@@ -1,6 +1,5 @@
 """Webhook subscriptions (Leat's API) and the outbox that records their events."""
 
-import json
 from collections.abc import Sequence
 from typing import Any
 from uuid import UUID, uuid4
@@ -10,7 +9,8 @@ from footfall.config import Settings
 from footfall.db import Tx
 from footfall.errors import DeliveryNotFound, InvalidInput, SubscriptionNotFound
 from footfall.kit.pagination import PageParams
-from footfall.kit.time import format_iso8601, utcnow
+from footfall.kit.rendering import dumps
+from footfall.kit.time import utcnow
 from footfall.webhooks.repository import (
     Delivery,
     DeliveryRepository,
@@ -113,11 +113,7 @@ async def emit_to(
     events, deliveries = [], []
     for data in payloads:
         event_uuid = uuid4()
-        body = json.dumps(
-            {"id": str(event_uuid), "type": event_type, "created_at": format_iso8601(now), "data": data},
-            separators=(",", ":"),
-            ensure_ascii=False,
-        )
+        body = dumps({"id": event_uuid, "type": event_type, "created_at": now, "data": data}).decode()
         events.append({"uuid": event_uuid, "account_id": account_id, "type": event_type, "body": body, "created_at": now})
         deliveries += [
             {"delivery_uuid": uuid4(), "subscription_id": subscription_id, "event_uuid": event_uuid, "now": now}
