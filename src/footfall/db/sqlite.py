@@ -128,7 +128,7 @@ class SQLiteTx(Tx):
 
     async def copy_records(self, table: Table, columns, records) -> None:
         columns = tuple(columns)
-        await self.executemany(_appender(table, columns), [dict(zip(columns, record)) for record in records])
+        await self.executemany(appender(table, columns), [dict(zip(columns, record)) for record in records])
 
     async def _plain(self, sql: str) -> None:
         await self._run(lambda connection: connection.run(sql, ()), False)
@@ -147,16 +147,16 @@ class SQLiteTx(Tx):
         await self._plain("RELEASE footfall")
 
 
-_appenders: dict[tuple[str, tuple[str, ...]], Statement] = {}
+appenders: dict[tuple[str, tuple[str, ...]], Statement] = {}
 
 
-def _appender(table: Table, columns: tuple[str, ...]) -> Statement:
+def appender(table: Table, columns: tuple[str, ...]) -> Statement:
     """The INSERT that copy_records runs on SQLite, built at its first use for a table and columns."""
     key = (table.name, columns)
-    if key not in _appenders:
+    if key not in appenders:
         values = {name: bindparam(name, type_=table.c[name].type) for name in columns}
-        _appenders[key] = Statement(table.insert().values(values), dialect="sqlite", bulk=True)
-    return _appenders[key]
+        appenders[key] = Statement(table.insert().values(values), dialect="sqlite", bulk=True)
+    return appenders[key]
 
 
 class SQLiteDatabase(Database):

@@ -75,8 +75,6 @@ class Statement(Generic[R]):
     touches any number of rows: on SQLite it runs off the event loop (a single-row one runs on it).
     """
 
-    registry: list["Statement"] = []  # every statement built, for the parity test
-
     def __init__(
         self,
         query: ClauseElement,
@@ -99,7 +97,6 @@ class Statement(Generic[R]):
         self.record = record
         self.dialect = dialect
         self.compiled: Compiled[R] = _compile(query, dialect, record, columns)
-        Statement.registry.append(self)
 
     def __repr__(self) -> str:
         return f"Statement({self.dialect}: {' '.join(self.compiled.sql.split())[:80]!r})"

@@ -1,0 +1,273 @@
+"""Parity: every prebuilt statement of every repository runs on SQLite and on PostgreSQL, and the two
+give the same results.
+
+One scenario of fixed inputs (uuids, times, values) goes through every repository on a fresh database
+of each kind; each result is written down as plain data, surrogate ids as the order they were first
+seen in (PostgreSQL's sequences skip values that SQLite's rowids do not). The two transcripts must be
+equal, and every statement built at import must have run on both databases.
+"""
+
+import dataclasses
+import os
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
+
+import asyncpg
+import pytest
+
+from footfall.accounts import repository as accounts
+from footfall.accounts.repository import AccountRepository, TokenRepository
+from footfall.app import PING
+from footfall.contacts import repository as contacts_
+from footfall.contacts.repository import ContactRepository
+from footfall.db import Statement, Tx, migrate, open_database
+from footfall.idempotency import repository as idempotency
+from footfall.idempotency.repository import IdempotencyRepository
+from footfall.shops import repository as shops_
+from footfall.shops.repository import ShopRepository
+from footfall.visits import repository as visits_
+from footfall.visits.repository import DuplicateExternalId, VisitRepository
+from footfall.webhooks import repository as webhooks
+from footfall.webhooks.repository import DeliveryRepository, OutboxRepository, SubscriptionRepository
+
+POSTGRES_URL = os.environ.get("FOOTFALL_TEST_DATABASE_URL")
+T0 = datetime(2024, 5, 1, 20, 0, 0, tzinfo=UTC)
+
+
+def uuid(name: str) -> UUID:
+    return uuid5(NAMESPACE_URL, name)
+
+
+def at(minutes: int) -> datetime:
+    return T0 + timedelta(minutes=minutes)
+
+
+class RecordingTx(Tx):
+    """Runs on another Tx and notes every statement it runs."""
+
+    def __init__(self, inner: Tx, ran: set[Statement]) -> None:
+        self.inner, self.ran, self.dialect = inner, ran, inner.dialect
+
+    async def fetch(self, statement, params=None):
+        self.ran.add(statement)
+        return await self.inner.fetch(statement, params)
+
+    async def execute(self, statement, params=None):
+        self.ran.add(statement)
+        return await self.inner.execute(statement, params)
+
+    async def executemany(self, statement, rows):
+        self.ran.add(statement)
+        return await self.inner.executemany(statement, rows)
+
+    async def copy_records(self, table, columns, records):
+        return await self.inner.copy_records(table, columns, records)
+
+    def savepoint(self):
+        return self.inner.savepoint()
+
+
+class Transcript:
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, Any]] = []
+        self.ids: dict[str, dict[int, int]] = {}
+
+    def plain(self, value: Any, name: str = "") -> Any:
+        if isinstance(value, tuple) and hasattr(value, "_fields"):
+            return {field: self.plain(item, field) for field, item in zip(value._fields, value)}
+        if isinstance(value, (list, tuple)):
+            return [self.plain(item, name) for item in value]
+        if isinstance(value, dict):
+            return {str(self.plain(k, name)): self.plain(v, name) for k, v in value.items()}
+        if isinstance(value, UUID):
+            return str(value)
+        if isinstance(value, datetime):
+            assert value.tzinfo is UTC, (name, value)
+            return value.isoformat()
+        if isinstance(value, int) and not isinstance(value, bool) and (name == "id" or name.endswith("_id")):
+            seen = self.ids.setdefault(name, {})
+            return f"{name}#{seen.setdefault(value, len(seen) + 1)}"
+        return value
+
+    def note(self, what: str, value: Any) -> Any:
+        self.lines.append((what, self.plain(value)))
+        return value
+
+
+async def scenario(database, ran: set[Statement]) -> list[tuple[str, Any]]:
+    t = Transcript()
+    async with database.transaction(write=True) as inner:
+        tx = RecordingTx(inner, ran)
+        accounts, tokens = AccountRepository(tx), TokenRepository(tx)
+        account = t.note("account", await accounts.insert(uuid("account"), "Parity", at(0)))
+        t.note("account by uuid", await accounts.get_by_uuid(uuid("account")))
+        t.note("account by name", await accounts.get_by_name("Parity"))
+        t.note("no account", await accounts.get_by_uuid(uuid("nobody")))
+        token = t.note("token", await tokens.insert({
+            "uuid": uuid("token"), "account_id": account.id, "name": "till", "token_hash": "a" * 64,
+            "expires_at": at(600), "read_only": True, "created_at": at(1)}))
+        await tokens.touch(token.id, at(2))
+        t.note("credential", await tokens.credential("a" * 64))
+        t.note("revoked", await tokens.revoke(uuid("token"), at(3)))
+        t.note("revoked again", await tokens.revoke(uuid("token"), at(4)))
+        t.note("tokens", await tokens.list(account.id))
+
+        shops = ShopRepository(tx)
+        for n, name in enumerate(["Krusty Krab", "Chum Bucket"]):
+            t.note("shop", await shops.insert({"uuid": uuid(name), "account_id": account.id, "name": name,
+                                               "type": "physical", "reference": None, "created_at": at(5 + n)}))
+        shop = t.note("shop by uuid", await shops.get(account.id, uuid("Krusty Krab")))
+        t.note("shops", await shops.list(account.id))
+        t.note("shop map", await shops.uuid_map(account.id))
+
+        contacts = ContactRepository(tx)
+        for n in range(3):
+            t.note("contact inserted", await contacts.insert_if_absent({
+                "uuid": uuid(f"contact-{n}"), "account_id": account.id, "email": f"c{n}@parity.sea",
+                "created_at": at(10 + n)}))
+        t.note("contact twice", await contacts.insert_if_absent({
+            "uuid": uuid4(), "account_id": account.id, "email": "c0@parity.sea", "created_at": at(20)}))
+        contact = t.note("contact", await contacts.get(account.id, uuid("contact-0")))
+        t.note("contact by email", await contacts.get_by_email(account.id, "c1@parity.sea"))
+        t.note("contact count", await contacts.count(account.id))
+        t.note("contact page", await contacts.page(account.id, 2, 1))
+        keys = t.note("contact map", await contacts.uuid_map(account.id))
+
+        subscriptions, outbox = SubscriptionRepository(tx), OutboxRepository(tx)
+        subscription = t.note("subscription", await subscriptions.insert({
+            "uuid": uuid("subscription"), "account_id": account.id, "name": "hook", "event_type": "visit_created",
+            "url": "https://example.com/hook", "secret": "whsec_x", "status": "ACTIVE",
+            "consecutive_failures": 0, "created_at": at(21)}))
+
+        visits = VisitRepository(tx)
+        t.note("contact and shop", await visits.contact_and_shop(account.id, uuid("contact-0"), uuid("Krusty Krab")))
+        t.note("contact, no shop", await visits.contact_and_shop(account.id, uuid("contact-0"), uuid("nowhere")))
+        for n in range(5):
+            values = {"uuid": uuid(f"visit-{n}"), "account_id": account.id, "contact_id": contact.id,
+                      "shop_id": shop.id, "external_id": f"ext-{n}" if n % 2 else None, "source": "Café/ü",
+                      "starts_at": at(30 + n), "ends_at": at(40 + n) if n % 3 else None, "created_at": at(30 + n)}
+            visit = t.note("visit", await visits.insert(values))
+            await visits.add_to_counts(account.id, {contact.id: 1}, slot=visit.id)
+        t.note("external_id taken", await visits.insert({**values, "uuid": uuid4(), "external_id": "ext-1"}))
+        await visits.add_to_counts(account.id, {key.id: 2 for key in keys.values()}, slot=7)
+        t.note("visit", await visits.get(account.id, uuid("visit-1")))
+        to_update = t.note("to update", await visits.get_to_update(account.id, uuid("visit-2")))
+        t.note("by external_id", await visits.get_by_external_id(account.id, "ext-3"))
+        t.note("updated", await visits.update(to_update.id, {"source": None, "ends_at": at(99)}))
+        t.note("external_id set", await visits.update(to_update.id, {"external_id": "ext-2"}))
+        try:
+            await visits.update(to_update.id, {"external_id": "ext-1"})
+        except DuplicateExternalId:
+            t.note("duplicate external_id", True)
+        t.note("account count", await visits.account_count(account.id))
+        t.note("contact count", await visits.contact_count(account.id, uuid("contact-0")))
+        t.note("first page", await visits.first_page(account.id, None, 3))
+        t.note("first page by contact", await visits.first_page(account.id, uuid("contact-0"), 3))
+        for contact_id in (None, contact.id):
+            for offset in (1, 3):
+                t.note("page", await visits.page(account.id, contact_id, 2, offset, 5))
+        rows = [{"uuid": uuid(f"imported-{n}"), "account_id": account.id, "contact_id": contact.id,
+                 "shop_id": shop.id, "external_id": f"ext-{n}", "source": "import", "starts_at": at(50 + n),
+                 "ends_at": None, "created_at": at(50)} for n in range(6)]
+        t.note("imported", await visits.insert_many(rows[:4], full=True))
+        t.note("imported contacts", await visits.insert_many(rows[3:], full=False))
+
+        t.note("active ids", await outbox.active_subscription_ids(account.id, "visit_created"))
+        await outbox.add_events(
+            [{"uuid": uuid(f"event-{n}"), "account_id": account.id, "type": "visit_created", "body": f'{{"n":{n}}}',
+              "created_at": at(60)} for n in range(2)],
+            [{"delivery_uuid": uuid(f"delivery-{n}"), "subscription_id": subscription.id,
+              "event_uuid": uuid(f"event-{n}"), "now": at(60)} for n in range(2)],
+        )
+        t.note("subscription count", await subscriptions.count(account.id, None, "ACTIVE"))
+        t.note("subscription page", await subscriptions.page(account.id, "visit_created", None, 10, 0))
+        t.note("subscription by uuid", await subscriptions.get(account.id, uuid("subscription")))
+        deliveries = DeliveryRepository(tx)
+        t.note("delivery count", await deliveries.count(subscription.id))
+        t.note("delivery page", await deliveries.page(subscription.id, 10, 0))
+        claimed = t.note("claimed", await deliveries.claim(at(61), at(62), uuid("lease"), 10))
+        t.note("recorded", await deliveries.record(claimed[0].id, uuid("lease"), {
+            "last_attempt_at": at(61), "last_status_code": 500, "last_error": "HTTP 500",
+            "last_response_body": "no", "next_attempt_at": at(70)}))
+        t.note("recorded, lapsed", await deliveries.record(claimed[0].id, uuid("other lease"), {"state": "failed"}))
+        await deliveries.make_due(claimed[0].id, at(65), reopen=True)
+        await deliveries.resume_pending(subscription.id, at(66))
+        t.note("delivery", await deliveries.get(subscription.id, uuid("delivery-0")))
+        await deliveries.subscription_failed(subscription.id, 1)
+        t.note("failed", await subscriptions.get(account.id, uuid("subscription")))
+        await deliveries.subscription_succeeded(subscription.id)
+        await deliveries.deactivate(subscription.id)
+        t.note("updated subscription", await subscriptions.update(subscription.id, {"status": "ACTIVE", "name": "x"}))
+        await subscriptions.delete(subscription.id)
+        t.note("deleted", await subscriptions.get(account.id, uuid("subscription")))
+
+        keys_ = IdempotencyRepository(tx)
+        owned = {"fingerprint": "f" * 64, "state": "running", "lock_token": uuid("lock"), "locked_until": at(80),
+                 "response_status": None, "response_body": None, "created_at": at(70), "expires_at": at(90)}
+        key_id = t.note("key", await keys_.insert(account.id, "k", owned))
+        t.note("key again", await keys_.insert(account.id, "k", owned))
+        t.note("stored key", await keys_.get(account.id, "k"))
+        t.note("taken over early", await keys_.take_over(key_id, at(75), owned))
+        t.note("taken over", await keys_.take_over(key_id, at(85), {**owned, "lock_token": uuid("lock 2")}))
+        t.note("answer stored", await keys_.store_answer(key_id, uuid("lock 2"), 201, '{"ok":true}'))
+        t.note("done key", await keys_.get(account.id, "k"))
+        await keys_.release(key_id, uuid("lock 2"))
+        await keys_.purge_expired(at(100))
+        t.note("purged", await keys_.get(account.id, "k"))
+        t.note("ping", await tx.fetchval(PING[tx.dialect]))
+    return t.lines
+
+
+@pytest.fixture
+async def databases(tmp_path):
+    if not POSTGRES_URL:
+        pytest.skip("FOOTFALL_TEST_DATABASE_URL is not set: parity needs PostgreSQL beside SQLite")
+    name = f"footfall_parity_{uuid4().hex[:12]}"
+    admin = await asyncpg.connect(POSTGRES_URL)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    urls = {"sqlite": f"sqlite:///{tmp_path}/parity.db", "postgresql": POSTGRES_URL.rsplit("/", 1)[0] + "/" + name}
+    try:
+        yield urls
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def test_every_statement_gives_the_same_results_on_both_databases(databases):
+    transcripts, ran = {}, set()
+    for dialect, url in databases.items():
+        await migrate(url)
+        database = open_database(url, pool_size=2)
+        try:
+            transcripts[dialect] = await scenario(database, ran)
+        finally:
+            await database.close()
+    for sqlite_line, postgresql_line in zip(transcripts["sqlite"], transcripts["postgresql"], strict=True):
+        assert sqlite_line == postgresql_line
+    never_ran = [statement for statement in prebuilt() if statement not in ran]
+    assert never_ran == []
+
+
+def prebuilt() -> list[Statement]:
+    """Every statement the repositories (and the health check) build at import, in both dialects."""
+    found: list[Statement] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, Statement):
+            found.append(value)
+        elif isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, (tuple, list)):
+            for item in value:
+                walk(item)
+        elif dataclasses.is_dataclass(value):
+            for field in dataclasses.fields(value):
+                walk(getattr(value, field.name))
+
+    for module in (accounts, contacts_, idempotency, shops_, visits_, webhooks):
+        walk(module.STATEMENTS)
+    walk(PING)
+    assert {statement.dialect for statement in found} == {"postgresql", "sqlite"}
+    return found
