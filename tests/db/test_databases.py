@@ -178,6 +178,7 @@ PG_COUNT = Statement(select(func.count().label("count")).where(accounts.c.name =
 async def pool(database_url):
     if not database_url.startswith("postgresql"):
         pytest.skip("the connection pool is PostgreSQL's; SQLite's connections are tested above")
+    await migrate(database_url)
     pool = PostgresDatabase(database_url, size=3)
     yield pool
     await pool.close()

@@ -19,13 +19,16 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def result_processor(self, dialect, coltype):
-        # asyncpg hands timestamptz back as aware UTC datetimes already: nothing to do per value.
-        return None if dialect.name == "postgresql" else super().result_processor(dialect, coltype)
+        if dialect.name == "postgresql":
+            return None  # asyncpg hands timestamptz back as aware UTC datetimes already
+        # SQLite keeps SQLAlchemy's "2024-05-01 20:00:00.000000" (UTC); fromisoformat reads it in C,
+        # with the offset appended, to an aware datetime whose tzinfo is datetime.UTC itself.
+        parse = datetime.fromisoformat
 
-    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        def process(value: str | None) -> datetime | None:
+            return None if value is None else parse(value + "+00:00")
+
+        return process
 
 
 # BigInteger primary keys that are still INTEGER PRIMARY KEY (rowid aliases) on SQLite.
