@@ -1,7 +1,6 @@
 """PostgreSQL on asyncpg: prebuilt statements run straight on the driver, from a small FIFO pool."""
 
 import asyncio
-from collections import deque
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -9,6 +8,7 @@ import asyncpg
 from sqlalchemy import Table
 from sqlalchemy.engine import make_url
 
+from footfall.db.pool import Waiters
 from footfall.db.statement import Statement
 from footfall.db.tx import ConstraintViolation, Database, Tx
 
@@ -55,9 +55,9 @@ class PostgresTx(Tx):
 class PostgresDatabase(Database):
     """A small pool of asyncpg connections of its own rather than asyncpg's: asyncpg's release spawns
     a task and runs a reset query per request, and its queue lets a new request take a freed
-    connection before those already waiting. Here a freed connection goes to the longest waiter.
-    Connections open at first use, in the event loop that serves; one cut off mid-statement
-    (cancelled, or the server went away) is closed, not reused."""
+    connection before those already waiting (Waiters). Connections open at first use, in the event
+    loop that serves; one cut off mid-statement (cancelled, or the server went away) is closed, not
+    reused."""
 
     dialect = "postgresql"
 
@@ -65,7 +65,7 @@ class PostgresDatabase(Database):
         self.dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
         self.size = size
         self._idle: list[asyncpg.Connection] = []
-        self._waiters: deque[asyncio.Future] = deque()
+        self._waiters: Waiters[asyncpg.Connection] = Waiters()
         self._count = 0  # connections open or opening
         self._closed = False
 
@@ -87,35 +87,18 @@ class PostgresDatabase(Database):
             except BaseException:
                 self._count -= 1
                 raise
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
-        try:
-            return await waiter
-        except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled():
-                self._release(waiter.result())  # handed a connection just as it was cancelled
-            raise
+        return await self._waiters.wait(self._release)
 
     def _release(self, connection: asyncpg.Connection) -> None:
         if self._closed or connection.is_closed():
             self._discard(connection)
-            return
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(connection)
-                return
-        self._idle.append(connection)
+        elif not self._waiters.hand_over(connection):
+            self._idle.append(connection)
 
     def _discard(self, connection: asyncpg.Connection) -> None:
         connection.terminate()
         self._count -= 1
-        # A waiter may now open a connection of its own.
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_exception(_Retry())
-                return
+        self._waiters.wake(_Retry())  # a waiter may now open a connection of its own
 
     async def close(self) -> None:
         self._closed = True

@@ -14,13 +14,13 @@ import asyncio
 import math
 import sqlite3
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from sqlalchemy import Table, bindparam
 
+from footfall.db.pool import Waiters
 from footfall.db.statement import Statement
 from footfall.db.tx import ConstraintViolation, Database, Tx
 
@@ -168,7 +168,7 @@ class SQLiteDatabase(Database):
         self._writer: _Connection | None = None
         self._write_lock = asyncio.Lock()
         self._idle: list[_Connection] = []
-        self._waiters: deque[asyncio.Future] = deque()
+        self._waiters: Waiters[_Connection] = Waiters()
         self._count = 0  # reader connections open
         self._commits = 0  # since the last checkpoint
         self._checkpoint: asyncio.Future | None = None
@@ -240,22 +240,11 @@ class SQLiteDatabase(Database):
         if self._count < self.readers:
             self._count += 1
             return _Connection(self.path)
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
-        try:
-            return await waiter
-        except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled():
-                self._release(waiter.result())
-            raise
+        return await self._waiters.wait(self._release)
 
     def _release(self, connection: _Connection) -> None:
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(connection)
-                return
-        self._idle.append(connection)
+        if not self._waiters.hand_over(connection):
+            self._idle.append(connection)
 
     async def close(self) -> None:
         if self._checkpoint is not None:
