@@ -45,13 +45,12 @@ class Compiled(Generic[R]):
     result_processors: tuple[tuple[int, Any], ...]
 
     def args(self, params: dict[str, Any] | None) -> list[Any]:
-        params = params or {}
-        args = []
-        for name in self.names:
-            value = params[name] if name in params else self.carried[name]
-            processor = self.bind_processors.get(name)
-            args.append(value if processor is None else processor(value))
-        return args
+        if self.carried:
+            params = {**self.carried, **(params or {})}
+        elif params is None:
+            params = {}
+        processors = self.bind_processors
+        return [params[name] if name not in processors else processors[name](params[name]) for name in self.names]
 
     def read(self, rows: Iterable[Sequence[Any]]) -> list[R]:
         make = self.record._make  # type: ignore[union-attr]

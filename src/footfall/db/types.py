@@ -13,10 +13,19 @@ class UTCDateTime(TypeDecorator[datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
-        if value is None:
-            return None
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+        return None if value is None else value.astimezone(UTC)
+
+    def bind_processor(self, dialect):
+        if dialect.name == "postgresql":
+            return super().bind_processor(dialect)
+
+        # SQLite: SQLAlchemy's storage format, "2024-05-01 20:00:00.000000" in UTC, written in C.
+        def process(value: datetime | None) -> str | None:
+            if value is None:
+                return None
+            return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+
+        return process
 
     def result_processor(self, dialect, coltype):
         if dialect.name == "postgresql":
