@@ -12,8 +12,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FOOTFALL_")
 
     database_url: str = "sqlite:///footfall.db"
-    # Connections in each of an app process's two PostgreSQL pools, no overflow: the visits routes'
-    # (db.DriverPool) and SQLAlchemy's for the rest. So up to twice this per process.
+    # Connections a process keeps (PostgreSQL's, or SQLite's readers), no overflow: a request waits
+    # for a free one rather than opening more.
     database_pool_size: int = 20
     # Seconds a process may keep a token it looked up; a revocation takes effect within this.
     token_cache_seconds: float = 2.0

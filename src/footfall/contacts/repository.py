@@ -1,5 +1,4 @@
 from dataclasses import dataclass
-from datetime import datetime
 from functools import partial
 from typing import NamedTuple
 from uuid import UUID

@@ -63,8 +63,8 @@ def read_rows(path: Path, lines: CountingLines) -> Iterator[tuple[int, Any]]:
     """(line number, row) from a .csv (header row of the API's field names) or .ndjson/.jsonl file."""
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        # csv.reader with the header zipped on, rather than DictReader: a tenth of an import's CPU.
-        # Read as DictReader's rows were: extra cells dropped, missing ones None, blank lines skipped.
+        # csv.reader with the header zipped on, rather than DictReader (which costs far more per row),
+        # read as DictReader reads: extra cells dropped, missing ones None, blank lines skipped.
         reader = csv.reader(lines)
         header = next(reader, None)
         if header is None:
@@ -114,10 +114,9 @@ async def import_visits(
     one_writer = subscribed or database.dialect == "sqlite"
     by_id = {contact.id: contact for contact in contacts.values()}
     batch: list[dict[str, Any]] = []
-    # Batches being written while the next is parsed. On PostgreSQL two at once, so the database can
-    # use both cores (one writer kept it busy 37 s of a 38 s import of 1,000,000 visits, the parser
-    # waiting 31 s); one on SQLite, which has one writer, and one when anyone subscribes to
-    # visit_created, so the events keep the file's order.
+    # Batches being written while the next is parsed. On PostgreSQL two at once, so the database
+    # works on one while it waits for the other; one on SQLite, which has one writer, and one when
+    # anyone subscribes to visit_created, so the events keep the file's order.
     writers = 1 if one_writer else WRITERS
     writing: deque[asyncio.Task] = deque()
     for number, row in rows:
