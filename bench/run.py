@@ -143,6 +143,8 @@ def requests_for(base: str, ids: dict, total: int, floor: bool) -> dict[str, tup
 def measure(base: str, ids: dict, total: int, floor: bool, args, headers: dict) -> dict[str, dict]:
     results = {}
     for endpoint, (url, script) in requests_for(base, ids, total, floor).items():
+        if endpoint not in args.endpoints:
+            continue
         if args.warmup > 0:
             wrk(url, script, args.concurrency, args.warmup, headers)
         results[endpoint] = wrk(url, script, args.concurrency, args.duration, headers)
@@ -244,7 +246,7 @@ def table(report: dict) -> str:
     lines = ["| database | size | endpoint | rps | floor rps | ratio | p50 ms | p99 ms | p99/p50 | errors |",
              "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
     for run in report["runs"]:
-        for endpoint in ENDPOINTS:
+        for endpoint in run["endpoints"]:
             r, f = run["endpoints"][endpoint], floor[endpoint]
             lines.append(
                 f"| {run['database']} | {run['size']:,} | {endpoint} | {r['rps']:.0f} | {f['rps']:.0f} | "
@@ -269,6 +271,8 @@ def targets(report: dict) -> str:
         if database != "sqlite" or postgresql is None:
             continue
         for endpoint, target in SQLITE_TARGETS.items():
+            if endpoint not in sqlite:
+                continue
             ratio = _ratio(sqlite[endpoint]["rps"], postgresql[endpoint]["rps"])
             rows.append((f"SQLite {endpoint} rps / PostgreSQL's at {size:,} >= {target}", f"{ratio:.2f}",
                          ratio >= target))
@@ -277,6 +281,8 @@ def targets(report: dict) -> str:
     if largest is not None:
         endpoints = by[("postgresql", largest)]
         for endpoint, target in FLOOR_TARGETS.items():
+            if endpoint not in endpoints:
+                continue
             ratio = _ratio(endpoints[endpoint]["rps"], floor[endpoint]["rps"])
             rows.append((f"PostgreSQL {endpoint} rps / floor at {largest:,} >= {target}", f"{ratio:.2f}",
                          ratio >= target))
@@ -286,6 +292,8 @@ def targets(report: dict) -> str:
         if len(sizes) >= 2:
             small, large = by[(database, sizes[0])], by[(database, sizes[-1])]
             for endpoint in ("show", "list", "by_contact"):
+                if endpoint not in large:
+                    continue
                 growth = _ratio(large[endpoint]["p50_ms"], small[endpoint]["p50_ms"])
                 rows.append((f"{database} {endpoint} p50 at {sizes[-1]:,} / at {sizes[0]:,} <= 1.25",
                              f"{growth:.2f}", growth <= 1.25))
@@ -320,12 +328,16 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--duration", type=float, default=10)
     parser.add_argument("--warmup", type=float, default=3)
+    parser.add_argument("--endpoints", default=",".join(ENDPOINTS), help="a comma-separated choice of " + ", ".join(ENDPOINTS))
     parser.add_argument("--json", default=None, help="write the report as JSON here")
     parser.add_argument("--markdown", default=None, help="write the report as Markdown here (docs/benchmarks.md)")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("bench/run.py needs wrk: apt-get install wrk")
     sizes = [int(size) for size in args.sizes.split(",")]
+    args.endpoints = args.endpoints.split(",")
+    if unknown := set(args.endpoints) - set(ENDPOINTS):
+        sys.exit(f"unknown endpoints {sorted(unknown)}: choose from {', '.join(ENDPOINTS)}")
     urls = args.database_url or ["sqlite:///bench.db"]
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as folder:
@@ -352,7 +364,7 @@ def main() -> None:
             f"server pinned to core {SERVER_CORE}, wrk to core {LOAD_CORE}.\n\nCommand: `{report['command']}`\n\n"
             f"{text}\n"
         )
-    bad = [(run["size"], endpoint) for run in runs for endpoint in ENDPOINTS if run["endpoints"][endpoint]["errors"]]
+    bad = [(run["size"], endpoint) for run in runs for endpoint, result in run["endpoints"].items() if result["errors"]]
     if bad:
         sys.exit(f"errors in {bad}")
 
