@@ -2,6 +2,7 @@
 test_parity), and the statements refused when they are built."""
 
 import asyncio
+import os
 import sqlite3
 import time
 from typing import NamedTuple
@@ -251,3 +252,23 @@ async def test_postgresql_a_write_that_raises_is_rolled_back(pool):
         await tx.execute(PG_INSERT, {"name": name})
     async with pool.transaction(write=False) as tx:
         assert await tx.fetchval(PG_COUNT, {"name": name}) == 1
+
+
+async def test_sqlite_checkpoints_the_wal_off_the_loop_after_a_bulk_write(sqlite_database):
+    bulk = Statement(accounts.insert().from_select(
+        ["uuid", "name", "created_at"],
+        select(func.lower(func.hex(func.randomblob(16))), literal("bulk", String),
+               literal_column("'2024-05-01 20:00:00.000000'")).select_from(accounts),
+    ), dialect="sqlite", bulk=True)
+    async with sqlite_database.transaction(write=True) as tx:
+        for n in range(200):
+            await tx.execute(INSERT, {"name": f"seed-{n}"})
+    before = os.path.getsize(sqlite_database.path)  # in WAL mode, writes go to the -wal file first
+    for _ in range(3):  # 200, 400, 800 rows more
+        async with sqlite_database.transaction(write=True) as tx:
+            await tx.execute(bulk)
+    for _ in range(100):
+        if os.path.getsize(sqlite_database.path) > before:
+            break  # the checkpoint copied the new pages into the database file
+        await asyncio.sleep(0.05)
+    assert os.path.getsize(sqlite_database.path) > before

@@ -26,7 +26,7 @@ from footfall.db.tx import ConstraintViolation, Database, Tx
 
 READ_BUDGET = 0.001  # seconds a read may run on the event loop before it moves off it
 BUSY_TIMEOUT_MS = 30_000  # how long a statement off the loop waits for another process's lock
-CHECKPOINT_EVERY = 500  # write transactions between two WAL checkpoints
+CHECKPOINT_EVERY = 500  # write transactions between two WAL checkpoints (after any bulk one)
 _WAIT_FOR_LOCK = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_INTERRUPT)
 
 T = TypeVar("T")
@@ -96,16 +96,18 @@ class SQLiteTx(Tx):
     of its own (an Idempotency-Key claim) without waiting on itself."""
 
     dialect = "sqlite"
-    __slots__ = ("database", "connection", "budget")
+    __slots__ = ("database", "connection", "budget", "wrote_in_bulk")
 
     def __init__(self, database: "SQLiteDatabase", connection: _Connection | None) -> None:
         self.database = database
         self.connection = connection
         # A write is never interrupted: that would roll back the whole transaction.
         self.budget = READ_BUDGET if connection is not None else math.inf
+        self.wrote_in_bulk = False
 
     async def _run(self, work: Callable[[_Connection], T], bulk: bool) -> T:
         connection = self.connection or await self.database._begin(self)
+        self.wrote_in_bulk |= bulk
         return await _run(connection, lambda: work(connection), budget=self.budget, off_loop=bulk)
 
     async def fetch(self, statement, params=None):
@@ -173,7 +175,6 @@ class SQLiteDatabase(Database):
         self._commits = 0  # since the last checkpoint
         self._checkpoint: asyncio.Future | None = None
 
-
     @asynccontextmanager
     async def transaction(self, *, write: bool):
         if write:
@@ -186,7 +187,7 @@ class SQLiteDatabase(Database):
                 raise
             if tx.connection is not None:
                 await self._end(tx.connection, "COMMIT")
-                self._committed()
+                self._committed(bulk=tx.wrote_in_bulk)
             return
         connection = await self._acquire()
         try:
@@ -220,8 +221,9 @@ class SQLiteDatabase(Database):
         self._writer.raw.execute("PRAGMA wal_autocheckpoint=0")
         return self._writer
 
-    def _committed(self) -> None:
-        self._commits += 1
+    def _committed(self, *, bulk: bool) -> None:
+        """Counts a write transaction; one that wrote in bulk (an import batch) counts as many."""
+        self._commits += CHECKPOINT_EVERY if bulk else 1
         if self._commits >= CHECKPOINT_EVERY and (self._checkpoint is None or self._checkpoint.done()):
             self._commits = 0
             self._checkpoint = asyncio.ensure_future(self._run_checkpoint())
