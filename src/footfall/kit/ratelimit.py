@@ -61,7 +61,9 @@ class RedisLimiter:
 
 
 class RateLimitMiddleware:
-    """A fixed one-minute window per bearer token: RateLimit-* headers on every answer, 429 over the limit."""
+    """A fixed one-minute window per bearer token. Every answer carries the IETF draft's RateLimit-*
+    headers and Laravel's X-RateLimit-* (the names Leat's answers carry); over the limit, 429 with
+    Retry-After (seconds) and X-RateLimit-Reset (the Unix time the window ends), as Laravel sends them."""
 
     def __init__(self, app: ASGIApp, limit: int, limiter: Limiter) -> None:
         self.app = app
@@ -75,16 +77,22 @@ class RateLimitMiddleware:
             return
         now = time.time()
         window = int(now // 60)
-        reset = max(1, math.ceil((window + 1) * 60 - now))
+        window_end = (window + 1) * 60
+        reset = max(1, math.ceil(window_end - now))
         key = hashlib.sha256(authorization[7:].strip()).hexdigest()[:32]
         count = await self.limiter.hit(key, window)
+        limit, remaining = str(self.limit).encode(), str(max(0, self.limit - count)).encode()
         headers = [
-            (b"ratelimit-limit", str(self.limit).encode()),
-            (b"ratelimit-remaining", str(max(0, self.limit - count)).encode()),
+            (b"ratelimit-limit", limit),
+            (b"ratelimit-remaining", remaining),
             (b"ratelimit-reset", str(reset).encode()),
+            (b"x-ratelimit-limit", limit),
+            (b"x-ratelimit-remaining", remaining),
         ]
         if count > self.limit:
-            await send_error(send, TooManyRequests, headers=[*headers, (b"retry-after", str(reset).encode())])
+            refused = [*headers, (b"retry-after", str(reset).encode()),
+                       (b"x-ratelimit-reset", str(window_end).encode())]
+            await send_error(send, TooManyRequests, headers=refused)
             return
 
         async def send_with_headers(message: Message) -> None:
