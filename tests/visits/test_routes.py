@@ -58,12 +58,27 @@ async def test_create_with_only_the_required_fields(client, tenant):
         ("2024-05-01T20:00:00.987654+00:00", "2024-05-01T20:00:00+00:00"),
         ("2024-05-01 20:00:00", "2024-05-01T20:00:00+00:00"),
         ("2024-05-01", "2024-05-01T00:00:00+00:00"),
+        # As Leat's own request collection writes them: a space, no seconds, no offset.
+        ("2024-05-01 20:00", "2024-05-01T20:00:00+00:00"),
+        ("2024-05-01T20:00", "2024-05-01T20:00:00+00:00"),
+        ("2024-05-01T22:00+02:00", "2024-05-01T20:00:00+00:00"),
+        ("2024-05-01 20:00:00.5Z", "2024-05-01T20:00:00+00:00"),
+        ("  2024-05-01 20:00  ", "2024-05-01T20:00:00+00:00"),
     ],
 )
 async def test_times_in_any_offset_come_back_in_utc_seconds(client, tenant, given, stored):
     response = await create_visit(client, tenant, starts_at=given)
     assert response.status_code == 201, response.text
     assert response.json()["data"]["starts_at"] == stored
+
+
+@pytest.mark.parametrize("given", ["yesterday", "2024/05/01 20:00", "01-05-2024", "1714593600", "2024-05-01 25:00",
+                                   "2024-02-30", "2024-05-01T20:00:00+25:00", "20:00"])
+async def test_a_time_in_no_form_footfall_reads_is_1003_on_its_field(client, tenant, given):
+    response = await create_visit(client, tenant, starts_at=given)
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["code"] == 1003 and list(body["errors"]) == ["starts_at"]
 
 
 async def test_create_accepts_form_encoded_bodies_as_the_php_sdk_sends_them(client, tenant):
