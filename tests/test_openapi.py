@@ -48,7 +48,7 @@ async def test_openapi_documents_every_route_with_leats_error_schema(app):
             assert operation["responses"]["404"]["content"]["application/json"]["schema"] == error_ref
         if method in ("POST", "PUT") and not path.endswith("/retry"):
             content = operation["requestBody"]["content"]
-            assert set(content) == {"application/json", "application/x-www-form-urlencoded"}
+            assert set(content) == {"application/json", "application/x-www-form-urlencoded", "multipart/form-data"}
     assert set(schema["components"]["schemas"]["ErrorBody"]["required"]) == {"status_code", "code", "message"}
     list_params = {p["name"] for p in operations[("GET", "/visits")]["parameters"]}
     assert list_params == {"limit", "page", "contact_uuid"}

@@ -18,7 +18,7 @@ from footfall.contacts.routes import router as contacts_router
 from footfall.db import Database, Statement, open_database, per_dialect
 from footfall.errors import ErrorBody, ServiceUnavailable, error_response, install_error_handlers
 from footfall.idempotency.service import Replay, purge_expired
-from footfall.kit.body import FORM_TYPE, RequestBodyMiddleware
+from footfall.kit.body import FORM_TYPE, MULTIPART_TYPE, RequestBodyMiddleware
 from footfall.kit.ratelimit import InProcessLimiter, RateLimitMiddleware, RedisLimiter
 from footfall.kit.routing import BEARER_SCHEME
 from footfall.shops.routes import router as shops_router
@@ -120,7 +120,7 @@ async def _replay(_: Request, replay: Replay) -> Response:
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's schema, plus the form encoding every body also accepts (see RequestBodyMiddleware) and
+    """FastAPI's schema, plus the form encodings every body also accepts (see RequestBodyMiddleware) and
     the bearer token every API route needs (see kit.routing)."""
     if app.openapi_schema is None:
         schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
@@ -129,7 +129,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             for operation in path.values():
                 content = operation.get("requestBody", {}).get("content", {})
                 if "application/json" in content:
-                    content[FORM_TYPE] = content["application/json"]
+                    content[FORM_TYPE] = content[MULTIPART_TYPE] = content["application/json"]
                 if route.startswith(API_PREFIX):  # every API route needs a token
                     operation["security"] = [{"HTTPBearer": []}]
         app.openapi_schema = schema

@@ -84,7 +84,9 @@ class BodyTooLarge(FootfallError):
 
 
 class UnsupportedMediaType(FootfallError):
-    status_code, code, message = 415, 90415, "Send the body as application/json or application/x-www-form-urlencoded."
+    status_code, code, message = (
+        415, 90415, "Send the body as application/json, application/x-www-form-urlencoded or multipart/form-data."
+    )
 
 
 class TooManyRequests(FootfallError):
@@ -121,11 +123,18 @@ def error_response(
 
 
 async def send_error(
-    send: Send, error: type[FootfallError], message: str | None = None, headers: Sequence[tuple[bytes, bytes]] = ()
+    send: Send,
+    error: type[FootfallError],
+    message: str | None = None,
+    headers: Sequence[tuple[bytes, bytes]] = (),
+    errors: Mapping[str, list[str]] | None = None,
 ) -> None:
-    """An error answered straight from ASGI middleware, before routing (413, 415, 429)."""
+    """An error answered straight from ASGI middleware, before routing (413, 415, 429, a bad multipart body)."""
     status = error.status_code
-    body = json.dumps({"status_code": status, "code": error.code, "message": message or error.message}).encode()
+    content: dict[str, Any] = {"status_code": status, "code": error.code, "message": message or error.message}
+    if errors:
+        content["errors"] = errors
+    body = json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode()
     await send(
         {
             "type": "http.response.start",
