@@ -38,5 +38,15 @@ def dumps(value: Any) -> bytes:
         return json.dumps(value, default=_default_slow, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+def php_json_encode(value: Any) -> str:
+    """JSON exactly as PHP's json_encode writes the same value with default flags: no spaces, "/" as
+    "\\/", every non-ASCII character as a lowercase \\uXXXX escape (UTF-16 surrogate pairs beyond
+    the BMP). Webhook bodies are written so: a receiver that follows Leat's guide re-encodes the
+    payload it decoded, and its signature must match. Objects must not be empty (PHP decodes {} to an
+    array, and encodes it back as [])."""
+    text = json.dumps(value, default=_default_slow, separators=(",", ":"), ensure_ascii=True)
+    return text.replace("/", "\\/")  # "/" stands only inside strings in JSON
+
+
 def json_answer(value: Any, status_code: int = 200) -> Response:
     return Response(dumps(value), status_code=status_code, media_type="application/json")

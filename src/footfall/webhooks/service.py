@@ -9,7 +9,7 @@ from footfall.config import Settings
 from footfall.db import Tx
 from footfall.errors import DeliveryNotFound, InvalidInput, SubscriptionNotFound
 from footfall.kit.pagination import PageParams
-from footfall.kit.rendering import dumps
+from footfall.kit.rendering import php_json_encode
 from footfall.kit.time import utcnow
 from footfall.webhooks.repository import (
     Delivery,
@@ -113,7 +113,7 @@ async def emit_to(
     events, deliveries = [], []
     for data in payloads:
         event_uuid = uuid4()
-        body = dumps({"id": event_uuid, "type": event_type, "created_at": now, "data": data}).decode()
+        body = php_json_encode({"id": event_uuid, "type": event_type, "created_at": now, "data": data})
         events.append({"uuid": event_uuid, "account_id": account_id, "type": event_type, "body": body, "created_at": now})
         deliveries += [
             {"delivery_uuid": uuid4(), "subscription_id": subscription_id, "event_uuid": event_uuid, "now": now}
