@@ -1,12 +1,15 @@
 """Every authenticated API route, for the tests that go over them all (tests/test_auth.py,
 tests/test_security.py)."""
 
+import json
+
 # (method, path, body): {visit}, {shop}, {contact}, {subscription} and {delivery} stand for uuids.
 ROUTES = [
     ("GET", "/visits", None),
     ("GET", "/visits/{visit}", None),
     ("POST", "/visits", {"contact_uuid": "{contact}", "shop_uuid": "{shop}"}),
     ("PUT", "/visits/{visit}", {"source": "x"}),
+    ("POST", "/visits/batch", {"visits": [{"contact_uuid": "{contact}", "shop_uuid": "{shop}"}]}),
     ("GET", "/shops", None),
     ("GET", "/shops/{shop}", None),
     ("GET", "/contacts", None),
@@ -38,4 +41,4 @@ def fill(text: str, ids: dict[str, str]) -> str:
 def request_for(route, ids: dict[str, str]):
     """(method, path, JSON body) with each placeholder replaced by ids[placeholder]."""
     method, path, body = route
-    return method, fill(path, ids), ({k: fill(v, ids) for k, v in body.items()} if body else None)
+    return method, fill(path, ids), (json.loads(fill(json.dumps(body), ids)) if body else None)

@@ -23,6 +23,7 @@ async def test_openapi_documents_every_route_with_leats_error_schema(app):
         ("POST", "/visits"),
         ("GET", "/visits/{uuid}"),
         ("PUT", "/visits/{uuid}"),
+        ("POST", "/visits/batch"),
         ("GET", "/shops"),
         ("GET", "/shops/{uuid}"),
         ("GET", "/contacts"),
@@ -55,6 +56,11 @@ async def test_openapi_documents_every_route_with_leats_error_schema(app):
     create = schema["components"]["schemas"]["VisitCreate"]
     assert set(create["required"]) == {"contact_uuid", "shop_uuid"}
     assert set(create["properties"]) == {"contact_uuid", "shop_uuid", "external_id", "source", "starts_at", "ends_at"}
+    batch_items = schema["components"]["schemas"]["VisitBatch"]["properties"]["visits"]
+    assert batch_items["maxItems"] == 1000
+    assert {"contact_uuid", "contact_email", "shop_uuid"} <= set(batch_items["items"]["properties"])
+    batch_answer = schema["components"]["schemas"]["BatchOutcome"]["properties"]
+    assert set(batch_answer) == {"index", "status", "data", "error"}
     update = schema["components"]["schemas"]["VisitUpdate"]
     assert set(update["properties"]) == {"external_id", "source", "starts_at", "ends_at"}
 

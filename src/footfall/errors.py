@@ -146,18 +146,20 @@ async def send_error(
     await send({"type": "http.response.body", "body": body})
 
 
-def _validation_errors(exc: RequestValidationError) -> dict[str, list[str]]:
-    """Pydantic's error list as Leat's {"field": ["message", ...]}."""
+def field_errors(pydantic_errors: Sequence[Mapping[str, Any]], located: bool = True) -> dict[str, list[str]]:
+    """Pydantic's error list as Leat's {"field": ["message", ...]}. `located`: each loc starts with
+    where the field was ("body", "query", "path"), as in a request's errors."""
     errors: dict[str, list[str]] = {}
-    for error in exc.errors():
-        # loc is ("body"|"query"|"path", field, ...); a whole-body error has no field.
+    for error in pydantic_errors:
         loc = [str(part) for part in error.get("loc", ())]
+        if located:
+            # A whole-body error has no field.
+            loc = loc[1:] if len(loc) > 1 else (loc or ["body"])
         if error.get("type") == "json_invalid":
             field, message = "body", "The body is not valid JSON."
         else:
-            field = ".".join(loc[1:]) if len(loc) > 1 else (loc[0] if loc else "body")
-            message = str(error.get("msg", "Invalid value."))
-            message = message.removeprefix("Value error, ")
+            field = ".".join(loc) or "body"
+            message = str(error.get("msg", "Invalid value.")).removeprefix("Value error, ")
         errors.setdefault(field, []).append(message)
     return errors
 
@@ -167,7 +169,7 @@ async def _footfall_error(_: Request, exc: FootfallError) -> JSONResponse:
 
 
 async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-    return error_response(422, InvalidInput.code, InvalidInput.message, _validation_errors(exc))
+    return error_response(422, InvalidInput.code, InvalidInput.message, field_errors(exc.errors()))
 
 
 async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:

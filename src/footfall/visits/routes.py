@@ -14,12 +14,16 @@ from footfall.errors import (
 from footfall.kit.routing import ApiRoute, Caller, Idempotent
 from footfall.kit.pagination import PageParams, PageQuery, limit_query
 from footfall.visits import service
+from footfall.kit.rendering import json_answer
 from footfall.visits.schemas import (
+    VisitBatch,
+    VisitBatchResponse,
     VisitCreate,
     VisitListResponse,
     VisitResponse,
     VisitUpdate,
     visit_answer,
+    visit_fields,
     visits_answer,
 )
 
@@ -38,6 +42,35 @@ async def list_visits(
     params = PageParams(limit, page)
     rows, total = await service.list_page(caller.tx, caller.account, params, contact_uuid)
     return visits_answer(rows, params.meta(total))
+
+
+@router.post(
+    "/batch",
+    dependencies=[Idempotent],
+    response_model=VisitBatchResponse,
+    responses=write_error_responses(),
+    summary="Batch create Visits",
+)
+async def create_visits(body: VisitBatch, request: Request) -> Response:
+    """Up to 1,000 visits, each created, answered as a retry (the stored visit with its external_id,
+    when every field given equals it), or refused in its place; the answer keeps the request's order.
+    An Idempotency-Key covers the whole batch."""
+    caller = Caller.of(request)
+    outcomes = await service.create_batch(caller.tx, caller.account, body.visits)
+    data, counts = [], {"created": 0, "retried": 0, "failed": 0}
+    for index, outcome in enumerate(outcomes):
+        if outcome.error is not None:
+            error = outcome.error
+            shown = {"status_code": error.status_code, "code": error.code, "message": error.message}
+            if error.errors:
+                shown["errors"] = error.errors
+            data.append({"index": index, "status": error.status_code, "data": None, "error": shown})
+            counts["failed"] += 1
+        else:
+            data.append({"index": index, "status": 201 if outcome.created else 200,
+                         "data": visit_fields(outcome.visit), "error": None})
+            counts["created" if outcome.created else "retried"] += 1
+    return json_answer({"data": data, "meta": counts})
 
 
 @router.get("/{uuid}", response_model=VisitResponse, responses=error_responses(VisitNotFound), summary="Show Visit")

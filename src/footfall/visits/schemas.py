@@ -2,10 +2,12 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BaseModel, Field
+from pydantic import AliasChoices, BaseModel, Field, WithJsonSchema
 from pydantic.json_schema import SkipJsonSchema
 from starlette.responses import Response
 
+from footfall.contacts.schemas import Email
+from footfall.errors import ErrorBody
 from footfall.kit.pagination import PageMeta
 from footfall.kit.rendering import json_answer
 from footfall.kit.time import IsoDateTimeIn, IsoDateTimeOut
@@ -34,6 +36,38 @@ class VisitUpdate(RequestBody):
     # Refused with a per-field 1003 when sent; absent from the documented schema.
     contact_uuid: SkipJsonSchema[Annotated[None, unchangeable("contact", "a visit")]] = None
     shop_uuid: SkipJsonSchema[Annotated[None, unchangeable("shop", "a visit")]] = None
+
+
+BATCH_LIMIT = 1000  # items in one POST /visits/batch
+
+
+class BatchVisit(RequestBody):
+    """One visit of a batch. Its contact by contact_uuid, or by contact_email (the account's contact
+    with that email, created when there is none, as POST /contacts does); its shop by shop_uuid, or
+    business_profile_uuid, Leat's name in its batch request, read as the same field."""
+
+    contact_uuid: UUID | None = Field(default=None, description="The UUID of the visiting Contact")
+    contact_email: Email | None = Field(default=None, description="Or the Contact's email")
+    shop_uuid: UUID | None = Field(
+        default=None,
+        validation_alias=AliasChoices("shop_uuid", "business_profile_uuid"),
+        description="The UUID of the Shop (business_profile_uuid is read as the same field)",
+    )
+    external_id: Text | None = Field(default=None, description="A unique, external identifier for the Visit")
+    source: Text | None = Field(default=None, description="Source from where the Visit was created")
+    starts_at: IsoDateTimeIn | None = Field(default=None, description="The start (ISO 8601); defaults to now")
+    ends_at: IsoDateTimeIn | None = Field(default=None, description="The end (ISO 8601)")
+
+
+class VisitBatch(BaseModel):
+    # Each item is checked on its own (a bad one is answered in its place, the others go in): the
+    # list is taken as it comes, and documented as BatchVisit items.
+    visits: Annotated[
+        list[Any],
+        Field(min_length=1, max_length=BATCH_LIMIT),
+        WithJsonSchema({"type": "array", "minItems": 1, "maxItems": BATCH_LIMIT,
+                        "items": BatchVisit.model_json_schema()}),
+    ]
 
 
 class VisitContact(BaseModel):
@@ -74,6 +108,24 @@ class VisitResponse(BaseModel):
 class VisitListResponse(BaseModel):
     data: list[VisitOut]
     meta: PageMeta
+
+
+class BatchOutcome(BaseModel):
+    index: int = Field(description="The item's place in the request, from 0")
+    status: int = Field(description="201 created, 200 the stored visit (a retry), or the error's status")
+    data: VisitOut | None = Field(description="The visit as GET answers it; null when the item was refused")
+    error: ErrorBody | None = Field(description="Why the item was refused, in Leat's error shape; null otherwise")
+
+
+class BatchMeta(BaseModel):
+    created: int
+    retried: int
+    failed: int
+
+
+class VisitBatchResponse(BaseModel):
+    data: list[BatchOutcome]
+    meta: BatchMeta
 
 
 def visit_answer(row: VisitRow, status_code: int = 200) -> Response:

@@ -1,17 +1,32 @@
 """Visits: the rules of Leat's Visits API, plus safe retries by external_id."""
 
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID, uuid4
 
+from pydantic import ValidationError
+
 from footfall.accounts.repository import Account
+from footfall.contacts import service as contacts_service
+from footfall.contacts.repository import ContactKey, ContactRepository
+from footfall.contacts.schemas import ContactCreate
 from footfall.db import Tx
-from footfall.errors import ContactNotFound, ExternalIdConflict, InvalidInput, ShopNotFound, VisitNotFound
+from footfall.errors import (
+    ContactNotFound,
+    ExternalIdConflict,
+    FootfallError,
+    InvalidInput,
+    ShopNotFound,
+    VisitNotFound,
+    field_errors,
+)
 from footfall.kit.pagination import PageParams
 from footfall.kit.time import utcnow
 from footfall.visits.repository import DuplicateExternalId, VisitRepository, VisitRow
-from footfall.visits.schemas import VisitCreate, VisitUpdate, visit_fields
+from footfall.shops.repository import ShopRepository
+from footfall.visits.schemas import BatchVisit, VisitCreate, VisitUpdate, visit_fields
 from footfall.webhooks import service as webhooks
 
 
@@ -23,7 +38,7 @@ def _check_period(starts_at: datetime | None, ends_at: datetime | None) -> None:
 
 
 def new_visit(
-    account_id: int, data: VisitCreate, contact_id: int | None, shop_id: int | None, now: datetime
+    account_id: int, data: VisitCreate | BatchVisit, contact_id: int | None, shop_id: int | None, now: datetime
 ) -> dict[str, Any]:
     """The row a new visit inserts, checked: the rules of every path that creates visits (the API's
     create, the bulk import). contact_id or shop_id None: the account has no such contact or shop."""
@@ -63,20 +78,94 @@ async def create(tx: Tx, account: Account, data: VisitCreate) -> tuple[VisitRow,
             await webhooks.emit(tx, account.id, "visit_created", visit_fields(visit))
         return visit, True
 
+    return await _stored_retry(repository, account, data, found.id, found.shop_id), False
+
+
+async def _stored_retry(
+    repository: VisitRepository, account: Account, data: VisitCreate, contact_id: int, shop_id: int
+) -> VisitRow:
+    """The stored visit with the external_id a new visit could not take: a client's retry when every
+    field the request gives equals the stored one; ExternalIdConflict otherwise."""
     assert data.external_id is not None  # only an external_id can conflict
     stored = await repository.get_by_external_id(account.id, data.external_id)
     assert stored is not None  # the conflicting row has committed, or the insert would have waited
     given = data.model_fields_set
     same = (
-        stored.contact_id == found.id
-        and stored.shop_id == found.shop_id
+        stored.contact_id == contact_id
+        and stored.shop_id == shop_id
         and ("source" not in given or stored.source == data.source)
         and ("starts_at" not in given or stored.starts_at == data.starts_at)
         and ("ends_at" not in given or stored.ends_at == data.ends_at)
     )
     if not same:
         raise ExternalIdConflict()
-    return stored, False
+    return stored
+
+
+class BatchOutcome(NamedTuple):
+    visit: VisitRow | None
+    created: bool
+    error: FootfallError | None
+
+
+async def create_batch(tx: Tx, account: Account, items: Sequence[Any]) -> list[BatchOutcome]:
+    """Each item created, answered as a retry, or refused, on its own; in the order given. One
+    insert for all the new visits (as the bulk import writes them), their counts and their events."""
+    outcomes: list[BatchOutcome | None] = [None] * len(items)
+    parsed: dict[int, BatchVisit] = {}
+    for index, item in enumerate(items):
+        try:
+            data = BatchVisit.model_validate(item)
+            if (data.contact_uuid is None) == (data.contact_email is None):
+                raise InvalidInput({"contact_uuid": ["Give the contact by contact_uuid or by contact_email."]})
+            if data.shop_uuid is None:
+                raise InvalidInput({"shop_uuid": ["Field required (shop_uuid or business_profile_uuid)."]})
+            parsed[index] = data
+        except ValidationError as error:
+            outcomes[index] = BatchOutcome(None, False, InvalidInput(field_errors(error.errors(), located=False)))
+        except FootfallError as error:
+            outcomes[index] = BatchOutcome(None, False, error)
+
+    contacts: dict[UUID, ContactKey] = {}
+    if any(data.contact_uuid is not None for data in parsed.values()):
+        contacts = await ContactRepository(tx).uuid_map(account.id)
+    by_email: dict[str, ContactKey] = {}
+    for email in dict.fromkeys(data.contact_email for data in parsed.values() if data.contact_email):
+        contact, _ = await contacts_service.create(tx, account, ContactCreate(email=email))
+        by_email[email] = ContactKey(contact.uuid, contact.id, contact.email)
+    shops = await ShopRepository(tx).uuid_map(account.id)
+
+    now = utcnow()
+    rows, placed = [], {}  # placed: a row's uuid -> (item index, its contact)
+    for index, data in parsed.items():
+        contact = contacts.get(data.contact_uuid) if data.contact_uuid else by_email[data.contact_email]
+        try:
+            row = new_visit(account.id, data, contact and contact.id, shops.get(data.shop_uuid), now)
+        except FootfallError as error:
+            outcomes[index] = BatchOutcome(None, False, error)
+            continue
+        rows.append(row)
+        placed[str(row["uuid"])] = (index, row, contact)
+
+    repository = VisitRepository(tx)
+    created = []
+    for visit in await repository.insert_many(rows, full=True) if rows else []:
+        index, _, contact = placed.pop(str(visit.uuid))
+        created.append(VisitRow.of(visit, contact.uuid, contact.email))
+        outcomes[index] = BatchOutcome(created[-1], True, None)
+    for index, row, contact in placed.values():  # an external_id the account had, or an earlier item
+        try:
+            stored = await _stored_retry(repository, account, parsed[index], contact.id, row["shop_id"])
+            outcomes[index] = BatchOutcome(stored, False, None)
+        except FootfallError as error:
+            outcomes[index] = BatchOutcome(None, False, error)
+
+    if created:
+        await repository.add_to_counts(account.id, dict(Counter(visit.contact_id for visit in created)), slot=uuid4().int)
+        subscription_ids = await webhooks.subscribers(tx, account.id, "visit_created")
+        await webhooks.emit_to(tx, account.id, "visit_created", subscription_ids,
+                               [visit_fields(visit) for visit in created] if subscription_ids else [])
+    return outcomes  # type: ignore[return-value]
 
 
 async def get(tx: Tx, account: Account, uuid: UUID) -> VisitRow:
