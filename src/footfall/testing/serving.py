@@ -5,6 +5,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,10 +40,13 @@ def free_port() -> int:
 def running_server(database_url: str, *extra: str, env: dict | None = None) -> Iterator[str]:
     """`footfall serve` on a free loopback port; yields its base URL and stops it afterwards."""
     port = free_port()
+    # Its output (the access log, a line a request) goes to a file: a pipe nobody reads fills up,
+    # and the server then blocks writing its log.
+    log = tempfile.TemporaryFile("w+")
     process = subprocess.Popen(
         [sys.executable, "-m", "footfall", "serve", "--port", str(port), "--database-url", database_url, *extra],
         env={**os.environ, **(env or {})},
-        stdout=subprocess.PIPE,
+        stdout=log,
         stderr=subprocess.STDOUT,
         text=True,
     )
@@ -51,7 +55,8 @@ def running_server(database_url: str, *extra: str, env: dict | None = None) -> I
         deadline = time.monotonic() + 60
         while True:
             if process.poll() is not None:
-                raise AssertionError(f"footfall serve exited: {process.stdout.read()}")
+                log.seek(0)
+                raise AssertionError(f"footfall serve exited: {log.read()}")
             try:
                 if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
                     break
@@ -68,6 +73,7 @@ def running_server(database_url: str, *extra: str, env: dict | None = None) -> I
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        log.close()
 
 
 def start_worker(database_url: str, env: dict | None = None) -> subprocess.Popen:
