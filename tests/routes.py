@@ -14,6 +14,8 @@ ROUTES = [
     ("GET", "/shops/{shop}", None),
     ("GET", "/contacts", None),
     ("GET", "/contacts/{contact}", None),
+    ("GET", "/contacts/find-one-by?email=a@b.sea", None),
+    ("GET", "/contacts/find-or-create?email=a@b.sea", None),
     ("POST", "/contacts", {"email": "a@b.sea"}),
     ("GET", "/webhook-subscriptions", None),
     ("POST", "/webhook-subscriptions", {"name": "n", "event_type": "visit_created", "url": "http://127.0.0.1/h"}),

@@ -112,9 +112,12 @@ async def test_a_read_only_token_reads_and_is_refused_every_write(client, app, t
             "/visits", json={"contact_uuid": tenant.contact_uuid, "shop_uuid": tenant.shop_uuid}, headers=tenant.headers
         )
     ).json()["data"]
-    for path in ("/visits", f"/visits/{visit['uuid']}", "/shops", "/contacts", "/webhook-subscriptions"):
+    for path in ("/visits", f"/visits/{visit['uuid']}", "/shops", "/contacts", "/webhook-subscriptions",
+                 f"/contacts/find-one-by?email={tenant.contact_email}"):
         assert (await client.get(path, headers=headers)).status_code == 200, path
     writes = [
+        ("GET", "/contacts/find-or-create?email=ro@x.sea", None),  # a GET that can write
+        ("POST", "/visits/batch", {"visits": [{"contact_uuid": tenant.contact_uuid, "shop_uuid": tenant.shop_uuid}]}),
         ("POST", "/visits", {"contact_uuid": tenant.contact_uuid, "shop_uuid": tenant.shop_uuid}),
         ("PUT", f"/visits/{visit['uuid']}", {"source": "x"}),
         ("POST", "/contacts", {"email": "ro@x.sea"}),

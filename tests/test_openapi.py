@@ -29,6 +29,8 @@ async def test_openapi_documents_every_route_with_leats_error_schema(app):
         ("GET", "/contacts"),
         ("POST", "/contacts"),
         ("GET", "/contacts/{uuid}"),
+        ("GET", "/contacts/find-one-by"),
+        ("GET", "/contacts/find-or-create"),
         ("GET", "/webhook-subscriptions"),
         ("POST", "/webhook-subscriptions"),
         ("GET", "/webhook-subscriptions/{uuid}"),

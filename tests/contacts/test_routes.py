@@ -56,3 +56,26 @@ async def test_list_pages_newest_first(client, tenant):
 async def test_list_refuses_bad_parameters(client, tenant, params):
     response = await client.get("/contacts", params=params, headers=tenant.headers)
     assert response.status_code == 422 and response.json()["code"] == 1003
+
+
+async def test_find_one_by_email_answers_the_contact_or_55031(client, tenant):
+    found = await client.get("/contacts/find-one-by", params={"email": tenant.contact_email.upper()},
+                             headers=tenant.headers)
+    assert found.status_code == 200
+    assert found.json() == {"data": {"uuid": tenant.contact_uuid, "email": tenant.contact_email}, "meta": []}
+    missing = await client.get("/contacts/find-one-by", params={"email": "nobody@bikinibottom.sea"},
+                               headers=tenant.headers)
+    assert missing.status_code == 404 and missing.json()["code"] == 55031
+    bad = await client.get("/contacts/find-one-by", params={"email": "not an email"}, headers=tenant.headers)
+    assert bad.status_code == 422 and list(bad.json()["errors"]) == ["email"]
+
+
+async def test_find_or_create_answers_the_contact_creating_it_once(client, tenant):
+    email = "Plankton@Chumbucket.sea"
+    first = await client.get("/contacts/find-or-create", params={"email": email}, headers=tenant.headers)
+    again = await client.get("/contacts/find-or-create", params={"email": email.lower()}, headers=tenant.headers)
+    assert first.status_code == again.status_code == 200
+    assert first.json()["data"] == again.json()["data"] and first.json()["data"]["email"] == email.lower()
+    assert (await client.get("/contacts", headers=tenant.headers)).json()["meta"]["total"] == 2
+    assert (await client.get("/contacts/find-one-by", params={"email": email},
+                             headers=tenant.headers)).json()["data"] == first.json()["data"]

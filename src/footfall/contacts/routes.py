@@ -1,13 +1,13 @@
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from footfall.contacts import service
-from footfall.contacts.schemas import ContactCreate, ContactListResponse, ContactOut, ContactResponse
-from footfall.errors import ContactNotFound, error_responses, write_error_responses
+from footfall.contacts.schemas import ContactCreate, ContactListResponse, ContactOut, ContactResponse, Email
+from footfall.errors import ContactNotFound, ReadOnlyToken, error_responses, write_error_responses
 from footfall.kit.pagination import PageParams, page_params
-from footfall.kit.routing import ApiRoute, Caller, Idempotent
+from footfall.kit.routing import ApiRoute, Caller, Idempotent, writes
 
 router = APIRouter(prefix="/contacts", tags=["contacts"], route_class=ApiRoute)
 
@@ -37,6 +37,31 @@ async def create_contact(body: ContactCreate, request: Request, response: Respon
     contact, created = await service.create(caller.tx, caller.account, body)
     if not created:
         response.status_code = status.HTTP_200_OK
+    return ContactResponse(data=ContactOut.model_validate(contact))
+
+
+EmailQuery = Annotated[Email, Query(description="The contact's email (matched lower-cased)")]
+
+
+@router.get(
+    "/find-one-by", response_model=ContactResponse, responses=error_responses(ContactNotFound),
+    summary="Find Contact by Email",
+)
+async def find_contact(email: EmailQuery, request: Request) -> ContactResponse:
+    """The account's contact with this email; 404 (55031) when there is none."""
+    caller = Caller.of(request)
+    return ContactResponse(data=ContactOut.model_validate(await service.find_by_email(caller.tx, caller.account, email)))
+
+
+@router.get(
+    "/find-or-create", response_model=ContactResponse, responses=error_responses(ReadOnlyToken),
+    summary="Find or Create Contact by Email",
+)
+@writes
+async def find_or_create_contact(email: EmailQuery, request: Request) -> ContactResponse:
+    """The account's contact with this email, created (as POST /contacts creates it) when there is none."""
+    caller = Caller.of(request)
+    contact, _ = await service.create(caller.tx, caller.account, ContactCreate(email=email))
     return ContactResponse(data=ContactOut.model_validate(contact))
 
 

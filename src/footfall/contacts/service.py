@@ -33,6 +33,13 @@ async def get(tx: Tx, account: Account, uuid: UUID) -> Contact:
     return contact
 
 
+async def find_by_email(tx: Tx, account: Account, email: str) -> Contact:
+    contact = await ContactRepository(tx).get_by_email(account.id, email)
+    if contact is None:
+        raise ContactNotFound()
+    return contact
+
+
 async def list_page(tx: Tx, account: Account, params: PageParams) -> tuple[list[Contact], int]:
     repository = ContactRepository(tx)
     total = await repository.count(account.id)

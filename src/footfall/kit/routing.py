@@ -35,10 +35,11 @@ class ApiRoute(APIRoute):
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        always_writes = getattr(self.endpoint, "writes", False)
 
         async def route_handler(request: Request) -> Response:
-            account = await _authenticate(request)
-            write = request.method not in READ_METHODS
+            write = always_writes or request.method not in READ_METHODS
+            account = await _authenticate(request, write)
             try:
                 async with request.app.state.database.transaction(write=write) as tx:
                     request.state.caller = Caller(account, tx)
@@ -68,7 +69,14 @@ class Caller:
         return request.state.caller
 
 
-async def _authenticate(request: Request) -> Account:
+def writes(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    """Marks a GET that can write (Leat's find-or-create): it runs in a write transaction, and a
+    read-only token is refused it."""
+    endpoint.writes = True  # type: ignore[attr-defined]
+    return endpoint
+
+
+async def _authenticate(request: Request, write: bool) -> Account:
     # HTTPBearer's reading of the header: "Bearer <token>", the scheme in any case.
     scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
     if scheme.lower() != "bearer" or not token:
@@ -77,7 +85,7 @@ async def _authenticate(request: Request) -> Account:
     # write lock from its start, and the Idempotency-Key claim must commit before that.
     database = request.app.state.database
     credential = await accounts.authenticate(database, request.app.state.token_cache, token)
-    if credential.read_only and request.method not in READ_METHODS:
+    if credential.read_only and write:
         raise ReadOnlyToken()
     if accounts.needs_touch(credential):
         await accounts.touch(database, request.app.state.token_cache, credential)
