@@ -109,6 +109,16 @@ HTTP_ERRORS: dict[int, tuple[int, str]] = {
 }
 
 
+def error_body(
+    status_code: int, code: int, message: str, errors: Mapping[str, list[str]] | None = None
+) -> dict[str, Any]:
+    """Leat's error shape, the one place it is written: `errors` only when there are any."""
+    body: dict[str, Any] = {"status_code": status_code, "code": code, "message": message}
+    if errors:
+        body["errors"] = errors
+    return body
+
+
 def error_response(
     status_code: int,
     code: int,
@@ -116,10 +126,7 @@ def error_response(
     errors: Mapping[str, list[str]] | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
-    body: dict[str, Any] = {"status_code": status_code, "code": code, "message": message}
-    if errors:
-        body["errors"] = errors
-    return JSONResponse(body, status_code=status_code, headers=headers)
+    return JSONResponse(error_body(status_code, code, message, errors), status_code=status_code, headers=headers)
 
 
 async def send_error(
@@ -131,9 +138,7 @@ async def send_error(
 ) -> None:
     """An error answered straight from ASGI middleware, before routing (413, 415, 429, a bad multipart body)."""
     status = error.status_code
-    content: dict[str, Any] = {"status_code": status, "code": error.code, "message": message or error.message}
-    if errors:
-        content["errors"] = errors
+    content = error_body(status, error.code, message or error.message, errors)
     body = json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode()
     await send(
         {

@@ -8,6 +8,7 @@ from footfall.errors import (
     ExternalIdConflict,
     ShopNotFound,
     VisitNotFound,
+    error_body,
     error_responses,
     write_error_responses,
 )
@@ -61,9 +62,7 @@ async def create_visits(body: VisitBatch, request: Request) -> Response:
     for index, outcome in enumerate(outcomes):
         if outcome.error is not None:
             error = outcome.error
-            shown = {"status_code": error.status_code, "code": error.code, "message": error.message}
-            if error.errors:
-                shown["errors"] = error.errors
+            shown = error_body(error.status_code, error.code, error.message, error.errors)
             data.append({"index": index, "status": error.status_code, "data": None, "error": shown})
             counts["failed"] += 1
         else:

@@ -102,16 +102,18 @@ async def _stored_retry(
     return stored
 
 
-class BatchOutcome(NamedTuple):
+class BatchResult(NamedTuple):
+    """What became of one item of a batch (rendered as schemas.BatchOutcome)."""
+
     visit: VisitRow | None
     created: bool
     error: FootfallError | None
 
 
-async def create_batch(tx: Tx, account: Account, items: Sequence[Any]) -> list[BatchOutcome]:
+async def create_batch(tx: Tx, account: Account, items: Sequence[Any]) -> list[BatchResult]:
     """Each item created, answered as a retry, or refused, on its own; in the order given. One
     insert for all the new visits (as the bulk import writes them), their counts and their events."""
-    outcomes: list[BatchOutcome | None] = [None] * len(items)
+    outcomes: list[BatchResult | None] = [None] * len(items)
     parsed: dict[int, BatchVisit] = {}
     for index, item in enumerate(items):
         try:
@@ -122,9 +124,9 @@ async def create_batch(tx: Tx, account: Account, items: Sequence[Any]) -> list[B
                 raise InvalidInput({"shop_uuid": ["Field required (shop_uuid or business_profile_uuid)."]})
             parsed[index] = data
         except ValidationError as error:
-            outcomes[index] = BatchOutcome(None, False, InvalidInput(field_errors(error.errors(), located=False)))
+            outcomes[index] = BatchResult(None, False, InvalidInput(field_errors(error.errors(), located=False)))
         except FootfallError as error:
-            outcomes[index] = BatchOutcome(None, False, error)
+            outcomes[index] = BatchResult(None, False, error)
 
     contacts: dict[UUID, ContactKey] = {}
     if any(data.contact_uuid is not None for data in parsed.values()):
@@ -142,7 +144,7 @@ async def create_batch(tx: Tx, account: Account, items: Sequence[Any]) -> list[B
         try:
             row = new_visit(account.id, data, contact and contact.id, shops.get(data.shop_uuid), now)
         except FootfallError as error:
-            outcomes[index] = BatchOutcome(None, False, error)
+            outcomes[index] = BatchResult(None, False, error)
             continue
         rows.append(row)
         placed[str(row["uuid"])] = (index, row, contact)
@@ -152,13 +154,13 @@ async def create_batch(tx: Tx, account: Account, items: Sequence[Any]) -> list[B
     for visit in await repository.insert_many(rows, full=True) if rows else []:
         index, _, contact = placed.pop(str(visit.uuid))
         created.append(VisitRow.of(visit, contact.uuid, contact.email))
-        outcomes[index] = BatchOutcome(created[-1], True, None)
+        outcomes[index] = BatchResult(created[-1], True, None)
     for index, row, contact in placed.values():  # an external_id the account had, or an earlier item
         try:
             stored = await _stored_retry(repository, account, parsed[index], contact.id, row["shop_id"])
-            outcomes[index] = BatchOutcome(stored, False, None)
+            outcomes[index] = BatchResult(stored, False, None)
         except FootfallError as error:
-            outcomes[index] = BatchOutcome(None, False, error)
+            outcomes[index] = BatchResult(None, False, error)
 
     if created:
         await repository.add_to_counts(account.id, dict(Counter(visit.contact_id for visit in created)), slot=uuid4().int)
