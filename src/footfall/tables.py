@@ -77,8 +77,9 @@ contacts = Table(
     _id(),
     Column("uuid", Uuid, unique=True, nullable=False),
     _account_id(),
-    # Stored lower-cased, so one address is one contact per account.
-    Column("email", String(255), nullable=False),
+    # Stored lower-cased, so one address is one contact per account; NULL for an anonymous
+    # contact until it is claimed (NULLs never collide in the unique key).
+    Column("email", String(255)),
     # Kept in the transaction of every visit write, so a filtered list needs no count(*).
     Column("visit_count", BigInteger, nullable=False, server_default="0"),
     Column("created_at", UTCDateTime, nullable=False),

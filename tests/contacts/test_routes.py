@@ -79,3 +79,70 @@ async def test_find_or_create_answers_the_contact_creating_it_once(client, tenan
     assert (await client.get("/contacts", headers=tenant.headers)).json()["meta"]["total"] == 2
     assert (await client.get("/contacts/find-one-by", params={"email": email},
                              headers=tenant.headers)).json()["data"] == first.json()["data"]
+
+
+async def test_the_async_routes_answer_at_once_as_their_plain_twins(client, tenant):
+    created = await client.post("/contacts/async", data={"email": "Pearl@Krabs.sea"}, headers=tenant.headers)
+    assert created.status_code == 201 and created.json()["data"]["email"] == "pearl@krabs.sea"
+    again = await client.post("/contacts/async", json={"email": "pearl@krabs.sea"}, headers=tenant.headers)
+    assert again.status_code == 200 and again.json() == created.json()
+    found = await client.get("/contacts/find-or-create/async", params={"email": "PEARL@krabs.sea"},
+                             headers=tenant.headers)
+    assert found.status_code == 200 and found.json() == created.json()
+    made = await client.get("/contacts/find-or-create/async", params={"email": "karen@chumbucket.sea"},
+                            headers=tenant.headers)
+    assert made.status_code == 200 and made.json()["data"]["email"] == "karen@chumbucket.sea"
+    bad = await client.post("/contacts/async", json={"email": "nope"}, headers=tenant.headers)
+    assert bad.status_code == 422 and list(bad.json()["errors"]) == ["email"]
+
+
+async def test_an_anonymous_contact_records_visits_and_is_claimed_with_an_email(client, tenant):
+    created = await client.post("/contacts/anonymous", data={}, headers=tenant.headers)
+    assert created.status_code == 201
+    contact = created.json()["data"]
+    assert contact["email"] is None and created.json()["meta"] == []
+    visit = await client.post("/visits", json={"contact_uuid": contact["uuid"], "shop_uuid": tenant.shop_uuid},
+                              headers=tenant.headers)
+    assert visit.status_code == 201 and visit.json()["data"]["contact"] == contact
+    # Two anonymous contacts are two contacts: their missing emails never collide.
+    other = await client.post("/contacts/anonymous", headers=tenant.headers)
+    assert other.status_code == 201 and other.json()["data"]["uuid"] != contact["uuid"]
+
+    claimed = await client.put(f"/contacts/{contact['uuid']}/claim", data={"email": "Squidward@Tentacles.sea"},
+                               headers=tenant.headers)
+    assert claimed.status_code == 200
+    assert claimed.json()["data"] == {"uuid": contact["uuid"], "email": "squidward@tentacles.sea"}
+    again = await client.put(f"/contacts/{contact['uuid']}/claim", json={"email": "squidward@tentacles.sea"},
+                             headers=tenant.headers)
+    assert again.status_code == 200 and again.json() == claimed.json()
+    shown = await client.get(f"/visits/{visit.json()['data']['uuid']}", headers=tenant.headers)
+    assert shown.json()["data"]["contact"] == claimed.json()["data"]
+    found = await client.get("/contacts/find-one-by", params={"email": "squidward@tentacles.sea"},
+                             headers=tenant.headers)
+    assert found.json()["data"]["uuid"] == contact["uuid"]
+
+
+async def test_a_claim_is_refused_an_email_taken_or_a_contact_not_anonymous(client, app, tenant):
+    anonymous = (await client.post("/contacts/anonymous", headers=tenant.headers)).json()["data"]
+    taken = await client.put(f"/contacts/{anonymous['uuid']}/claim", json={"email": tenant.contact_email},
+                             headers=tenant.headers)
+    assert taken.status_code == 422 and taken.json()["errors"] == {
+        "email": ["Another contact of the account has this email."]}
+    not_anonymous = await client.put(f"/contacts/{tenant.contact_uuid}/claim", json={"email": "new@x.sea"},
+                                     headers=tenant.headers)
+    assert not_anonymous.status_code == 422 and not_anonymous.json()["errors"] == {
+        "email": ["This contact is not anonymous: it has an email already."]}
+    other = await make_tenant(app)
+    for uuid in (str(uuid4()), other.contact_uuid):
+        missing = await client.put(f"/contacts/{uuid}/claim", json={"email": "new@x.sea"}, headers=tenant.headers)
+        assert missing.status_code == 404 and missing.json()["code"] == 55031
+    bad = await client.put(f"/contacts/{anonymous['uuid']}/claim", json={}, headers=tenant.headers)
+    assert bad.status_code == 422 and list(bad.json()["errors"]) == ["email"]
+
+
+async def test_an_anonymous_contact_refuses_an_identifier_footfall_does_not_keep(client, tenant):
+    response = await client.post("/contacts/anonymous", data={"contact_identifier_value": "CARD-1"},
+                                 headers=tenant.headers)
+    assert response.status_code == 422 and list(response.json()["errors"]) == ["contact_identifier_value"]
+    empty = await client.post("/contacts/anonymous", data={"contact_identifier_value": ""}, headers=tenant.headers)
+    assert empty.status_code == 201

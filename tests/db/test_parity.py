@@ -133,6 +133,15 @@ async def scenario(database, ran: set[Statement]) -> list[tuple[str, Any]]:
         t.note("contact count", await contacts.count(account.id))
         t.note("contact page", await contacts.page(account.id, 2, 1))
         keys = t.note("contact map", await contacts.uuid_map(account.id))
+        for n in range(2):
+            await contacts.insert_anonymous({"uuid": uuid(f"anonymous-{n}"), "account_id": account.id,
+                                             "created_at": at(30 + n)})
+        # Read without ids: PostgreSQL spent a sequence value on "contact twice", SQLite did not.
+        t.note("anonymous", (await contacts.get(account.id, uuid("anonymous-0"))).email)
+        t.note("claimed", await contacts.claim(account.id, uuid("anonymous-0"), "a0@parity.sea"))
+        t.note("claimed again", await contacts.claim(account.id, uuid("anonymous-0"), "a0@parity.sea"))
+        t.note("claimed, email taken", await contacts.claim(account.id, uuid("anonymous-1"), "c1@parity.sea"))
+        t.note("after the claims", [(c.uuid, c.email) for c in await contacts.page(account.id, 3, 0)])
 
         subscriptions, outbox = SubscriptionRepository(tx), OutboxRepository(tx)
         subscription = t.note("subscription", await subscriptions.insert({

@@ -4,7 +4,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from footfall_client import AsyncClient, Client, Contact, Page, Shop, Visit, WebhookSubscription
+from footfall_client import AsyncClient, Client, Contact, NotFoundError, Page, Shop, Visit, WebhookSubscription
 
 
 @pytest.fixture
@@ -44,6 +44,13 @@ def test_shops_and_contacts(client, footfall):
     assert isinstance(contact, Contact) and contact.email == "plankton@chumbucket.sea"
     assert client.contacts.create("plankton@chumbucket.sea") == contact
     assert client.contacts.get(contact.uuid) == contact
+    assert client.contacts.find_by_email("PLANKTON@chumbucket.sea") == contact
+    assert client.contacts.find_or_create("plankton@chumbucket.sea") == contact
+    anonymous = client.contacts.create_anonymous()
+    assert anonymous.email is None
+    assert client.contacts.claim(anonymous.uuid, "Pearl@Krabs.sea").email == "pearl@krabs.sea"
+    with pytest.raises(NotFoundError):
+        client.contacts.find_by_email("nobody@krabs.sea")
     listed = client.contacts.list(limit=100)
     assert contact.uuid in {c.uuid for c in listed.items} and listed.total >= 6
 

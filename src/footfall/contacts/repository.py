@@ -3,9 +3,9 @@ from functools import partial
 from typing import NamedTuple
 from uuid import UUID
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import String, bindparam, func, insert, select, update
 
-from footfall.db import Statement, Tx, binds, paged, per_dialect, upsert
+from footfall.db import ConstraintViolation, Statement, Tx, binds, paged, per_dialect, upsert
 from footfall.tables import contacts
 
 _c = contacts.c
@@ -14,13 +14,13 @@ _c = contacts.c
 class Contact(NamedTuple):
     id: int
     uuid: UUID
-    email: str
+    email: str | None  # None for an anonymous contact
 
 
 class ContactKey(NamedTuple):
     uuid: UUID
     id: int
-    email: str
+    email: str | None
 
 
 _CONTACT = (_c.id, _c.uuid, _c.email)
@@ -29,6 +29,8 @@ _CONTACT = (_c.id, _c.uuid, _c.email)
 @dataclass(frozen=True)
 class ContactStatements:
     insert_if_absent: Statement
+    insert_anonymous: Statement
+    claim: Statement
     get: Statement[Contact]
     get_by_email: Statement[Contact]
     count: Statement
@@ -47,6 +49,14 @@ def _build(dialect: str) -> ContactStatements:
             .values(binds(contacts, "uuid", "account_id", "email", "created_at"))
             .on_conflict_do_nothing(index_elements=["account_id", "email"])
             .returning(_c.id)
+        ),
+        insert_anonymous=statement(
+            insert(contacts).values(binds(contacts, "uuid", "account_id", "created_at"))
+        ),
+        claim=statement(
+            update(contacts)
+            .where(account, _c.uuid == bindparam("uuid"), _c.email.is_(None))
+            .values(email=bindparam("email", type_=String))
         ),
         get=statement(select(*_CONTACT).where(account, _c.uuid == bindparam("uuid")), Contact),
         get_by_email=statement(select(*_CONTACT).where(account, _c.email == bindparam("email")), Contact),
@@ -70,6 +80,20 @@ class ContactRepository:
     async def insert_if_absent(self, values: dict) -> bool:
         """Inserts unless the account has the email already; True when this call inserted it."""
         return await self.tx.fetchrow(self.statements.insert_if_absent, values) is not None
+
+    async def insert_anonymous(self, values: dict) -> None:
+        await self.tx.execute(self.statements.insert_anonymous, values)
+
+    async def claim(self, account_id: int, uuid: UUID, email: str) -> bool | None:
+        """Gives an anonymous contact its email: True when it did, False when the contact has an
+        email already (or is not there), None when another of the account's contacts has this one."""
+        try:
+            async with self.tx.savepoint():
+                return await self.tx.execute(
+                    self.statements.claim, {"account_id": account_id, "uuid": uuid, "email": email}
+                ) == 1
+        except ConstraintViolation:
+            return None
 
     async def get(self, account_id: int, uuid: UUID) -> Contact | None:
         return await self.tx.fetchrow(self.statements.get, {"account_id": account_id, "uuid": uuid})

@@ -4,7 +4,15 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from footfall.contacts import service
-from footfall.contacts.schemas import ContactCreate, ContactListResponse, ContactOut, ContactResponse, Email
+from footfall.contacts.schemas import (
+    AnonymousContactCreate,
+    ContactClaim,
+    ContactCreate,
+    ContactListResponse,
+    ContactOut,
+    ContactResponse,
+    Email,
+)
 from footfall.errors import ContactNotFound, ReadOnlyToken, error_responses, write_error_responses
 from footfall.kit.pagination import PageParams, page_params
 from footfall.kit.routing import ApiRoute, Caller, Idempotent, writes
@@ -22,6 +30,16 @@ async def list_contacts(
     return ContactListResponse(data=[ContactOut.model_validate(c) for c in contacts], meta=params.meta(total))
 
 
+@router.post(
+    "/async",
+    dependencies=[Idempotent],
+    response_model=ContactResponse,
+    status_code=status.HTTP_201_CREATED,
+    responses={200: {"model": ContactResponse, "description": "The account had this email already."},
+               **write_error_responses()},
+    summary="Create Contact Async",
+    description="Leat's asynchronous create; Footfall creates the contact at once and answers as POST /contacts.",
+)
 @router.post(
     "",
     dependencies=[Idempotent],
@@ -54,6 +72,11 @@ async def find_contact(email: EmailQuery, request: Request) -> ContactResponse:
 
 
 @router.get(
+    "/find-or-create/async", response_model=ContactResponse, responses=error_responses(ReadOnlyToken),
+    summary="Find or Create Contact by Email Async",
+    description="Leat's asynchronous variant; Footfall answers at once, as /contacts/find-or-create.",
+)
+@router.get(
     "/find-or-create", response_model=ContactResponse, responses=error_responses(ReadOnlyToken),
     summary="Find or Create Contact by Email",
 )
@@ -63,6 +86,35 @@ async def find_or_create_contact(email: EmailQuery, request: Request) -> Contact
     caller = Caller.of(request)
     contact, _ = await service.create(caller.tx, caller.account, ContactCreate(email=email))
     return ContactResponse(data=ContactOut.model_validate(contact))
+
+
+@router.post(
+    "/anonymous",
+    dependencies=[Idempotent],
+    response_model=ContactResponse,
+    status_code=status.HTTP_201_CREATED,
+    responses=write_error_responses(),
+    summary="Create Anonymous Contact",
+)
+async def create_anonymous_contact(request: Request, body: AnonymousContactCreate | None = None) -> ContactResponse:
+    """A contact with no email (`email` is null) whose visits can be recorded now; claim it with an
+    email later."""
+    caller = Caller.of(request)
+    return ContactResponse(data=ContactOut.model_validate(await service.create_anonymous(caller.tx, caller.account)))
+
+
+@router.put(
+    "/{uuid}/claim",
+    dependencies=[Idempotent],
+    response_model=ContactResponse,
+    responses=write_error_responses(ContactNotFound),
+    summary="Claim Anonymous Contact",
+)
+async def claim_contact(uuid: UUID, body: ContactClaim, request: Request) -> ContactResponse:
+    """Gives an anonymous contact its email; its visits stay its own. 1003 on `email` when the contact
+    has another email already or another of the account's contacts has this one."""
+    caller = Caller.of(request)
+    return ContactResponse(data=ContactOut.model_validate(await service.claim(caller.tx, caller.account, uuid, body.email)))
 
 
 @router.get(

@@ -1,8 +1,8 @@
 import re
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from footfall.kit.pagination import PageMeta
 from footfall.kit.types import RequestBody, Text
@@ -26,11 +26,26 @@ class ContactCreate(RequestBody):
     email: Email
 
 
+def _no_identifier(value: Any) -> None:
+    if value is not None:
+        raise ValueError("Footfall keeps no contact identifiers; leave contact_identifier_value out.")
+
+
+class AnonymousContactCreate(RequestBody):
+    contact_identifier_value: Annotated[None, BeforeValidator(_no_identifier)] = Field(
+        default=None, description="Leat's contact identifier (a card or a code); Footfall keeps none"
+    )
+
+
+class ContactClaim(RequestBody):
+    email: Email
+
+
 class ContactOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     uuid: UUID
-    email: str
+    email: str | None = Field(description="None for an anonymous contact until it is claimed")
 
 
 class ContactResponse(BaseModel):

@@ -4,7 +4,7 @@ from footfall.accounts.repository import Account
 from footfall.contacts.repository import Contact, ContactRepository
 from footfall.contacts.schemas import ContactCreate, ContactOut
 from footfall.db import Tx
-from footfall.errors import ContactNotFound
+from footfall.errors import ContactNotFound, InvalidInput
 from footfall.kit.pagination import PageParams
 from footfall.kit.time import utcnow
 from footfall.webhooks import service as webhooks
@@ -24,6 +24,28 @@ async def create(tx: Tx, account: Account, data: ContactCreate) -> tuple[Contact
     if created:
         await webhooks.emit(tx, account.id, "contact_created", ContactOut.model_validate(contact).model_dump(mode="json"))
     return contact, created
+
+
+async def create_anonymous(tx: Tx, account: Account) -> Contact:
+    """A contact with no email yet (a kiosk's walk-in), to be claimed with one later."""
+    repository = ContactRepository(tx)
+    uuid = uuid4()
+    await repository.insert_anonymous({"uuid": uuid, "account_id": account.id, "created_at": utcnow()})
+    contact = await repository.get(account.id, uuid)
+    await webhooks.emit(tx, account.id, "contact_created", ContactOut.model_validate(contact).model_dump(mode="json"))
+    return contact
+
+
+async def claim(tx: Tx, account: Account, uuid: UUID, email: str) -> Contact:
+    """Gives an anonymous contact its email; a repeat with the same email answers the same contact."""
+    repository = ContactRepository(tx)
+    claimed = await repository.claim(account.id, uuid, email)
+    if claimed is None:
+        raise InvalidInput({"email": ["Another contact of the account has this email."]})
+    contact = await get(tx, account, uuid)
+    if not claimed and contact.email != email:
+        raise InvalidInput({"email": ["This contact is not anonymous: it has an email already."]})
+    return contact
 
 
 async def get(tx: Tx, account: Account, uuid: UUID) -> Contact:

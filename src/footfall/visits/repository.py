@@ -59,7 +59,7 @@ class VisitRow(NamedTuple):
     contact_id: int
     shop_id: int
     contact_uuid: UUID
-    contact_email: str
+    contact_email: str | None
     external_id: str | None
     source: str | None
     starts_at: datetime
@@ -67,7 +67,7 @@ class VisitRow(NamedTuple):
     created_at: datetime
 
     @classmethod
-    def of(cls, visit: Visit, contact_uuid: UUID, contact_email: str) -> "VisitRow":
+    def of(cls, visit: Visit, contact_uuid: UUID, contact_email: str | None) -> "VisitRow":
         return cls(contact_uuid=contact_uuid, contact_email=contact_email, **visit._asdict())
 
 
@@ -79,7 +79,7 @@ FirstPageRow = NamedTuple("FirstPageRow", [*VisitRow.__annotations__.items(), ("
 class ContactAndShop(NamedTuple):
     id: int
     uuid: UUID
-    email: str
+    email: str | None
     shop_id: int | None  # None when the account has no such shop
     notify: bool  # the account subscribes to visit_created
 

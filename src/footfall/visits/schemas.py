@@ -72,7 +72,7 @@ class VisitBatch(BaseModel):
 
 class VisitContact(BaseModel):
     uuid: UUID
-    email: str
+    email: str | None = Field(description="None for an anonymous contact")
 
 
 class VisitOut(BaseModel):

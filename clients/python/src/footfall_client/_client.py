@@ -238,6 +238,23 @@ class Contacts(_Resource):
         return self._t.run(_Operation("GET", "/contacts", lambda b: Page.from_json(b, Contact.from_json),
                                       {"limit": limit, "page": page}))
 
+    def find_by_email(self, email: str) -> Contact:
+        """The account's contact with this email; NotFound when there is none."""
+        return self._t.run(_Operation("GET", "/contacts/find-one-by", _data(Contact.from_json), {"email": email}))
+
+    def find_or_create(self, email: str) -> Contact:
+        return self._t.run(_Operation("GET", "/contacts/find-or-create", _data(Contact.from_json), {"email": email}))
+
+    def create_anonymous(self, *, idempotency_key: Optional[str] = None) -> Contact:
+        """A contact with no email (email None), to be claimed later."""
+        return self._t.run(_Operation("POST", "/contacts/anonymous", _data(Contact.from_json), json={},
+                                      idempotency_key=_key(idempotency_key)))
+
+    def claim(self, uuid: str, email: str, *, idempotency_key: Optional[str] = None) -> Contact:
+        """Gives an anonymous contact its email."""
+        return self._t.run(_Operation("PUT", f"/contacts/{uuid}/claim", _data(Contact.from_json),
+                                      json={"email": email}, idempotency_key=_key(idempotency_key)))
+
 
 class WebhookSubscriptions(_Resource):
     """Footfall's webhook subscriptions (Leat's API, with visit events and a delivery log)."""
