@@ -21,6 +21,7 @@ from footfall.config import Settings
 from footfall.contacts import service as contacts
 from footfall.contacts.schemas import ContactCreate, ContactOut
 from footfall.db import DATABASE_ERRORS, Tx, backend, migrate, open_database
+from footfall.errors import ContactNotFound
 from footfall.kit.time import format_iso8601, parse_iso8601, utcnow
 from footfall.shops import service as shops
 from footfall.shops.schemas import ShopCreate, ShopOut
@@ -303,6 +304,25 @@ def contacts_create(account_uuid: str, email: str, database_url: str) -> None:
     async def work(tx: Tx) -> dict[str, Any]:
         contact, _ = await contacts.create(tx, await accounts.get_account(tx, account_id), data)
         return ContactOut.model_validate(contact).model_dump(mode="json")
+
+    _run(database_url, work)
+
+
+@contacts_group.command("delete")
+@click.argument("contact_uuid")
+@click.option("--gdpr", is_flag=True, help="Also erase the email from every stored event, delivery log and answer.")
+@database_url_option
+def contacts_delete(contact_uuid: str, gdpr: bool, database_url: str) -> None:
+    """Delete a contact and its visits, as DELETE /contacts/{uuid} does (type GDPR with --gdpr)."""
+    uuid = _or_exit(lambda: _parse_uuid(contact_uuid, "CONTACT_UUID"))
+
+    async def work(tx: Tx) -> dict[str, Any]:
+        try:
+            account = await accounts.get_account(tx, await contacts.account_of(tx, uuid))
+            await contacts.delete(tx, account, uuid, gdpr=gdpr)
+        except ContactNotFound:
+            raise CommandError(f"no contact {uuid}") from None
+        return {"deleted": str(uuid), "type": "GDPR" if gdpr else "DEFAULT"}
 
     _run(database_url, work)
 

@@ -7,6 +7,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    FetchedValue,
     ForeignKey,
     Index,
     Integer,
@@ -110,11 +111,33 @@ visits = Table(
     Column("starts_at", UTCDateTime, nullable=False),
     Column("ends_at", UTCDateTime),
     Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    # The visit's place in the changes feed, moved by every write of the visit: filled in by the
+    # database (migration 0006 says how on each), never by a statement.
+    Column("change_xid", BigInteger, FetchedValue(), nullable=False),
+    Column("change_seq", BigInteger, FetchedValue(), nullable=False),
     # NULL external_ids never collide, in SQLite and PostgreSQL alike.
     UniqueConstraint("account_id", "external_id", name="uq_visits_account_external_id"),
     # The list order (newest first, id as tie-break) read straight off an index.
     Index("ix_visits_account_created", "account_id", "created_at", "id"),
     Index("ix_visits_contact_created", "contact_id", "created_at", "id"),
+    Index("ix_visits_account_updated", "account_id", "updated_at", "id"),
+    Index("ix_visits_account_changes", "account_id", "change_xid", "change_seq"),
+)
+
+# What is left of a deleted visit, for the changes feed: its place there is a change like any other.
+visit_tombstones = Table(
+    "visit_tombstones",
+    metadata,
+    _id(),
+    _account_id(),
+    Column("uuid", Uuid, nullable=False),
+    Column("external_id", String(255)),
+    Column("deleted_at", UTCDateTime, nullable=False),
+    Column("change_xid", BigInteger, FetchedValue(), nullable=False),
+    Column("change_seq", BigInteger, FetchedValue(), nullable=False),
+    Index("ix_visit_tombstones_account_changes", "account_id", "change_xid", "change_seq"),
+    Index("ix_visit_tombstones_account_deleted", "account_id", "deleted_at"),
 )
 
 webhook_subscriptions = Table(

@@ -155,7 +155,8 @@ async def scenario(database, ran: set[Statement]) -> list[tuple[str, Any]]:
         for n in range(5):
             values = {"uuid": uuid(f"visit-{n}"), "account_id": account.id, "contact_id": contact.id,
                       "shop_id": shop.id, "external_id": f"ext-{n}" if n % 2 else None, "source": "Café/ü",
-                      "starts_at": at(30 + n), "ends_at": at(40 + n) if n % 3 else None, "created_at": at(30 + n)}
+                      "starts_at": at(30 + n), "ends_at": at(40 + n) if n % 3 else None, "created_at": at(30 + n),
+                      "updated_at": at(30 + n)}
             visit = t.note("visit", await visits.insert(values))
             await visits.add_to_counts(account.id, {contact.id: 1}, slot=visit.id)
         t.note("external_id taken", await visits.insert({**values, "uuid": uuid4(), "external_id": "ext-1"}))
@@ -163,10 +164,10 @@ async def scenario(database, ran: set[Statement]) -> list[tuple[str, Any]]:
         t.note("visit", await visits.get(account.id, uuid("visit-1")))
         to_update = t.note("to update", await visits.get_to_update(account.id, uuid("visit-2")))
         t.note("by external_id", await visits.get_by_external_id(account.id, "ext-3"))
-        t.note("updated", await visits.update(to_update.id, {"source": None, "ends_at": at(99)}))
-        t.note("external_id set", await visits.update(to_update.id, {"external_id": "ext-2"}))
+        t.note("updated", await visits.update(to_update.id, {"source": None, "ends_at": at(99)}, at(98)))
+        t.note("external_id set", await visits.update(to_update.id, {"external_id": "ext-2"}, at(99)))
         try:
-            await visits.update(to_update.id, {"external_id": "ext-1"})
+            await visits.update(to_update.id, {"external_id": "ext-1"}, at(99))
         except DuplicateExternalId:
             t.note("duplicate external_id", True)
         t.note("account count", await visits.account_count(account.id))
@@ -178,9 +179,14 @@ async def scenario(database, ran: set[Statement]) -> list[tuple[str, Any]]:
                 t.note("page", await visits.page(account.id, contact_id, 2, offset, 5))
         rows = [{"uuid": uuid(f"imported-{n}"), "account_id": account.id, "contact_id": contact.id,
                  "shop_id": shop.id, "external_id": f"ext-{n}", "source": "import", "starts_at": at(50 + n),
-                 "ends_at": None, "created_at": at(50)} for n in range(6)]
+                 "ends_at": None, "created_at": at(50), "updated_at": at(50)} for n in range(6)]
         t.note("imported", await visits.insert_many(rows[:4], full=True))
         t.note("imported contacts", await visits.insert_many(rows[3:], full=False))
+        await visits.touch_contact_visits(contact.id, at(99))
+        deleted = await visits.get(account.id, uuid("visit-4"))
+        t.note("deleted visit", await visits.delete(deleted, account.id, at(100)))
+        t.note("deleted again", await visits.delete(deleted, account.id, at(101)))
+        t.note("count after the delete", await visits.contact_count(account.id, uuid("contact-0")))
 
         t.note("active ids", await outbox.active_subscription_ids(account.id, "visit_created"))
         await outbox.add_events(
@@ -224,7 +230,31 @@ async def scenario(database, ran: set[Statement]) -> list[tuple[str, Any]]:
         await keys_.release(key_id, uuid("lock 2"))
         await keys_.purge_expired(at(100))
         t.note("purged", await keys_.get(account.id, "k"))
+
+        doomed = await contacts.get(account.id, uuid("contact-2"))
+        t.note("account of a contact", await contacts.account_uuid_of(doomed.uuid))
+        for n in range(2):
+            await visits.insert({"uuid": uuid(f"doomed-{n}"), "account_id": account.id, "contact_id": doomed.id,
+                                 "shop_id": shop.id, "external_id": f"doomed-{n}", "source": None,
+                                 "starts_at": at(n), "ends_at": None, "created_at": at(n), "updated_at": at(n)})
+        t.note("contact's visits deleted", sorted(
+            visit.external_id for visit in await visits.delete_contact_visits(account.id, doomed.id, at(110))))
+        t.note("contact deleted", await contacts.delete(doomed.id))
+        t.note("contact deleted again", await contacts.delete(doomed.id))
+        await outbox.erase(account.id, "n")
+        await keys_.insert(account.id, "erase", {**owned, "response_body": '{"email":"c1@parity.sea"}'})
+        await keys_.forget_answers_with(account.id, "c1@parity.sea")
+        t.note("answer forgotten", await keys_.get(account.id, "erase"))
         t.note("ping", await tx.fetchval(PING[tx.dialect]))
+
+    # The feed reads committed changes only (on PostgreSQL, below the oldest running transaction).
+    async with database.transaction(write=False) as inner:
+        visits = VisitRepository(RecordingTx(inner, ran))
+        changes = await visits.changes(account.id, (0, 0), 100)
+        # Positions differ between the databases (transaction ids, sequences); their order may not.
+        t.note("changes", [change[2:] for change in changes])
+        t.note("changes after the third", [change[2:] for change in await visits.changes(
+            account.id, (changes[2].change_xid, changes[2].change_seq), 3)])
     return t.lines
 
 

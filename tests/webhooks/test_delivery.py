@@ -272,3 +272,18 @@ async def test_the_outbox_commits_and_rolls_back_with_the_visit(app, client, ten
     assert (await client.get("/visits", headers=tenant.headers)).json()["meta"]["total"] == 0
     await create_visit(client, tenant, external_id="outbox-1")
     assert await events() == 1
+
+
+async def test_a_deleted_visit_sends_visit_deleted_with_its_tombstone(app, client, tenant, receiver):
+    await subscribe(client, tenant, receiver.url("/deleted"), event_type="visit_deleted")
+    visit = await create_visit(client, tenant, external_id="gone/é")
+    assert (await client.delete(f"/visits/{visit['uuid']}", headers=tenant.headers)).status_code == 200
+    worker = worker_for(app)
+    await drain(worker)
+    await worker.close()
+    [event] = [json.loads(r.body) for r in receiver.wait_for("/deleted", 1)]
+    assert event["type"] == "visit_deleted"
+    assert set(event["data"]) == {"uuid", "external_id", "deleted_at"}
+    assert event["data"]["uuid"] == visit["uuid"] and event["data"]["external_id"] == "gone/é"
+    feed = (await client.get("/visits/changes", headers=tenant.headers)).json()["data"]
+    assert feed == [event["data"]]

@@ -3,10 +3,10 @@ from functools import partial
 from typing import NamedTuple
 from uuid import UUID
 
-from sqlalchemy import String, bindparam, func, insert, select, update
+from sqlalchemy import String, bindparam, delete, func, insert, select, update
 
 from footfall.db import ConstraintViolation, Statement, Tx, binds, paged, per_dialect, upsert
-from footfall.tables import contacts
+from footfall.tables import accounts, contacts
 
 _c = contacts.c
 
@@ -31,6 +31,8 @@ class ContactStatements:
     insert_if_absent: Statement
     insert_anonymous: Statement
     claim: Statement
+    delete: Statement
+    account_uuid_of: Statement
     get: Statement[Contact]
     get_by_email: Statement[Contact]
     count: Statement
@@ -57,6 +59,10 @@ def _build(dialect: str) -> ContactStatements:
             update(contacts)
             .where(account, _c.uuid == bindparam("uuid"), _c.email.is_(None))
             .values(email=bindparam("email", type_=String))
+        ),
+        delete=statement(delete(contacts).where(_c.id == bindparam("contact_id", type_=_c.id.type)).returning(_c.id)),
+        account_uuid_of=statement(
+            select(accounts.c.uuid).join(contacts, _c.account_id == accounts.c.id).where(_c.uuid == bindparam("uuid"))
         ),
         get=statement(select(*_CONTACT).where(account, _c.uuid == bindparam("uuid")), Contact),
         get_by_email=statement(select(*_CONTACT).where(account, _c.email == bindparam("email")), Contact),
@@ -94,6 +100,14 @@ class ContactRepository:
                 ) == 1
         except ConstraintViolation:
             return None
+
+    async def delete(self, contact_id: int) -> bool:
+        """False when the contact was gone already (a concurrent delete won)."""
+        return await self.tx.fetchrow(self.statements.delete, {"contact_id": contact_id}) is not None
+
+    async def account_uuid_of(self, uuid: UUID) -> UUID | None:
+        """The uuid of the account that has this contact (for the admin commands, which name none)."""
+        return await self.tx.fetchval(self.statements.account_uuid_of, {"uuid": uuid})
 
     async def get(self, account_id: int, uuid: UUID) -> Contact | None:
         return await self.tx.fetchrow(self.statements.get, {"account_id": account_id, "uuid": uuid})

@@ -2,18 +2,28 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
+from pydantic import ValidationError
 
 from footfall.contacts import service
 from footfall.contacts.schemas import (
     AnonymousContactCreate,
     ContactClaim,
     ContactCreate,
+    ContactDelete,
     ContactListResponse,
     ContactOut,
     ContactResponse,
+    DeletedContactResponse,
     Email,
 )
-from footfall.errors import ContactNotFound, ReadOnlyToken, error_responses, write_error_responses
+from footfall.errors import (
+    ContactNotFound,
+    InvalidInput,
+    ReadOnlyToken,
+    error_responses,
+    field_errors,
+    write_error_responses,
+)
 from footfall.kit.pagination import PageParams, page_params
 from footfall.kit.routing import ApiRoute, Caller, Idempotent, writes
 
@@ -115,6 +125,39 @@ async def claim_contact(uuid: UUID, body: ContactClaim, request: Request) -> Con
     has another email already or another of the account's contacts has this one."""
     caller = Caller.of(request)
     return ContactResponse(data=ContactOut.model_validate(await service.claim(caller.tx, caller.account, uuid, body.email)))
+
+
+DeletionQuery = Annotated[str | None, Query(alias="type", description="DEFAULT or GDPR, when not in the body")]
+
+
+@router.delete(
+    "/{uuid}",
+    dependencies=[Idempotent],
+    response_model=DeletedContactResponse,
+    responses=write_error_responses(ContactNotFound),
+    summary="Delete Contact",
+)
+@router.post(
+    "/{uuid}/delete",
+    dependencies=[Idempotent],
+    response_model=DeletedContactResponse,
+    responses=write_error_responses(ContactNotFound),
+    summary="Delete Contact (as Leat's PHP SDK master sends it)",
+)
+async def delete_contact(
+    uuid: UUID, request: Request, type_in_query: DeletionQuery = None, body: ContactDelete | None = None
+) -> DeletedContactResponse:
+    """Deletes the contact and its visits, sending contact_deleted and visit_deleted. `type` (in the
+    body or the query, any case) is DEFAULT, or GDPR to also erase the email from every event body,
+    delivery log and stored answer the account keeps."""
+    caller = Caller.of(request)
+    given = body.type if body is not None and "type" in body.model_fields_set else type_in_query
+    try:
+        deletion = ContactDelete(type=given).type
+    except ValidationError as error:
+        raise InvalidInput(field_errors(error.errors(), located=False)) from None
+    await service.delete(caller.tx, caller.account, uuid, gdpr=deletion == "GDPR")
+    return DeletedContactResponse()
 
 
 @router.get(

@@ -41,6 +41,31 @@ class ContactClaim(RequestBody):
     email: Email
 
 
+def _deletion_type(value: Any) -> str:
+    if value is None:
+        return "DEFAULT"
+    if not isinstance(value, str) or value.upper() not in ("DEFAULT", "GDPR"):
+        raise ValueError("Must be DEFAULT or GDPR.")
+    return value.upper()
+
+
+DeletionType = Annotated[
+    str, BeforeValidator(_deletion_type),
+    Field(description="DEFAULT, or GDPR to erase the email from everything kept (any case)", examples=["GDPR"]),
+]
+
+
+class ContactDelete(RequestBody):
+    type: DeletionType = "DEFAULT"
+
+
+class DeletedContactResponse(BaseModel):
+    """Leat's recorded answer to a contact delete."""
+
+    data: None = None
+    meta: dict[str, Any] = {}
+
+
 class ContactOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

@@ -7,6 +7,10 @@ from footfall.db import Tx
 from footfall.errors import ContactNotFound, InvalidInput
 from footfall.kit.pagination import PageParams
 from footfall.kit.time import utcnow
+from footfall.idempotency.repository import IdempotencyRepository
+from footfall.kit.rendering import php_json_encode
+from footfall.visits.repository import VisitRepository
+from footfall.visits.schemas import tombstone_fields
 from footfall.webhooks import service as webhooks
 
 
@@ -45,7 +49,45 @@ async def claim(tx: Tx, account: Account, uuid: UUID, email: str) -> Contact:
     contact = await get(tx, account, uuid)
     if not claimed and contact.email != email:
         raise InvalidInput({"email": ["This contact is not anonymous: it has an email already."]})
+    if claimed:
+        await VisitRepository(tx).touch_contact_visits(contact.id, utcnow())
     return contact
+
+
+async def delete(tx: Tx, account: Account, uuid: UUID, *, gdpr: bool) -> None:
+    """Deletes the contact and its visits (tombstones in the changes feed; visit_deleted and
+    contact_deleted go out). With gdpr, the email is also cut out of everything the account keeps:
+    stored event bodies (so pending deliveries go out without it), the delivery log, and stored
+    Idempotency-Key answers (dropped: a repeat runs afresh); contact_deleted then carries no email."""
+    contact = await get(tx, account, uuid)
+    now = utcnow()
+    deleted = await VisitRepository(tx).delete_contact_visits(account.id, contact.id, now)
+    if not await ContactRepository(tx).delete(contact.id):
+        raise ContactNotFound()
+    subscription_ids = await webhooks.subscribers(tx, account.id, "visit_deleted")
+    if subscription_ids:
+        await webhooks.emit_to(tx, account.id, "visit_deleted", subscription_ids,
+                               [tombstone_fields(visit.uuid, visit.external_id, now) for visit in deleted])
+    if gdpr and contact.email is not None:
+        await erase(tx, account, contact.email)
+    await webhooks.emit(tx, account.id, "contact_deleted",
+                        {"uuid": contact.uuid, "email": None if gdpr else contact.email, "deleted_at": now})
+
+
+async def account_of(tx: Tx, uuid: UUID) -> UUID:
+    """The uuid of the contact's account; ContactNotFound when no account has it."""
+    account_uuid = await ContactRepository(tx).account_uuid_of(uuid)
+    if account_uuid is None:
+        raise ContactNotFound()
+    return account_uuid
+
+
+async def erase(tx: Tx, account: Account, email: str) -> None:
+    """Cuts the email out of what the account keeps besides its contacts and visits, in each form
+    it is stored: as sent (answers, delivery logs) and as PHP's json_encode writes it (event bodies)."""
+    for text in dict.fromkeys((email, php_json_encode(email)[1:-1])):
+        await webhooks.erase(tx, account.id, text)
+        await IdempotencyRepository(tx).forget_answers_with(account.id, text)
 
 
 async def get(tx: Tx, account: Account, uuid: UUID) -> Contact:

@@ -7,14 +7,14 @@ import asyncpg
 from sqlalchemy.exc import SQLAlchemyError
 
 from footfall.db.migrate import migrate
-from footfall.db.statement import Statement, StatementError, binds, limit, paged, per_dialect, upsert
+from footfall.db.statement import Statement, StatementError, binds, contains, limit, paged, per_dialect, upsert
 from footfall.db.tx import ConstraintViolation, Database, Tx
 from footfall.db.urls import backend, sqlite_path
 
 # What a database that is missing, down or refusing raises: from the drivers, or from the migrations.
 DATABASE_ERRORS = (OSError, SQLAlchemyError, asyncpg.PostgresError, asyncpg.InterfaceError, sqlite3.Error)
 
-__all__ = ["DATABASE_ERRORS", "ConstraintViolation", "Database", "Statement", "StatementError", "Tx", "binds", "limit", "paged", "per_dialect", "upsert", "migrate", "open_database"]
+__all__ = ["DATABASE_ERRORS", "ConstraintViolation", "Database", "Statement", "StatementError", "Tx", "binds", "contains", "limit", "paged", "per_dialect", "upsert", "migrate", "open_database"]
 
 
 def open_database(url: str, *, pool_size: int = 20) -> Database:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, NamedTuple, TypeVar
 
-from sqlalchemy import Boolean, Integer, String, Uuid, bindparam
+from sqlalchemy import Boolean, Integer, String, Uuid, bindparam, func
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.dialects.sqlite.pysqlite import dialect as pysqlite_dialect
 from sqlalchemy.sql import ClauseElement
@@ -155,6 +155,12 @@ def upsert(dialect: str, table) -> Any:
     else:
         from sqlalchemy.dialects.sqlite import insert
     return insert(table)
+
+
+def contains(dialect: str, text: Any, needle: Any) -> Any:
+    """text holds needle, compared exactly (LIKE would read % and _ in the needle as patterns)."""
+    position = func.strpos if dialect == "postgresql" else func.instr
+    return position(text, needle) > 0
 
 
 def limit(query: Any) -> Any:

@@ -6,7 +6,7 @@ from uuid import UUID
 
 from sqlalchemy import bindparam, delete, select, update
 
-from footfall.db import Statement, Tx, binds, per_dialect, upsert
+from footfall.db import Statement, Tx, binds, contains, per_dialect, upsert
 from footfall.tables import idempotency_keys
 
 _k = idempotency_keys.c
@@ -32,6 +32,7 @@ class IdempotencyStatements:
     release: Statement
     purge_expired: Statement
     store_answer: Statement
+    forget_answers_with: Statement
 
 
 def _build(dialect: str) -> IdempotencyStatements:
@@ -64,6 +65,13 @@ def _build(dialect: str) -> IdempotencyStatements:
             delete(idempotency_keys).where(_k.id == bindparam("key_id"), _k.lock_token == bindparam("token"))
         ),
         purge_expired=statement(delete(idempotency_keys).where(_k.expires_at <= now), bulk=True),
+        forget_answers_with=statement(
+            delete(idempotency_keys).where(
+                _k.account_id == bindparam("account_id"),
+                contains(dialect, _k.response_body, bindparam("text", type_=_k.response_body.type)),
+            ),
+            bulk=True,
+        ),
         store_answer=statement(
             update(idempotency_keys)
             .where(_k.id == bindparam("key_id"), _k.lock_token == bindparam("token"), _k.state == "running")
@@ -96,6 +104,10 @@ class IdempotencyRepository:
 
     async def release(self, id: int, token: UUID) -> None:
         await self.tx.execute(self.statements.release, {"key_id": id, "token": token})
+
+    async def forget_answers_with(self, account_id: int, text: str) -> None:
+        """Drops the account's stored answers that hold the text: a repeat then runs afresh."""
+        await self.tx.execute(self.statements.forget_answers_with, {"account_id": account_id, "text": text})
 
     async def purge_expired(self, now: datetime) -> None:
         await self.tx.execute(self.statements.purge_expired, {"now": now})

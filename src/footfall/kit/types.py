@@ -1,4 +1,4 @@
-"""Input field types shared by every domain: bounded, NUL-free text."""
+"""Types shared by every domain: input fields (bounded, NUL-free text), and the answer to a delete."""
 
 from typing import Annotated, Any
 
@@ -34,3 +34,10 @@ def unchangeable(field: str, what: str) -> BeforeValidator:
         raise ValueError(f"The {field} of {what} cannot be changed.")
 
     return BeforeValidator(refuse)
+
+
+class DeletedResponse(BaseModel):
+    """Leat's answer to its own deletes."""
+
+    data: list[None] = []
+    meta: list[None] = []

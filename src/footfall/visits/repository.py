@@ -19,22 +19,41 @@ from sqlalchemy import (
     bindparam,
     case,
     cast,
+    delete,
     func,
+    insert,
+    literal_column,
+    null,
     select,
     true,
+    tuple_,
+    union_all,
     update,
 )
 from sqlalchemy.schema import CreateTable
 
 from footfall.db import ConstraintViolation, Statement, Tx, binds, limit, paged, per_dialect, upsert
 from footfall.db.types import UTCDateTime
-from footfall.tables import account_visit_counts, contacts, shops, visits
+from footfall.tables import account_visit_counts, contacts, shops, visit_tombstones, visits
 from footfall.webhooks.repository import subscribed
 
 COUNT_SLOTS = 16  # rows an account's visit count is spread over
 UPDATABLE = ("external_id", "source", "starts_at", "ends_at")
 
-_v, _c, _s = visits.c, contacts.c, shops.c
+_v, _c, _s, _t = visits.c, contacts.c, shops.c, visit_tombstones.c
+
+
+def _xid(expression: Any) -> Any:
+    return cast(cast(expression, Text), BigInteger)
+
+
+def changed(dialect: str) -> dict[str, Any]:
+    """What an UPDATE of visits sets to move the row to the end of the changes feed (an INSERT takes
+    it from the column defaults). On SQLite a trigger does it when updated_at is written
+    (migration 0006)."""
+    if dialect == "postgresql":
+        return {"change_xid": _xid(func.pg_current_xact_id()), "change_seq": func.nextval(literal_column("'visit_change_seq'::regclass"))}
+    return {}
 
 
 class Visit(NamedTuple):
@@ -49,6 +68,7 @@ class Visit(NamedTuple):
     starts_at: datetime
     ends_at: datetime | None
     created_at: datetime
+    updated_at: datetime
 
 
 class VisitRow(NamedTuple):
@@ -65,6 +85,7 @@ class VisitRow(NamedTuple):
     starts_at: datetime
     ends_at: datetime | None
     created_at: datetime
+    updated_at: datetime
 
     @classmethod
     def of(cls, visit: Visit, contact_uuid: UUID, contact_email: str | None) -> "VisitRow":
@@ -74,6 +95,28 @@ class VisitRow(NamedTuple):
 # The same fields and one more: the account subscribes to visit_updated; page 1 carries its total.
 VisitToUpdate = NamedTuple("VisitToUpdate", [*VisitRow.__annotations__.items(), ("notify", bool)])
 FirstPageRow = NamedTuple("FirstPageRow", [*VisitRow.__annotations__.items(), ("total", int)])
+
+
+class Change(NamedTuple):
+    """One entry of the changes feed: a visit as it is now, or (deleted_at set) what is left of it."""
+
+    change_xid: int
+    change_seq: int
+    uuid: UUID
+    external_id: str | None
+    deleted_at: datetime | None
+    contact_uuid: UUID | None
+    contact_email: str | None
+    source: str | None
+    starts_at: datetime | None
+    ends_at: datetime | None
+    created_at: datetime | None
+    updated_at: datetime | None
+
+
+class DeletedVisit(NamedTuple):
+    uuid: UUID
+    external_id: str | None
 
 
 class ContactAndShop(NamedTuple):
@@ -92,7 +135,7 @@ class ContactCount(NamedTuple):
 # What a visit answer needs, read in one joined query.
 _VISIT_ROW = (
     _v.id, _v.uuid, _v.contact_id, _v.shop_id, _c.uuid.label("contact_uuid"), _c.email.label("contact_email"),
-    _v.external_id, _v.source, _v.starts_at, _v.ends_at, _v.created_at,
+    _v.external_id, _v.source, _v.starts_at, _v.ends_at, _v.created_at, _v.updated_at,
 )
 _VISIT = tuple(_v[name] for name in Visit._fields)
 _visit_rows = select(*_VISIT_ROW).select_from(visits.join(contacts, _c.id == _v.contact_id))
@@ -113,6 +156,7 @@ import_rows = Table(
     Column("starts_at", UTCDateTime),
     Column("ends_at", UTCDateTime),
     Column("created_at", UTCDateTime),
+    Column("updated_at", UTCDateTime),
     prefixes=["TEMPORARY"],
 )
 IMPORTED = tuple(column.name for column in import_rows.columns if column.name != "n")
@@ -136,6 +180,11 @@ class VisitStatements:
     contact_count: Statement[ContactCount]
     pages: dict[tuple[bool, bool], Statement[VisitRow]]  # (by contact, newest first)
     first_pages: dict[bool, Statement[FirstPageRow]]  # by contact
+    touch_contact_visits: Statement
+    delete_contact_visits: Statement[DeletedVisit]
+    delete: Statement
+    insert_tombstone: Statement
+    changes: Statement[Change]
     create_import_rows: Statement
     insert_imported: Statement[Visit]
     insert_imported_contacts: Statement  # the same, returning only the contact_id of each row
@@ -184,7 +233,7 @@ def _build(dialect: str) -> VisitStatements:
     shop_id = select(_s.id).where(_s.account_id == bindparam("account_id"), _s.uuid == bindparam("shop_uuid"))
     insert_visit = upsert(dialect, visits).values(
         binds(visits, "uuid", "account_id", "contact_id", "shop_id", "external_id", "source", "starts_at", "ends_at",
-              "created_at")
+              "created_at", "updated_at")
     )
     account_id = bindparam("account_id", type_=_v.account_id.type)
 
@@ -225,6 +274,43 @@ def _build(dialect: str) -> VisitStatements:
     )
     create_import_rows = CreateTable(import_rows, if_not_exists=True)
 
+    # The feed: visits and tombstones after the cursor, each read along its own index, merged.
+    # PostgreSQL reads only changes below the oldest transaction still running: one that commits
+    # late has a lower change_xid, and would otherwise land behind a cursor already handed out.
+    def after_cursor(table) -> list[Any]:
+        columns = table.c
+        where = [columns.account_id == bindparam("account_id"),
+                 tuple_(columns.change_xid, columns.change_seq)
+                 > tuple_(bindparam("after_xid", type_=BigInteger), bindparam("after_seq", type_=BigInteger))]
+        if dialect == "postgresql":
+            where.append(columns.change_xid < _xid(func.pg_snapshot_xmin(func.pg_current_snapshot())))
+        return where
+
+    def nothing(name: str, type_: Any) -> Any:
+        return cast(null(), type_).label(name)  # typed: PostgreSQL reads a bare NULL in a UNION as text
+
+    live = limit(
+        select(
+            _v.change_xid, _v.change_seq, _v.uuid, _v.external_id, nothing("deleted_at", UTCDateTime),
+            _c.uuid.label("contact_uuid"), _c.email.label("contact_email"), _v.source, _v.starts_at, _v.ends_at,
+            _v.created_at, _v.updated_at,
+        )
+        .select_from(visits.join(contacts, _c.id == _v.contact_id))
+        .where(*after_cursor(visits))
+        .order_by(_v.change_xid, _v.change_seq)
+    ).subquery("live")
+    dead = limit(
+        select(
+            _t.change_xid, _t.change_seq, _t.uuid, _t.external_id, _t.deleted_at,
+            nothing("contact_uuid", Uuid), nothing("contact_email", String), nothing("source", String),
+            *(nothing(name, UTCDateTime) for name in ("starts_at", "ends_at", "created_at", "updated_at")),
+        )
+        .where(*after_cursor(visit_tombstones))
+        .order_by(_t.change_xid, _t.change_seq)
+    ).subquery("dead")
+    merged = union_all(select(*live.c), select(*dead.c)).subquery("changes")
+    changes = limit(select(*merged.c).order_by(merged.c.change_xid, merged.c.change_seq))
+
     return VisitStatements(
         contact_and_shop=statement(
             select(
@@ -259,6 +345,7 @@ def _build(dialect: str) -> VisitStatements:
                            else_=_v[name])
                 for name in UPDATABLE
             })
+            .values(updated_at=bindparam("updated_at", type_=_v.updated_at.type), **changed(dialect))
             .returning(*_VISIT),
             Visit,
         ),
@@ -273,6 +360,23 @@ def _build(dialect: str) -> VisitStatements:
         ),
         pages=pages,
         first_pages=first_pages,
+        touch_contact_visits=statement(
+            update(visits)
+            .where(_v.contact_id == bindparam("contact_id", type_=_v.contact_id.type))
+            .values(updated_at=bindparam("updated_at", type_=_v.updated_at.type), **changed(dialect)),
+            bulk=True,
+        ),
+        delete_contact_visits=statement(
+            delete(visits).where(_v.contact_id == bindparam("contact_id", type_=_v.contact_id.type))
+            .returning(_v.uuid, _v.external_id),
+            DeletedVisit,
+            bulk=True,
+        ),
+        delete=statement(delete(visits).where(_v.id == bindparam("visit_id", type_=_v.id.type)).returning(_v.id)),
+        insert_tombstone=statement(
+            insert(visit_tombstones).values(binds(visit_tombstones, "account_id", "uuid", "external_id", "deleted_at"))
+        ),
+        changes=statement(changes, Change),
         create_import_rows=statement(create_import_rows),
         insert_imported=statement(insert_imported.returning(*_VISIT), Visit, bulk=True),
         insert_imported_contacts=statement(insert_imported.returning(_v.contact_id), bulk=True),
@@ -338,8 +442,8 @@ class VisitRepository:
             self.statements.get_by_external_id, {"account_id": account_id, "external_id": external_id}
         )
 
-    async def update(self, visit_id: int, values: dict[str, Any]) -> Visit:
-        params: dict[str, Any] = {"visit_id": visit_id}
+    async def update(self, visit_id: int, values: dict[str, Any], updated_at: datetime) -> Visit:
+        params: dict[str, Any] = {"visit_id": visit_id, "updated_at": updated_at}
         for name in UPDATABLE:
             params[f"set_{name}"] = name in values
             params[f"new_{name}"] = values.get(name)
@@ -351,6 +455,41 @@ class VisitRepository:
                 return await self.tx.fetchrow(self.statements.update, params)
         except ConstraintViolation:
             raise DuplicateExternalId() from None
+
+    async def touch_contact_visits(self, contact_id: int, updated_at: datetime) -> None:
+        """Moves the contact's visits to the end of the changes feed: they show the contact's email,
+        which has changed."""
+        await self.tx.execute(self.statements.touch_contact_visits, {"contact_id": contact_id, "updated_at": updated_at})
+
+    async def delete(self, visit: VisitRow, account_id: int, deleted_at: datetime) -> bool:
+        """Deletes the visit, leaves its tombstone for the feed and takes it off the counts; False
+        when it was gone already (a concurrent delete won)."""
+        if await self.tx.fetchrow(self.statements.delete, {"visit_id": visit.id}) is None:
+            return False
+        await self.tx.execute(self.statements.insert_tombstone, {
+            "account_id": account_id, "uuid": visit.uuid, "external_id": visit.external_id, "deleted_at": deleted_at,
+        })
+        await self.add_to_counts(account_id, {visit.contact_id: -1}, slot=visit.id)
+        return True
+
+    async def delete_contact_visits(
+        self, account_id: int, contact_id: int, deleted_at: datetime
+    ) -> list[DeletedVisit]:
+        """Deletes the contact's visits, with a tombstone each, and takes them off the account's count."""
+        deleted = await self.tx.fetch(self.statements.delete_contact_visits, {"contact_id": contact_id})
+        if deleted:
+            await self.tx.executemany(self.statements.insert_tombstone, [
+                {"account_id": account_id, "uuid": visit.uuid, "external_id": visit.external_id,
+                 "deleted_at": deleted_at} for visit in deleted
+            ])
+            await self.add_to_counts(account_id, {contact_id: -len(deleted)}, slot=contact_id)
+        return deleted
+
+    async def changes(self, account_id: int, after: tuple[int, int], limit: int) -> list[Change]:
+        """Up to `limit` changes after the position `after`, oldest first."""
+        return await self.tx.fetch(self.statements.changes, {
+            "account_id": account_id, "after_xid": after[0], "after_seq": after[1], "limit": limit,
+        })
 
     async def account_count(self, account_id: int) -> int:
         """The kept count (see add_to_counts): no count(*) that grows with the table."""

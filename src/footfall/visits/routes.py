@@ -12,17 +12,20 @@ from footfall.errors import (
     error_responses,
     write_error_responses,
 )
+from footfall.kit.types import DeletedResponse
 from footfall.kit.routing import ApiRoute, Caller, Idempotent
 from footfall.kit.pagination import PageParams, PageQuery, limit_query
 from footfall.visits import service
 from footfall.kit.rendering import json_answer
 from footfall.visits.schemas import (
+    ChangesResponse,
     VisitBatch,
     VisitBatchResponse,
     VisitCreate,
     VisitListResponse,
     VisitResponse,
     VisitUpdate,
+    changes_answer,
     visit_answer,
     visit_fields,
     visits_answer,
@@ -72,6 +75,22 @@ async def create_visits(body: VisitBatch, request: Request) -> Response:
     return json_answer({"data": data, "meta": counts})
 
 
+@router.get(
+    "/changes", response_model=ChangesResponse, responses=error_responses(), summary="Changes since a cursor"
+)
+async def visit_changes(
+    request: Request,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous call; none to start")] = None,
+    limit: limit_query(1000) = 100,
+) -> Response:
+    """Every visit created, updated or deleted after the cursor, oldest change first: a visit as it
+    is now (with updated_at), or a deleted one's tombstone (uuid, external_id, deleted_at). A visit
+    shows once, at its latest change; a change passed is never shown again."""
+    caller = Caller.of(request)
+    rows, next_cursor = await service.changes(caller.tx, caller.account, cursor, limit)
+    return changes_answer(rows, next_cursor, has_more=limit > 0 and len(rows) == limit)
+
+
 @router.get("/{uuid}", response_model=VisitResponse, responses=error_responses(VisitNotFound), summary="Show Visit")
 async def get_visit(uuid: UUID, request: Request) -> Response:
     caller = Caller.of(request)
@@ -107,3 +126,18 @@ async def update_visit(uuid: UUID, body: VisitUpdate, request: Request) -> Respo
     """Updates the attributes of a Visit. Shop and contact cannot be updated."""
     caller = Caller.of(request)
     return visit_answer(await service.update(caller.tx, caller.account, uuid, body))
+
+
+@router.delete(
+    "/{uuid}",
+    dependencies=[Idempotent],
+    response_model=DeletedResponse,
+    responses=write_error_responses(VisitNotFound),
+    summary="Delete Visit",
+)
+async def delete_visit(uuid: UUID, request: Request) -> Response:
+    """Deletes the visit (its tombstone stays in the changes feed) and sends visit_deleted. Its
+    external_id is free again: a later create with it makes a new visit."""
+    caller = Caller.of(request)
+    await service.delete(caller.tx, caller.account, uuid)
+    return DeletedResponse()

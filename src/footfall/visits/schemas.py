@@ -1,4 +1,5 @@
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -12,7 +13,7 @@ from footfall.kit.pagination import PageMeta
 from footfall.kit.rendering import json_answer
 from footfall.kit.time import IsoDateTimeIn, IsoDateTimeOut
 from footfall.kit.types import RequestBody, Text, unchangeable
-from footfall.visits.repository import VisitRow
+from footfall.visits.repository import Change, VisitRow
 
 
 class VisitCreate(RequestBody):
@@ -87,7 +88,7 @@ class VisitOut(BaseModel):
     created_at: IsoDateTimeOut
 
 
-def visit_fields(row: VisitRow) -> dict[str, Any]:
+def visit_fields(row: VisitRow | Change) -> dict[str, Any]:
     """A visit resource, the one place its keys are written: rendered by kit.rendering.dumps."""
     return {
         "uuid": row.uuid,
@@ -98,6 +99,46 @@ def visit_fields(row: VisitRow) -> dict[str, Any]:
         "ends_at": row.ends_at,
         "created_at": row.created_at,
     }
+
+
+class ChangedVisitOut(VisitOut):
+    """A visit in Footfall's own routes (the changes feed): Leat's keys and updated_at."""
+
+    updated_at: IsoDateTimeOut
+
+
+class TombstoneOut(BaseModel):
+    """What the changes feed and visit_deleted show of a deleted visit."""
+
+    uuid: UUID
+    external_id: str | None
+    deleted_at: IsoDateTimeOut
+
+
+class ChangesMeta(BaseModel):
+    next_cursor: str = Field(description="Call with this cursor next; it stays put while nothing changes")
+    has_more: bool = Field(description="More changes wait after next_cursor: call again at once")
+
+
+class ChangesResponse(BaseModel):
+    data: list[ChangedVisitOut | TombstoneOut]
+    meta: ChangesMeta
+
+
+def tombstone_fields(uuid: UUID, external_id: str | None, deleted_at: datetime) -> dict[str, Any]:
+    return {"uuid": uuid, "external_id": external_id, "deleted_at": deleted_at}
+
+
+def change_fields(change: Change) -> dict[str, Any]:
+    """A change of the feed: the visit as it is now with updated_at, or its tombstone."""
+    if change.deleted_at is not None:
+        return tombstone_fields(change.uuid, change.external_id, change.deleted_at)
+    return {**visit_fields(change), "updated_at": change.updated_at}
+
+
+def changes_answer(rows: Sequence[Change], next_cursor: str, has_more: bool) -> Response:
+    return json_answer({"data": [change_fields(row) for row in rows],
+                        "meta": {"next_cursor": next_cursor, "has_more": has_more}})
 
 
 class VisitResponse(BaseModel):

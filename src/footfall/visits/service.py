@@ -1,5 +1,6 @@
 """Visits: the rules of Leat's Visits API, plus safe retries by external_id."""
 
+import base64
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
@@ -24,9 +25,9 @@ from footfall.errors import (
 )
 from footfall.kit.pagination import PageParams
 from footfall.kit.time import utcnow
-from footfall.visits.repository import DuplicateExternalId, VisitRepository, VisitRow
+from footfall.visits.repository import Change, DuplicateExternalId, VisitRepository, VisitRow
 from footfall.shops.repository import ShopRepository
-from footfall.visits.schemas import BatchVisit, VisitCreate, VisitUpdate, visit_fields
+from footfall.visits.schemas import BatchVisit, VisitCreate, VisitUpdate, tombstone_fields, visit_fields
 from footfall.webhooks import service as webhooks
 
 
@@ -58,6 +59,7 @@ def new_visit(
         "starts_at": starts_at,
         "ends_at": data.ends_at,
         "created_at": now,
+        "updated_at": now,
     }
 
 
@@ -187,13 +189,54 @@ async def update(tx: Tx, account: Account, uuid: UUID, data: VisitUpdate) -> Vis
         return found
     _check_period(changes.get("starts_at", found.starts_at), changes.get("ends_at", found.ends_at))
     try:
-        updated = await repository.update(found.id, changes)
+        updated = await repository.update(found.id, changes, utcnow())
     except DuplicateExternalId:
         raise ExternalIdConflict() from None
     visit = VisitRow.of(updated, found.contact_uuid, found.contact_email)
     if found.notify:
         await webhooks.emit(tx, account.id, "visit_updated", visit_fields(visit))
     return visit
+
+
+async def delete(tx: Tx, account: Account, uuid: UUID) -> None:
+    """Deletes the visit: a tombstone stays for the changes feed, and visit_deleted goes out. Its
+    external_id is free again: a later create with it makes a new visit."""
+    repository = VisitRepository(tx)
+    found = await repository.get(account.id, uuid)
+    deleted_at = utcnow()
+    if found is None or not await repository.delete(found, account.id, deleted_at):
+        raise VisitNotFound()
+    await webhooks.emit(tx, account.id, "visit_deleted", tombstone_fields(found.uuid, found.external_id, deleted_at))
+
+
+async def changes(tx: Tx, account: Account, cursor: str | None, limit: int) -> tuple[list[Change], str]:
+    """The account's changes after the cursor, oldest first, and the cursor to call with next."""
+    after = read_cursor(cursor, account.uuid)
+    rows = await VisitRepository(tx).changes(account.id, after, limit)
+    if rows:
+        after = (rows[-1].change_xid, rows[-1].change_seq)
+    return rows, write_cursor(account.uuid, after)
+
+
+def write_cursor(account_uuid: UUID, after: tuple[int, int]) -> str:
+    text = f"{account_uuid}:{after[0]}:{after[1]}"
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def read_cursor(cursor: str | None, account_uuid: UUID) -> tuple[int, int]:
+    """The position a cursor stands for; (0, 0), the start, for none. 1003 on `cursor` for one this
+    account was not given."""
+    if not cursor:
+        return (0, 0)
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        owner, xid, seq = text.split(":")
+        position = (int(xid), int(seq))
+        if UUID(owner) != account_uuid or min(position) < 0:
+            raise ValueError
+    except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
+        raise InvalidInput({"cursor": ["Not a cursor this account was given; start again without one."]}) from None
+    return position
 
 
 async def list_page(

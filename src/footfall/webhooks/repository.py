@@ -6,7 +6,7 @@ from uuid import UUID
 
 from sqlalchemy import Integer, bindparam, case, delete, func, insert, literal, or_, select, update
 
-from footfall.db import Statement, Tx, binds, paged, per_dialect
+from footfall.db import Statement, Tx, binds, contains, paged, per_dialect
 from footfall.tables import webhook_deliveries, webhook_events, webhook_subscriptions
 
 _w, _e, _d = webhook_subscriptions.c, webhook_events.c, webhook_deliveries.c
@@ -98,6 +98,8 @@ class WebhookStatements:
     subscription_succeeded: Statement
     subscription_failed: Statement
     deactivate: Statement
+    erase_from_events: Statement
+    erase_from_deliveries: Statement
 
 
 def _build(dialect: str) -> WebhookStatements:
@@ -138,7 +140,25 @@ def _build(dialect: str) -> WebhookStatements:
     )
     token = bindparam("token", type_=_d.lease_token.type)
 
+    # Erasure: the text cut out wherever the account's outbox and delivery log keep it.
+    text = bindparam("text", type_=_e.body.type)
+    account_subscriptions = select(_w.id).where(account)
+    erase_from_events = (
+        update(webhook_events)
+        .where(_e.account_id == bindparam("account_id"), contains(dialect, _e.body, text))
+        .values(body=func.replace(_e.body, text, ""))
+    )
+    erase_from_deliveries = (
+        update(webhook_deliveries)
+        .where(_d.subscription_id.in_(account_subscriptions.scalar_subquery()),
+               contains(dialect, _d.last_response_body, text) | contains(dialect, _d.last_error, text))
+        .values(last_response_body=func.replace(_d.last_response_body, text, ""),
+                last_error=func.replace(_d.last_error, text, ""))
+    )
+
     return WebhookStatements(
+        erase_from_events=statement(erase_from_events, bulk=True),
+        erase_from_deliveries=statement(erase_from_deliveries, bulk=True),
         insert_subscription=statement(
             insert(webhook_subscriptions)
             .values(binds(webhook_subscriptions, "uuid", "account_id", "name", "event_type", "url", "secret",
@@ -300,6 +320,13 @@ class OutboxRepository:
     def __init__(self, tx: Tx) -> None:
         self.tx = tx
         self.statements = STATEMENTS[tx.dialect]
+
+    async def erase(self, account_id: int, text: str) -> None:
+        """Cuts the text out of the account's stored event bodies (pending deliveries send what is
+        left) and out of its delivery log (what receivers answered)."""
+        params = {"account_id": account_id, "text": text}
+        await self.tx.execute(self.statements.erase_from_events, params)
+        await self.tx.execute(self.statements.erase_from_deliveries, params)
 
     async def active_subscription_ids(self, account_id: int, event_type: str) -> list[int]:
         rows = await self.tx.fetch(self.statements.active_ids, {"account_id": account_id, "event_type": event_type})

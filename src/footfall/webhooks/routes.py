@@ -4,12 +4,12 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query, Request, status
 
 from footfall.errors import DeliveryNotFound, SubscriptionNotFound, error_responses, write_error_responses
+from footfall.kit.types import DeletedResponse
 from footfall.kit.routing import ApiRoute, Caller, Idempotent
 from footfall.kit.pagination import PageParams, page_params
 from footfall.webhooks import service
 from footfall.webhooks.repository import Delivery
 from footfall.webhooks.schemas import (
-    DeletedResponse,
     DeliveryListResponse,
     DeliveryOut,
     DeliveryResponse,

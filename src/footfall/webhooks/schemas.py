@@ -10,7 +10,7 @@ from footfall.kit.types import NonEmptyText, RequestBody, unchangeable
 from footfall.webhooks.signing import check_secret
 from footfall.webhooks.urls import check_url_form
 
-EventType = Literal["visit_created", "visit_updated", "contact_created"]
+EventType = Literal["visit_created", "visit_updated", "visit_deleted", "contact_created", "contact_deleted"]
 Status = Literal["ACTIVE", "INACTIVE"]
 DeliveryState = Literal["pending", "succeeded", "failed"]
 
@@ -78,11 +78,6 @@ class SubscriptionCreatedResponse(BaseModel):
 class SubscriptionListResponse(BaseModel):
     data: list[SubscriptionOut]
     meta: PageMeta
-
-
-class DeletedResponse(BaseModel):
-    data: list[None] = []
-    meta: list[None] = []
 
 
 class DeliveryOut(BaseModel):

@@ -87,6 +87,11 @@ async def delete(tx: Tx, account: Account, uuid: UUID) -> None:
     await SubscriptionRepository(tx).delete((await get(tx, account, uuid)).id)
 
 
+async def erase(tx: Tx, account_id: int, text: str) -> None:
+    """The text cut out of the account's stored events and delivery log (see OutboxRepository.erase)."""
+    await OutboxRepository(tx).erase(account_id, text)
+
+
 async def subscribers(tx: Tx, account_id: int, event_type: str) -> Sequence[int]:
     """The ids of the account's ACTIVE subscriptions to this event type."""
     return await OutboxRepository(tx).active_subscription_ids(account_id, event_type)
