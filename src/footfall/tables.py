@@ -105,7 +105,7 @@ visits = Table(
     Column("uuid", Uuid, unique=True, nullable=False),
     _account_id(),
     Column("contact_id", BigIntPK, ForeignKey("contacts.id", ondelete="CASCADE"), nullable=False),
-    Column("shop_id", BigIntPK, ForeignKey("shops.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("shop_id", BigIntPK, ForeignKey("shops.id", ondelete="CASCADE"), nullable=False),
     Column("external_id", String(255)),
     Column("source", String(255)),
     Column("starts_at", UTCDateTime, nullable=False),
@@ -121,6 +121,10 @@ visits = Table(
     # The list order (newest first, id as tie-break) read straight off an index.
     Index("ix_visits_account_created", "account_id", "created_at", "id"),
     Index("ix_visits_contact_created", "contact_id", "created_at", "id"),
+    # The list's filters and sorts (GET /visits), each read in order off an index.
+    Index("ix_visits_shop_created", "shop_id", "created_at", "id"),
+    Index("ix_visits_account_source_created", "account_id", "source", "created_at", "id"),
+    Index("ix_visits_account_starts", "account_id", "starts_at", "id"),
     Index("ix_visits_account_updated", "account_id", "updated_at", "id"),
     Index("ix_visits_account_changes", "account_id", "change_xid", "change_seq"),
 )

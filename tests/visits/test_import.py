@@ -111,3 +111,33 @@ def test_an_unknown_file_type_or_account_is_one_line_on_stderr(tenant, database_
     result = footfall("visits", "import", str(csv_path), "--account", "6e8ec5a8-0eb7-4e5f-ad20-c0d271d97d92",
                       database_url=database_url, check=False)
     assert result.returncode == 1 and "no account" in result.stderr
+
+
+async def test_an_import_keeps_a_given_created_at_and_leaves_fresh_statistics(client, tenant, database_url, tmp_path):
+    c, s = tenant.contact_uuid, tenant.shop_uuid
+    path = tmp_path / "history.ndjson"
+    path.write_text("\n".join(json.dumps(row) for row in [
+        {"contact_uuid": c, "shop_uuid": s, "external_id": "old-1", "created_at": "2023-01-02 03:04:05"},
+        {"contact_uuid": c, "shop_uuid": s, "external_id": "old-2", "created_at": "yesterday"},
+        {"contact_uuid": c, "shop_uuid": s, "external_id": "new-1"},
+    ]) + "\n")
+    result = _import(path, tenant, database_url)
+    assert result.returncode == 0 and json.loads(result.stdout)["failed"] == 1
+    assert "created_at" in result.stderr
+    body = (await client.get("/visits", params={"sort": "created_at"}, headers=tenant.headers)).json()
+    old = body["data"][0]
+    assert old["external_id"] == "old-1" and old["created_at"] == "2023-01-02T03:04:05+00:00"
+    assert old["starts_at"] == old["created_at"]  # starts_at defaults to the visit's created_at
+    assert body["data"][1]["created_at"] > "2026"
+    if database_url.startswith("sqlite"):
+        import sqlite3
+        with sqlite3.connect(database_url.removeprefix("sqlite:///")) as connection:
+            assert connection.execute("SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'visits'").fetchone()[0] > 0
+    else:
+        import asyncpg
+        connection = await asyncpg.connect(database_url)
+        try:
+            analyzed = await connection.fetchval("SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'visits'")
+        finally:
+            await connection.close()
+        assert analyzed is not None

@@ -1,3 +1,4 @@
+import functools
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,6 +26,7 @@ from sqlalchemy import (
     literal_column,
     null,
     select,
+    text,
     true,
     tuple_,
     union_all,
@@ -186,6 +188,7 @@ class VisitStatements:
     insert_tombstone: Statement
     changes: Statement[Change]
     create_import_rows: Statement
+    analyze: Statement
     insert_imported: Statement[Visit]
     insert_imported_contacts: Statement  # the same, returning only the contact_id of each row
     clear_import_rows: Statement
@@ -378,6 +381,7 @@ def _build(dialect: str) -> VisitStatements:
         ),
         changes=statement(changes, Change),
         create_import_rows=statement(create_import_rows),
+        analyze=statement(text("ANALYZE visits"), bulk=True),
         insert_imported=statement(insert_imported.returning(*_VISIT), Visit, bulk=True),
         insert_imported_contacts=statement(insert_imported.returning(_v.contact_id), bulk=True),
         clear_import_rows=statement(import_rows.delete(), bulk=True),
@@ -385,6 +389,77 @@ def _build(dialect: str) -> VisitStatements:
 
 
 STATEMENTS = per_dialect(_build)
+
+RANGE_COLUMNS = ("created_at", "starts_at", "updated_at")
+RANGE_OPERATORS = {"gte": "__ge__", "gt": "__gt__", "lte": "__le__", "lt": "__lt__"}
+SORTS = ("created_at", "-created_at", "starts_at", "-starts_at", "updated_at", "-updated_at")
+
+
+@dataclass(frozen=True)
+class VisitFilter:
+    """The visits list's filters and sort beyond Leat's: each one given adds a condition."""
+
+    contact_uuid: UUID | None = None
+    shop_uuid: UUID | None = None
+    source: str | None = None
+    external_id: str | None = None
+    ranges: tuple[tuple[str, str, datetime], ...] = ()  # (column, operator, bound), e.g. ("created_at", "gte", t)
+    sort: str = "-created_at"
+
+    @property
+    def leats(self) -> bool:
+        """Only what Leat's list takes: the kept counts and the prebuilt pages answer it."""
+        return (self.shop_uuid is None and self.source is None and self.external_id is None
+                and not self.ranges and self.sort == "-created_at")
+
+    def shape(self) -> tuple:
+        """What the statement depends on (which filters are given), not their values."""
+        return (self.contact_uuid is not None, self.shop_uuid is not None, self.source is not None,
+                self.external_id is not None, tuple((column, op) for column, op, _ in self.ranges), self.sort)
+
+    def params(self) -> dict[str, Any]:
+        given = {"contact_uuid": self.contact_uuid, "shop_uuid": self.shop_uuid, "source": self.source,
+                 "external_id": self.external_id}
+        params = {name: value for name, value in given.items() if value is not None}
+        params.update({f"{column}_{op}": bound for column, op, bound in self.ranges})
+        return params
+
+
+class FilteredStatements(NamedTuple):
+    count: Statement
+    page: Statement[VisitRow]
+
+
+@functools.cache
+def filtered_statements(dialect: str, shape: tuple) -> FilteredStatements:
+    """The count and a page of one combination of filters and sort, built (and compiled) on first use
+    and kept: the combinations are too many to build them all at import."""
+    has_contact, has_shop, has_source, has_external_id, ranges, sort = shape
+    statement = partial(Statement, dialect=dialect)
+    where = [_v.account_id == bindparam("account_id", type_=_v.account_id.type)]
+    if has_contact:
+        where.append(_v.contact_id == select(_c.id).where(
+            _c.account_id == bindparam("account_id", type_=_c.account_id.type),
+            _c.uuid == bindparam("contact_uuid", type_=_c.uuid.type)).scalar_subquery())
+    if has_shop:
+        where.append(_v.shop_id == select(_s.id).where(
+            _s.account_id == bindparam("account_id", type_=_s.account_id.type),
+            _s.uuid == bindparam("shop_uuid", type_=_s.uuid.type)).scalar_subquery())
+    if has_source:
+        where.append(_v.source == bindparam("source", type_=_v.source.type))
+    if has_external_id:
+        where.append(_v.external_id == bindparam("external_id", type_=_v.external_id.type))
+    for column, op in ranges:
+        bound = bindparam(f"{column}_{op}", type_=_v[column].type)
+        where.append(getattr(_v[column], RANGE_OPERATORS[op])(bound))
+    descending = sort.startswith("-")
+    key = _v[sort.lstrip("-")]
+    order = (key.desc(), _v.id.desc()) if descending else (key.asc(), _v.id.asc())
+    ids = paged(select(_v.id).where(*where).order_by(*order)).subquery()
+    return FilteredStatements(
+        count=statement(select(func.count().label("count")).select_from(visits).where(*where)),
+        page=statement(_visit_rows.join(ids, ids.c.id == _v.id).order_by(*order), VisitRow),
+    )
 
 
 class DuplicateExternalId(Exception):
@@ -430,6 +505,10 @@ class VisitRepository:
         inserted = await self.tx.fetch(statements.insert_imported if full else statements.insert_imported_contacts)
         await self.tx.execute(statements.clear_import_rows)
         return inserted
+
+    async def analyze(self) -> None:
+        """Refreshes the planner's statistics of visits, after a bulk load."""
+        await self.tx.execute(self.statements.analyze)
 
     async def get(self, account_id: int, uuid: UUID) -> VisitRow | None:
         return await self.tx.fetchrow(self.statements.get, {"account_id": account_id, "uuid": uuid})
@@ -508,6 +587,17 @@ class VisitRepository:
         counts = json.dumps({str(contact_id): added for contact_id, added in sorted(per_contact.items())})
         await self.tx.execute(self.statements.count_contacts, {"counts": counts})
         await self.tx.execute(self.statements.count_account, account)
+
+    async def filtered_page(
+        self, account_id: int, filters: VisitFilter, limit: int, offset: int
+    ) -> tuple[list[VisitRow], int]:
+        """A page of the visits that pass the filters, in their sort (id breaks ties), and their count."""
+        statements = filtered_statements(self.tx.dialect, filters.shape())
+        params = {"account_id": account_id, **filters.params()}
+        total = int(await self.tx.fetchval(statements.count, params))
+        if limit == 0 or offset >= total:
+            return [], total
+        return await self.tx.fetch(statements.page, {**params, "limit": limit, "offset": offset}), total
 
     async def first_page(self, account_id: int, contact_uuid: UUID | None, limit: int) -> tuple[list[FirstPageRow], int]:
         """Page 1 (limit > 0) and the total, of the account's visits or of its contact's (none, and 0,

@@ -25,7 +25,7 @@ from footfall.errors import (
 )
 from footfall.kit.pagination import PageParams
 from footfall.kit.time import utcnow
-from footfall.visits.repository import Change, DuplicateExternalId, VisitRepository, VisitRow
+from footfall.visits.repository import Change, DuplicateExternalId, VisitFilter, VisitRepository, VisitRow
 from footfall.shops.repository import ShopRepository
 from footfall.visits.schemas import BatchVisit, VisitCreate, VisitUpdate, tombstone_fields, visit_fields
 from footfall.webhooks import service as webhooks
@@ -239,10 +239,11 @@ def read_cursor(cursor: str | None, account_uuid: UUID) -> tuple[int, int]:
     return position
 
 
-async def list_page(
-    tx: Tx, account: Account, params: PageParams, contact_uuid: UUID | None
-) -> tuple[Sequence[VisitRow], int]:
+async def list_page(tx: Tx, account: Account, params: PageParams, filters: VisitFilter) -> tuple[Sequence[VisitRow], int]:
     repository = VisitRepository(tx)
+    if not filters.leats:
+        return await repository.filtered_page(account.id, filters, params.limit, params.offset)
+    contact_uuid = filters.contact_uuid
     if params.offset == 0 and params.limit > 0:  # page 1, the usual one: one round trip
         return await repository.first_page(account.id, contact_uuid, params.limit)
     contact_id = None

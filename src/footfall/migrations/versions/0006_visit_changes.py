@@ -1,4 +1,5 @@
-"""visit changes: updated_at, a change position on every visit, tombstones of deleted visits
+"""visit changes: updated_at, a change position on every visit, tombstones of deleted visits, and
+indexes for the list's filters and sorts
 
 Revision ID: 0006
 Revises: 0005
@@ -53,6 +54,13 @@ def upgrade() -> None:
         batch_op.alter_column("updated_at", nullable=False)
         batch_op.create_index("ix_visits_account_changes", ["account_id", "change_xid", "change_seq"])
         batch_op.create_index("ix_visits_account_updated", ["account_id", "updated_at", "id"])
+        # The list's filters, each read in created_at order off its own index. A shop belongs to one
+        # account, so shop_id leads its index as contact_id leads the contact's (which also serves
+        # the foreign key, as the plain shop_id index did).
+        batch_op.drop_index("ix_visits_shop_id")
+        batch_op.create_index("ix_visits_shop_created", ["shop_id", "created_at", "id"])
+        batch_op.create_index("ix_visits_account_source_created", ["account_id", "source", "created_at", "id"])
+        batch_op.create_index("ix_visits_account_starts", ["account_id", "starts_at", "id"])
 
     op.create_table(
         "visit_tombstones",
@@ -91,6 +99,10 @@ def downgrade() -> None:
         op.execute("DROP TABLE visit_change_counter")
     op.drop_table("visit_tombstones")
     with op.batch_alter_table("visits", schema=None) as batch_op:
+        batch_op.drop_index("ix_visits_account_starts")
+        batch_op.drop_index("ix_visits_account_source_created")
+        batch_op.drop_index("ix_visits_shop_created")
+        batch_op.create_index("ix_visits_shop_id", ["shop_id"])
         batch_op.drop_index("ix_visits_account_updated")
         batch_op.drop_index("ix_visits_account_changes")
         batch_op.drop_column("change_seq")
