@@ -45,17 +45,23 @@ async def make_account(database_url: str, contacts: int, shops: int) -> dict:
         await database.close()
 
 
+HISTORY_START = datetime(2024, 1, 1, tzinfo=UTC)
+SECONDS_APART = 30
+
+
 def write_visits_csv(path: Path, visits: int, contacts: list[str], shops: list[str], seed: int = 1) -> None:
     rng = random.Random(seed)
-    start = datetime(2024, 1, 1, tzinfo=UTC)
+    start = HISTORY_START
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["contact_uuid", "shop_uuid", "external_id", "source", "starts_at", "ends_at"])
+        writer.writerow(["contact_uuid", "shop_uuid", "external_id", "source", "starts_at", "ends_at", "created_at"])
+        # One visit every 30 s, recorded as it starts: an account grows by its history, at a steady rate.
         for n in range(visits):
-            starts = start + timedelta(seconds=n * 30)
+            starts = start + timedelta(seconds=n * SECONDS_APART)
             writer.writerow([
                 contacts[rng.randrange(len(contacts))], shops[rng.randrange(len(shops))], f"bench-{n}",
                 "Kiosk" if n % 3 else "Website", starts.isoformat(), (starts + timedelta(minutes=20)).isoformat(),
+                starts.isoformat(),
             ])
 
 

@@ -27,7 +27,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlencode
 
 import asyncpg
 import httpx
@@ -36,11 +38,14 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.dataset import import_file, make_account, write_visits_csv  # noqa: E402
+from bench.dataset import HISTORY_START, SECONDS_APART, import_file, make_account, write_visits_csv  # noqa: E402
 from footfall.app import API_PREFIX  # noqa: E402
 from footfall.testing.serving import free_port  # noqa: E402
 
-ENDPOINTS = ["show", "list", "list_500", "last_page", "by_contact", "create", "create_one_contact", "update"]
+ENDPOINTS = ["show", "list", "list_500", "last_page", "by_contact", "filtered", "changes", "create",
+             "create_one_contact", "update"]
+# Footfall's own routes, which the floor has no match for: measured for their growth, not against it.
+FOOTFALL_ONLY = {"filtered", "changes"}
 SERVER_CORE, LOAD_CORE = "0", "1"
 
 
@@ -126,6 +131,11 @@ def requests_for(base: str, ids: dict, total: int, floor: bool) -> dict[str, tup
     creates = [{"contact_uuid": c, "shop_uuid": ids["shop"], "source": "Kiosk"} for c in ids["contacts"]]
     one_contact = [{"contact_uuid": ids["contact"], "shop_uuid": ids["shop"], "source": "Kiosk"}]
     updates = [f"{path}/visits/{v}" for v in ids["visits"]]
+    # The last day of the history at one shop: about 144 visits at any size (see bench/dataset.py).
+    end = HISTORY_START + timedelta(seconds=total * SECONDS_APART)
+    day = {"shop_uuid": ids["shop"], "created_at[gte]": (end - timedelta(days=1)).isoformat(),
+           "created_at[lt]": end.isoformat()}
+    feed = [f"{path}/visits/changes?limit=500" + (f"&cursor={cursor}" if cursor else "") for cursor in ids["cursors"]]
     return {
         "show": (f"{prefix}/visits/{ids['visit']}", lua("GET")),
         "list": (f"{prefix}/visits", lua("GET")),
@@ -133,6 +143,8 @@ def requests_for(base: str, ids: dict, total: int, floor: bool) -> dict[str, tup
         "last_page": (f"{prefix}/visits?page={last_page}" if not floor else f"{prefix}/visits", lua("GET")),
         "by_contact": (f"{prefix}/visits?contact_uuid={ids['contact']}" if not floor else f"{prefix}/visits",
                        lua("GET")),
+        "filtered": (f"{prefix}/visits?{urlencode(day)}", lua("GET")),
+        "changes": (f"{prefix}/visits/changes", lua_rotating("GET", feed, [{}])),
         "create": (f"{prefix}/visits", lua_rotating("POST", [f"{path}/visits"], creates)),
         # Every create names one contact: that contact's kept count is then the bottleneck.
         "create_one_contact": (f"{prefix}/visits", lua_rotating("POST", [f"{path}/visits"], one_contact)),
@@ -160,7 +172,7 @@ def measure_batch(base: str, ids: dict, args, headers: dict) -> dict:
 def measure(base: str, ids: dict, total: int, floor: bool, args, headers: dict) -> dict[str, dict]:
     results = {}
     for endpoint, (url, script) in requests_for(base, ids, total, floor).items():
-        if endpoint not in args.endpoints:
+        if endpoint not in args.endpoints or (floor and endpoint in FOOTFALL_ONLY):
             continue
         if args.warmup > 0:
             wrk(url, script, args.concurrency, args.warmup, headers)
@@ -224,8 +236,13 @@ def run_size(url: str, size: int, folder: Path, args) -> dict:
             base = f"http://127.0.0.1:{port}"
             wait_ready(f"{base}/healthz")
             listed = httpx.get(f"{base}{API_PREFIX}/visits?limit=100", headers=headers).json()["data"]
+            cursors = [""]  # the feed from its start, and after each of its first pages of 500
+            for _ in range(3):
+                page = httpx.get(f"{base}{API_PREFIX}/visits/changes", params={"limit": 500, "cursor": cursors[-1]},
+                                 headers=headers).json()
+                cursors.append(page["meta"]["next_cursor"])
             ids = {"visit": listed[0]["uuid"], "visits": [v["uuid"] for v in listed], "contact": made["contacts"][0],
-                   "contacts": made["contacts"][:100], "shop": made["shops"][0]}
+                   "contacts": made["contacts"][:100], "shop": made["shops"][0], "cursors": cursors}
             results = measure(base, ids, size, False, args, headers)
             batch = measure_batch(base, ids, args, headers)
             rss = peak_rss_mb(server.pid)
@@ -248,7 +265,7 @@ def run_floor(args) -> dict:
         wait_ready(f"{base}/floor/visits")
         ids = {"visit": "87824d97-a0a0-4764-9cd2-9df88579fd47", "contact": "6e8ec5a8-0eb7-4e5f-ad20-c0d271d97d92",
                "shop": "2d3df56b-d10e-465f-a6a7-fd258c536f6b"}
-        ids["visits"], ids["contacts"] = [ids["visit"]] * 100, [ids["contact"]] * 100
+        ids["visits"], ids["contacts"], ids["cursors"] = [ids["visit"]] * 100, [ids["contact"]] * 100, [""]
         return measure(base, ids, 30, True, args, {"Authorization": "Bearer floor"})
     finally:
         floor.terminate()
@@ -265,10 +282,11 @@ def table(report: dict) -> str:
              "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
     for run in report["runs"]:
         for endpoint in run["endpoints"]:
-            r, f = run["endpoints"][endpoint], floor[endpoint]
+            r, f = run["endpoints"][endpoint], floor.get(endpoint)
+            against = f"{f['rps']:.0f} | {_ratio(r['rps'], f['rps']):.2f}" if f else "- | -"
             lines.append(
-                f"| {run['database']} | {run['size']:,} | {endpoint} | {r['rps']:.0f} | {f['rps']:.0f} | "
-                f"{_ratio(r['rps'], f['rps']):.2f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
+                f"| {run['database']} | {run['size']:,} | {endpoint} | {r['rps']:.0f} | {against} | "
+                f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
                 f"{_ratio(r['p99_ms'], r['p50_ms']):.1f} | {r['errors']} |"
             )
     lines += ["", "| database | size | import rows/s | batch of 1,000: visits/s (p99 ms) | server peak RSS MB |",
@@ -311,7 +329,7 @@ def targets(report: dict) -> str:
         sizes = sorted(size for d, size in by if d == database)
         if len(sizes) >= 2:
             small, large = by[(database, sizes[0])], by[(database, sizes[-1])]
-            for endpoint in ("show", "list", "by_contact"):
+            for endpoint in ("show", "list", "by_contact", "filtered", "changes"):
                 if endpoint not in large:
                     continue
                 growth = _ratio(large[endpoint]["p50_ms"], small[endpoint]["p50_ms"])

@@ -1,19 +1,19 @@
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AliasChoices, BaseModel, Field, WithJsonSchema
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, create_model
 from pydantic.json_schema import SkipJsonSchema
 from starlette.responses import Response
 
 from footfall.contacts.schemas import Email
-from footfall.errors import ErrorBody
+from footfall.errors import ErrorBody, InvalidInput, field_errors
 from footfall.kit.pagination import PageMeta
 from footfall.kit.rendering import json_answer
 from footfall.kit.time import IsoDateTimeIn, IsoDateTimeOut
 from footfall.kit.types import RequestBody, Text, unchangeable
-from footfall.visits.repository import Change, VisitRow
+from footfall.visits.repository import RANGE_COLUMNS, RANGE_OPERATORS, Change, VisitFilter, VisitRow
 
 
 class VisitCreate(RequestBody):
@@ -139,6 +139,53 @@ def change_fields(change: Change) -> dict[str, Any]:
 def changes_answer(rows: Sequence[Change], next_cursor: str, has_more: bool) -> Response:
     return json_answer({"data": [change_fields(row) for row in rows],
                         "meta": {"next_cursor": next_cursor, "has_more": has_more}})
+
+
+_BOUND_WORDS = {"gte": "at or after", "gt": "after", "lte": "at or before", "lt": "before"}
+
+
+class _ListFilters(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    shop_uuid: UUID | None = Field(default=None, description="A shop's UUID to filter the Visits by")
+    source: Text | None = Field(default=None, description="Visits with exactly this source")
+    external_id: Text | None = Field(default=None, description="The visit with this external_id")
+    sort: Literal["created_at", "-created_at", "starts_at", "-starts_at", "updated_at", "-updated_at"] = Field(
+        default="-created_at", description="The order (`-` for descending); the visit's id breaks ties")
+
+
+# Footfall's filters and sort of GET /visits, beside Leat's contact_uuid (query parameters), with a
+# range bound per column and operator, named in Leat's bracket syntax: created_at[gte].
+VisitListFilters = create_model(
+    "VisitListFilters",
+    __base__=_ListFilters,
+    **{
+        f"{column}_{op}": (IsoDateTimeIn | None, Field(default=None, alias=f"{column}[{op}]",
+                                                       description=f"{column} {_BOUND_WORDS[op]} this time"))
+        for column in RANGE_COLUMNS
+        for op in RANGE_OPERATORS
+    },
+)
+
+
+def read_filters(query: Mapping[str, str], contact_uuid: UUID | None) -> VisitFilter:
+    """The list's filters from its query; 1003 on the parameter (as sent) that is malformed."""
+    try:
+        given = VisitListFilters.model_validate(dict(query))
+    except ValidationError as error:
+        raise InvalidInput(field_errors(error.errors(), located=False)) from None
+    ranges = tuple((column, op, bound) for column in RANGE_COLUMNS for op in RANGE_OPERATORS
+                   if (bound := getattr(given, f"{column}_{op}")) is not None)
+    return VisitFilter(contact_uuid, given.shop_uuid, given.source, given.external_id, ranges, given.sort)
+
+
+def filter_parameters() -> list[dict[str, Any]]:
+    """VisitListFilters as OpenAPI query parameters, for the list's documentation."""
+    schema = VisitListFilters.model_json_schema(by_alias=True)
+    return [
+        {"name": name, "in": "query", "required": False, "description": field.pop("description", ""), "schema": field}
+        for name, field in schema["properties"].items()
+    ]
 
 
 class VisitResponse(BaseModel):
