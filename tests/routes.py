@@ -10,6 +10,7 @@ ROUTES = [
     ("POST", "/visits", {"contact_uuid": "{contact}", "shop_uuid": "{shop}"}),
     ("PUT", "/visits/{visit}", {"source": "x"}),
     ("GET", "/visits/changes", None),
+    ("GET", "/visits/export", None),
     ("DELETE", "/visits/{visit}", None),
     ("POST", "/visits/batch", {"visits": [{"contact_uuid": "{contact}", "shop_uuid": "{shop}"}]}),
     ("GET", "/shops", None),

@@ -27,6 +27,7 @@ async def test_openapi_documents_every_route_with_leats_error_schema(app):
         ("GET", "/shops"),
         ("GET", "/shops/{uuid}"),
         ("GET", "/visits/changes"),
+        ("GET", "/visits/export"),
         ("DELETE", "/visits/{uuid}"),
         ("GET", "/contacts"),
         ("POST", "/contacts"),

@@ -4,7 +4,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from footfall_client import AsyncClient, Client, Contact, NotFoundError, Page, Shop, Visit, WebhookSubscription
+from footfall_client import AsyncClient, Client, Contact, NotFoundError, Page, Shop, Tombstone, Visit, WebhookSubscription
 
 
 @pytest.fixture
@@ -92,3 +92,26 @@ async def test_the_async_client_has_the_same_surface(footfall):
         assert (await client.webhook_subscriptions.list(event_type="contact_created")).total >= 1
         assert (await client.webhook_subscriptions.deliveries(subscription.uuid)).total == 0
         await client.webhook_subscriptions.delete(subscription.uuid)
+
+
+def test_delete_the_changes_feed_filters_and_export(client, footfall):
+    _, demo = footfall
+    start = client.visits.changes(limit=50)
+    before = list(start)
+    assert before and all(isinstance(item, (Visit, Tombstone)) for item in before)
+    visit = client.visits.create(demo["contacts"][0], demo["shops"][0], external_id="client-feed-1", source="Feed")
+    client.visits.delete(visit.uuid)
+    later = list(client.visits.changes(start.cursor))
+    assert [type(item) for item in later] == [Tombstone] and later[0].uuid == visit.uuid
+    assert later[0].external_id == "client-feed-1"
+    kept = client.visits.create(demo["contacts"][0], demo["shops"][0], source="Feed",
+                                starts_at=datetime(2024, 5, 1, 19, tzinfo=timezone.utc))
+    found = client.visits.list(source="Feed", starts_at_lte=datetime(2024, 5, 2, tzinfo=timezone.utc), sort="starts_at")
+    assert [v.uuid for v in found.items] == [kept.uuid]
+    assert [v.uuid for v in client.visits.iter(source="Feed")] == [kept.uuid]
+    exported = client.visits.export(format="csv", source="Feed")
+    assert exported.splitlines()[0].startswith("uuid,contact_uuid") and kept.uuid in exported
+    contact = client.contacts.create("gone@krabs.sea")
+    client.contacts.delete(contact.uuid, gdpr=True)
+    with pytest.raises(NotFoundError):
+        client.contacts.get(contact.uuid)

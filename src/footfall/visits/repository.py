@@ -430,12 +430,25 @@ class FilteredStatements(NamedTuple):
     page: Statement[VisitRow]
 
 
-@functools.cache
-def filtered_statements(dialect: str, shape: tuple) -> FilteredStatements:
-    """The count and a page of one combination of filters and sort, built (and compiled) on first use
-    and kept: the combinations are too many to build them all at import."""
-    has_contact, has_shop, has_source, has_external_id, ranges, sort = shape
-    statement = partial(Statement, dialect=dialect)
+class ExportRow(NamedTuple):
+    """A visit as an export writes it: flat, and with its shop, so the file imports back."""
+
+    id: int
+    uuid: UUID
+    contact_uuid: UUID
+    contact_email: str | None
+    shop_uuid: UUID
+    external_id: str | None
+    source: str | None
+    starts_at: datetime
+    ends_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+def _filtered_where(shape: tuple) -> list[Any]:
+    """The conditions of the list's filters (see VisitFilter.shape), on parameters named as in params()."""
+    has_contact, has_shop, has_source, has_external_id, ranges, _ = shape
     where = [_v.account_id == bindparam("account_id", type_=_v.account_id.type)]
     if has_contact:
         where.append(_v.contact_id == select(_c.id).where(
@@ -452,6 +465,35 @@ def filtered_statements(dialect: str, shape: tuple) -> FilteredStatements:
     for column, op in ranges:
         bound = bindparam(f"{column}_{op}", type_=_v[column].type)
         where.append(getattr(_v[column], RANGE_OPERATORS[op])(bound))
+    return where
+
+
+@functools.cache
+def export_statement(dialect: str, shape: tuple) -> Statement[ExportRow]:
+    """The next chunk of an export after a visit id, in id order (keyset: each chunk starts on the
+    index where the last ended, however far into the account)."""
+    return Statement(
+        limit(
+            select(_v.id, _v.uuid, _c.uuid.label("contact_uuid"), _c.email.label("contact_email"),
+                   _s.uuid.label("shop_uuid"), _v.external_id, _v.source, _v.starts_at, _v.ends_at, _v.created_at,
+                   _v.updated_at)
+            .select_from(visits.join(contacts, _c.id == _v.contact_id).join(shops, _s.id == _v.shop_id))
+            .where(*_filtered_where(shape), _v.id > bindparam("after_id", type_=_v.id.type))
+            .order_by(_v.id)
+        ),
+        ExportRow,
+        dialect=dialect,
+        bulk=True,
+    )
+
+
+@functools.cache
+def filtered_statements(dialect: str, shape: tuple) -> FilteredStatements:
+    """The count and a page of one combination of filters and sort, built (and compiled) on first use
+    and kept: the combinations are too many to build them all at import."""
+    sort = shape[-1]
+    statement = partial(Statement, dialect=dialect)
+    where = _filtered_where(shape)
     descending = sort.startswith("-")
     key = _v[sort.lstrip("-")]
     order = (key.desc(), _v.id.desc()) if descending else (key.asc(), _v.id.asc())
@@ -594,10 +636,19 @@ class VisitRepository:
         """A page of the visits that pass the filters, in their sort (id breaks ties), and their count."""
         statements = filtered_statements(self.tx.dialect, filters.shape())
         params = {"account_id": account_id, **filters.params()}
-        total = int(await self.tx.fetchval(statements.count, params))
+        total = await self.filtered_count(account_id, filters)
         if limit == 0 or offset >= total:
             return [], total
         return await self.tx.fetch(statements.page, {**params, "limit": limit, "offset": offset}), total
+
+    async def filtered_count(self, account_id: int, filters: VisitFilter) -> int:
+        statements = filtered_statements(self.tx.dialect, filters.shape())
+        return int(await self.tx.fetchval(statements.count, {"account_id": account_id, **filters.params()}))
+
+    async def export_chunk(self, account_id: int, filters: VisitFilter, after_id: int, limit: int) -> list[ExportRow]:
+        """Up to `limit` visits that pass the filters, after the visit id `after_id`, in id order."""
+        params = {"account_id": account_id, **filters.params(), "after_id": after_id, "limit": limit}
+        return await self.tx.fetch(export_statement(self.tx.dialect, filters.shape()), params)
 
     async def first_page(self, account_id: int, contact_uuid: UUID | None, limit: int) -> tuple[list[FirstPageRow], int]:
         """Page 1 (limit > 0) and the total, of the account's visits or of its contact's (none, and 0,

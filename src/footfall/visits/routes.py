@@ -1,7 +1,9 @@
-from typing import Annotated
+from collections.abc import AsyncIterator
+from typing import Annotated, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request, Response, status
+from fastapi.responses import StreamingResponse
 
 from footfall.errors import (
     ContactNotFound,
@@ -15,7 +17,7 @@ from footfall.errors import (
 from footfall.kit.types import DeletedResponse
 from footfall.kit.routing import ApiRoute, Caller, Idempotent
 from footfall.kit.pagination import PageParams, PageQuery, limit_query
-from footfall.visits import service
+from footfall.visits import export, service
 from footfall.visits.repository import VisitFilter
 from footfall.kit.rendering import json_answer
 from footfall.visits.schemas import (
@@ -89,6 +91,35 @@ async def create_visits(body: VisitBatch, request: Request) -> Response:
                          "data": visit_fields(outcome.visit), "error": None})
             counts["created" if outcome.created else "retried"] += 1
     return json_answer({"data": data, "meta": counts})
+
+
+@router.get(
+    "/export",
+    responses={200: {"description": "The visits, streamed: NDJSON (one visit a line) or CSV (a header row)",
+                     "content": {"application/x-ndjson": {}, "text/csv": {}}},
+               **error_responses()},
+    summary="Export Visits",
+    openapi_extra={"parameters": filter_parameters()},
+)
+async def export_visits(
+    request: Request,
+    format: Annotated[Literal["ndjson", "csv"], Query(description="ndjson (the default) or csv")] = "ndjson",
+    contact_uuid: Annotated[UUID | None, Query(description="A contact's UUID to filter the Visits by")] = None,
+) -> Response:
+    """Every visit that passes the list's filters, in the order they were stored, streamed a chunk at
+    a time: flat rows (uuid, contact_uuid, contact_email, shop_uuid, external_id, source, starts_at,
+    ends_at, created_at, updated_at) that `footfall visits import` reads back."""
+    caller = Caller.of(request)
+    filters = read_filters(request.query_params, contact_uuid)
+    database, account_id = request.app.state.database, caller.account.id
+
+    async def body() -> AsyncIterator[bytes]:
+        yield export.header(format)
+        async for rows in export.export_chunks(database, account_id, filters):
+            yield export.render(rows, format)
+
+    return StreamingResponse(body(), media_type=export.MEDIA_TYPES[format],
+                             headers={"Content-Disposition": f'attachment; filename="visits.{format}"'})
 
 
 @router.get(

@@ -14,9 +14,11 @@ from footfall_client.errors import (
     WebhookVerificationError,
 )
 from footfall_client.models import (
+    ChangesPage,
     Contact,
     Page,
     Shop,
+    Tombstone,
     Visit,
     VisitContact,
     WebhookDelivery,
@@ -25,7 +27,7 @@ from footfall_client.models import (
 
 __version__ = "0.1.0"
 __all__ = [
-    "AsyncClient", "AuthenticationError", "Client", "ConflictError", "Contact", "FootfallError", "NotFoundError",
-    "Page", "PermissionDeniedError", "RateLimitError", "ServerError", "Shop", "ValidationError", "Visit",
+    "AsyncClient", "AuthenticationError", "ChangesPage", "Client", "ConflictError", "Contact", "FootfallError", "NotFoundError",
+    "Page", "PermissionDeniedError", "RateLimitError", "ServerError", "Shop", "Tombstone", "ValidationError", "Visit",
     "VisitContact", "WebhookDelivery", "WebhookSubscription", "WebhookVerificationError", "webhooks",
 ]

@@ -14,6 +14,7 @@ import httpx
 
 from footfall_client.errors import error_from_response
 from footfall_client.models import (
+    ChangesPage,
     Contact,
     Page,
     Shop,
@@ -36,6 +37,7 @@ class _Operation:
     params: Optional[Dict[str, Any]] = None
     json: Optional[Dict[str, Any]] = None
     idempotency_key: Optional[str] = None
+    raw: bool = False  # parse gets the body's text (an export), not its JSON
 
 
 def _retry_after(response: httpx.Response) -> Optional[float]:
@@ -95,7 +97,7 @@ def _prepare(operation: _Operation) -> Dict[str, Any]:
 def _result(operation: _Operation, response: httpx.Response) -> Any:
     if response.status_code >= 400:
         raise error_from_response(response.status_code, response.text, _retry_after(response))
-    return operation.parse(response.json())
+    return operation.parse(response.text if operation.raw else response.json())
 
 
 class _SyncTransport:
@@ -163,16 +165,44 @@ class _Resource:
         self._t = transport
 
 
+def _filters(filters: Dict[str, Any]) -> Dict[str, Any]:
+    """Filters as the list takes them: created_at_gte=... becomes created_at[gte]=...; times formatted."""
+    params = {}
+    for name, value in filters.items():
+        if value is None:
+            continue
+        column, _, op = name.rpartition("_")
+        key = f"{column}[{op}]" if op in ("gte", "gt", "lte", "lt") else name
+        params[key] = format_datetime(value)
+    return params
+
+
 class Visits(_Resource):
-    def list(self, limit: int = 30, page: int = 1, contact_uuid: Optional[str] = None) -> Page[Visit]:
-        params: Dict[str, Any] = {"limit": limit, "page": page}
-        if contact_uuid is not None:
-            params["contact_uuid"] = contact_uuid
+    def list(self, limit: int = 30, page: int = 1, contact_uuid: Optional[str] = None, **filters: Any) -> Page[Visit]:
+        """filters: shop_uuid, source, external_id, sort, and ranges as created_at_gte=, starts_at_lt=, ..."""
+        params: Dict[str, Any] = {"limit": limit, "page": page, **_filters({"contact_uuid": contact_uuid, **filters})}
         return self._t.run(_Operation("GET", "/visits", lambda b: Page.from_json(b, Visit.from_json), params))
 
-    def iter(self, *, limit: int = 100, contact_uuid: Optional[str] = None) -> Any:
+    def iter(self, *, limit: int = 100, contact_uuid: Optional[str] = None, **filters: Any) -> Any:
         """Every visit, page after page (an async iterator on AsyncClient)."""
-        return _iterate(self, limit, contact_uuid)
+        return _iterate(self, limit, {"contact_uuid": contact_uuid, **filters})
+
+    def delete(self, uuid: str) -> None:
+        return self._t.run(_Operation("DELETE", f"/visits/{uuid}", lambda b: None))
+
+    def changes_page(self, cursor: Optional[str] = None, limit: int = 500) -> ChangesPage:
+        params: Dict[str, Any] = {"limit": limit, **({"cursor": cursor} if cursor else {})}
+        return self._t.run(_Operation("GET", "/visits/changes", ChangesPage.from_json, params))
+
+    def changes(self, cursor: Optional[str] = None, *, limit: int = 500) -> Any:
+        """Every change after the cursor (a Visit, with updated_at, or a Tombstone), following
+        next_cursor until none is left; the iterator's `cursor` is then where to go on from."""
+        return _Changes(self, cursor, limit)
+
+    def export(self, format: str = "ndjson", **filters: Any) -> str:
+        """The visits that pass the filters, as NDJSON or CSV text."""
+        params = {"format": format, **_filters(filters)}
+        return self._t.run(_Operation("GET", "/visits/export", lambda text: text, params, raw=True))
 
     def get(self, uuid: str) -> Visit:
         return self._t.run(_Operation("GET", f"/visits/{uuid}", _data(Visit.from_json)))
@@ -192,12 +222,36 @@ class Visits(_Resource):
                                       idempotency_key=_key(idempotency_key)))
 
 
-def _iterate(visits: Visits, limit: int, contact_uuid: Optional[str]) -> Any:
+class _Changes:
+    """Iterates (or async-iterates) the changes feed; `cursor` is the position after what it yielded."""
+
+    def __init__(self, visits: Visits, cursor: Optional[str], limit: int) -> None:
+        self.visits, self.cursor, self.limit = visits, cursor, limit
+
+    def __iter__(self) -> Iterator[Any]:
+        while True:
+            page = self.visits.changes_page(self.cursor, self.limit)
+            yield from page.items
+            self.cursor = page.next_cursor
+            if not page.has_more:
+                return
+
+    async def __aiter__(self) -> AsyncIterator[Any]:
+        while True:
+            page = await self.visits.changes_page(self.cursor, self.limit)
+            for item in page.items:
+                yield item
+            self.cursor = page.next_cursor
+            if not page.has_more:
+                return
+
+
+def _iterate(visits: Visits, limit: int, filters: Dict[str, Any]) -> Any:
     if visits._t.is_async:
         async def pages() -> AsyncIterator[Visit]:
             page = 1
             while True:
-                result = await visits.list(limit=limit, page=page, contact_uuid=contact_uuid)
+                result = await visits.list(limit=limit, page=page, **filters)
                 for item in result.items:
                     yield item
                 if page >= result.last_page or not result.items:
@@ -209,7 +263,7 @@ def _iterate(visits: Visits, limit: int, contact_uuid: Optional[str]) -> Any:
     def sync_pages() -> Iterator[Visit]:
         page = 1
         while True:
-            result = visits.list(limit=limit, page=page, contact_uuid=contact_uuid)
+            result = visits.list(limit=limit, page=page, **filters)
             yield from result.items
             if page >= result.last_page or not result.items:
                 return
@@ -254,6 +308,12 @@ class Contacts(_Resource):
         """Gives an anonymous contact its email."""
         return self._t.run(_Operation("PUT", f"/contacts/{uuid}/claim", _data(Contact.from_json),
                                       json={"email": email}, idempotency_key=_key(idempotency_key)))
+
+
+    def delete(self, uuid: str, *, gdpr: bool = False) -> None:
+        """Deletes the contact and its visits; gdpr also erases its email from all Footfall keeps."""
+        return self._t.run(_Operation("DELETE", f"/contacts/{uuid}", lambda b: None,
+                                      {"type": "GDPR" if gdpr else "DEFAULT"}))
 
 
 class WebhookSubscriptions(_Resource):

@@ -38,6 +38,7 @@ class Visit:
     starts_at: Optional[datetime]
     ends_at: Optional[datetime]
     created_at: Optional[datetime]
+    updated_at: Optional[datetime] = None  # in the changes feed only
 
     @classmethod
     def from_json(cls, data: dict) -> "Visit":
@@ -50,7 +51,34 @@ class Visit:
             starts_at=parse_datetime(data.get("starts_at")),
             ends_at=parse_datetime(data.get("ends_at")),
             created_at=parse_datetime(data.get("created_at")),
+            updated_at=parse_datetime(data.get("updated_at")),
         )
+
+
+@dataclass(frozen=True)
+class Tombstone:
+    """What the changes feed shows of a deleted visit."""
+
+    uuid: str
+    external_id: Optional[str]
+    deleted_at: Optional[datetime]
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Tombstone":
+        return cls(uuid=data["uuid"], external_id=data.get("external_id"),
+                   deleted_at=parse_datetime(data.get("deleted_at")))
+
+
+@dataclass(frozen=True)
+class ChangesPage:
+    items: list
+    next_cursor: str
+    has_more: bool
+
+    @classmethod
+    def from_json(cls, body: dict) -> "ChangesPage":
+        items = [Tombstone.from_json(item) if "deleted_at" in item else Visit.from_json(item) for item in body["data"]]
+        return cls(items=items, next_cursor=body["meta"]["next_cursor"], has_more=body["meta"]["has_more"])
 
 
 @dataclass(frozen=True)
