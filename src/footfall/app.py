@@ -22,6 +22,7 @@ from footfall.kit.body import FORM_TYPE, MULTIPART_TYPE, RequestBodyMiddleware
 from footfall.kit.ratelimit import InProcessLimiter, RateLimitMiddleware, RedisLimiter
 from footfall.kit.routing import BEARER_SCHEME
 from footfall.shops.routes import router as shops_router
+from footfall.visits.retention import keep_days
 from footfall.webhooks.delivery import DeliveryWorker
 from footfall.visits.routes import router as visits_router
 from footfall.webhooks.routes import router as webhooks_router
@@ -43,9 +44,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         stop = asyncio.Event()
         housekeeping = asyncio.create_task(_housekeeping(database, stop), name="footfall-housekeeping")
         worker_task = None
+        retention = None
         if settings.webhook_worker:
             worker = DeliveryWorker(database, settings)
             worker_task = asyncio.create_task(worker.run(stop), name="footfall-webhook-worker")
+            if settings.retention_days:
+                retention = asyncio.create_task(keep_days(database, settings.retention_days, stop),
+                                                name="footfall-retention")
         yield
         # Shutting down (SIGTERM): the worker finishes the deliveries in flight, then stops.
         stop.set()
@@ -53,6 +58,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if worker_task is not None:
             await worker_task
             await worker.close()
+        if retention is not None:
+            await retention
         if isinstance(limiter, RedisLimiter):
             await limiter.close()
         await database.close()

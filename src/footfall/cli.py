@@ -124,8 +124,15 @@ async def _deliver(settings: Settings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     logging.getLogger("footfall.webhooks").info("footfall worker: delivering webhooks")
+    retention = None
+    if settings.retention_days:
+        from footfall.visits.retention import keep_days
+
+        retention = asyncio.create_task(keep_days(database, settings.retention_days, stop))
     try:
         await delivery_worker.run(stop)
+        if retention is not None:
+            await retention
     finally:
         await delivery_worker.close()
         await database.close()
@@ -438,6 +445,46 @@ def visits_export(account_uuid: str, format_: str, output: Path | None, filters:
     except DATABASE_ERRORS as error:
         raise_usage(f"database: {str(error).splitlines()[0]}")
     click.echo(json.dumps(result), err=True)
+
+
+@visits_group.command("purge")
+@click.option("--account", "account_uuid", required=True, help="Account UUID.")
+@click.option("--before", required=True, help="Delete the visits created before this time (ISO 8601).")
+@database_url_option
+def visits_purge(account_uuid: str, before: str, database_url: str) -> None:
+    """Delete the account's visits created before a time, in short transactions of 1,000 (requests go
+    on meanwhile), leaving tombstones for the changes feed; a progress bar on stderr."""
+    from footfall.visits.repository import VisitFilter, VisitRepository
+    from footfall.visits.retention import purge
+
+    account_id = _or_exit(lambda: _parse_uuid(account_uuid, "--account"))
+    try:
+        cutoff = parse_iso8601(before)
+    except ValueError:
+        raise_usage("--before: must be an ISO 8601 date or time, e.g. 2024-01-01")
+
+    async def run() -> dict[str, Any]:
+        await migrate(database_url)
+        database = open_database(database_url, pool_size=2)
+        try:
+            async with database.transaction(write=False) as tx:
+                account = await accounts.get_account(tx, account_id)
+                doomed = await VisitRepository(tx).filtered_count(
+                    account.id, VisitFilter(ranges=(("created_at", "lt", cutoff),)))
+            started = time.monotonic()
+            with click.progressbar(length=doomed, label="purging", file=sys.stderr) as bar:
+                purged = await purge(database, account, cutoff, bar.update)
+            return {"purged": purged, "before": format_iso8601(cutoff), "seconds": round(time.monotonic() - started, 3)}
+        finally:
+            await database.close()
+
+    try:
+        result = asyncio.run(run())
+    except LookupError as error:
+        raise_usage(str(error))
+    except DATABASE_ERRORS as error:
+        raise_usage(f"database: {str(error).splitlines()[0]}")
+    click.echo(json.dumps(result))
 
 
 @main.command()

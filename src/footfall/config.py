@@ -1,6 +1,6 @@
 from typing import Annotated
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_RETRY_SCHEDULE = [0, 5, 300, 1800, 7200, 18000, 36000, 36000]
@@ -31,6 +31,8 @@ class Settings(BaseSettings):
 
     # Deliver webhooks from inside `footfall serve` (off with --no-worker or FOOTFALL_WEBHOOK_WORKER=0).
     webhook_worker: bool = True
+    # Visits created more than this many days ago are purged daily by the worker; None keeps them all.
+    retention_days: int | None = Field(default=None, ge=1)
     # Seconds to wait before each attempt: the first entry is the first attempt.
     webhook_retry_schedule: Annotated[list[float], NoDecode] = DEFAULT_RETRY_SCHEDULE
     webhook_timeout: float = 10.0

@@ -103,6 +103,7 @@ async def scenario(database, ran: set[Statement]) -> list[tuple[str, Any]]:
         account = t.note("account", await accounts.insert(uuid("account"), "Parity", at(0)))
         t.note("account by uuid", await accounts.get_by_uuid(uuid("account")))
         t.note("account by name", await accounts.get_by_name("Parity"))
+        t.note("all accounts", [a.uuid for a in await accounts.all()])
         t.note("no account", await accounts.get_by_uuid(uuid("nobody")))
         token = t.note("token", await tokens.insert({
             "uuid": uuid("token"), "account_id": account.id, "name": "till", "token_hash": "a" * 64,
@@ -183,6 +184,8 @@ async def scenario(database, ran: set[Statement]) -> list[tuple[str, Any]]:
         t.note("imported", await visits.insert_many(rows[:4], full=True))
         t.note("imported contacts", await visits.insert_many(rows[3:], full=False))
         await visits.analyze()
+        t.note("purged", await visits.purge_batch(account.id, at(51), 2, at(120)))
+        t.note("count after the purge", await visits.account_count(account.id))
         await visits.touch_contact_visits(contact.id, at(99))
         deleted = await visits.get(account.id, uuid("visit-4"))
         t.note("deleted visit", await visits.delete(deleted, account.id, at(100)))

@@ -60,6 +60,7 @@ class AccountStatements:
     insert_account: Statement[Account]
     account_by_uuid: Statement[Account]
     first_account_named: Statement[Account]
+    all_accounts: Statement[Account]
     insert_token: Statement[Token]
     credential: Statement[Credential]
     revoke: Statement
@@ -78,6 +79,7 @@ def _build(dialect: str) -> AccountStatements:
         first_account_named=statement(
             select(*accounts.c).where(_a.name == bindparam("name")).order_by(_a.id).limit(1), Account
         ),
+        all_accounts=statement(select(*accounts.c).order_by(_a.id), Account, bulk=True),
         insert_token=statement(
             insert(api_tokens)
             .values(binds(api_tokens, "uuid", "account_id", "name", "token_hash", "expires_at", "read_only",
@@ -125,6 +127,9 @@ class AccountRepository:
 
     async def get_by_uuid(self, uuid: UUID) -> Account | None:
         return await self.tx.fetchrow(self.statements.account_by_uuid, {"uuid": uuid})
+
+    async def all(self) -> list[Account]:
+        return await self.tx.fetch(self.statements.all_accounts)
 
     async def get_by_name(self, name: str) -> Account | None:
         """The oldest account with this name."""

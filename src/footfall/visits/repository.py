@@ -1,5 +1,6 @@
 import functools
 import json
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -121,6 +122,12 @@ class DeletedVisit(NamedTuple):
     external_id: str | None
 
 
+class PurgedVisit(NamedTuple):
+    uuid: UUID
+    external_id: str | None
+    contact_id: int
+
+
 class ContactAndShop(NamedTuple):
     id: int
     uuid: UUID
@@ -184,6 +191,7 @@ class VisitStatements:
     first_pages: dict[bool, Statement[FirstPageRow]]  # by contact
     touch_contact_visits: Statement
     delete_contact_visits: Statement[DeletedVisit]
+    purge_batch: Statement[PurgedVisit]
     delete: Statement
     insert_tombstone: Statement
     changes: Statement[Change]
@@ -373,6 +381,20 @@ def _build(dialect: str) -> VisitStatements:
             delete(visits).where(_v.contact_id == bindparam("contact_id", type_=_v.contact_id.type))
             .returning(_v.uuid, _v.external_id),
             DeletedVisit,
+            bulk=True,
+        ),
+        # The oldest `limit` visits created before a time, found on ix_visits_account_created.
+        purge_batch=statement(
+            delete(visits)
+            .where(_v.id.in_(
+                select(_v.id)
+                .where(account, _v.created_at < bindparam("before", type_=_v.created_at.type))
+                .order_by(_v.created_at, _v.id)
+                .limit(bindparam("limit", type_=Integer))
+                .scalar_subquery()
+            ))
+            .returning(_v.uuid, _v.external_id, _v.contact_id),
+            PurgedVisit,
             bulk=True,
         ),
         delete=statement(delete(visits).where(_v.id == bindparam("visit_id", type_=_v.id.type)).returning(_v.id)),
@@ -605,6 +627,20 @@ class VisitRepository:
             ])
             await self.add_to_counts(account_id, {contact_id: -len(deleted)}, slot=contact_id)
         return deleted
+
+    async def purge_batch(self, account_id: int, before: datetime, limit: int, deleted_at: datetime) -> int:
+        """Deletes up to `limit` of the account's oldest visits created before `before`, with their
+        tombstones and counts; the number deleted."""
+        purged = await self.tx.fetch(self.statements.purge_batch,
+                                     {"account_id": account_id, "before": before, "limit": limit})
+        if purged:
+            await self.tx.executemany(self.statements.insert_tombstone, [
+                {"account_id": account_id, "uuid": visit.uuid, "external_id": visit.external_id,
+                 "deleted_at": deleted_at} for visit in purged
+            ])
+            per_contact = Counter(visit.contact_id for visit in purged)
+            await self.add_to_counts(account_id, {cid: -n for cid, n in per_contact.items()}, slot=purged[0].contact_id)
+        return len(purged)
 
     async def changes(self, account_id: int, after: tuple[int, int], limit: int) -> list[Change]:
         """Up to `limit` changes after the position `after`, oldest first."""
