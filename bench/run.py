@@ -169,6 +169,24 @@ def measure_batch(base: str, ids: dict, args, headers: dict) -> dict:
     return result
 
 
+def measure_purge(base: str, ids: dict, total: int, database_url: str, account_uuid: str, args, headers: dict) -> dict:
+    """show alone, then show while `footfall visits purge` deletes the older half of the history:
+    what a purge costs the requests beside it, and how fast it deletes."""
+    url, script = f"{base}{API_PREFIX}/visits/{ids['visit']}", lua("GET")
+    alone = wrk(url, script, args.concurrency, args.duration, headers)
+    middle = HISTORY_START + timedelta(seconds=total // 2 * SECONDS_APART)
+    purging = subprocess.Popen(
+        [args.server_python, "-m", "footfall", "visits", "purge", "--account", account_uuid, "--before",
+         middle.isoformat(), "--database-url", database_url],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    during = wrk(url, script, args.concurrency, args.duration, headers)
+    purged = json.loads(purging.communicate(timeout=3600)[0])
+    print(f"  footfall purge      alone {alone} during {during} {purged}", file=sys.stderr)
+    return {"alone": alone, "during": during, "purged": purged["purged"],
+            "visits_per_second": round(purged["purged"] / purged["seconds"]) if purged["seconds"] else 0}
+
+
 def measure(base: str, ids: dict, total: int, floor: bool, args, headers: dict) -> dict[str, dict]:
     results = {}
     for endpoint, (url, script) in requests_for(base, ids, total, floor).items():
@@ -245,12 +263,13 @@ def run_size(url: str, size: int, folder: Path, args) -> dict:
                    "contacts": made["contacts"][:100], "shop": made["shops"][0], "cursors": cursors}
             results = measure(base, ids, size, False, args, headers)
             batch = measure_batch(base, ids, args, headers)
+            purge = measure_purge(base, ids, size, database_url, made["account_uuid"], args, headers) if args.purge else None
             rss = peak_rss_mb(server.pid)
         finally:
             server.terminate()
             server.wait(timeout=30)
         return {"database": make_url(url).get_backend_name(), "size": size, "import": imported, "endpoints": results,
-                "batch": batch, "peak_rss_mb": round(rss, 1), "ids": ids}
+                "batch": batch, "purge": purge, "peak_rss_mb": round(rss, 1), "ids": ids}
     finally:
         if dropped:
             asyncio.run(drop_database(url, dropped))
@@ -295,6 +314,14 @@ def table(report: dict) -> str:
         batch = run["batch"]
         lines.append(f"| {run['database']} | {run['size']:,} | {run['import']['rows_per_second']:,} | "
                      f"{batch['visits_per_second']:,} ({batch['p99_ms']:.0f}) | {run['peak_rss_mb']} |")
+    purges = [run for run in report["runs"] if run.get("purge")]
+    if purges:
+        lines += ["", "| database | size | visits purged | purged/s | show p50 / p99 ms alone | during the purge |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        for run in purges:
+            purge, alone, during = run["purge"], run["purge"]["alone"], run["purge"]["during"]
+            lines.append(f"| {run['database']} | {run['size']:,} | {purge['purged']:,} | {purge['visits_per_second']:,} | "
+                         f"{alone['p50_ms']:.2f} / {alone['p99_ms']:.2f} | {during['p50_ms']:.2f} / {during['p99_ms']:.2f} |")
     return "\n".join(lines)
 
 
@@ -372,6 +399,8 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10)
     parser.add_argument("--warmup", type=float, default=3)
     parser.add_argument("--endpoints", default=",".join(ENDPOINTS), help="a comma-separated choice of " + ", ".join(ENDPOINTS))
+    parser.add_argument("--purge", action="store_true",
+                        help="at the end of each size, show alone and during a purge of the older half (it deletes them)")
     parser.add_argument("--json", default=None, help="write the report as JSON here")
     parser.add_argument("--markdown", default=None, help="write the report as Markdown here (docs/benchmarks.md)")
     args = parser.parse_args()

@@ -471,7 +471,10 @@ class ExportRow(NamedTuple):
 def _filtered_where(shape: tuple) -> list[Any]:
     """The conditions of the list's filters (see VisitFilter.shape), on parameters named as in params()."""
     has_contact, has_shop, has_source, has_external_id, ranges, _ = shape
-    where = [_v.account_id == bindparam("account_id", type_=_v.account_id.type)]
+    # A contact or shop found in the account has only the account's visits: with either given, the
+    # account's own condition is left out, so the contact's or shop's index answers alone (a count
+    # reads the index only, never the rows).
+    where = [] if has_contact or has_shop else [_v.account_id == bindparam("account_id", type_=_v.account_id.type)]
     if has_contact:
         where.append(_v.contact_id == select(_c.id).where(
             _c.account_id == bindparam("account_id", type_=_c.account_id.type),
