@@ -4,7 +4,6 @@ ever holds the whole result. The columns are the importer's, so an exported file
 import csv
 import io
 from collections.abc import AsyncIterator, Sequence
-from datetime import datetime
 
 from footfall.db import Database
 from footfall.kit.rendering import dumps
@@ -41,15 +40,11 @@ def render(rows: Sequence[ExportRow], format: str) -> bytes:
     if format == "ndjson":
         return b"".join(dumps(dict(zip(COLUMNS, row[1:], strict=True))) + b"\n" for row in rows)
     text = io.StringIO()
-    writer = csv.writer(text)
-    for row in rows:
-        writer.writerow(_csv_cell(value) for value in row[1:])
+    # csv writes None as an empty cell and a uuid as its text; only the times need Leat's format.
+    csv.writer(text).writerows(
+        (row.uuid, row.contact_uuid, row.contact_email, row.shop_uuid, row.external_id, row.source,
+         format_iso8601(row.starts_at), row.ends_at and format_iso8601(row.ends_at), format_iso8601(row.created_at),
+         format_iso8601(row.updated_at))
+        for row in rows
+    )
     return text.getvalue().encode()
-
-
-def _csv_cell(value: object) -> object:
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return format_iso8601(value)
-    return value
