@@ -188,3 +188,13 @@ async def test_a_claimed_contacts_visits_come_again_with_its_email(client, tenan
     await client.put(f"/contacts/{anonymous['uuid']}/claim", json={"email": "new@x.sea"}, headers=tenant.headers)
     changes, _ = await follow(client, tenant, cursor)
     assert [(c["uuid"], c["contact"]["email"]) for c in changes] == [(visit["uuid"], "new@x.sea")]
+
+
+async def test_a_delete_repeated_with_its_idempotency_key_answers_the_first_answer(client, tenant):
+    visit = (await create_visit(client, tenant)).json()["data"]
+    headers = {**tenant.headers, "Idempotency-Key": "3f1c7a52-delete-once"}
+    first = await client.delete(f"/visits/{visit['uuid']}", headers=headers)
+    again = await client.delete(f"/visits/{visit['uuid']}", headers=headers)
+    assert first.status_code == again.status_code == 200 and again.json() == first.json()
+    assert again.headers.get("idempotent-replayed") == "true"
+    assert (await client.delete(f"/visits/{visit['uuid']}", headers=tenant.headers)).status_code == 404
