@@ -5,10 +5,10 @@ from footfall.contacts.repository import Contact, ContactRepository
 from footfall.contacts.schemas import ContactCreate, ContactOut
 from footfall.db import Tx
 from footfall.errors import ContactNotFound, InvalidInput
-from footfall.kit.pagination import PageParams
-from footfall.kit.time import utcnow
 from footfall.idempotency.repository import IdempotencyRepository
+from footfall.kit.pagination import PageParams
 from footfall.kit.rendering import php_json_encode
+from footfall.kit.time import utcnow
 from footfall.visits.repository import VisitRepository
 from footfall.visits.schemas import tombstone_fields
 from footfall.webhooks import service as webhooks
