@@ -187,9 +187,8 @@ async def scenario(database, ran: set[Statement]) -> list[tuple[str, Any]]:
         t.note("purged", await visits.purge_batch(account.id, at(51), 2, at(120)))
         t.note("count after the purge", await visits.account_count(account.id))
         await visits.touch_contact_visits(contact.id, at(99))
-        deleted = await visits.get(account.id, uuid("visit-4"))
-        t.note("deleted visit", await visits.delete(deleted, account.id, at(100)))
-        t.note("deleted again", await visits.delete(deleted, account.id, at(101)))
+        t.note("deleted visit", await visits.delete(account.id, uuid("visit-4"), at(100)))
+        t.note("deleted again", await visits.delete(account.id, uuid("visit-4"), at(101)))
         t.note("count after the delete", await visits.contact_count(account.id, uuid("contact-0")))
 
         t.note("active ids", await outbox.active_subscription_ids(account.id, "visit_created"))

@@ -118,11 +118,8 @@ class Change(NamedTuple):
 
 
 class DeletedVisit(NamedTuple):
-    uuid: UUID
-    external_id: str | None
+    """What a delete returns of a visit: its tombstone's fields, and whose count it leaves."""
 
-
-class PurgedVisit(NamedTuple):
     uuid: UUID
     external_id: str | None
     contact_id: int
@@ -147,6 +144,7 @@ _VISIT_ROW = (
     _v.external_id, _v.source, _v.starts_at, _v.ends_at, _v.created_at, _v.updated_at,
 )
 _VISIT = tuple(_v[name] for name in Visit._fields)
+_DELETED = tuple(_v[name] for name in DeletedVisit._fields)
 _visit_rows = select(*_VISIT_ROW).select_from(visits.join(contacts, _c.id == _v.contact_id))
 _NEWEST_FIRST = (_v.created_at.desc(), _v.id.desc())
 _OLDEST_FIRST = (_v.created_at.asc(), _v.id.asc())
@@ -191,8 +189,8 @@ class VisitStatements:
     first_pages: dict[bool, Statement[FirstPageRow]]  # by contact
     touch_contact_visits: Statement
     delete_contact_visits: Statement[DeletedVisit]
-    purge_batch: Statement[PurgedVisit]
-    delete: Statement
+    purge_batch: Statement[DeletedVisit]
+    delete: Statement[DeletedVisit]
     insert_tombstone: Statement
     changes: Statement[Change]
     create_import_rows: Statement
@@ -379,7 +377,7 @@ def _build(dialect: str) -> VisitStatements:
         ),
         delete_contact_visits=statement(
             delete(visits).where(_v.contact_id == bindparam("contact_id", type_=_v.contact_id.type))
-            .returning(_v.uuid, _v.external_id),
+            .returning(*_DELETED),
             DeletedVisit,
             bulk=True,
         ),
@@ -393,11 +391,14 @@ def _build(dialect: str) -> VisitStatements:
                 .limit(bindparam("limit", type_=Integer))
                 .scalar_subquery()
             ))
-            .returning(_v.uuid, _v.external_id, _v.contact_id),
-            PurgedVisit,
+            .returning(*_DELETED),
+            DeletedVisit,
             bulk=True,
         ),
-        delete=statement(delete(visits).where(_v.id == bindparam("visit_id", type_=_v.id.type)).returning(_v.id)),
+        delete=statement(
+            delete(visits).where(account, _v.uuid == bindparam("uuid", type_=_v.uuid.type)).returning(*_DELETED),
+            DeletedVisit,
+        ),
         insert_tombstone=statement(
             insert(visit_tombstones).values(binds(visit_tombstones, "account_id", "uuid", "external_id", "deleted_at"))
         ),
@@ -607,43 +608,39 @@ class VisitRepository:
         which has changed."""
         await self.tx.execute(self.statements.touch_contact_visits, {"contact_id": contact_id, "updated_at": updated_at})
 
-    async def delete(self, visit: VisitRow, account_id: int, deleted_at: datetime) -> bool:
-        """Deletes the visit, leaves its tombstone for the feed and takes it off the counts; False
-        when it was gone already (a concurrent delete won)."""
-        if await self.tx.fetchrow(self.statements.delete, {"visit_id": visit.id}) is None:
-            return False
-        await self.tx.execute(self.statements.insert_tombstone, {
-            "account_id": account_id, "uuid": visit.uuid, "external_id": visit.external_id, "deleted_at": deleted_at,
-        })
-        await self.add_to_counts(account_id, {visit.contact_id: -1}, slot=visit.id)
-        return True
+    async def delete(self, account_id: int, uuid: UUID, deleted_at: datetime) -> DeletedVisit | None:
+        """Deletes the account's visit, leaving its tombstone and taking it off the counts; None when
+        there is no such visit (or a concurrent delete won)."""
+        deleted = await self.tx.fetchrow(self.statements.delete, {"account_id": account_id, "uuid": uuid})
+        if deleted is not None:
+            await self._bury(account_id, [deleted], deleted_at)
+        return deleted
 
-    async def delete_contact_visits(
-        self, account_id: int, contact_id: int, deleted_at: datetime
-    ) -> list[DeletedVisit]:
-        """Deletes the contact's visits, with a tombstone each, and takes them off the account's count."""
+    async def delete_contact_visits(self, account_id: int, contact_id: int, deleted_at: datetime) -> list[DeletedVisit]:
+        """Deletes the contact's visits, as delete() deletes one."""
         deleted = await self.tx.fetch(self.statements.delete_contact_visits, {"contact_id": contact_id})
-        if deleted:
-            await self.tx.executemany(self.statements.insert_tombstone, [
-                {"account_id": account_id, "uuid": visit.uuid, "external_id": visit.external_id,
-                 "deleted_at": deleted_at} for visit in deleted
-            ])
-            await self.add_to_counts(account_id, {contact_id: -len(deleted)}, slot=contact_id)
+        await self._bury(account_id, deleted, deleted_at)
         return deleted
 
     async def purge_batch(self, account_id: int, before: datetime, limit: int, deleted_at: datetime) -> int:
-        """Deletes up to `limit` of the account's oldest visits created before `before`, with their
-        tombstones and counts; the number deleted."""
+        """Deletes up to `limit` of the account's oldest visits created before `before`, as delete()
+        deletes one; the number deleted."""
         purged = await self.tx.fetch(self.statements.purge_batch,
                                      {"account_id": account_id, "before": before, "limit": limit})
-        if purged:
-            await self.tx.executemany(self.statements.insert_tombstone, [
-                {"account_id": account_id, "uuid": visit.uuid, "external_id": visit.external_id,
-                 "deleted_at": deleted_at} for visit in purged
-            ])
-            per_contact = Counter(visit.contact_id for visit in purged)
-            await self.add_to_counts(account_id, {cid: -n for cid, n in per_contact.items()}, slot=purged[0].contact_id)
+        await self._bury(account_id, purged, deleted_at)
         return len(purged)
+
+    async def _bury(self, account_id: int, deleted: list[DeletedVisit], deleted_at: datetime) -> None:
+        """What every delete of visits leaves: a tombstone each, for the feed, and counts without them."""
+        if not deleted:
+            return
+        await self.tx.executemany(self.statements.insert_tombstone, [
+            {"account_id": account_id, "uuid": visit.uuid, "external_id": visit.external_id, "deleted_at": deleted_at}
+            for visit in deleted
+        ])
+        per_contact = Counter(visit.contact_id for visit in deleted)
+        await self.add_to_counts(account_id, {contact_id: -n for contact_id, n in per_contact.items()},
+                                 slot=deleted[0].contact_id)
 
     async def changes(self, account_id: int, after: tuple[int, int], limit: int) -> list[Change]:
         """Up to `limit` changes after the position `after`, oldest first."""

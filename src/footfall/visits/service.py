@@ -201,12 +201,11 @@ async def update(tx: Tx, account: Account, uuid: UUID, data: VisitUpdate) -> Vis
 async def delete(tx: Tx, account: Account, uuid: UUID) -> None:
     """Deletes the visit: a tombstone stays for the changes feed, and visit_deleted goes out. Its
     external_id is free again: a later create with it makes a new visit."""
-    repository = VisitRepository(tx)
-    found = await repository.get(account.id, uuid)
     deleted_at = utcnow()
-    if found is None or not await repository.delete(found, account.id, deleted_at):
+    deleted = await VisitRepository(tx).delete(account.id, uuid, deleted_at)
+    if deleted is None:
         raise VisitNotFound()
-    await webhooks.emit(tx, account.id, "visit_deleted", tombstone_fields(found.uuid, found.external_id, deleted_at))
+    await webhooks.emit(tx, account.id, "visit_deleted", tombstone_fields(deleted.uuid, deleted.external_id, deleted_at))
 
 
 async def changes(tx: Tx, account: Account, cursor: str | None, limit: int) -> tuple[list[Change], str]:
