@@ -25,6 +25,7 @@ from footfall.errors import ContactNotFound, FootfallError
 from footfall.kit.time import format_iso8601, parse_iso8601, utcnow
 from footfall.shops import service as shops
 from footfall.shops.schemas import ShopCreate, ShopOut
+from footfall.visits.export import FORMATS as EXPORT_FORMATS
 from footfall.webhooks.delivery import DeliveryWorker
 
 DEFAULT_DATABASE_URL = "sqlite:///footfall.db"
@@ -390,7 +391,7 @@ def visits_import(file: Path, account_uuid: str, database_url: str) -> None:
 
 @visits_group.command("export")
 @click.option("--account", "account_uuid", required=True, help="Account UUID.")
-@click.option("--format", "format_", type=click.Choice(["ndjson", "csv"]), default="ndjson", show_default=True)
+@click.option("--format", "format_", type=click.Choice(EXPORT_FORMATS), default="ndjson", show_default=True)
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="The file to write; stdout when left out.")
 @click.option("--filter", "filters", multiple=True, metavar="NAME=VALUE",

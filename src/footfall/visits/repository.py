@@ -670,16 +670,16 @@ class VisitRepository:
         self, account_id: int, filters: VisitFilter, limit: int, offset: int
     ) -> tuple[list[VisitRow], int]:
         """A page of the visits that pass the filters, in their sort (id breaks ties), and their count."""
-        statements = filtered_statements(self.tx.dialect, filters.shape())
-        params = {"account_id": account_id, **filters.params()}
         total = await self.filtered_count(account_id, filters)
         if limit == 0 or offset >= total:
             return [], total
-        return await self.tx.fetch(statements.page, {**params, "limit": limit, "offset": offset}), total
+        page = filtered_statements(self.tx.dialect, filters.shape()).page
+        return await self.tx.fetch(page, {"account_id": account_id, **filters.params(), "limit": limit,
+                                          "offset": offset}), total
 
     async def filtered_count(self, account_id: int, filters: VisitFilter) -> int:
-        statements = filtered_statements(self.tx.dialect, filters.shape())
-        return int(await self.tx.fetchval(statements.count, {"account_id": account_id, **filters.params()}))
+        count = filtered_statements(self.tx.dialect, filters.shape()).count
+        return int(await self.tx.fetchval(count, {"account_id": account_id, **filters.params()}))
 
     async def export_chunk(self, account_id: int, filters: VisitFilter, after_id: int, limit: int) -> list[ExportRow]:
         """Up to `limit` visits that pass the filters, after the visit id `after_id`, in id order."""

@@ -103,7 +103,7 @@ async def create_visits(body: VisitBatch, request: Request) -> Response:
 )
 async def export_visits(
     request: Request,
-    format: Annotated[Literal["ndjson", "csv"], Query(description="ndjson (the default) or csv")] = "ndjson",
+    format: Annotated[Literal[export.FORMATS], Query(description="ndjson (the default) or csv")] = "ndjson",  # type: ignore[valid-type]
     contact_uuid: Annotated[UUID | None, Query(description="A contact's UUID to filter the Visits by")] = None,
 ) -> Response:
     """Every visit that passes the list's filters, in the order they were stored, streamed a chunk at

@@ -13,7 +13,7 @@ from footfall.kit.pagination import PageMeta
 from footfall.kit.rendering import json_answer
 from footfall.kit.time import IsoDateTimeIn, IsoDateTimeOut
 from footfall.kit.types import RequestBody, Text, unchangeable
-from footfall.visits.repository import RANGE_COLUMNS, RANGE_OPERATORS, Change, VisitFilter, VisitRow
+from footfall.visits.repository import RANGE_COLUMNS, RANGE_OPERATORS, SORTS, Change, VisitFilter, VisitRow
 
 
 class VisitCreate(RequestBody):
@@ -150,7 +150,7 @@ class _ListFilters(BaseModel):
     shop_uuid: UUID | None = Field(default=None, description="A shop's UUID to filter the Visits by")
     source: Text | None = Field(default=None, description="Visits with exactly this source")
     external_id: Text | None = Field(default=None, description="The visit with this external_id")
-    sort: Literal["created_at", "-created_at", "starts_at", "-starts_at", "updated_at", "-updated_at"] = Field(
+    sort: Literal[SORTS] = Field(  # type: ignore[valid-type]
         default="-created_at", description="The order (`-` for descending); the visit's id breaks ties")
 
 
