@@ -2,7 +2,6 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
-from pydantic import ValidationError
 
 from footfall.contacts import service
 from footfall.contacts.schemas import (
@@ -14,16 +13,10 @@ from footfall.contacts.schemas import (
     ContactOut,
     ContactResponse,
     DeletedContactResponse,
+    DeletionType,
     Email,
 )
-from footfall.errors import (
-    ContactNotFound,
-    InvalidInput,
-    ReadOnlyToken,
-    error_responses,
-    field_errors,
-    write_error_responses,
-)
+from footfall.errors import ContactNotFound, ReadOnlyToken, error_responses, write_error_responses
 from footfall.kit.pagination import PageParams, page_params
 from footfall.kit.routing import ApiRoute, Caller, Idempotent, writes
 
@@ -127,7 +120,8 @@ async def claim_contact(uuid: UUID, body: ContactClaim, request: Request) -> Con
     return ContactResponse(data=ContactOut.model_validate(await service.claim(caller.tx, caller.account, uuid, body.email)))
 
 
-DeletionQuery = Annotated[str | None, Query(alias="type", description="DEFAULT or GDPR, when not in the body")]
+# Validated as the body's `type` is, when given; left out, None (FastAPI does not validate a default).
+DeletionQuery = Annotated[DeletionType, Query(alias="type", description="DEFAULT or GDPR, when not in the body")]
 
 
 @router.delete(
@@ -151,11 +145,8 @@ async def delete_contact(
     body or the query, any case) is DEFAULT, or GDPR to also erase the email from every event body,
     delivery log and stored answer the account keeps."""
     caller = Caller.of(request)
-    given = body.type if body is not None and "type" in body.model_fields_set else type_in_query
-    try:
-        deletion = ContactDelete(type=given).type
-    except ValidationError as error:
-        raise InvalidInput(field_errors(error.errors(), located=False)) from None
+    in_body = body.type if body is not None and "type" in body.model_fields_set else None
+    deletion = in_body or type_in_query or "DEFAULT"
     await service.delete(caller.tx, caller.account, uuid, gdpr=deletion == "GDPR")
     return DeletedContactResponse()
 
