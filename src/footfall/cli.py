@@ -8,7 +8,8 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -20,7 +21,7 @@ from footfall.accounts import service as accounts
 from footfall.config import Settings
 from footfall.contacts import service as contacts
 from footfall.contacts.schemas import ContactCreate, ContactOut
-from footfall.db import DATABASE_ERRORS, Tx, backend, migrate, open_database
+from footfall.db import DATABASE_ERRORS, Database, Tx, backend, migrate, open_database
 from footfall.errors import ContactNotFound, FootfallError
 from footfall.kit.time import format_iso8601, parse_iso8601, utcnow
 from footfall.shops import service as shops
@@ -61,26 +62,36 @@ def _validate(model: type[BaseModel], **fields: Any) -> Any:
         raise CommandError(f"{field}: {first['msg'].removeprefix('Value error, ')}") from None
 
 
+@asynccontextmanager
+async def _migrated(database_url: str, pool_size: int) -> AsyncIterator[Database]:
+    """The database, its schema brought up to date first; closed when the command is done."""
+    await migrate(database_url)
+    database = open_database(database_url, pool_size=pool_size)
+    try:
+        yield database
+    finally:
+        await database.close()
+
+
+def _run_async(work: Coroutine[Any, Any, Any], *bad_input: type[Exception]) -> Any:
+    """Runs a command's work; bad input (LookupError, and the kinds given) and database errors end
+    the command with one line on stderr."""
+    try:
+        return asyncio.run(work)
+    except (LookupError, *bad_input) as error:
+        raise_usage(str(error))
+    except DATABASE_ERRORS as error:
+        raise_usage(f"database: {str(error).splitlines()[0]}")
+
+
 def _run(database_url: str, work: Callable[[Tx], Awaitable[dict[str, Any]]]) -> None:
     """Brings the schema up to date, runs `work` in one transaction and prints its result as JSON."""
 
     async def run() -> dict[str, Any]:
-        await migrate(database_url)
-        database = open_database(database_url, pool_size=1)
-        try:
-            async with database.transaction(write=True) as tx:
-                return await work(tx)
-        finally:
-            await database.close()
+        async with _migrated(database_url, pool_size=1) as database, database.transaction(write=True) as tx:
+            return await work(tx)
 
-    try:
-        result = asyncio.run(run())
-    except (CommandError, LookupError, ValueError) as error:
-        click.echo(f"error: {error}", err=True)
-        sys.exit(1)
-    except DATABASE_ERRORS as error:
-        click.echo(f"error: database: {str(error).splitlines()[0]}", err=True)
-        sys.exit(1)
+    result = _run_async(run(), CommandError, ValueError)
     click.echo(json.dumps(result))
 
 
@@ -360,9 +371,7 @@ def visits_import(file: Path, account_uuid: str, database_url: str) -> None:
         click.echo(f"line {line}: {reason}", err=True)
 
     async def run() -> dict[str, Any]:
-        await migrate(database_url)
-        database = open_database(database_url, pool_size=4)
-        try:
+        async with _migrated(database_url, pool_size=4) as database:
             async with database.transaction(write=False) as tx:
                 account = await accounts.get_account(tx, account_id)
             size = file.stat().st_size
@@ -377,15 +386,8 @@ def visits_import(file: Path, account_uuid: str, database_url: str) -> None:
                 summary = await import_visits(database, account, read_rows(file, lines), report, progress)
                 bar.update(size - bar.pos)
             return summary.as_json()
-        finally:
-            await database.close()
 
-    try:
-        result = asyncio.run(run())
-    except (LookupError, ValueError, UnicodeDecodeError, csv.Error) as error:
-        raise_usage(str(error))
-    except DATABASE_ERRORS as error:
-        raise_usage(f"database: {str(error).splitlines()[0]}")
+    result = _run_async(run(), ValueError, UnicodeDecodeError, csv.Error)
     click.echo(json.dumps(result))
 
 
@@ -415,9 +417,7 @@ def visits_export(account_uuid: str, format_: str, output: Path | None, filters:
         raise_usage("; ".join(f"{name}: {' '.join(messages)}" for name, messages in (error.errors or {}).items()))
 
     async def run(sink) -> dict[str, Any]:
-        await migrate(database_url)
-        database = open_database(database_url, pool_size=2)
-        try:
+        async with _migrated(database_url, pool_size=2) as database:
             async with database.transaction(write=False) as tx:
                 account = await accounts.get_account(tx, account_id)
                 total = await VisitRepository(tx).filtered_count(account.id, chosen)
@@ -431,20 +431,13 @@ def visits_export(account_uuid: str, format_: str, output: Path | None, filters:
             seconds = time.monotonic() - started
             return {"exported": written, "seconds": round(seconds, 3),
                     "rows_per_second": round(written / seconds) if seconds else 0}
-        finally:
-            await database.close()
 
-    try:
-        if output is None:
-            result = asyncio.run(run(sys.stdout.buffer))
-            sys.stdout.buffer.flush()
-        else:
-            with open(output, "wb") as sink:
-                result = asyncio.run(run(sink))
-    except LookupError as error:
-        raise_usage(str(error))
-    except DATABASE_ERRORS as error:
-        raise_usage(f"database: {str(error).splitlines()[0]}")
+    if output is None:
+        result = _run_async(run(sys.stdout.buffer))
+        sys.stdout.buffer.flush()
+    else:
+        with open(output, "wb") as sink:
+            result = _run_async(run(sink))
     click.echo(json.dumps(result), err=True)
 
 
@@ -465,9 +458,7 @@ def visits_purge(account_uuid: str, before: str, database_url: str) -> None:
         raise_usage("--before: must be an ISO 8601 date or time, e.g. 2024-01-01")
 
     async def run() -> dict[str, Any]:
-        await migrate(database_url)
-        database = open_database(database_url, pool_size=2)
-        try:
+        async with _migrated(database_url, pool_size=2) as database:
             async with database.transaction(write=False) as tx:
                 account = await accounts.get_account(tx, account_id)
                 doomed = await VisitRepository(tx).filtered_count(
@@ -476,15 +467,8 @@ def visits_purge(account_uuid: str, before: str, database_url: str) -> None:
             with click.progressbar(length=doomed, label="purging", file=sys.stderr) as bar:
                 purged = await purge(database, account, cutoff, bar.update)
             return {"purged": purged, "before": format_iso8601(cutoff), "seconds": round(time.monotonic() - started, 3)}
-        finally:
-            await database.close()
 
-    try:
-        result = asyncio.run(run())
-    except LookupError as error:
-        raise_usage(str(error))
-    except DATABASE_ERRORS as error:
-        raise_usage(f"database: {str(error).splitlines()[0]}")
+    result = _run_async(run())
     click.echo(json.dumps(result))
 
 
