@@ -71,7 +71,6 @@ class Visit(NamedTuple):
     starts_at: datetime
     ends_at: datetime | None
     created_at: datetime
-    updated_at: datetime
 
 
 class VisitRow(NamedTuple):
@@ -88,7 +87,6 @@ class VisitRow(NamedTuple):
     starts_at: datetime
     ends_at: datetime | None
     created_at: datetime
-    updated_at: datetime
 
     @classmethod
     def of(cls, visit: Visit, contact_uuid: UUID, contact_email: str | None) -> "VisitRow":
@@ -141,7 +139,7 @@ class ContactCount(NamedTuple):
 # What a visit answer needs, read in one joined query.
 _VISIT_ROW = (
     _v.id, _v.uuid, _v.contact_id, _v.shop_id, _c.uuid.label("contact_uuid"), _c.email.label("contact_email"),
-    _v.external_id, _v.source, _v.starts_at, _v.ends_at, _v.created_at, _v.updated_at,
+    _v.external_id, _v.source, _v.starts_at, _v.ends_at, _v.created_at,
 )
 _VISIT = tuple(_v[name] for name in Visit._fields)
 _DELETED = tuple(_v[name] for name in DeletedVisit._fields)
