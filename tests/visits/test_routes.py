@@ -139,6 +139,7 @@ async def test_create_refuses_unknown_contact_and_shop_with_leats_codes(client, 
         ({"ends_at": "2024-05-01T19:59:59+00:00", "starts_at": "2024-05-01T20:00:00+00:00"}, "ends_at"),
         ({"ends_at": "2000-01-01T00:00:00+00:00"}, "ends_at"),  # before the default start, now
         ({"starts_at": "0001-01-01T00:00:00+01:00"}, "starts_at"),  # before year 1 in UTC
+        ({"starts_at": "0001-01-01T00:00:00.5"}, "starts_at"),  # the first moment: PostgreSQL's -infinity to asyncpg
         ({"external_id": 12345}, "external_id"),
         ({"external_id": "x" * 256}, "external_id"),
         ({"source": "a\x00b"}, "source"),

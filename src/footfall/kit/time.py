@@ -7,6 +7,11 @@ from typing import Annotated
 from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 
 
+# The first moment Python knows; asyncpg sends it to PostgreSQL as -infinity, so it is left out.
+FIRST_MOMENT = datetime.min.replace(tzinfo=UTC)
+OUT_OF_RANGE = "Must be a date and time after 0001-01-01T00:00:00 and before the year 10000, in UTC."
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -27,8 +32,12 @@ def parse_iso8601(value: object) -> datetime:
         try:
             moment = moment.astimezone(UTC)
         except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
-            raise ValueError("Must be a date and time between the years 1 and 9999 in UTC.") from None
-    return moment.replace(microsecond=0) if moment.microsecond else moment
+            raise ValueError(OUT_OF_RANGE) from None
+    if moment.microsecond:
+        moment = moment.replace(microsecond=0)
+    if moment == FIRST_MOMENT:  # asyncpg would store it as -infinity
+        raise ValueError(OUT_OF_RANGE)
+    return moment
 
 
 def format_iso8601(moment: datetime) -> str:
