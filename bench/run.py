@@ -10,7 +10,9 @@ shops through `footfall visits import`, refreshes the planner's statistics, star
 pinned to core 0 and drives each endpoint with wrk pinned to core 1 at a fixed concurrency, after a
 warm-up. In the same run, bench/floor.py (the same FastAPI and uvicorn settings, Footfall's JSON through
 the cheapest response models, no database) is measured the same way, and each endpoint's requests per
-second are given as a ratio to its floor. Loopback only; every wrk run is bounded by --duration; the
+second are given as a ratio to its floor. Then it measures a batch of 1,000 new visits and an export
+of the whole account read by one client (NDJSON and CSV), and, with --purge, a purge beside the
+requests. Loopback only; every wrk run is bounded by --duration; the
 whole run stops by itself.
 """
 
@@ -169,6 +171,25 @@ def measure_batch(base: str, ids: dict, args, headers: dict) -> dict:
     return result
 
 
+def measure_export(base: str, headers: dict, server_pid: int) -> dict:
+    """GET /visits/export of the whole account, as NDJSON and as CSV, read to the end by one client:
+    visits per second, and the server's peak RSS afterwards (its whole life's, so an upper bound)."""
+    results = {}
+    for format in ("ndjson", "csv"):
+        started, lines = time.monotonic(), 0
+        with httpx.stream("GET", f"{base}{API_PREFIX}/visits/export", params={"format": format}, headers=headers,
+                          timeout=600) as response:
+            response.raise_for_status()
+            for data in response.iter_raw():
+                lines += data.count(b"\n")
+        seconds = time.monotonic() - started
+        visits = lines - (format == "csv")  # the bench's values hold no line breaks; CSV has a header
+        results[format] = {"visits": visits, "seconds": round(seconds, 3), "visits_per_second": round(visits / seconds)}
+    results["peak_rss_mb"] = round(peak_rss_mb(server_pid), 1)
+    print(f"  footfall export     {results}", file=sys.stderr)
+    return results
+
+
 def measure_purge(base: str, ids: dict, total: int, database_url: str, account_uuid: str, args, headers: dict) -> dict:
     """show alone, then show while `footfall visits purge` deletes the older half of the history:
     what a purge costs the requests beside it, and how fast it deletes."""
@@ -262,6 +283,7 @@ def run_size(url: str, size: int, folder: Path, args) -> dict:
             ids = {"visit": listed[0]["uuid"], "visits": [v["uuid"] for v in listed], "contact": made["contacts"][0],
                    "contacts": made["contacts"][:100], "shop": made["shops"][0], "cursors": cursors}
             results = measure(base, ids, size, False, args, headers)
+            exported = measure_export(base, headers, server.pid)
             batch = measure_batch(base, ids, args, headers)
             purge = measure_purge(base, ids, size, database_url, made["account_uuid"], args, headers) if args.purge else None
             rss = peak_rss_mb(server.pid)
@@ -269,7 +291,7 @@ def run_size(url: str, size: int, folder: Path, args) -> dict:
             server.terminate()
             server.wait(timeout=30)
         return {"database": make_url(url).get_backend_name(), "size": size, "import": imported, "endpoints": results,
-                "batch": batch, "purge": purge, "peak_rss_mb": round(rss, 1), "ids": ids}
+                "export": exported, "batch": batch, "purge": purge, "peak_rss_mb": round(rss, 1), "ids": ids}
     finally:
         if dropped:
             asyncio.run(drop_database(url, dropped))
@@ -314,6 +336,12 @@ def table(report: dict) -> str:
         batch = run["batch"]
         lines.append(f"| {run['database']} | {run['size']:,} | {run['import']['rows_per_second']:,} | "
                      f"{batch['visits_per_second']:,} ({batch['p99_ms']:.0f}) | {run['peak_rss_mb']} |")
+    lines += ["", "| database | size | export NDJSON visits/s | export CSV visits/s | server peak RSS MB after it |",
+              "|---|---:|---:|---:|---:|"]
+    for run in report["runs"]:
+        exported = run["export"]
+        lines.append(f"| {run['database']} | {run['size']:,} | {exported['ndjson']['visits_per_second']:,} | "
+                     f"{exported['csv']['visits_per_second']:,} | {exported['peak_rss_mb']} |")
     purges = [run for run in report["runs"] if run.get("purge")]
     if purges:
         lines += ["", "| database | size | visits purged | purged/s | show p50 / p99 ms alone | during the purge |",
@@ -367,6 +395,13 @@ def targets(report: dict) -> str:
             rate = run["batch"]["visits_per_second"]
             rows.append((f"PostgreSQL batch of 1,000 new visits at {run['size']:,} >= 20,000 visits/s", f"{rate:,}",
                          rate >= 20000))
+            for format in ("ndjson", "csv"):
+                rate = run["export"][format]["visits_per_second"]
+                rows.append((f"PostgreSQL export as {format} at {run['size']:,} >= 150,000 visits/s", f"{rate:,}",
+                             rate >= 150000))
+            rss = run["export"]["peak_rss_mb"]
+            rows.append((f"PostgreSQL server peak RSS through the export at {run['size']:,} < 150 MB", f"{rss}",
+                         rss < 150))
     for (database, size), endpoints in sorted(by.items()):
         worst, endpoint = max((_ratio(r["p99_ms"], r["p50_ms"]), name) for name, r in endpoints.items())
         rows.append((f"{database} at {size:,}: every endpoint's p99 / p50 <= 10", f"{worst:.1f} ({endpoint})",

@@ -403,7 +403,7 @@ def visits_export(account_uuid: str, format_: str, output: Path | None, filters:
     """Export the account's visits (those passing the filters) as NDJSON or CSV, in the columns
     `footfall visits import` reads; a progress bar on stderr. The summary goes to stderr too, so
     stdout holds only the visits."""
-    from footfall.visits.export import export_chunks, header, render
+    from footfall.visits.export import export
     from footfall.visits.repository import VisitRepository
     from footfall.visits.schemas import read_filters
 
@@ -422,12 +422,11 @@ def visits_export(account_uuid: str, format_: str, output: Path | None, filters:
                 account = await accounts.get_account(tx, account_id)
                 total = await VisitRepository(tx).filtered_count(account.id, chosen)
             written, started = 0, time.monotonic()
-            sink.write(header(format_))
             with click.progressbar(length=total, label="exporting", file=sys.stderr) as bar:
-                async for rows in export_chunks(database, account.id, chosen):
-                    sink.write(render(rows, format_))
-                    written += len(rows)
-                    bar.update(len(rows))
+                async for chunk in export(database, account.id, chosen, format_):
+                    sink.write(chunk.data)
+                    written += chunk.visits
+                    bar.update(chunk.visits)
             seconds = time.monotonic() - started
             return {"exported": written, "seconds": round(seconds, 3),
                     "rows_per_second": round(written / seconds) if seconds else 0}

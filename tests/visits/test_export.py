@@ -5,6 +5,7 @@ import csv
 import io
 import json
 
+import orjson
 import pytest
 
 from footfall.testing.serving import footfall
@@ -42,6 +43,29 @@ async def test_ndjson_and_csv_hold_every_visit_flat_with_its_shop(client, app, t
     assert list(table[0]) == COLUMNS and [row["uuid"] for row in table] == [visit["uuid"] for visit in made]
     assert table[0]["source"] == 'Kiosk, "front"' and table[0]["ends_at"] == "2024-05-01T19:30:00+00:00"
     assert table[0]["contact_email"] == tenant.contact_email
+
+
+TRICKY = ['quote " back\\ slash', "line\nbreak, comma\r\ttab \x01\x7f", "é😀\u2028 ", "year one"]
+
+
+async def test_every_character_is_written_as_json_and_csv_write_it(client, tenant):
+    """The bytes are exactly orjson's line and the csv module's row, on both databases (PostgreSQL
+    writes them itself, with COPY)."""
+    made = [(await create_visit(client, tenant, external_id=text, source=text[::-1],
+                                starts_at="0001-01-01T00:00:01+00:00" if text == "year one" else "2024-05-01T19:00:59.9+02:00")).json()["data"]
+            for text in TRICKY]
+    listed = {visit["uuid"]: visit for visit in
+              (await client.get("/visits/changes", headers=tenant.headers)).json()["data"]}
+    expected = [{"uuid": visit["uuid"], "contact_uuid": tenant.contact_uuid, "contact_email": tenant.contact_email,
+                 "shop_uuid": tenant.shop_uuid, "external_id": visit["external_id"], "source": visit["source"],
+                 "starts_at": visit["starts_at"], "ends_at": None, "created_at": visit["created_at"],
+                 "updated_at": listed[visit["uuid"]]["updated_at"]} for visit in made]
+    assert expected[0]["starts_at"] == "2024-05-01T17:00:59+00:00" and expected[-1]["starts_at"].startswith("0001-")
+    ndjson = (await exported(client, tenant)).content
+    assert ndjson == b"".join(orjson.dumps(row) + b"\n" for row in expected)
+    text = io.StringIO()
+    csv.writer(text, lineterminator="\n").writerows([COLUMNS] + [list(row.values()) for row in expected])
+    assert (await exported(client, tenant, format="csv")).text == text.getvalue()
 
 
 async def test_the_export_takes_the_lists_filters(client, tenant):

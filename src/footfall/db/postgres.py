@@ -43,6 +43,19 @@ class PostgresTx(Tx):
     async def copy_records(self, table: Table, columns, records) -> None:
         await self.connection.copy_records_to_table(table.name, columns=list(columns), records=records)
 
+    async def copy_out(self, statement: Statement, params: dict[str, Any] | None = None, *,
+                       format: str) -> tuple[int, bytes]:
+        """The statement's rows as COPY writes them in `format` ("csv" or "text"): (how many, the
+        bytes). asyncpg writes the parameters into the statement, since COPY takes none."""
+        compiled = statement.compiled
+        pieces: list[bytes] = []
+
+        async def keep(data: bytes) -> None:
+            pieces.append(data)
+
+        status = await self.connection.copy_from_query(compiled.sql, *compiled.args(params), output=keep, format=format)
+        return int(status.rsplit(" ", 1)[-1]), b"".join(pieces)
+
     @asynccontextmanager
     async def savepoint(self):
         try:

@@ -511,6 +511,68 @@ def export_statement(dialect: str, shape: tuple) -> Statement[ExportRow]:
     )
 
 
+class ExportBound(NamedTuple):
+    last_id: int | None  # the last visit id of the chunk; None when nothing is left
+    rows: int
+
+
+@functools.cache
+def export_bound_statement(dialect: str, shape: tuple) -> Statement[ExportBound]:
+    """Where the next chunk of an export ends: the last of up to `limit` visit ids after `after_id`
+    that pass the filters, and how many there are (fewer than `limit`: the export's last chunk)."""
+    chunk = limit(select(_v.id).where(*_filtered_where(shape), _v.id > bindparam("after_id", type_=_v.id.type))
+                  .order_by(_v.id)).subquery()
+    return Statement(select(func.max(chunk.c.id, type_=BigInteger).label("last_id"),
+                            func.count(type_=BigInteger).label("rows")),
+                     ExportBound, dialect=dialect, bulk=True)
+
+
+def _quoted(constant: str) -> Any:
+    """A string constant written into the statement (COPY takes no parameters of its own)."""
+    return literal_column("'" + constant.replace("'", "''") + "'", String)
+
+
+def _export_fields() -> dict[str, Any]:
+    """The export's columns as PostgreSQL writes them: text, times in the API's format (UTC, whole
+    seconds, "+00:00"), NULL where the visit has none."""
+    def moment(column: Any) -> Any:
+        return func.to_char(func.timezone(_quoted("UTC"), column), _quoted('YYYY-MM-DD"T"HH24:MI:SS"+00:00"'), type_=String)
+
+    return {"uuid": cast(_v.uuid, String), "contact_uuid": cast(_c.uuid, String), "contact_email": _c.email,
+            "shop_uuid": cast(_s.uuid, String), "external_id": _v.external_id, "source": _v.source,
+            "starts_at": moment(_v.starts_at), "ends_at": moment(_v.ends_at), "created_at": moment(_v.created_at),
+            "updated_at": moment(_v.updated_at)}
+
+
+_FREE_TEXT = ("contact_email", "external_id", "source")
+
+
+@functools.cache
+def export_copy_statement(shape: tuple, format: str) -> Statement:
+    """The visits of one export chunk (ids after `after_id`, up to `last_id`), each written by
+    PostgreSQL for COPY: as CSV fields, or as one NDJSON line (keys in the export's order, each value
+    to_json of its field: the escaping orjson does)."""
+    fields = _export_fields()
+    if format == "csv":
+        columns = [value.label(name) for name, value in fields.items()]
+    else:
+        line = _quoted("{")
+        for n, (name, value) in enumerate(fields.items()):
+            key = ("," if n else "") + json.dumps(name) + ":"
+            text = cast(func.to_json(value), String) if name in _FREE_TEXT else _quoted('"') + value + _quoted('"')
+            line = line + _quoted(key) + func.coalesce(text, _quoted("null"))
+        columns = [(line + _quoted("}")).label("line")]
+    return Statement(
+        select(*columns)
+        .select_from(visits.join(contacts, _c.id == _v.contact_id).join(shops, _s.id == _v.shop_id))
+        .where(*_filtered_where(shape), _v.id > bindparam("after_id", type_=_v.id.type),
+               _v.id <= bindparam("last_id", type_=_v.id.type))
+        .order_by(_v.id),
+        dialect="postgresql",
+        bulk=True,
+    )
+
+
 @functools.cache
 def filtered_statements(dialect: str, shape: tuple) -> FilteredStatements:
     """The count and a page of one combination of filters and sort, built (and compiled) on first use
@@ -683,6 +745,23 @@ class VisitRepository:
         """Up to `limit` visits that pass the filters, after the visit id `after_id`, in id order."""
         params = {"account_id": account_id, **filters.params(), "after_id": after_id, "limit": limit}
         return await self.tx.fetch(export_statement(self.tx.dialect, filters.shape()), params)
+
+    async def export_bound(self, account_id: int, filters: VisitFilter, after_id: int, limit: int) -> ExportBound:
+        params = {"account_id": account_id, **filters.params(), "after_id": after_id, "limit": limit}
+        return await self.tx.fetchrow(export_bound_statement(self.tx.dialect, filters.shape()), params)
+
+    async def export_copy(self, account_id: int, filters: VisitFilter, after_id: int, last_id: int,
+                          format: str) -> tuple[int, bytes]:
+        """The visits with ids in (after_id, last_id] that pass the filters, as PostgreSQL's COPY writes
+        them in the format: (how many, the bytes). PostgreSQL only."""
+        params = {"account_id": account_id, **filters.params(), "after_id": after_id, "last_id": last_id}
+        statement = export_copy_statement(filters.shape(), format)
+        if format == "csv":
+            return await self.tx.copy_out(statement, params, format="csv")
+        copied, data = await self.tx.copy_out(statement, params, format="text")
+        # COPY's text format doubles each backslash, and escapes only control characters besides,
+        # which a JSON line never holds raw: undoubling gives the lines back as written.
+        return copied, data.replace(b"\\\\", b"\\")
 
     async def first_page(self, account_id: int, contact_uuid: UUID | None, limit: int) -> tuple[list[FirstPageRow], int]:
         """Page 1 (limit > 0) and the total, of the account's visits or of its contact's (none, and 0,

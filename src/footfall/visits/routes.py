@@ -114,9 +114,8 @@ async def export_visits(
     database, account_id = request.app.state.database, caller.account.id
 
     async def body() -> AsyncIterator[bytes]:
-        yield export.header(format)
-        async for rows in export.export_chunks(database, account_id, filters):
-            yield export.render(rows, format)
+        async for chunk in export.export(database, account_id, filters, format):
+            yield chunk.data
 
     return StreamingResponse(body(), media_type=export.MEDIA_TYPES[format],
                              headers={"Content-Disposition": f'attachment; filename="visits.{format}"'})
