@@ -1,6 +1,9 @@
 """/openapi.json documents every route, its parameters, bodies and error answers; /docs renders it."""
 
+import re
+
 import httpx
+import pytest
 
 from footfall.app import API_PREFIX
 
@@ -77,6 +80,17 @@ async def test_openapi_documents_every_route_with_leats_error_schema(app):
     assert set(update["properties"]) == {"external_id", "source", "starts_at", "ends_at"}
 
 
-async def test_docs_render(app):
-    response = await _get(app, "/docs")
-    assert response.status_code == 200 and "swagger" in response.text.lower()
+@pytest.mark.parametrize("page, script", [("/docs", "swagger-ui-bundle.js"), ("/redoc", "redoc.standalone.js")])
+async def test_docs_load_every_asset_from_footfall(app, page, script):
+    """Swagger UI and ReDoc render offline: every script, style sheet and icon their pages name is
+    served by Footfall itself (a browser test checks that nothing else is asked for)."""
+    response = await _get(app, page)
+    assert response.status_code == 200
+    assets = re.findall(r'(?:src|href)="([^"]*)"', response.text)
+    assert any(asset.endswith(script) for asset in assets)
+    assert "http://" not in response.text and "https://" not in response.text
+    for asset in assets:
+        assert asset.startswith("/") and not asset.startswith("//"), asset
+        loaded = await _get(app, asset)
+        assert loaded.status_code == 200 and len(loaded.content) > 100, asset
+    assert "/openapi.json" in response.text

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
+from fastapi_offline import FastAPIOffline
 from fastapi.openapi.utils import get_openapi
 from sqlalchemy import literal, select
 
@@ -28,6 +29,7 @@ from footfall.visits.routes import router as visits_router
 from footfall.webhooks.routes import router as webhooks_router
 
 API_PREFIX = "/api/v3/oauth/clients"
+DOCS_ASSETS = "/static/docs"
 HOUSEKEEPING_INTERVAL = 600  # seconds
 PING = per_dialect(lambda dialect: Statement(select(literal(1).label("one")), dialect=dialect))
 
@@ -64,11 +66,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await limiter.close()
         await database.close()
 
-    app = FastAPI(
+    # /docs and /redoc with Swagger UI and ReDoc served from fastapi-offline's package, not a CDN: they
+    # render on a machine without internet.
+    app = FastAPIOffline(
         title="Footfall",
         version=__version__,
         description="A self-hosted implementation of Leat's Visits API.",
         lifespan=lifespan,
+        static_url=DOCS_ASSETS,
+        swagger_ui_parameters={"validatorUrl": None},  # Swagger UI would send the schema to swagger.io
     )
     app.state.settings = settings
     app.state.database = database
