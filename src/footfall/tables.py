@@ -127,6 +127,8 @@ visits = Table(
     Index("ix_visits_account_starts", "account_id", "starts_at", "id"),
     Index("ix_visits_account_updated", "account_id", "updated_at", "id"),
     Index("ix_visits_account_changes", "account_id", "change_xid", "change_seq"),
+    # A contact's first and last visit (the contact resource), each one probe of this index.
+    Index("ix_visits_contact_starts", "contact_id", "starts_at"),
 )
 
 # What is left of a deleted visit, for the changes feed: its place there is a change like any other.

@@ -3,6 +3,7 @@ from uuid import uuid4
 import pytest
 
 from tests.conftest import make_tenant
+from tests.visits.test_routes import create_visit
 
 
 async def test_create_answers_201_and_then_the_same_contact(client, tenant):
@@ -33,12 +34,35 @@ async def test_create_refuses_a_bad_email(client, tenant, email):
 async def test_show_answers_the_contact_and_55031_when_missing(client, app, tenant):
     response = await client.get(f"/contacts/{tenant.contact_uuid}", headers=tenant.headers)
     assert response.status_code == 200
-    assert response.json() == {"data": {"uuid": tenant.contact_uuid, "email": tenant.contact_email}, "meta": []}
+    assert response.json() == {"data": {"uuid": tenant.contact_uuid, "email": tenant.contact_email, "visit_count": 0,
+                                        "first_visit_at": None, "last_visit_at": None}, "meta": []}
     other = await make_tenant(app)
     for uuid in (str(uuid4()), other.contact_uuid):
         response = await client.get(f"/contacts/{uuid}", headers=tenant.headers)
         assert response.status_code == 404
         assert response.json() == {"status_code": 404, "code": 55031, "message": "Contact not found."}
+
+
+async def test_a_contact_shows_its_visit_count_and_first_and_last_visit(client, tenant):
+    async def contact():
+        shown = (await client.get(f"/contacts/{tenant.contact_uuid}", headers=tenant.headers)).json()["data"]
+        listed = (await client.get("/contacts", headers=tenant.headers)).json()["data"]
+        assert [c for c in listed if c["uuid"] == tenant.contact_uuid] == [shown]
+        return shown["visit_count"], shown["first_visit_at"], shown["last_visit_at"]
+
+    made = []
+    for starts_at in ("2024-05-02T10:00:00Z", "2024-05-01T09:00:00+02:00", "2024-05-03T10:00:00Z"):
+        made.append((await create_visit(client, tenant, starts_at=starts_at)).json()["data"]["uuid"])
+    assert await contact() == (3, "2024-05-01T07:00:00+00:00", "2024-05-03T10:00:00+00:00")
+    moved = await client.put(f"/visits/{made[2]}", json={"starts_at": "2024-04-30T10:00:00Z"}, headers=tenant.headers)
+    assert moved.status_code == 200
+    assert await contact() == (3, "2024-04-30T10:00:00+00:00", "2024-05-02T10:00:00+00:00")
+    for uuid in made[:2]:
+        assert (await client.delete(f"/visits/{uuid}", headers=tenant.headers)).status_code == 200
+    assert await contact() == (1, "2024-04-30T10:00:00+00:00", "2024-04-30T10:00:00+00:00")
+    batch = [{"contact_uuid": tenant.contact_uuid, "shop_uuid": tenant.shop_uuid, "starts_at": "2025-01-01"}]
+    assert (await client.post("/visits/batch", json={"visits": batch}, headers=tenant.headers)).status_code == 200
+    assert await contact() == (2, "2024-04-30T10:00:00+00:00", "2025-01-01T00:00:00+00:00")
 
 
 async def test_list_pages_newest_first(client, tenant):
@@ -62,7 +86,8 @@ async def test_find_one_by_email_answers_the_contact_or_55031(client, tenant):
     found = await client.get("/contacts/find-one-by", params={"email": tenant.contact_email.upper()},
                              headers=tenant.headers)
     assert found.status_code == 200
-    assert found.json() == {"data": {"uuid": tenant.contact_uuid, "email": tenant.contact_email}, "meta": []}
+    assert found.json() == {"data": {"uuid": tenant.contact_uuid, "email": tenant.contact_email, "visit_count": 0,
+                                     "first_visit_at": None, "last_visit_at": None}, "meta": []}
     missing = await client.get("/contacts/find-one-by", params={"email": "nobody@bikinibottom.sea"},
                                headers=tenant.headers)
     assert missing.status_code == 404 and missing.json()["code"] == 55031
@@ -103,7 +128,8 @@ async def test_an_anonymous_contact_records_visits_and_is_claimed_with_an_email(
     assert contact["email"] is None and created.json()["meta"] == []
     visit = await client.post("/visits", json={"contact_uuid": contact["uuid"], "shop_uuid": tenant.shop_uuid},
                               headers=tenant.headers)
-    assert visit.status_code == 201 and visit.json()["data"]["contact"] == contact
+    # A visit shows its contact in Leat's shape: the uuid and the email only.
+    assert visit.status_code == 201 and visit.json()["data"]["contact"] == {"uuid": contact["uuid"], "email": None}
     # Two anonymous contacts are two contacts: their missing emails never collide.
     other = await client.post("/contacts/anonymous", headers=tenant.headers)
     assert other.status_code == 201 and other.json()["data"]["uuid"] != contact["uuid"]
@@ -111,12 +137,14 @@ async def test_an_anonymous_contact_records_visits_and_is_claimed_with_an_email(
     claimed = await client.put(f"/contacts/{contact['uuid']}/claim", data={"email": "Squidward@Tentacles.sea"},
                                headers=tenant.headers)
     assert claimed.status_code == 200
-    assert claimed.json()["data"] == {"uuid": contact["uuid"], "email": "squidward@tentacles.sea"}
+    assert claimed.json()["data"] == {**contact, "email": "squidward@tentacles.sea", "visit_count": 1,
+                                      "first_visit_at": visit.json()["data"]["starts_at"],
+                                      "last_visit_at": visit.json()["data"]["starts_at"]}
     again = await client.put(f"/contacts/{contact['uuid']}/claim", json={"email": "squidward@tentacles.sea"},
                              headers=tenant.headers)
     assert again.status_code == 200 and again.json() == claimed.json()
     shown = await client.get(f"/visits/{visit.json()['data']['uuid']}", headers=tenant.headers)
-    assert shown.json()["data"]["contact"] == claimed.json()["data"]
+    assert shown.json()["data"]["contact"] == {"uuid": contact["uuid"], "email": "squidward@tentacles.sea"}
     found = await client.get("/contacts/find-one-by", params={"email": "squidward@tentacles.sea"},
                              headers=tenant.headers)
     assert found.json()["data"]["uuid"] == contact["uuid"]

@@ -53,6 +53,10 @@ def test_shops_and_contacts(client, footfall):
         client.contacts.find_by_email("nobody@krabs.sea")
     listed = client.contacts.list(limit=100)
     assert contact.uuid in {c.uuid for c in listed.items} and listed.total >= 6
+    regular = client.contacts.get(demo["contacts"][0])
+    visits = list(client.visits.iter(contact_uuid=regular.uuid))
+    assert regular.visit_count == len(visits) > 0
+    assert (regular.first_visit_at, regular.last_visit_at) == (min(v.starts_at for v in visits), max(v.starts_at for v in visits))
 
 
 def test_webhook_subscriptions_and_deliveries(client, footfall):

@@ -1,12 +1,13 @@
 from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from sqlalchemy import String, bindparam, delete, func, insert, select, update
 
 from footfall.db import ConstraintViolation, Statement, Tx, binds, paged, per_dialect, upsert
-from footfall.tables import accounts, contacts
+from footfall.tables import accounts, contacts, visits
 
 _c = contacts.c
 
@@ -15,6 +16,9 @@ class Contact(NamedTuple):
     id: int
     uuid: UUID
     email: str | None  # None for an anonymous contact
+    visit_count: int
+    first_visit_at: datetime | None  # the earliest and latest starts_at of its visits
+    last_visit_at: datetime | None
 
 
 class ContactKey(NamedTuple):
@@ -23,7 +27,16 @@ class ContactKey(NamedTuple):
     email: str | None
 
 
-_CONTACT = (_c.id, _c.uuid, _c.email)
+_v = visits.c
+
+
+def _visit_starts(aggregate) -> Any:
+    # One probe of ix_visits_contact_starts, however many visits the contact has.
+    return select(aggregate(_v.starts_at)).where(_v.contact_id == _c.id).scalar_subquery()
+
+
+_CONTACT = (_c.id, _c.uuid, _c.email, _c.visit_count, _visit_starts(func.min).label("first_visit_at"),
+            _visit_starts(func.max).label("last_visit_at"))
 
 
 @dataclass(frozen=True)

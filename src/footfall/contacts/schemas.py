@@ -5,6 +5,7 @@ from uuid import UUID
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from footfall.kit.pagination import PageMeta
+from footfall.kit.time import IsoDateTimeOut
 from footfall.kit.types import RequestBody, Text
 
 # Deliberately loose (one @, no spaces, a dot in the domain): the address is an identifier
@@ -71,6 +72,9 @@ class ContactOut(BaseModel):
 
     uuid: UUID
     email: str | None = Field(description="None for an anonymous contact until it is claimed")
+    visit_count: int = Field(description="How many visits the contact has")
+    first_visit_at: IsoDateTimeOut | None = Field(description="The start of its first visit; null without visits")
+    last_visit_at: IsoDateTimeOut | None = Field(description="The start of its latest visit; null without visits")
 
 
 class ContactResponse(BaseModel):

@@ -97,10 +97,15 @@ class Shop:
 class Contact:
     uuid: str
     email: Optional[str]
+    visit_count: int = 0
+    first_visit_at: Optional[datetime] = None  # the starts_at of its earliest visit
+    last_visit_at: Optional[datetime] = None
 
     @classmethod
     def from_json(cls, data: dict) -> "Contact":
-        return cls(uuid=data["uuid"], email=data.get("email"))
+        return cls(uuid=data["uuid"], email=data.get("email"), visit_count=data.get("visit_count", 0),
+                   first_visit_at=parse_datetime(data.get("first_visit_at")),
+                   last_visit_at=parse_datetime(data.get("last_visit_at")))
 
 
 @dataclass(frozen=True)
