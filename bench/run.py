@@ -44,10 +44,12 @@ from bench.dataset import HISTORY_START, SECONDS_APART, import_file, make_accoun
 from footfall.app import API_PREFIX  # noqa: E402
 from footfall.testing.serving import free_port  # noqa: E402
 
-ENDPOINTS = ["show", "list", "list_500", "last_page", "by_contact", "filtered", "changes", "create",
+ENDPOINTS = ["show", "list", "list_500", "last_page", "by_contact", "filtered", "changes", "stats", "create",
              "create_one_contact", "update"]
 # Footfall's own routes, which the floor has no match for: measured for their growth, not against it.
-FOOTFALL_ONLY = {"filtered", "changes"}
+FOOTFALL_ONLY = {"filtered", "changes", "stats"}
+# A dashboard's request: measured from one client, as a person opening a chart waits for it.
+ALONE = {"stats"}
 SERVER_CORE, LOAD_CORE = "0", "1"
 
 
@@ -137,6 +139,8 @@ def requests_for(base: str, ids: dict, total: int, floor: bool) -> dict[str, tup
     end = HISTORY_START + timedelta(seconds=total * SECONDS_APART)
     day = {"shop_uuid": ids["shop"], "created_at[gte]": (end - timedelta(days=1)).isoformat(),
            "created_at[lt]": end.isoformat()}
+    year = {"interval": "day", "starts_at[gte]": HISTORY_START.isoformat(),
+            "starts_at[lt]": (HISTORY_START + timedelta(days=366)).isoformat()}
     feed = [f"{path}/visits/changes?limit=500" + (f"&cursor={cursor}" if cursor else "") for cursor in ids["cursors"]]
     return {
         "show": (f"{prefix}/visits/{ids['visit']}", lua("GET")),
@@ -147,6 +151,7 @@ def requests_for(base: str, ids: dict, total: int, floor: bool) -> dict[str, tup
                        lua("GET")),
         "filtered": (f"{prefix}/visits?{urlencode(day)}", lua("GET")),
         "changes": (f"{prefix}/visits/changes", lua_rotating("GET", feed, [{}])),
+        "stats": (f"{prefix}/visits/stats?{urlencode(year)}", lua("GET")),
         "create": (f"{prefix}/visits", lua_rotating("POST", [f"{path}/visits"], creates)),
         # Every create names one contact: that contact's kept count is then the bottleneck.
         "create_one_contact": (f"{prefix}/visits", lua_rotating("POST", [f"{path}/visits"], one_contact)),
@@ -213,9 +218,10 @@ def measure(base: str, ids: dict, total: int, floor: bool, args, headers: dict) 
     for endpoint, (url, script) in requests_for(base, ids, total, floor).items():
         if endpoint not in args.endpoints or (floor and endpoint in FOOTFALL_ONLY):
             continue
+        concurrency = 1 if endpoint in ALONE else args.concurrency
         if args.warmup > 0:
-            wrk(url, script, args.concurrency, args.warmup, headers)
-        results[endpoint] = wrk(url, script, args.concurrency, args.duration, headers)
+            wrk(url, script, concurrency, args.warmup, headers)
+        results[endpoint] = wrk(url, script, concurrency, args.duration, headers)
         print(f"  {'floor' if floor else 'footfall':8} {endpoint:10} {results[endpoint]}", file=sys.stderr)
     return results
 
@@ -391,6 +397,10 @@ def targets(report: dict) -> str:
                 rows.append((f"{database} {endpoint} p50 at {sizes[-1]:,} / at {sizes[0]:,} <= 1.25",
                              f"{growth:.2f}", growth <= 1.25))
     for run in runs:
+        if run["database"] == "postgresql" and "stats" in run["endpoints"]:
+            p50 = run["endpoints"]["stats"]["p50_ms"]
+            rows.append((f"PostgreSQL stats of a year by day at {run['size']:,}, one client: p50 < 200 ms",
+                         f"{p50:.0f} ms", p50 < 200))
         if run["database"] == "postgresql":
             rate = run["batch"]["visits_per_second"]
             rows.append((f"PostgreSQL batch of 1,000 new visits at {run['size']:,} >= 20,000 visits/s", f"{rate:,}",

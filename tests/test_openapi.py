@@ -31,6 +31,7 @@ async def test_openapi_documents_every_route_with_leats_error_schema(app):
         ("GET", "/shops/{uuid}"),
         ("GET", "/visits/changes"),
         ("GET", "/visits/export"),
+        ("GET", "/visits/stats"),
         ("DELETE", "/visits/{uuid}"),
         ("GET", "/contacts"),
         ("POST", "/contacts"),

@@ -23,6 +23,7 @@ from footfall.kit.body import FORM_TYPE, MULTIPART_TYPE, RequestBodyMiddleware
 from footfall.kit.ratelimit import InProcessLimiter, RateLimitMiddleware, RedisLimiter
 from footfall.kit.routing import BEARER_SCHEME
 from footfall.shops.routes import router as shops_router
+from footfall.stats.routes import router as stats_router
 from footfall.visits.retention import keep_days
 from footfall.webhooks.delivery import DeliveryWorker
 from footfall.visits.routes import router as visits_router
@@ -88,7 +89,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.rate_limit > 0:
         limiter = RedisLimiter(settings.redis_url) if settings.redis_url else InProcessLimiter()
         app.add_middleware(RateLimitMiddleware, limit=settings.rate_limit, limiter=limiter)
-    for router in (visits_router, shops_router, contacts_router, webhooks_router):
+    # stats before visits: /visits/stats is not a visit's uuid.
+    for router in (stats_router, visits_router, shops_router, contacts_router, webhooks_router):
         app.include_router(router, prefix=API_PREFIX)
 
     @app.get(

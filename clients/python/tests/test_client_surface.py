@@ -113,6 +113,10 @@ def test_delete_the_changes_feed_filters_and_export(client, footfall):
     found = client.visits.list(source="Feed", starts_at_lte=datetime(2024, 5, 2, tzinfo=timezone.utc), sort="starts_at")
     assert [v.uuid for v in found.items] == [kept.uuid]
     assert [v.uuid for v in client.visits.iter(source="Feed")] == [kept.uuid]
+    stats = client.visits.stats("month", group_by="source", source="Feed", timezone="Europe/Amsterdam")
+    assert stats.group_by == "source" and stats.timezone == "Europe/Amsterdam" and stats.buckets
+    assert {b.source for b in stats.buckets} == {"Feed"} and sum(b.visits for b in stats.buckets) >= 1
+    assert stats.buckets[0].bucket_start == stats.period_start and stats.period_start.utcoffset() is not None
     exported = client.visits.export(format="csv", source="Feed")
     assert exported.splitlines()[0].startswith("uuid,contact_uuid") and kept.uuid in exported
     contact = client.contacts.create("gone@krabs.sea")

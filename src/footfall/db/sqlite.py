@@ -11,8 +11,12 @@
 """
 
 import asyncio
+import bisect
+import functools
+import json
 import math
 import sqlite3
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from contextlib import asynccontextmanager
@@ -45,6 +49,9 @@ class _Connection:
         self.raw.execute("PRAGMA foreign_keys=ON")
         self.raw.execute("PRAGMA synchronous=NORMAL")
         self.raw.set_progress_handler(self._over_budget, 1000)
+        # What PostgreSQL has built in and SQLite lacks, for the visit stats (stats/repository.py).
+        self.raw.create_function("footfall_width_bucket", 2, _width_bucket, deterministic=True)
+        self.raw.create_aggregate("footfall_median", 1, _Median)
 
     def _over_budget(self) -> bool:
         return time.perf_counter() > self.deadline
@@ -65,6 +72,31 @@ class _Connection:
             return work()
         finally:
             self.raw.execute("PRAGMA busy_timeout=0")
+
+
+@functools.lru_cache(maxsize=64)
+def _thresholds(boundaries: str) -> list[str]:
+    return json.loads(boundaries)
+
+
+def _width_bucket(value: str | None, boundaries: str) -> int | None:
+    """PostgreSQL's width_bucket(value, thresholds): how many of the thresholds (a JSON array of
+    ascending times, written as SQLite keeps them) are at or before the value."""
+    return None if value is None else bisect.bisect_right(_thresholds(boundaries), value)
+
+
+class _Median:
+    """PostgreSQL's percentile_cont(0.5): the middle value, or the mean of the middle two."""
+
+    def __init__(self) -> None:
+        self.values: list[float] = []
+
+    def step(self, value: float | None) -> None:
+        if value is not None:
+            self.values.append(value)
+
+    def finalize(self) -> float | None:
+        return statistics.median(self.values) if self.values else None
 
 
 async def _off_loop(work: Callable[[], T]) -> T:

@@ -467,7 +467,7 @@ class ExportRow(NamedTuple):
     updated_at: datetime
 
 
-def _filtered_where(shape: tuple) -> list[Any]:
+def filtered_where(shape: tuple) -> list[Any]:
     """The conditions of the list's filters (see VisitFilter.shape), on parameters named as in params()."""
     has_contact, has_shop, has_source, has_external_id, ranges, _ = shape
     # A contact or shop found in the account has only the account's visits: with either given, the
@@ -502,7 +502,7 @@ def export_statement(dialect: str, shape: tuple) -> Statement[ExportRow]:
                    _s.uuid.label("shop_uuid"), _v.external_id, _v.source, _v.starts_at, _v.ends_at, _v.created_at,
                    _v.updated_at)
             .select_from(visits.join(contacts, _c.id == _v.contact_id).join(shops, _s.id == _v.shop_id))
-            .where(*_filtered_where(shape), _v.id > bindparam("after_id", type_=_v.id.type))
+            .where(*filtered_where(shape), _v.id > bindparam("after_id", type_=_v.id.type))
             .order_by(_v.id)
         ),
         ExportRow,
@@ -520,7 +520,7 @@ class ExportBound(NamedTuple):
 def export_bound_statement(dialect: str, shape: tuple) -> Statement[ExportBound]:
     """Where the next chunk of an export ends: the last of up to `limit` visit ids after `after_id`
     that pass the filters, and how many there are (fewer than `limit`: the export's last chunk)."""
-    chunk = limit(select(_v.id).where(*_filtered_where(shape), _v.id > bindparam("after_id", type_=_v.id.type))
+    chunk = limit(select(_v.id).where(*filtered_where(shape), _v.id > bindparam("after_id", type_=_v.id.type))
                   .order_by(_v.id)).subquery()
     return Statement(select(func.max(chunk.c.id, type_=BigInteger).label("last_id"),
                             func.count(type_=BigInteger).label("rows")),
@@ -565,7 +565,7 @@ def export_copy_statement(shape: tuple, format: str) -> Statement:
     return Statement(
         select(*columns)
         .select_from(visits.join(contacts, _c.id == _v.contact_id).join(shops, _s.id == _v.shop_id))
-        .where(*_filtered_where(shape), _v.id > bindparam("after_id", type_=_v.id.type),
+        .where(*filtered_where(shape), _v.id > bindparam("after_id", type_=_v.id.type),
                _v.id <= bindparam("last_id", type_=_v.id.type))
         .order_by(_v.id),
         dialect="postgresql",
@@ -579,7 +579,7 @@ def filtered_statements(dialect: str, shape: tuple) -> FilteredStatements:
     and kept: the combinations are too many to build them all at import."""
     sort = shape[-1]
     statement = partial(Statement, dialect=dialect)
-    where = _filtered_where(shape)
+    where = filtered_where(shape)
     descending = sort.startswith("-")
     key = _v[sort.lstrip("-")]
     order = (key.desc(), _v.id.desc()) if descending else (key.asc(), _v.id.asc())

@@ -18,6 +18,8 @@ from footfall_client.models import (
     Contact,
     Page,
     Shop,
+    Stats,
+    StatsBucket,
     Tombstone,
     Visit,
     VisitContact,
@@ -28,6 +30,6 @@ from footfall_client.models import (
 __version__ = "0.1.0"
 __all__ = [
     "AsyncClient", "AuthenticationError", "ChangesPage", "Client", "ConflictError", "Contact", "FootfallError", "NotFoundError",
-    "Page", "PermissionDeniedError", "RateLimitError", "ServerError", "Shop", "Tombstone", "ValidationError", "Visit",
+    "Page", "PermissionDeniedError", "RateLimitError", "ServerError", "Shop", "Stats", "StatsBucket", "Tombstone", "ValidationError", "Visit",
     "VisitContact", "WebhookDelivery", "WebhookSubscription", "WebhookVerificationError", "webhooks",
 ]

@@ -18,6 +18,7 @@ from footfall_client.models import (
     Contact,
     Page,
     Shop,
+    Stats,
     Visit,
     WebhookDelivery,
     WebhookSubscription,
@@ -203,6 +204,14 @@ class Visits(_Resource):
         """The visits that pass the filters, as NDJSON or CSV text."""
         params = {"format": format, **_filters(filters)}
         return self._t.run(_Operation("GET", "/visits/export", lambda text: text, params, raw=True))
+
+    def stats(self, interval: str = "day", *, group_by: Optional[str] = None, timezone: str = "UTC",
+              contact_uuid: Optional[str] = None, **filters: Any) -> Stats:
+        """Visits, unique, new and returning contacts and the median duration per bucket; filters as
+        list takes them (starts_at_gte= and starts_at_lt= set the period)."""
+        params = {"interval": interval, "timezone": timezone,
+                  **_filters({"group_by": group_by, "contact_uuid": contact_uuid, **filters})}
+        return self._t.run(_Operation("GET", "/visits/stats", Stats.from_json, params))
 
     def get(self, uuid: str) -> Visit:
         return self._t.run(_Operation("GET", f"/visits/{uuid}", _data(Visit.from_json)))

@@ -82,6 +82,45 @@ class ChangesPage:
 
 
 @dataclass(frozen=True)
+class StatsBucket:
+    bucket_start: datetime
+    bucket_end: datetime
+    visits: int
+    unique_contacts: int
+    new_contacts: int
+    returning_contacts: int
+    median_duration_seconds: Optional[int]
+    shop_uuid: Optional[str] = None  # with group_by="shop"
+    source: Optional[str] = None  # with group_by="source"
+
+    @classmethod
+    def from_json(cls, data: dict) -> "StatsBucket":
+        return cls(bucket_start=parse_datetime(data["bucket_start"]), bucket_end=parse_datetime(data["bucket_end"]),
+                   visits=data["visits"], unique_contacts=data["unique_contacts"], new_contacts=data["new_contacts"],
+                   returning_contacts=data["returning_contacts"],
+                   median_duration_seconds=data.get("median_duration_seconds"), shop_uuid=data.get("shop_uuid"),
+                   source=data.get("source"))
+
+
+@dataclass(frozen=True)
+class Stats:
+    buckets: List[StatsBucket]
+    interval: str
+    timezone: str
+    group_by: Optional[str]
+    period_start: Optional[datetime]
+    period_end: Optional[datetime]
+
+    @classmethod
+    def from_json(cls, body: dict) -> "Stats":
+        meta = body["meta"]
+        return cls(buckets=[StatsBucket.from_json(item) for item in body["data"]], interval=meta["interval"],
+                   timezone=meta["timezone"], group_by=meta.get("group_by"),
+                   period_start=parse_datetime(meta.get("period_start")),
+                   period_end=parse_datetime(meta.get("period_end")))
+
+
+@dataclass(frozen=True)
 class Shop:
     uuid: str
     name: str

@@ -1,0 +1,103 @@
+"""Visit stats over time: the period cut into buckets where the caller's days begin, each bucket
+counted by the database, and buckets without visits filled in with zeros so a chart has no gaps."""
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from footfall.accounts.repository import Account
+from footfall.db import Tx
+from footfall.errors import InvalidInput
+from footfall.stats.repository import BucketCounts, StatsRepository
+from footfall.visits.repository import VisitFilter
+
+INTERVALS = ("hour", "day", "week", "month")
+MAX_BUCKETS = 2000  # a year by day is 366, a month by hour 744
+
+
+@dataclass(frozen=True)
+class Stats:
+    buckets: list[datetime]  # the boundaries, local: bucket n runs from buckets[n] to buckets[n + 1]
+    groups: list[Any]  # [None] without group_by
+    counts: dict[tuple[int, Any], BucketCounts]  # by (bucket number from 1, group)
+
+
+def _floor(moment: datetime, interval: str, zone: ZoneInfo) -> datetime:
+    """The start of the bucket the moment falls in, in the zone."""
+    local = moment.astimezone(zone)
+    if interval == "hour":
+        return local.replace(minute=0, second=0, microsecond=0)
+    day = local.date()
+    if interval == "week":  # weeks begin on Monday (ISO 8601)
+        day -= timedelta(days=day.weekday())
+    elif interval == "month":
+        day = day.replace(day=1)
+    return datetime.combine(day, time(), tzinfo=zone)
+
+
+def _next(start: datetime, interval: str, zone: ZoneInfo) -> datetime:
+    """The start of the bucket after the one starting at `start`. Days, weeks and months step on the
+    wall clock (a day can be 23 or 25 hours long); hours step on UTC, so none is skipped or doubled
+    where the clocks change."""
+    if interval == "hour":
+        return (start.astimezone(UTC) + timedelta(hours=1)).astimezone(zone)
+    day = start.date()
+    if interval == "day":
+        day += timedelta(days=1)
+    elif interval == "week":
+        day += timedelta(days=7)
+    else:
+        day = date(day.year + day.month // 12, day.month % 12 + 1, 1)
+    return datetime.combine(day, time(), tzinfo=zone)
+
+
+def boundaries(first: datetime, last: datetime, interval: str, zone: ZoneInfo) -> list[datetime]:
+    """From the start of the bucket holding `first` to the end of the bucket holding `last`."""
+    edges = [_floor(first, interval, zone)]
+    while edges[-1] <= last:
+        edges.append(_next(edges[-1], interval, zone))
+        if len(edges) > MAX_BUCKETS + 1:
+            raise InvalidInput({"interval": [f"The period holds more than {MAX_BUCKETS} buckets of one {interval}; "
+                                              "narrow starts_at or choose a longer interval."]})
+    return edges
+
+
+def _period(filters: VisitFilter) -> tuple[datetime | None, datetime | None, bool]:
+    """The starts_at range the filters give: (from, to, whether `to` is included)."""
+    start = end = None
+    end_included = False
+    for column, op, bound in filters.ranges:
+        if column != "starts_at":
+            continue
+        if op in ("gte", "gt"):
+            start = bound if start is None else max(start, bound)
+        elif end is None or bound < end or (bound == end and op == "lt"):
+            end, end_included = bound, op == "lte"
+    return start, end, end_included
+
+
+async def visit_stats(tx: Tx, account: Account, filters: VisitFilter, interval: str, group_by: str | None,
+                      zone: ZoneInfo) -> Stats | None:
+    """The stats of the period the starts_at filters give, or, where they leave it open, from the
+    first to the last visit that passes the filters; None when that leaves no period."""
+    repository = StatsRepository(tx)
+    start, end, end_included = _period(filters)
+    if start is None or end is None:
+        span = await repository.starts_span(account.id, filters)
+        if span.first is None:
+            if start is None or end is None:
+                return None
+        else:
+            start = span.first if start is None else start
+            if end is None:
+                end, end_included = span.last, True
+    if end < start:
+        return Stats([_floor(start, interval, zone)], [], {})
+    # The last edge is past `end` (or at it, when `end` itself is left out).
+    edges = boundaries(start, end if end_included else end - timedelta(microseconds=1), interval, zone)
+    rows = await repository.bucket_counts(account.id, filters, group_by, edges)
+    groups = sorted({row.group for row in rows}, key=lambda group: (group is not None, str(group)))
+    if group_by is None:
+        groups = [None]
+    return Stats(edges, groups, {(row.bucket, row.group): row for row in rows})
