@@ -7,6 +7,7 @@ HTTP, as a client would.
 
 import os
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from uuid import uuid4
 
 import asyncpg
@@ -37,7 +38,14 @@ async def database_url(request, tmp_path_factory) -> AsyncIterator[str]:
         return
     if not POSTGRES_URL:
         pytest.skip("FOOTFALL_TEST_DATABASE_URL is not set, so the PostgreSQL run is skipped")
-    name = f"footfall_test_{uuid4().hex[:12]}"
+    async with postgres_database("footfall_test") as url:
+        yield url
+
+
+@asynccontextmanager
+async def postgres_database(prefix: str) -> AsyncIterator[str]:
+    """A new database on FOOTFALL_TEST_DATABASE_URL's server, dropped afterwards."""
+    name = f"{prefix}_{uuid4().hex[:12]}"
     admin = await asyncpg.connect(_asyncpg_dsn(POSTGRES_URL))
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')

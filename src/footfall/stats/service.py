@@ -13,7 +13,7 @@ from footfall.stats.repository import BucketCounts, StatsRepository
 from footfall.visits.repository import VisitFilter
 
 INTERVALS = ("hour", "day", "week", "month")
-MAX_BUCKETS = 2000  # a year by day is 366, a month by hour 744
+MAX_BUCKETS = 2200  # a year by day is 366, 90 days by hour 2,160
 
 
 @dataclass(frozen=True)
@@ -101,3 +101,20 @@ async def visit_stats(tx: Tx, account: Account, filters: VisitFilter, interval: 
     if group_by is None:
         groups = [None]
     return Stats(edges, groups, {(row.bucket, row.group): row for row in rows})
+
+
+async def period_totals(tx: Tx, account: Account, filters: VisitFilter, start: datetime, end: datetime) -> BucketCounts | None:
+    """The whole period as one bucket (its contacts each counted once); None without visits."""
+    rows = await StatsRepository(tx).bucket_counts(account.id, filters, None, [start, end])
+    return rows[0] if rows else None
+
+
+async def visits_by_hour_of_day(tx: Tx, account: Account, filters: VisitFilter, start: datetime, end: datetime,
+                                zone: ZoneInfo) -> list[int]:
+    """The period's visits by the hour of the day they started at, in the zone: 24 counts."""
+    edges = boundaries(start, end - timedelta(microseconds=1), "hour", zone)
+    rows = await StatsRepository(tx).bucket_counts(account.id, filters, None, edges)
+    hours = [0] * 24
+    for row in rows:
+        hours[edges[row.bucket - 1].astimezone(zone).hour] += row.visits
+    return hours

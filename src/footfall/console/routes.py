@@ -1,0 +1,332 @@
+"""The web console: server-rendered pages (Jinja2) over the same services the API uses, signed in
+with an API token (console/session.py). Its script and chart library are served from the package
+(/static/console), never from a CDN, and no page runs inline script (Content-Security-Policy).
+
+Form bodies arrive as JSON: kit.body's middleware turns every form into JSON before any route sees it."""
+
+from collections.abc import Callable, Coroutine
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+from uuid import UUID
+
+import orjson
+from fastapi import APIRouter, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from fastapi.responses import RedirectResponse, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
+
+from footfall.contacts import service as contacts
+from footfall.console.session import (
+    CONTENT_SECURITY_POLICY,
+    ForgedForm,
+    SignedOut,
+    credential_of,
+    forget,
+    form_token,
+    keep,
+    session,
+)
+from footfall.errors import FootfallError, InvalidInput, field_errors
+from footfall.kit.pagination import PageParams
+from footfall.kit.time import format_iso8601, utcnow
+from footfall.shops import service as shops
+from footfall.stats import service as stats
+from footfall.stats.schemas import read_zone
+from footfall.visits import export
+from footfall.visits import service as visits
+from footfall.visits.repository import SORTS, VisitFilter
+from footfall.visits.schemas import read_filters
+from footfall.webhooks import service as webhooks
+from footfall.webhooks.schemas import EventType, SubscriptionCreate, SubscriptionUpdate
+
+HERE = Path(__file__).parent
+STATIC_URL = "/static/console"
+PAGE_SIZE = 50
+PERIODS = (30, 90)  # days the overview shows
+SPLITS = ("shop", "source")
+EVENT_TYPES = EventType.__args__  # type: ignore[attr-defined]
+# The list's filters as the visits page's form sends them (empty fields left out).
+VISIT_FILTERS = ("shop_uuid", "source", "contact_uuid", "external_id", "starts_at[gte]", "starts_at[lt]",
+                 "created_at[gte]", "created_at[lt]", "sort")
+
+class ConsoleRoute(APIRoute):
+    """A console page: its failures render as pages (the sign-in page when signed out), not as the
+    API's JSON errors."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route_handler(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except FootfallError as error:
+                return _failure(request, error)
+            except RequestValidationError:
+                return _failure(request, NotFound())
+
+        return route_handler
+
+
+class NotFound(FootfallError):
+    status_code, code, message = 404, 90404, "There is no such page."
+
+
+router = APIRouter(include_in_schema=False, route_class=ConsoleRoute)
+templates = Jinja2Templates(directory=HERE / "templates")
+templates.env.filters["moment"] = lambda value: format_iso8601(value).replace("T", " ").removesuffix("+00:00") if value else ""
+static = StaticFiles(directory=HERE / "static")
+
+
+def _page(request: Request, template: str, status_code: int = 200, **context: Any) -> Response:
+    response = templates.TemplateResponse(request, template, context, status_code=status_code)
+    response.headers.update({"Content-Security-Policy": CONTENT_SECURITY_POLICY, "X-Frame-Options": "DENY",
+                             "Referrer-Policy": "same-origin", "Cache-Control": "no-store",
+                             "X-Content-Type-Options": "nosniff"})
+    return response
+
+
+def _signed_in(request: Request, template: str, signed: Any, **context: Any) -> Response:
+    return _page(request, template, read_only=signed.read_only, csrf=signed.form_token,
+                 account=signed.account, **context)
+
+
+def _see(path: str) -> RedirectResponse:
+    return RedirectResponse(path, status_code=303)
+
+
+def _failure(request: Request, error: FootfallError) -> Response:
+    if isinstance(error, SignedOut):
+        response = _see("/sign-in")
+        forget(response)
+        return response
+    return _page(request, "error.html", status_code=error.status_code, error=error)
+
+
+async def _form(request: Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise ForgedForm() from None
+    return body if isinstance(body, dict) else {}
+
+
+@router.get("/sign-in")
+async def sign_in_page(request: Request) -> Response:
+    return _page(request, "sign_in.html", error=None)
+
+
+@router.post("/sign-in")
+async def sign_in(request: Request) -> Response:
+    token = str((await _form(request)).get("token", "")).strip()
+    try:
+        await credential_of(request, token) if token else None
+    except SignedOut:
+        token = ""
+    if not token:
+        return _page(request, "sign_in.html", status_code=401, error="That token does not work: it is unknown, "
+                                                                        "revoked or expired.")
+    response = _see("/")
+    keep(response, request, token)
+    return response
+
+
+@router.post("/sign-out")
+async def sign_out(request: Request) -> Response:
+    form = await _form(request)
+    token = request.cookies.get("footfall_session", "")
+    if token and str(form.get("csrf", "")) != form_token(token):
+        raise ForgedForm()
+    response = _see("/sign-in")
+    forget(response)
+    return response
+
+
+@router.get("/")
+async def overview(request: Request, days: int = 30, split: str = "", timezone: str = "UTC") -> Response:
+    days = days if days in PERIODS else PERIODS[0]
+    group_by = split if split in SPLITS else None
+    zone = read_zone(timezone)
+    today = utcnow().astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0)
+    start, end = today - timedelta(days=days - 1), today + timedelta(days=1)
+    period = VisitFilter(None, ranges=(("starts_at", "gte", start), ("starts_at", "lt", end)))
+    async with session(request) as signed:
+        per_day = await stats.visit_stats(signed.tx, signed.account, period, "day", group_by, zone)
+        totals = await stats.period_totals(signed.tx, signed.account, period, start, end)
+        hours = await stats.visits_by_hour_of_day(signed.tx, signed.account, period, start, end, zone)
+        shop_names = {str(shop.uuid): shop.name for shop in await shops.list_all(signed.tx, signed.account)}
+    assert per_day is not None  # the period is given
+    edges = per_day.buckets[:-1]
+    datasets = []
+    for group in per_day.groups:
+        if group_by is None:
+            label = "Visits"
+        elif group_by == "shop":
+            label = shop_names.get(str(group), str(group))
+        else:
+            label = group or "(no source)"
+        counted = [per_day.counts.get((number, group)) for number in range(1, len(edges) + 1)]
+        datasets.append({"label": label, "data": [row.visits if row else 0 for row in counted]})
+    chart = {"labels": [edge.strftime("%Y-%m-%d") for edge in edges], "datasets": datasets}
+    hours_chart = {"labels": [f"{hour:02d}:00" for hour in range(24)], "datasets": [{"label": "Visits", "data": hours}]}
+    busiest = sorted(range(24), key=lambda hour: (-hours[hour], hour))[:3] if any(hours) else []
+    return _signed_in(
+        request, "overview.html", signed, days=days, periods=PERIODS, split=group_by or "", timezone=zone.key,
+        chart=orjson.dumps(chart).decode(), hours_chart=orjson.dumps(hours_chart).decode(), totals=totals,
+        busiest=busiest, start=start, end=end - timedelta(days=1),
+    )
+
+
+def _visit_query(request: Request) -> dict[str, str]:
+    """The visits page's filters as given (empty fields dropped), to show in its form and links."""
+    return {name: value for name in VISIT_FILTERS if (value := request.query_params.get(name, "").strip())}
+
+
+@router.get("/visits")
+async def visits_page(request: Request, page: int = 1) -> Response:
+    query = _visit_query(request)
+    page = max(page, 1)
+    errors: dict[str, list[str]] = {}
+    async with session(request) as signed:
+        shop_list = await shops.list_all(signed.tx, signed.account)
+        try:
+            contact = UUID(query["contact_uuid"]) if "contact_uuid" in query else None
+            filters = read_filters(query, contact)
+        except (InvalidInput, ValueError) as error:
+            errors = error.errors if isinstance(error, InvalidInput) and error.errors else {"contact_uuid": ["Must be a UUID."]}
+            rows, total = [], 0
+        else:
+            rows, total = await visits.list_page(signed.tx, signed.account, PageParams(PAGE_SIZE, page), filters)
+    meta = PageParams(PAGE_SIZE, page).meta(total)
+    shop_names = {shop.id: shop.name for shop in shop_list}
+    return _signed_in(
+        request, "visits.html", signed, rows=rows, meta=meta, query=query, errors=errors, shops=shop_list,
+        shop_names=shop_names, sorts=SORTS, export_query=urlencode(query),
+        page_link=lambda n: "/visits?" + urlencode({**query, "page": n}),
+    )
+
+
+@router.get("/visits/export")
+async def visits_export(request: Request, format: str = "csv") -> Response:
+    query = _visit_query(request)
+    if format not in export.FORMATS:
+        raise InvalidInput({"format": ["Must be ndjson or csv."]})
+    async with session(request) as signed:
+        contact = UUID(query["contact_uuid"]) if "contact_uuid" in query else None
+        filters = read_filters(query, contact)
+        account_id = signed.account.id
+    database = request.app.state.database
+
+    async def body():
+        async for chunk in export.export(database, account_id, filters, format):
+            yield chunk.data
+
+    return StreamingResponse(body(), media_type=export.MEDIA_TYPES[format],
+                             headers={"Content-Disposition": f'attachment; filename="visits.{format}"',
+                                      "Cache-Control": "no-store"})
+
+
+@router.get("/visits/{uuid}")
+async def visit_page(request: Request, uuid: UUID) -> Response:
+    async with session(request) as signed:
+        visit = await visits.get(signed.tx, signed.account, uuid)
+        shop = next((s for s in await shops.list_all(signed.tx, signed.account) if s.id == visit.shop_id), None)
+    return _signed_in(request, "visit.html", signed, visit=visit, shop=shop)
+
+
+@router.get("/contacts")
+async def contacts_page(request: Request, page: int = 1) -> Response:
+    params = PageParams(PAGE_SIZE, max(page, 1))
+    async with session(request) as signed:
+        rows, total = await contacts.list_page(signed.tx, signed.account, params)
+    return _signed_in(request, "contacts.html", signed, rows=rows, meta=params.meta(total),
+                      page_link=lambda n: f"/contacts?page={n}")
+
+
+@router.get("/contacts/{uuid}")
+async def contact_page(request: Request, uuid: UUID, page: int = 1) -> Response:
+    params = PageParams(PAGE_SIZE, max(page, 1))
+    async with session(request) as signed:
+        contact = await contacts.get(signed.tx, signed.account, uuid)
+        rows, total = await visits.list_page(signed.tx, signed.account, params, VisitFilter(uuid))
+        shop_names = {shop.id: shop.name for shop in await shops.list_all(signed.tx, signed.account)}
+    return _signed_in(request, "contact.html", signed, contact=contact, rows=rows, meta=params.meta(total),
+                      shop_names=shop_names, page_link=lambda n: f"/contacts/{uuid}?page={n}")
+
+
+@router.get("/shops")
+async def shops_page(request: Request) -> Response:
+    async with session(request) as signed:
+        rows = await shops.list_all(signed.tx, signed.account)
+    return _signed_in(request, "shops.html", signed, rows=rows)
+
+
+async def _subscriptions(request: Request, signed: Any, **context: Any) -> Response:
+    rows, _ = await webhooks.list_page(signed.tx, signed.account, PageParams(100, 1), None, None)
+    context.setdefault("errors", {})
+    context.setdefault("values", {})
+    return _signed_in(request, "webhooks.html", signed, rows=rows, event_types=EVENT_TYPES, **context)
+
+
+@router.get("/webhooks")
+async def webhooks_page(request: Request) -> Response:
+    async with session(request) as signed:
+        return await _subscriptions(request, signed)
+
+
+@router.post("/webhooks")
+async def create_subscription(request: Request) -> Response:
+    form = await _form(request)
+    async with session(request, write=True, form=form) as signed:
+        values = {name: str(form.get(name, "")).strip() for name in ("name", "event_type", "url")}
+        try:
+            data = SubscriptionCreate.model_validate(values)
+            created = await webhooks.create(signed.tx, signed.account, data, request.app.state.settings)
+        except ValidationError as error:
+            return await _subscriptions(request, signed, errors=field_errors(error.errors(), located=False),
+                                        values=values)
+        except InvalidInput as error:
+            return await _subscriptions(request, signed, errors=error.errors or {}, values=values)
+    # The secret is shown on this page only, once, as the API's create answer shows it.
+    return _page(request, "secret.html", read_only=False, csrf=signed.form_token, account=signed.account,
+                 subscription=created)
+
+
+@router.post("/webhooks/{uuid}/status")
+async def set_subscription_status(request: Request, uuid: UUID) -> Response:
+    form = await _form(request)
+    async with session(request, write=True, form=form) as signed:
+        status = "ACTIVE" if form.get("status") == "ACTIVE" else "INACTIVE"
+        await webhooks.update(signed.tx, signed.account, uuid, SubscriptionUpdate(status=status),
+                              request.app.state.settings)
+    return _see("/webhooks")
+
+
+@router.post("/webhooks/{uuid}/delete")
+async def delete_subscription(request: Request, uuid: UUID) -> Response:
+    form = await _form(request)
+    async with session(request, write=True, form=form) as signed:
+        await webhooks.delete(signed.tx, signed.account, uuid)
+    return _see("/webhooks")
+
+
+@router.get("/webhooks/{uuid}")
+async def subscription_page(request: Request, uuid: UUID, page: int = 1) -> Response:
+    params = PageParams(PAGE_SIZE, max(page, 1))
+    async with session(request) as signed:
+        subscription = await webhooks.get(signed.tx, signed.account, uuid)
+        rows, total = await webhooks.list_deliveries(signed.tx, signed.account, uuid, params)
+    return _signed_in(request, "webhook.html", signed, subscription=subscription, rows=rows,
+                      meta=params.meta(total), page_link=lambda n: f"/webhooks/{uuid}?page={n}")
+
+
+@router.post("/webhooks/{uuid}/deliveries/{delivery_uuid}/retry")
+async def retry_delivery(request: Request, uuid: UUID, delivery_uuid: UUID) -> Response:
+    form = await _form(request)
+    async with session(request, write=True, form=form) as signed:
+        await webhooks.retry_delivery(signed.tx, signed.account, uuid, delivery_uuid)
+    return _see(f"/webhooks/{uuid}")
