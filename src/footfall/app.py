@@ -25,6 +25,7 @@ from footfall.kit.body import FORM_TYPE, MULTIPART_TYPE, RequestBodyMiddleware
 from footfall.kit.ratelimit import InProcessLimiter, RateLimitMiddleware, RedisLimiter
 from footfall.kit.routing import BEARER_SCHEME
 from footfall.shops.routes import router as shops_router
+from footfall.stats.cache import StatsCache
 from footfall.stats.routes import router as stats_router
 from footfall.visits.retention import keep_days
 from footfall.webhooks.delivery import DeliveryWorker
@@ -86,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.database = database
     app.state.token_cache = TokenCache(settings.token_cache_seconds)
+    app.state.stats_cache = StatsCache()
 
     install_error_handlers(app)
     app.add_exception_handler(Replay, _replay)

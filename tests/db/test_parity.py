@@ -167,6 +167,7 @@ async def scenario(database, ran: set[Statement]) -> list[tuple[str, Any]]:
         t.note("by external_id", await visits.get_by_external_id(account.id, "ext-3"))
         t.note("updated", await visits.update(to_update.id, {"source": None, "ends_at": at(99)}, at(98)))
         t.note("external_id set", await visits.update(to_update.id, {"external_id": "ext-2"}, at(99)))
+        await visits.reshaped(account.id)  # after a visit moves to another start
         try:
             await visits.update(to_update.id, {"external_id": "ext-1"}, at(99))
         except DuplicateExternalId:

@@ -10,6 +10,7 @@ from footfall.db import Statement, Tx, binds, per_dialect
 from footfall.tables import accounts, api_tokens
 
 _a, _t = accounts.c, api_tokens.c
+_ACCOUNT = (_a.id, _a.uuid, _a.name, _a.created_at)
 
 
 class Account(NamedTuple):
@@ -73,13 +74,13 @@ def _build(dialect: str) -> AccountStatements:
     statement = partial(Statement, dialect=dialect)
     return AccountStatements(
         insert_account=statement(
-            insert(accounts).values(binds(accounts, "uuid", "name", "created_at")).returning(*accounts.c), Account
+            insert(accounts).values(binds(accounts, "uuid", "name", "created_at")).returning(*_ACCOUNT), Account
         ),
-        account_by_uuid=statement(select(*accounts.c).where(_a.uuid == bindparam("uuid")), Account),
+        account_by_uuid=statement(select(*_ACCOUNT).where(_a.uuid == bindparam("uuid")), Account),
         first_account_named=statement(
-            select(*accounts.c).where(_a.name == bindparam("name")).order_by(_a.id).limit(1), Account
+            select(*_ACCOUNT).where(_a.name == bindparam("name")).order_by(_a.id).limit(1), Account
         ),
-        all_accounts=statement(select(*accounts.c).order_by(_a.id), Account, bulk=True),
+        all_accounts=statement(select(*_ACCOUNT).order_by(_a.id), Account, bulk=True),
         insert_token=statement(
             insert(api_tokens)
             .values(binds(api_tokens, "uuid", "account_id", "name", "token_hash", "expires_at", "read_only",

@@ -155,9 +155,10 @@ async def overview(request: Request, days: int = 30, split: str = "", timezone: 
     start, end = today - timedelta(days=days - 1), today + timedelta(days=1)
     period = VisitFilter(None, ranges=(("starts_at", "gte", start), ("starts_at", "lt", end)))
     async with session(request) as signed:
-        per_day = await stats.visit_stats(signed.tx, signed.account, period, "day", group_by, zone)
-        totals = await stats.period_totals(signed.tx, signed.account, period, start, end)
-        hours = await stats.visits_by_hour_of_day(signed.tx, signed.account, period, start, end, zone)
+        cache = request.app.state.stats_cache
+        per_day = await stats.visit_stats(signed.tx, signed.account, period, "day", group_by, zone, cache)
+        totals = await stats.period_totals(signed.tx, signed.account, period, start, end, cache)
+        hours = await stats.visits_by_hour_of_day(signed.tx, signed.account, period, start, end, zone, cache)
         shop_names = {str(shop.uuid): shop.name for shop in await shops.list_all(signed.tx, signed.account)}
     assert per_day is not None  # the period is given
     edges = per_day.buckets[:-1]

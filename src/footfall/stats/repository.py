@@ -6,13 +6,30 @@ import json
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import JSON, Integer, String, Text, bindparam, case, cast, extract, func, literal_column, null, select
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Integer,
+    String,
+    Text,
+    Uuid,
+    bindparam,
+    case,
+    cast,
+    extract,
+    func,
+    literal_column,
+    null,
+    select,
+    tuple_,
+    union_all,
+)
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 
-from footfall.db import Statement, Tx
+from footfall.db import Statement, Tx, per_dialect
 from footfall.db.types import UTCDateTime
-from footfall.tables import shops, visits
-from footfall.visits.repository import VisitFilter, filtered_where
+from footfall.tables import accounts, contacts, shops, visit_tombstones, visits
+from footfall.visits.repository import Change, VisitFilter, VisitRepository, below_horizon, filtered_where
 
 GROUPS = ("shop", "source")
 
@@ -26,6 +43,17 @@ class BucketCounts(NamedTuple):
     unique_contacts: int
     new_contacts: int
     median_duration_seconds: int | None
+
+
+class FeedPosition(NamedTuple):
+    change_xid: int
+    change_seq: int
+
+
+class EarliestStarts(NamedTuple):
+    contact_uuid: Any
+    first: datetime | None
+    first_unchanged: datetime | None
 
 
 class StartsSpan(NamedTuple):
@@ -129,6 +157,49 @@ def span_statement(dialect: str, shape: tuple) -> Statement[StartsSpan]:
     )
 
 
+def _build_cache_statements(dialect: str) -> dict[str, Statement]:
+    account_id = bindparam("account_id", type_=accounts.c.id.type)
+
+    def newest(table) -> Any:
+        columns = table.c
+        return (select(columns.change_xid, columns.change_seq)
+                .where(columns.account_id == account_id, *below_horizon(dialect, table))
+                .order_by(columns.change_xid.desc(), columns.change_seq.desc()).limit(1).subquery())
+
+    newest_visit, newest_tombstone = newest(visits), newest(visit_tombstones)
+    both = union_all(select(newest_visit.c.change_xid, newest_visit.c.change_seq),
+                     select(newest_tombstone.c.change_xid, newest_tombstone.c.change_seq)).subquery("newest")
+    given = func.json_each(bindparam("contact_uuids", type_=Text)) if dialect == "sqlite" else \
+        func.json_array_elements_text(cast(bindparam("contact_uuids", type_=Text), JSON))
+    given = given.table_valued("value").alias("given")
+    earlier = visits.alias("earlier")
+
+    def first_start(*where: Any) -> Any:
+        return (select(earlier.c.starts_at).where(earlier.c.contact_id == contacts.c.id, *where)
+                .order_by(earlier.c.starts_at).limit(1).scalar_subquery())
+
+    unchanged = tuple_(earlier.c.change_xid, earlier.c.change_seq) <= tuple_(
+        bindparam("at_xid", type_=BigInteger), bindparam("at_seq", type_=BigInteger))
+
+    return {
+        "epoch": Statement(select(accounts.c.visit_epoch).where(accounts.c.id == account_id), dialect=dialect),
+        "feed_head": Statement(
+            select(both.c.change_xid, both.c.change_seq)
+            .order_by(both.c.change_xid.desc(), both.c.change_seq.desc()).limit(1),
+            FeedPosition, dialect=dialect),
+        # Each contact's first start, and the first among its visits unchanged since a feed position:
+        # the contact's first visit then (or one changed since, whose own bucket is counted again).
+        "earliest_starts": Statement(
+            select(contacts.c.uuid.label("contact_uuid"), first_start().label("first"),
+                   first_start(unchanged).label("first_unchanged"))
+            .where(contacts.c.account_id == account_id, contacts.c.uuid == cast(given.c.value, Uuid)),
+            EarliestStarts, dialect=dialect, bulk=True),
+    }
+
+
+CACHE_STATEMENTS = per_dialect(_build_cache_statements)
+
+
 def _boundary_text(dialect: str, moment: datetime) -> str:
     """A boundary as the dialect compares it with a stored time: on SQLite the text it keeps."""
     utc = moment.astimezone(UTC)
@@ -153,3 +224,22 @@ class StatsRepository:
     async def starts_span(self, account_id: int, filters: VisitFilter) -> StartsSpan:
         return await self.tx.fetchrow(span_statement(self.tx.dialect, filters.shape()),
                                       {"account_id": account_id, **filters.params()})
+
+    async def visit_epoch(self, account_id: int) -> int:
+        return int(await self.tx.fetchval(CACHE_STATEMENTS[self.tx.dialect]["epoch"], {"account_id": account_id}))
+
+    async def feed_head(self, account_id: int) -> tuple[int, int]:
+        """The position of the account's latest change the changes feed can show now."""
+        row = await self.tx.fetchrow(CACHE_STATEMENTS[self.tx.dialect]["feed_head"], {"account_id": account_id})
+        return (row.change_xid, row.change_seq) if row else (0, 0)
+
+    async def changes(self, account_id: int, after: tuple[int, int], limit: int) -> list[Change]:
+        return await VisitRepository(self.tx).changes(account_id, after, limit)
+
+    async def earliest_starts(self, account_id: int, contact_uuids: list[Any],
+                              position: tuple[int, int]) -> list[EarliestStarts]:
+        return await self.tx.fetch(CACHE_STATEMENTS[self.tx.dialect]["earliest_starts"],
+                                   {"account_id": account_id, "at_xid": position[0], "at_seq": position[1],
+                                    "contact_uuids": json.dumps(
+                                       # as each dialect keeps a uuid: SQLite as 32 hex digits
+                                       [u.hex if self.tx.dialect == "sqlite" else str(u) for u in contact_uuids])})

@@ -34,5 +34,6 @@ async def visit_stats(
     caller = Caller.of(request)
     zone = read_zone(timezone)
     filters = read_filters(request.query_params, contact_uuid)
-    stats = await service.visit_stats(caller.tx, caller.account, filters, interval, group_by, zone)
+    stats = await service.visit_stats(caller.tx, caller.account, filters, interval, group_by, zone,
+                                      request.app.state.stats_cache)
     return json_answer(stats_fields(stats, interval, zone, group_by))

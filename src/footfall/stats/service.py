@@ -1,6 +1,7 @@
 """Visit stats over time: the period cut into buckets where the caller's days begin, each bucket
 counted by the database, and buckets without visits filled in with zeros so a chart has no gaps."""
 
+import bisect
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -9,6 +10,7 @@ from zoneinfo import ZoneInfo
 from footfall.accounts.repository import Account
 from footfall.db import Tx
 from footfall.errors import InvalidInput
+from footfall.stats.cache import MAX_CHANGES, Entry, StatsCache
 from footfall.stats.repository import BucketCounts, StatsRepository
 from footfall.visits.repository import VisitFilter
 
@@ -78,7 +80,7 @@ def _period(filters: VisitFilter) -> tuple[datetime | None, datetime | None, boo
 
 
 async def visit_stats(tx: Tx, account: Account, filters: VisitFilter, interval: str, group_by: str | None,
-                      zone: ZoneInfo) -> Stats | None:
+                      zone: ZoneInfo, cache: StatsCache | None = None) -> Stats | None:
     """The stats of the period the starts_at filters give, or, where they leave it open, from the
     first to the last visit that passes the filters; None when that leaves no period."""
     repository = StatsRepository(tx)
@@ -96,25 +98,90 @@ async def visit_stats(tx: Tx, account: Account, filters: VisitFilter, interval: 
         return Stats([_floor(start, interval, zone)], [], {})
     # The last edge is past `end` (or at it, when `end` itself is left out).
     edges = boundaries(start, end if end_included else end - timedelta(microseconds=1), interval, zone)
-    rows = await repository.bucket_counts(account.id, filters, group_by, edges)
-    groups = sorted({row.group for row in rows}, key=lambda group: (group is not None, str(group)))
-    if group_by is None:
-        groups = [None]
-    return Stats(edges, groups, {(row.bucket, row.group): row for row in rows})
+    counted = await _counted(repository, account.id, filters, group_by, edges, cache, (interval, zone.key))
+    counts = {(number, group): row for number, span in enumerate(zip(edges, edges[1:]), start=1)
+              for group, row in counted[span].items()}
+    groups = [None] if group_by is None else sorted({group for _, group in counts},
+                                                    key=lambda group: (group is not None, str(group)))
+    return Stats(edges, groups, counts)
 
 
-async def period_totals(tx: Tx, account: Account, filters: VisitFilter, start: datetime, end: datetime) -> BucketCounts | None:
+async def period_totals(tx: Tx, account: Account, filters: VisitFilter, start: datetime, end: datetime,
+                        cache: StatsCache | None = None) -> BucketCounts | None:
     """The whole period as one bucket (its contacts each counted once); None without visits."""
-    rows = await StatsRepository(tx).bucket_counts(account.id, filters, None, [start, end])
-    return rows[0] if rows else None
+    counted = await _counted(StatsRepository(tx), account.id, filters, None, [start, end], cache, ("period",))
+    return counted[(start, end)].get(None)
 
 
 async def visits_by_hour_of_day(tx: Tx, account: Account, filters: VisitFilter, start: datetime, end: datetime,
-                                zone: ZoneInfo) -> list[int]:
+                                zone: ZoneInfo, cache: StatsCache | None = None) -> list[int]:
     """The period's visits by the hour of the day they started at, in the zone: 24 counts."""
     edges = boundaries(start, end - timedelta(microseconds=1), "hour", zone)
-    rows = await StatsRepository(tx).bucket_counts(account.id, filters, None, edges)
+    counted = await _counted(StatsRepository(tx), account.id, filters, None, edges, cache, ("hour", zone.key))
     hours = [0] * 24
-    for row in rows:
-        hours[edges[row.bucket - 1].astimezone(zone).hour] += row.visits
+    for span, groups in counted.items():
+        if None in groups:
+            hours[span[0].astimezone(zone).hour] += groups[None].visits
     return hours
+
+
+Span = tuple[datetime, datetime]
+
+
+async def _counted(repository: StatsRepository, account_id: int, filters: VisitFilter, group_by: str | None,
+                   edges: list[datetime], cache: StatsCache | None, kind: tuple) -> dict[Span, dict[Any, BucketCounts]]:
+    """Each bucket's counts by group, counted now or, with a cache, kept from before where no
+    change since can have moved them (stats/cache.py)."""
+    spans = list(zip(edges, edges[1:]))
+    if cache is None:
+        return await _count(repository, account_id, filters, group_by, spans)
+    key = (account_id, kind, group_by, filters)
+    epoch = await repository.visit_epoch(account_id)
+    entry = cache.get(key)
+    changes = [] if entry is None or entry.epoch != epoch else \
+        await repository.changes(account_id, entry.position, MAX_CHANGES + 1)
+    if entry is None or entry.epoch != epoch or len(changes) > MAX_CHANGES or \
+            any(change.deleted_at is not None for change in changes):
+        # Read before counting: a change made meanwhile is then applied again next time, never missed.
+        entry = Entry(await repository.feed_head(account_id), epoch)
+        stale = set(spans)
+    else:
+        instants = [change.starts_at for change in changes]
+        touched = {change.contact_uuid for change in changes}
+        # A contact is new in the bucket of its first visit: where that was, and where it is now, when
+        # the two differ (a first visit among the changes is in a stale bucket already).
+        for earliest in await repository.earliest_starts(account_id, list(touched), entry.position) if touched else []:
+            if earliest.first != earliest.first_unchanged:
+                instants += [earliest.first, earliest.first_unchanged]
+        moments = sorted(moment for moment in instants if moment is not None)
+        stale = {span for span in spans
+                 if span not in entry.buckets or _holds_any(span, moments)}
+        if changes:
+            entry.position = (changes[-1].change_xid, changes[-1].change_seq)
+    if stale:
+        entry.buckets.update(await _count(repository, account_id, filters, group_by,
+                                          [span for span in spans if span in stale]))
+    cache.put(key, entry)
+    return {span: entry.buckets[span] for span in spans}
+
+
+def _holds_any(span: Span, moments: list[datetime]) -> bool:
+    at = bisect.bisect_left(moments, span[0])
+    return at < len(moments) and moments[at] < span[1]
+
+
+async def _count(repository: StatsRepository, account_id: int, filters: VisitFilter, group_by: str | None,
+                 spans: list[Span]) -> dict[Span, dict[Any, BucketCounts]]:
+    """The spans' counts, a statement for each run of adjacent spans."""
+    counted: dict[Span, dict[Any, BucketCounts]] = {span: {} for span in spans}
+    runs: list[list[Span]] = []
+    for span in spans:
+        if runs and runs[-1][-1][1] == span[0]:
+            runs[-1].append(span)
+        else:
+            runs.append([span])
+    for run in runs:
+        edges = [span[0] for span in run] + [run[-1][1]]
+        for row in await repository.bucket_counts(account_id, filters, group_by, edges):
+            counted[run[row.bucket - 1]][row.group] = row
+    return counted

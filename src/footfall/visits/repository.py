@@ -37,7 +37,7 @@ from sqlalchemy.schema import CreateTable
 
 from footfall.db import ConstraintViolation, Statement, Tx, binds, limit, paged, per_dialect, upsert
 from footfall.db.types import UTCDateTime
-from footfall.tables import account_visit_counts, contacts, shops, visit_tombstones, visits
+from footfall.tables import account_visit_counts, accounts, contacts, shops, visit_tombstones, visits
 from footfall.webhooks.repository import subscribed
 
 COUNT_SLOTS = 16  # rows an account's visit count is spread over
@@ -190,6 +190,7 @@ class VisitStatements:
     purge_batch: Statement[DeletedVisit]
     delete: Statement[DeletedVisit]
     insert_tombstone: Statement
+    reshape: Statement
     changes: Statement[Change]
     create_import_rows: Statement
     analyze: Statement
@@ -204,6 +205,14 @@ def _account_total():
     return select(func.coalesce(func.sum(counts.count), 0).label("total")).where(
         counts.account_id == bindparam("account_id", type_=counts.account_id.type)
     )
+
+
+def below_horizon(dialect: str, table: Any) -> list[Any]:
+    """The changes the feed may show: on PostgreSQL only those older than the oldest transaction
+    still running, one that commits late having a lower change_xid than changes already shown."""
+    if dialect == "postgresql":
+        return [table.c.change_xid < _xid(func.pg_snapshot_xmin(func.pg_current_snapshot()))]
+    return []
 
 
 def _build(dialect: str) -> VisitStatements:
@@ -289,9 +298,7 @@ def _build(dialect: str) -> VisitStatements:
         where = [columns.account_id == bindparam("account_id"),
                  tuple_(columns.change_xid, columns.change_seq)
                  > tuple_(bindparam("after_xid", type_=BigInteger), bindparam("after_seq", type_=BigInteger))]
-        if dialect == "postgresql":
-            where.append(columns.change_xid < _xid(func.pg_snapshot_xmin(func.pg_current_snapshot())))
-        return where
+        return where + below_horizon(dialect, table)
 
     def nothing(name: str, type_: Any) -> Any:
         return cast(null(), type_).label(name)  # typed: PostgreSQL reads a bare NULL in a UNION as text
@@ -399,6 +406,10 @@ def _build(dialect: str) -> VisitStatements:
         ),
         insert_tombstone=statement(
             insert(visit_tombstones).values(binds(visit_tombstones, "account_id", "uuid", "external_id", "deleted_at"))
+        ),
+        reshape=statement(
+            update(accounts).where(accounts.c.id == bindparam("reshaped_account", type_=accounts.c.id.type))
+            .values(visit_epoch=accounts.c.visit_epoch + 1)
         ),
         changes=statement(changes, Change),
         create_import_rows=statement(create_import_rows),
@@ -701,6 +712,11 @@ class VisitRepository:
         per_contact = Counter(visit.contact_id for visit in deleted)
         await self.add_to_counts(account_id, {contact_id: -n for contact_id, n in per_contact.items()},
                                  slot=deleted[0].contact_id)
+
+    async def reshaped(self, account_id: int) -> None:
+        """Moves the account's visit_epoch: a visit starts elsewhere in time, which the changes feed
+        (showing a visit as it is now) cannot tell the stats cache."""
+        await self.tx.execute(self.statements.reshape, {"reshaped_account": account_id})
 
     async def changes(self, account_id: int, after: tuple[int, int], limit: int) -> list[Change]:
         """Up to `limit` changes after the position `after`, oldest first."""

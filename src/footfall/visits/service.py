@@ -192,6 +192,8 @@ async def update(tx: Tx, account: Account, uuid: UUID, data: VisitUpdate) -> Vis
         updated = await repository.update(found.id, changes, utcnow())
     except DuplicateExternalId:
         raise ExternalIdConflict() from None
+    if changes.get("starts_at", found.starts_at) != found.starts_at:
+        await repository.reshaped(account.id)
     visit = VisitRow.of(updated, found.contact_uuid, found.contact_email)
     if found.notify:
         await webhooks.emit(tx, account.id, "visit_updated", visit_fields(visit))
