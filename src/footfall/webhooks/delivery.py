@@ -23,7 +23,7 @@ from footfall.db import Database
 from footfall.kit.time import utcnow
 from footfall.webhooks.repository import ClaimedDelivery, DeliveryRepository
 from footfall.webhooks.signing import signature_headers
-from footfall.webhooks.urls import RefusedUrl, check_url_target
+from footfall.webhooks.urls import RefusedUrl, resolve_target
 
 log = logging.getLogger("footfall.webhooks")
 
@@ -112,7 +112,7 @@ class DeliveryWorker:
 
     async def _send(self, row: ClaimedDelivery) -> Outcome:
         try:
-            await check_url_target(row.url, allow_private=self.settings.webhook_allow_private_urls)
+            target = await resolve_target(row.url, allow_private=self.settings.webhook_allow_private_urls)
         except RefusedUrl as error:
             return Outcome(error=f"refused: {error}")
         body = row.body.encode()
@@ -121,9 +121,13 @@ class DeliveryWorker:
             "user-agent": f"Footfall-Webhooks/{__version__}",
             **signature_headers(row.secret, str(row.event_uuid), int(time.time()), body),
         }
+        if target.host_header:
+            headers["host"] = target.host_header
+        extensions = {"sni_hostname": target.server_name} if target.server_name else {}
         try:
             async with asyncio.timeout(self.settings.webhook_timeout):
-                async with self.client.stream("POST", row.url, content=body, headers=headers) as response:
+                async with self.client.stream("POST", target.url, content=body, headers=headers,
+                                              extensions=extensions) as response:
                     kept = bytearray()
                     async for chunk in response.aiter_raw():
                         kept += chunk
