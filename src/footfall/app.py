@@ -22,6 +22,7 @@ from footfall.db import Database, Statement, open_database, per_dialect
 from footfall.errors import ErrorBody, ServiceUnavailable, error_response, install_error_handlers
 from footfall.idempotency.service import Replay, purge_expired
 from footfall.kit.body import FORM_TYPE, MULTIPART_TYPE, RequestBodyMiddleware
+from footfall.kit.paths import TrailingSlashMiddleware
 from footfall.kit.ratelimit import InProcessLimiter, RateLimitMiddleware, RedisLimiter
 from footfall.kit.routing import BEARER_SCHEME
 from footfall.shops.routes import router as shops_router
@@ -93,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(Replay, _replay)
     # Added innermost first: the rate limit sees a request before its body is read.
     app.add_middleware(RequestBodyMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(TrailingSlashMiddleware)
     limiter = None
     if settings.rate_limit > 0:
         limiter = RedisLimiter(settings.redis_url) if settings.redis_url else InProcessLimiter()

@@ -164,9 +164,51 @@ def field_errors(pydantic_errors: Sequence[Mapping[str, Any]], located: bool = T
             field, message = "body", "The body is not valid JSON."
         else:
             field = ".".join(loc) or "body"
-            message = str(error.get("msg", "Invalid value.")).removeprefix("Value error, ")
+            message = _in_our_words(error)
         errors.setdefault(field, []).append(message)
     return errors
+
+
+# Pydantic's error types, in Footfall's words (its own say "Input should be ...", or tell how a UUID
+# failed to parse); {name} is filled from the error's context.
+MESSAGES = {
+    "missing": "Required.",
+    "string_type": "Must be a string.",
+    "uuid_parsing": "Must be a UUID, e.g. 6e8ec5a8-0eb7-4e5f-ad20-c0d271d97d92.",
+    "uuid_type": "Must be a UUID, e.g. 6e8ec5a8-0eb7-4e5f-ad20-c0d271d97d92.",
+    "int_parsing": "Must be a whole number.",
+    "int_type": "Must be a whole number.",
+    "int_from_float": "Must be a whole number.",
+    "bool_parsing": "Must be true or false.",
+    "bool_type": "Must be true or false.",
+    "greater_than_equal": "Must be at least {ge}.",
+    "greater_than": "Must be more than {gt}.",
+    "less_than_equal": "Must be at most {le}.",
+    "less_than": "Must be less than {lt}.",
+    "string_too_short": "Must not be empty.",
+    "string_too_long": "Must be at most {max_length} characters long.",
+    "too_short": "Must hold at least {min_length} items.",
+    "too_long": "Must hold at most {max_length} items.",
+    "literal_error": "Must be one of {expected}.",
+    "enum": "Must be one of {expected}.",
+    "list_type": "Must be a list.",
+    "dict_type": "Must be an object.",
+    "model_type": "Must be an object.",
+    "model_attributes_type": "Must be an object.",
+    "extra_forbidden": "Not a field this takes.",
+    "string_unicode": "Must be text (UTF-8).",
+}
+
+
+def _in_our_words(error: Mapping[str, Any]) -> str:
+    template = MESSAGES.get(str(error.get("type")))
+    if template is not None:
+        try:
+            return template.format(**(error.get("ctx") or {}))
+        except (KeyError, IndexError):
+            pass
+    # Our own validators raise ValueError with their message: pydantic prefixes it.
+    return str(error.get("msg", "Invalid value.")).removeprefix("Value error, ")
 
 
 async def _footfall_error(_: Request, exc: FootfallError) -> JSONResponse:

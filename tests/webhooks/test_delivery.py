@@ -78,6 +78,7 @@ async def test_a_visit_created_arrives_signed_both_ways_with_the_visit_as_get_an
     assert delivery["state"] == "succeeded" and delivery["attempts"] == 1 and delivery["last_status_code"] == 200
     assert delivery["event_id"] == event["id"] and delivery["event_type"] == "visit_created"
     assert delivery["next_attempt_at"] is None and delivery["delivered_at"] is not None
+    assert delivery["uuid"] == delivery["id"]  # named as every resource is; id kept for older clients
 
 
 async def test_a_plain_secret_signs_with_its_own_bytes(app, client, tenant, receiver):

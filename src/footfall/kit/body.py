@@ -100,6 +100,11 @@ class RequestBodyMiddleware:
             await send_error(send, UnsupportedMediaType)
             return
         body = b"".join(chunks)
+        if content_type == FORM_TYPE and body.strip()[:1] in (b"{", b"["):
+            # curl -d '{...}' without -H 'Content-Type: application/json' sends JSON as a form.
+            await send_error(send, InvalidInput, errors={"body": [
+                "This body is JSON sent as a form: send it with Content-Type: application/json."]})
+            return
         if content_type in (FORM_TYPE, MULTIPART_TYPE):
             try:
                 fields = _urlencoded_fields(body) if content_type == FORM_TYPE else await _multipart_fields(scope, body)

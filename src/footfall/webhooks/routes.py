@@ -102,6 +102,7 @@ async def delete_subscription(uuid: UUID, request: Request) -> DeletedResponse:
 
 def _delivery_out(row: Delivery) -> DeliveryOut:
     return DeliveryOut(
+        uuid=row.uuid,
         id=row.uuid,
         event_id=row.event_uuid,
         event_type=row.event_type,

@@ -81,8 +81,9 @@ class SubscriptionListResponse(BaseModel):
 
 
 class DeliveryOut(BaseModel):
-    id: UUID
-    event_id: UUID
+    uuid: UUID = Field(description="The delivery, as every other resource is named")
+    id: UUID = Field(description="The same as uuid, kept for clients written before uuid")
+    event_id: UUID = Field(description="The event's uuid: the `id` its body and webhook-id header carry")
     event_type: EventType
     state: DeliveryState
     attempts: int

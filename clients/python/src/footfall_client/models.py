@@ -180,11 +180,12 @@ class WebhookDelivery:
     next_attempt_at: Optional[datetime]
     delivered_at: Optional[datetime]
     created_at: Optional[datetime]
+    uuid: Optional[str] = None  # the same as id
 
     @classmethod
     def from_json(cls, data: dict) -> "WebhookDelivery":
         return cls(
-            id=data["id"], event_id=data.get("event_id"), event_type=data.get("event_type"), state=data.get("state"),
+            uuid=data.get("uuid", data["id"]), id=data["id"], event_id=data.get("event_id"), event_type=data.get("event_type"), state=data.get("state"),
             attempts=data.get("attempts", 0), last_status_code=data.get("last_status_code"),
             last_error=data.get("last_error"), last_attempt_at=parse_datetime(data.get("last_attempt_at")),
             next_attempt_at=parse_datetime(data.get("next_attempt_at")),
