@@ -104,6 +104,10 @@ def test_demo_is_made_once_and_served(database_url):
     second = footfall_json("demo", database_url=database_url)
     assert first["account_uuid"] == second["account_uuid"] and first["token"] != second["token"]
     assert second["curl"].startswith("curl ") and second["token"] in second["curl"]
+    assert all(first[name] == second[name] for name in ("contact_uuid", "shop_uuid", "visit_uuid", "subscription_uuid"))
+    exported = footfall("demo", "--env", database_url=database_url).stdout.splitlines()
+    assert [line.split("=", 1)[0] for line in exported] == [f"export {name}" for name in "BHCSVW"]
+    assert f"export C={first['contact_uuid']}" in exported and f"export W={first['subscription_uuid']}" in exported
     with running_server(database_url) as base_url:
         for token in (first["token"], second["token"]):
             response = httpx.get(f"{base_url}{API_PREFIX}/visits", headers={"Authorization": f"Bearer {token}"})

@@ -3,6 +3,7 @@
 import asyncio
 import csv
 import json
+import shlex
 import logging
 import os
 import signal
@@ -86,13 +87,17 @@ def _run_async(work: Coroutine[Any, Any, Any], *bad_input: type[Exception]) -> A
 
 def _run(database_url: str, work: Callable[[Tx], Awaitable[dict[str, Any]]]) -> None:
     """Brings the schema up to date, runs `work` in one transaction and prints its result as JSON."""
+    click.echo(json.dumps(_transact(database_url, work)))
+
+
+def _transact(database_url: str, work: Callable[[Tx], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+    """Brings the schema up to date and runs `work` in one transaction: its result."""
 
     async def run() -> dict[str, Any]:
         async with _migrated(database_url, pool_size=1) as database, database.transaction(write=True) as tx:
             return await work(tx)
 
-    result = _run_async(run(), CommandError, ValueError)
-    click.echo(json.dumps(result))
+    return _run_async(run(), CommandError, ValueError)
 
 
 @click.group()
@@ -472,10 +477,14 @@ def visits_purge(account_uuid: str, before: str, database_url: str) -> None:
 
 
 @main.command()
+@click.option("--env", "as_env", is_flag=True,
+              help="Print shell variables instead (B, H, C, S, V, W: the README's examples use them): "
+                   'eval "$(footfall demo --env)".')
 @database_url_option
-def demo(database_url: str) -> None:
-    """Create a demo account with data (once) and print a new token for it and a curl line."""
-    from footfall.demo import ensure_demo
+def demo(as_env: bool, database_url: str) -> None:
+    """Create a demo account with data (once) and print a new token for it, a curl line, and the
+    uuids the README's examples name."""
+    from footfall.demo import ensure_demo, examples
 
     async def work(tx: Tx) -> dict[str, Any]:
         account, created = await ensure_demo(tx)
@@ -486,9 +495,17 @@ def demo(database_url: str) -> None:
             "token": issued.secret,
             "curl": f"curl -s -H 'Authorization: Bearer {issued.secret}' "
             "http://127.0.0.1:8000/api/v3/oauth/clients/visits",
+            **await examples(tx, account),
         }
 
-    _run(database_url, work)
+    if not as_env:
+        _run(database_url, work)
+        return
+    made = _transact(database_url, work)
+    variables = {"B": "http://127.0.0.1:8000/api/v3/oauth/clients", "H": f"Authorization: Bearer {made['token']}",
+                 "C": made["contact_uuid"], "S": made["shop_uuid"], "V": made["visit_uuid"],
+                 "W": made["subscription_uuid"]}
+    click.echo("\n".join(f"export {name}={shlex.quote(value)}" for name, value in variables.items()))
 
 
 def _or_exit(parse: Callable[[], Any]) -> Any:

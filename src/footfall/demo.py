@@ -11,10 +11,12 @@ from footfall.config import Settings
 from footfall.contacts import service as contacts
 from footfall.contacts.schemas import ContactCreate
 from footfall.db import Tx
+from footfall.kit.pagination import PageParams
 from footfall.kit.time import utcnow
 from footfall.shops import service as shops
 from footfall.shops.schemas import ShopCreate
 from footfall.visits import service as visits
+from footfall.visits.repository import VisitFilter
 from footfall.visits.schemas import VisitCreate
 from footfall.webhooks import service as webhooks
 from footfall.webhooks.schemas import SubscriptionCreate
@@ -85,3 +87,15 @@ async def ensure_demo(tx: Tx, settings: Settings | None = None) -> tuple[Account
             starts_at=starts_at, ends_at=ends_at if ends_at is None or ends_at < now else None,
         ))
     return account, True
+
+
+async def examples(tx: Tx, account: Account) -> dict[str, str]:
+    """The uuids the README's examples name, from this demo: a regular's contact, the first shop, the
+    regular's latest visit and the webhook subscription."""
+    contact = await contacts.find_by_email(tx, account, REGULARS[0])
+    shop = next(shop for shop in await shops.list_all(tx, account) if shop.name == SHOPS[0].name)
+    latest, _ = await visits.list_page(tx, account, PageParams(1, 1), VisitFilter(contact.uuid))
+    subscriptions, _ = await webhooks.list_page(tx, account, PageParams(1, 1), None, None)
+    return {"contact_uuid": str(contact.uuid), "shop_uuid": str(shop.uuid),
+            "visit_uuid": str(latest[0].uuid) if latest else "",
+            "subscription_uuid": str(subscriptions[0].uuid) if subscriptions else ""}
