@@ -1,8 +1,10 @@
 """The footfall command: admin commands print one JSON object; bad input is one line on stderr."""
 
+import json
 import re
 from datetime import timedelta
 
+import click
 import httpx
 import pytest
 
@@ -170,3 +172,44 @@ def test_serve_stops_cleanly_on_sigterm(database_url):
     # uvicorn re-raises the SIGTERM it handled once shut down, so the exit status says "terminated".
     assert process.returncode in (0, -signal.SIGTERM), output
     assert "Application shutdown complete" in output and "Traceback" not in output
+
+
+def test_accounts_and_shops_are_listed(database_url):
+    made = footfall_json("accounts", "create", "--name", "Listed Lagoon", database_url=database_url)
+    listed = footfall_json("accounts", "list", database_url=database_url)["data"]
+    assert made in listed and listed == sorted(listed, key=lambda account: account["created_at"])
+    footfall("shops", "create", "--account", made["uuid"], "--name", "Weenie Hut", database_url=database_url)
+    footfall("shops", "create", "--account", made["uuid"], "--name", "Goo Lagoon", "--type", "web",
+             database_url=database_url)
+    shops = footfall_json("shops", "list", "--account", made["uuid"], database_url=database_url)["data"]
+    assert [(shop["name"], shop["type"]) for shop in shops] == [("Goo Lagoon", "web"), ("Weenie Hut", "physical")]
+    missing = footfall("shops", "list", "--account", "6e8ec5a8-0eb7-4e5f-ad20-c0d271d97d92", database_url=database_url,
+                       check=False)
+    assert missing.returncode == 1 and missing.stderr.strip()
+
+
+def test_status_says_what_an_operator_checks(database_url, tmp_path):
+    footfall("migrate", database_url=database_url)
+    status = footfall_json("status", database_url=database_url)
+    assert status["database"] == "reachable" and status["schema"]["at_newest"] is True
+    assert status["schema"]["revision"] == status["schema"]["newest"]
+    assert set(status["deliveries"]) == {"pending", "failed", "oldest_pending_seconds"}
+    behind = footfall("status", database_url=f"sqlite:///{tmp_path}/empty.db", check=False)
+    assert behind.returncode == 1 and json.loads(behind.stdout)["schema"]["revision"] is None
+    down = footfall("status", database_url="postgresql://postgres@127.0.0.1:1/nothing", check=False)
+    assert down.returncode == 1 and json.loads(down.stdout)["database"].startswith("unreachable")
+
+
+def test_every_command_and_option_says_what_it_is():
+    from footfall.cli import main
+
+    def walk(command, path):
+        yield path, command
+        for name, sub in getattr(command, "commands", {}).items():
+            yield from walk(sub, f"{path} {name}")
+
+    for path, command in walk(main, "footfall"):
+        assert command.help, f"{path} has no help text"
+        for parameter in command.params:
+            if isinstance(parameter, click.Option) and parameter.name not in ("help", "version"):
+                assert parameter.help, f"{path} {parameter.opts[0]} has no help text"

@@ -3,8 +3,8 @@
 import asyncio
 import csv
 import json
-import shlex
 import logging
+import shlex
 import os
 import signal
 import sys
@@ -107,8 +107,8 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on (0.0.0.0 for every interface).")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="The port to listen on.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 256), help="Processes.")
 @click.option("--no-worker", is_flag=True, help="Do not deliver webhooks from this process (run `footfall worker`).")
 @database_url_option
@@ -195,16 +195,31 @@ def accounts_group() -> None:
     """Accounts: each one's visits, shops and contacts are its own."""
 
 
+def _account_fields(account: Any) -> dict[str, Any]:
+    return {"uuid": str(account.uuid), "name": account.name, "created_at": format_iso8601(account.created_at)}
+
+
 @accounts_group.command("create")
-@click.option("--name", required=True)
+@click.option("--name", required=True, help="What the account is called (1 to 255 characters).")
 @database_url_option
 def accounts_create(name: str, database_url: str) -> None:
+    """Create an account and print it: {"uuid", "name", "created_at"}."""
     if not name.strip() or len(name) > 255 or "\x00" in name:
         raise_usage("--name: must be 1 to 255 characters")
 
     async def work(tx: Tx) -> dict[str, Any]:
-        account = await accounts.create_account(tx, name)
-        return {"uuid": str(account.uuid), "name": account.name, "created_at": format_iso8601(account.created_at)}
+        return _account_fields(await accounts.create_account(tx, name))
+
+    _run(database_url, work)
+
+
+@accounts_group.command("list")
+@database_url_option
+def accounts_list(database_url: str) -> None:
+    """Print every account, oldest first: {"data": [{"uuid", "name", "created_at"}, ...]}."""
+
+    async def work(tx: Tx) -> dict[str, Any]:
+        return {"data": [_account_fields(account) for account in await accounts.list_accounts(tx)]}
 
     _run(database_url, work)
 
@@ -216,7 +231,7 @@ def tokens_group() -> None:
 
 @tokens_group.command("create")
 @click.option("--account", "account_uuid", required=True, help="Account UUID.")
-@click.option("--name", default=None)
+@click.option("--name", default=None, help="What the token is for, as tokens list shows it.")
 @click.option("--expires-at", default=None, help="ISO 8601; no expiry when left out.")
 @click.option("--read-only", is_flag=True, help="Refuse every write (403) with this token.")
 @database_url_option
@@ -296,11 +311,12 @@ def shops_group() -> None:
 
 @shops_group.command("create")
 @click.option("--account", "account_uuid", required=True, help="Account UUID.")
-@click.option("--name", required=True)
+@click.option("--name", required=True, help="The shop's name, as visits show it.")
 @click.option("--type", "shop_type", default="physical", show_default=True, help="physical or web.")
-@click.option("--reference", default=None)
+@click.option("--reference", default=None, help="Your own reference for the shop, e.g. a branch code.")
 @database_url_option
 def shops_create(account_uuid: str, name: str, shop_type: str, reference: str | None, database_url: str) -> None:
+    """Create a shop in the account and print it as the API shows it."""
     account_id = _or_exit(lambda: _parse_uuid(account_uuid, "--account"))
     data = _or_exit(lambda: _validate(ShopCreate, name=name, type=shop_type, reference=reference))
 
@@ -311,6 +327,59 @@ def shops_create(account_uuid: str, name: str, shop_type: str, reference: str | 
     _run(database_url, work)
 
 
+@shops_group.command("list")
+@click.option("--account", "account_uuid", required=True, help="Account UUID.")
+@database_url_option
+def shops_list(account_uuid: str, database_url: str) -> None:
+    """Print the account's shops by name: {"data": [...]}, each as the API shows it."""
+    account_id = _or_exit(lambda: _parse_uuid(account_uuid, "--account"))
+
+    async def work(tx: Tx) -> dict[str, Any]:
+        found = await shops.list_all(tx, await accounts.get_account(tx, account_id))
+        return {"data": [ShopOut.model_validate(shop).model_dump(mode="json") for shop in found]}
+
+    _run(database_url, work)
+
+
+@main.command("status")
+@database_url_option
+def status(database_url: str) -> None:
+    """Print what an operator checks, as JSON, without changing anything: whether the database
+    answers, whether its schema is at the newest revision, and the webhook deliveries pending and
+    failed, with the age of the oldest pending one. Exits 1 when the database does not answer or
+    its schema is behind."""
+    from footfall.db.migrate import schema_revisions
+    from footfall.webhooks.repository import DeliveryRepository
+
+    async def run() -> dict[str, Any]:
+        current, head = await schema_revisions(database_url)
+        database = open_database(database_url, pool_size=1)
+        try:
+            async with database.transaction(write=False) as tx:
+                outbox = await DeliveryRepository(tx).outbox_status() if current == head else None
+        finally:
+            await database.close()
+        return {
+            "database": "reachable",
+            "schema": {"revision": current, "newest": head, "at_newest": current == head},
+            "deliveries": None if outbox is None else {
+                "pending": outbox.pending, "failed": outbox.failed,
+                "oldest_pending_seconds": None if outbox.oldest_pending_at is None else
+                round((utcnow() - outbox.oldest_pending_at).total_seconds(), 1),
+            },
+        }
+
+    try:
+        result = asyncio.run(run())
+    except DATABASE_ERRORS as error:
+        click.echo(json.dumps({"database": f"unreachable: {type(error).__name__}: {error}"[:500],
+                               "schema": None, "deliveries": None}))
+        sys.exit(1)
+    click.echo(json.dumps(result))
+    if not result["schema"]["at_newest"]:
+        sys.exit(1)
+
+
 @main.group("contacts")
 def contacts_group() -> None:
     """Contacts, who visit."""
@@ -318,7 +387,7 @@ def contacts_group() -> None:
 
 @contacts_group.command("create")
 @click.option("--account", "account_uuid", required=True, help="Account UUID.")
-@click.option("--email", required=True)
+@click.option("--email", required=True, help="The contact's email (kept lower-cased).")
 @database_url_option
 def contacts_create(account_uuid: str, email: str, database_url: str) -> None:
     """Create a contact (or print the account's existing contact with this email)."""
@@ -398,7 +467,7 @@ def visits_import(file: Path, account_uuid: str, database_url: str) -> None:
 
 @visits_group.command("export")
 @click.option("--account", "account_uuid", required=True, help="Account UUID.")
-@click.option("--format", "format_", type=click.Choice(EXPORT_FORMATS), default="ndjson", show_default=True)
+@click.option("--format", "format_", type=click.Choice(EXPORT_FORMATS), default="ndjson", show_default=True, help="NDJSON (an object a line) or CSV (a header row).")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="The file to write; stdout when left out.")
 @click.option("--filter", "filters", multiple=True, metavar="NAME=VALUE",

@@ -37,6 +37,10 @@ async def create_account(tx: Tx, name: str) -> Account:
     return await AccountRepository(tx).insert(uuid4(), name, utcnow())
 
 
+async def list_accounts(tx: Tx) -> list[Account]:
+    return await AccountRepository(tx).all()
+
+
 async def get_account(tx: Tx, uuid: UUID) -> Account:
     account = await AccountRepository(tx).get_by_uuid(uuid)
     if account is None:

@@ -4,6 +4,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -19,14 +21,35 @@ def _engine_url(url: str) -> str:
     return make_url(url).set(drivername=driver).render_as_string(hide_password=False)
 
 
+def _config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return config
+
+
 def _upgrade(connection: Connection) -> None:
     if connection.dialect.name == "postgresql":
         # Several processes or hosts may start at once; one migrates, the others wait.
         connection.execute(text(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config = _config()
     config.attributes["connection"] = connection
     command.upgrade(config, "head")
+
+
+def _revisions(connection: Connection) -> tuple[str | None, str | None]:
+    current = MigrationContext.configure(connection).get_current_revision()
+    return current, ScriptDirectory.from_config(_config()).get_current_head()
+
+
+async def schema_revisions(url: str) -> tuple[str | None, str | None]:
+    """(the database's schema revision, None before the first migration; the newest there is),
+    read without changing anything."""
+    engine = create_async_engine(_engine_url(url))
+    try:
+        async with engine.connect() as connection:
+            return await connection.run_sync(_revisions)
+    finally:
+        await engine.dispose()
 
 
 async def migrate(url: str) -> None:
