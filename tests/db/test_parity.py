@@ -212,6 +212,7 @@ async def scenario(database, ran: set[Statement]) -> list[tuple[str, Any]]:
         t.note("recorded, lapsed", await deliveries.record(claimed[0].id, uuid("other lease"), {"state": "failed"}))
         await deliveries.make_due(claimed[0].id, at(65), reopen=True)
         await deliveries.resume_pending(subscription.id, at(66))
+        t.note("outbox", await deliveries.outbox_status())
         t.note("delivery", await deliveries.get(subscription.id, uuid("delivery-0")))
         await deliveries.subscription_failed(subscription.id, 1)
         t.note("failed", await subscriptions.get(account.id, uuid("subscription")))
