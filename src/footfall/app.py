@@ -23,6 +23,7 @@ from footfall.errors import ErrorBody, ServiceUnavailable, error_response, insta
 from footfall.idempotency.service import Replay, purge_expired
 from footfall.kit.body import FORM_TYPE, MULTIPART_TYPE, RequestBodyMiddleware
 from footfall.kit.paths import TrailingSlashMiddleware
+from footfall.kit.requestid import RequestIdMiddleware
 from footfall.kit.ratelimit import InProcessLimiter, RateLimitMiddleware, RedisLimiter
 from footfall.kit.routing import BEARER_SCHEME
 from footfall.shops.routes import router as shops_router
@@ -99,6 +100,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.rate_limit > 0:
         limiter = RedisLimiter(settings.redis_url) if settings.redis_url else InProcessLimiter()
         app.add_middleware(RateLimitMiddleware, limit=settings.rate_limit, limiter=limiter)
+    # Outermost: every answer carries the id, the middlewares' own errors (413, 415, 429) included.
+    app.add_middleware(RequestIdMiddleware)
     # stats before visits: /visits/stats is not a visit's uuid.
     for router in (stats_router, visits_router, shops_router, contacts_router, webhooks_router):
         app.include_router(router, prefix=API_PREFIX)

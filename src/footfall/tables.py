@@ -177,6 +177,8 @@ webhook_events = Table(
     # The exact body every attempt sends, so retries and both signatures cover the same bytes.
     Column("body", Text, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    # The X-Request-Id of the request that caused the event, sent on each of its deliveries.
+    Column("request_id", String(128)),
 )
 
 # One event to one subscription: pending until a 2xx (succeeded) or the schedule runs out (failed).

@@ -195,7 +195,7 @@ async def scenario(database, ran: set[Statement]) -> list[tuple[str, Any]]:
         t.note("active ids", await outbox.active_subscription_ids(account.id, "visit_created"))
         await outbox.add_events(
             [{"uuid": uuid(f"event-{n}"), "account_id": account.id, "type": "visit_created", "body": f'{{"n":{n}}}',
-              "created_at": at(60)} for n in range(2)],
+              "created_at": at(60), "request_id": f"req-{n}" if n else None} for n in range(2)],
             [{"delivery_uuid": uuid(f"delivery-{n}"), "subscription_id": subscription.id,
               "event_uuid": uuid(f"event-{n}"), "now": at(60)} for n in range(2)],
         )

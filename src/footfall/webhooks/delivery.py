@@ -121,6 +121,8 @@ class DeliveryWorker:
             "user-agent": f"Footfall-Webhooks/{__version__}",
             **signature_headers(row.secret, str(row.event_uuid), int(time.time()), body),
         }
+        if row.request_id:
+            headers["x-request-id"] = row.request_id
         if target.host_header:
             headers["host"] = target.host_header
         extensions = {"sni_hostname": target.server_name} if target.server_name else {}

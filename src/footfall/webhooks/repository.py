@@ -50,6 +50,7 @@ class ClaimedDelivery(NamedTuple):
     attempts: int
     event_uuid: UUID
     body: str
+    request_id: str | None  # of the request that caused the event
     subscription_id: int
     url: str
     secret: str
@@ -206,7 +207,8 @@ def _build(dialect: str) -> WebhookStatements:
         delete_subscription=statement(delete(webhook_subscriptions).where(subscription_id)),
         active_ids=statement(_active_ids(bindparam("account_id", type_=_w.account_id.type), event_type)),
         insert_event=statement(
-            insert(webhook_events).values(binds(webhook_events, "uuid", "account_id", "type", "body", "created_at"))
+            insert(webhook_events).values(binds(webhook_events, "uuid", "account_id", "type", "body", "created_at",
+                                                "request_id"))
         ),
         # A delivery of the event given by uuid: the events of a batch go in with one executemany,
         # and need not hand their ids back.
@@ -257,8 +259,8 @@ def _build(dialect: str) -> WebhookStatements:
             .values(lease_until=bindparam("lease_until", type_=_d.lease_until.type), lease_token=token)
         ),
         leased=statement(
-            select(_d.id, _d.attempts, _e.uuid.label("event_uuid"), _e.body, _w.id.label("subscription_id"), _w.url,
-                   _w.secret)
+            select(_d.id, _d.attempts, _e.uuid.label("event_uuid"), _e.body, _e.request_id,
+                   _w.id.label("subscription_id"), _w.url, _w.secret)
             .select_from(with_event.join(webhook_subscriptions, _w.id == _d.subscription_id))
             .where(_d.lease_token == token)
             .order_by(_d.id),

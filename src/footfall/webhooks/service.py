@@ -10,6 +10,7 @@ from footfall.db import Tx
 from footfall.errors import DeliveryNotFound, InvalidInput, SubscriptionNotFound
 from footfall.kit.pagination import PageParams
 from footfall.kit.rendering import php_json_encode
+from footfall.kit.requestid import request_id
 from footfall.kit.time import utcnow
 from footfall.webhooks.repository import (
     Delivery,
@@ -119,7 +120,8 @@ async def emit_to(
     for data in payloads:
         event_uuid = uuid4()
         body = php_json_encode({"id": event_uuid, "type": event_type, "created_at": now, "data": data})
-        events.append({"uuid": event_uuid, "account_id": account_id, "type": event_type, "body": body, "created_at": now})
+        events.append({"uuid": event_uuid, "account_id": account_id, "type": event_type, "body": body, "created_at": now,
+                       "request_id": request_id()})
         deliveries += [
             {"delivery_uuid": uuid4(), "subscription_id": subscription_id, "event_uuid": event_uuid, "now": now}
             for subscription_id in subscription_ids
