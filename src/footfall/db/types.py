@@ -6,6 +6,12 @@ from sqlalchemy import BigInteger, Integer, TypeDecorator
 from sqlalchemy.types import DateTime
 
 
+def sqlite_text(moment: datetime) -> str:
+    """A time as SQLite keeps it: SQLAlchemy's storage format, "2024-05-01 20:00:00.000000" in UTC
+    (fixed width, so text order is time order)."""
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """Stores UTC; always hands back aware UTC datetimes, also on SQLite which keeps no offset."""
 
@@ -19,11 +25,8 @@ class UTCDateTime(TypeDecorator[datetime]):
         if dialect.name == "postgresql":
             return super().bind_processor(dialect)
 
-        # SQLite: SQLAlchemy's storage format, "2024-05-01 20:00:00.000000" in UTC, written in C.
         def process(value: datetime | None) -> str | None:
-            if value is None:
-                return None
-            return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+            return None if value is None else sqlite_text(value)
 
         return process
 

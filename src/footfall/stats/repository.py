@@ -27,13 +27,19 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 
 from footfall.db import Statement, Tx, per_dialect
-from footfall.db.types import UTCDateTime
+from footfall.db.types import UTCDateTime, sqlite_text
 from footfall.tables import accounts, contacts, shops, visit_tombstones, visits
 from footfall.visits.repository import Change, VisitFilter, VisitRepository, below_horizon, filtered_where
 
-GROUPS = ("shop", "source")
-
 _v, _s = visits.c, shops.c
+_earlier = visits.alias("earlier")
+
+
+def _first_start(contact_id: Any, *where: Any) -> Any:
+    """The contact's earliest start (among the visits `where` admits): one probe of
+    ix_visits_contact_starts, however many visits the contact has."""
+    return (select(_earlier.c.starts_at).where(_earlier.c.contact_id == contact_id, *where)
+            .order_by(_earlier.c.starts_at).limit(1).scalar_subquery())
 
 
 class BucketCounts(NamedTuple):
@@ -111,12 +117,10 @@ def counts_statement(dialect: str, shape: tuple, group_by: str | None) -> Statem
         .group_by(bucketed.c.bucket, bucketed.c.grp, bucketed.c.contact_id)
         .cte("per_contact")
     )
-    # Each contact's first visit, read on ix_visits_contact_starts: once per contact, not per visit.
-    earlier = visits.alias("earlier")
+    # Each contact's first visit, once per contact, not per visit. MATERIALIZED: referenced once, it
+    # would be inlined, and the lookup run for every row it joins.
     seen = select(bucketed.c.contact_id).distinct().subquery("seen")
-    first_start = select(func.min(earlier.c.starts_at)).where(earlier.c.contact_id == seen.c.contact_id)
-    # MATERIALIZED: referenced once, it would be inlined, and the lookup run for every row it joins.
-    firsts = (select(seen.c.contact_id, _width_bucket(dialect, first_start.scalar_subquery()).label("first_bucket"))
+    firsts = (select(seen.c.contact_id, _width_bucket(dialect, _first_start(seen.c.contact_id)).label("first_bucket"))
               .cte("firsts").prefix_with("MATERIALIZED"))
     medians = (
         select(bucketed.c.bucket, bucketed.c.grp, _median_seconds(dialect, bucketed.c.duration).label("median"))
@@ -172,13 +176,7 @@ def _build_cache_statements(dialect: str) -> dict[str, Statement]:
     given = func.json_each(bindparam("contact_uuids", type_=Text)) if dialect == "sqlite" else \
         func.json_array_elements_text(cast(bindparam("contact_uuids", type_=Text), JSON))
     given = given.table_valued("value").alias("given")
-    earlier = visits.alias("earlier")
-
-    def first_start(*where: Any) -> Any:
-        return (select(earlier.c.starts_at).where(earlier.c.contact_id == contacts.c.id, *where)
-                .order_by(earlier.c.starts_at).limit(1).scalar_subquery())
-
-    unchanged = tuple_(earlier.c.change_xid, earlier.c.change_seq) <= tuple_(
+    unchanged = tuple_(_earlier.c.change_xid, _earlier.c.change_seq) <= tuple_(
         bindparam("at_xid", type_=BigInteger), bindparam("at_seq", type_=BigInteger))
 
     return {
@@ -190,8 +188,8 @@ def _build_cache_statements(dialect: str) -> dict[str, Statement]:
         # Each contact's first start, and the first among its visits unchanged since a feed position:
         # the contact's first visit then (or one changed since, whose own bucket is counted again).
         "earliest_starts": Statement(
-            select(contacts.c.uuid.label("contact_uuid"), first_start().label("first"),
-                   first_start(unchanged).label("first_unchanged"))
+            select(contacts.c.uuid.label("contact_uuid"), _first_start(contacts.c.id).label("first"),
+                   _first_start(contacts.c.id, unchanged).label("first_unchanged"))
             .where(contacts.c.account_id == account_id, contacts.c.uuid == cast(given.c.value, Uuid)),
             EarliestStarts, dialect=dialect, bulk=True),
     }
@@ -202,10 +200,7 @@ CACHE_STATEMENTS = per_dialect(_build_cache_statements)
 
 def _boundary_text(dialect: str, moment: datetime) -> str:
     """A boundary as the dialect compares it with a stored time: on SQLite the text it keeps."""
-    utc = moment.astimezone(UTC)
-    if dialect == "postgresql":
-        return utc.isoformat()
-    return utc.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+    return moment.astimezone(UTC).isoformat() if dialect == "postgresql" else sqlite_text(moment)
 
 
 class StatsRepository:

@@ -23,7 +23,8 @@ router = APIRouter(prefix="/visits", tags=["visits"], route_class=ApiRoute)
 async def visit_stats(
     request: Request,
     interval: Annotated[Literal[service.INTERVALS], Query(description="The bucket: hour, day, week (from Monday) or month")] = "day",  # type: ignore[valid-type]
-    group_by: Annotated[Literal["shop", "source"] | None, Query(description="A bucket per shop or per source as well")] = None,
+    group_by: Annotated[Literal[service.GROUPS] | None, Query(  # type: ignore[valid-type]
+        description="A bucket per shop or per source as well")] = None,
     timezone: Annotated[str, Query(description="An IANA time zone name: where days, weeks and months begin")] = "UTC",
     contact_uuid: Annotated[UUID | None, Query(description="A contact's UUID to count the Visits of")] = None,
 ) -> Response:

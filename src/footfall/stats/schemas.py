@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, Field
 
 from footfall.errors import InvalidInput
-from footfall.stats.service import Stats
+from footfall.stats.service import GROUPS, INTERVALS, Stats
 
 
 class StatsBucket(BaseModel):
@@ -24,9 +24,9 @@ class StatsBucket(BaseModel):
 
 
 class StatsMeta(BaseModel):
-    interval: Literal["hour", "day", "week", "month"]
+    interval: Literal[INTERVALS]  # type: ignore[valid-type]
     timezone: str
-    group_by: Literal["shop", "source"] | None
+    group_by: Literal[GROUPS] | None  # type: ignore[valid-type]
     period_start: datetime | None = Field(description="The first bucket's start; null without visits or bounds")
     period_end: datetime | None = Field(description="The last bucket's end")
 

@@ -15,6 +15,7 @@ from footfall.stats.repository import BucketCounts, StatsRepository
 from footfall.visits.repository import VisitFilter
 
 INTERVALS = ("hour", "day", "week", "month")
+GROUPS = ("shop", "source")  # what a bucket may be split by
 MAX_BUCKETS = 2200  # a year by day is 366, 90 days by hour 2,160
 
 

@@ -478,6 +478,10 @@ class ExportRow(NamedTuple):
     updated_at: datetime
 
 
+# A visit with its contact and shop: where an export reads.
+_EXPORTED = visits.join(contacts, _c.id == _v.contact_id).join(shops, _s.id == _v.shop_id)
+
+
 def filtered_where(shape: tuple) -> list[Any]:
     """The conditions of the list's filters (see VisitFilter.shape), on parameters named as in params()."""
     has_contact, has_shop, has_source, has_external_id, ranges, _ = shape
@@ -512,7 +516,7 @@ def export_statement(dialect: str, shape: tuple) -> Statement[ExportRow]:
             select(_v.id, _v.uuid, _c.uuid.label("contact_uuid"), _c.email.label("contact_email"),
                    _s.uuid.label("shop_uuid"), _v.external_id, _v.source, _v.starts_at, _v.ends_at, _v.created_at,
                    _v.updated_at)
-            .select_from(visits.join(contacts, _c.id == _v.contact_id).join(shops, _s.id == _v.shop_id))
+            .select_from(_EXPORTED)
             .where(*filtered_where(shape), _v.id > bindparam("after_id", type_=_v.id.type))
             .order_by(_v.id)
         ),
@@ -575,7 +579,7 @@ def export_copy_statement(shape: tuple, format: str) -> Statement:
         columns = [(line + _quoted("}")).label("line")]
     return Statement(
         select(*columns)
-        .select_from(visits.join(contacts, _c.id == _v.contact_id).join(shops, _s.id == _v.shop_id))
+        .select_from(_EXPORTED)
         .where(*filtered_where(shape), _v.id > bindparam("after_id", type_=_v.id.type),
                _v.id <= bindparam("last_id", type_=_v.id.type))
         .order_by(_v.id),

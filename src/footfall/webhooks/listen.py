@@ -1,7 +1,6 @@
 """`footfall webhooks listen`: a receiver for development, as `stripe listen` is for Stripe. It prints
 each delivery it gets, with both signatures checked against the subscription's secret."""
 
-import hashlib
 import hmac
 import json
 import sys
@@ -21,6 +20,9 @@ from footfall.webhooks.signing import WHSEC_PREFIX, signature_headers
 def check_signatures(secret: str, headers: Any, body: bytes) -> dict[str, bool]:
     """Whether each of the two signatures a delivery carries is right for the secret. A whsec_ secret
     is checked by the standardwebhooks library (timestamp within 5 minutes included)."""
+    timestamp = headers.get("webhook-timestamp", "")
+    expected = signature_headers(secret, headers.get("webhook-id", ""), int(timestamp) if timestamp.isdigit() else 0,
+                                 body)
     if secret.startswith(WHSEC_PREFIX):
         try:
             Webhook(secret).verify(body, {name: headers.get(name, "") for name in
@@ -29,12 +31,10 @@ def check_signatures(secret: str, headers: Any, body: bytes) -> dict[str, bool]:
         except WebhookVerificationError:
             standard = False
     else:
-        timestamp = headers.get("webhook-timestamp", "")
-        expected = signature_headers(secret, headers.get("webhook-id", ""), int(timestamp) if timestamp.isdigit() else 0,
-                                     body)["webhook-signature"]
-        standard = any(hmac.compare_digest(given, expected) for given in headers.get("webhook-signature", "").split())
-    leat = hmac.compare_digest(headers.get("signature", ""), hmac.new(secret.encode(), body, hashlib.sha256).hexdigest())
-    return {"webhook-signature": standard, "signature": leat}
+        standard = any(hmac.compare_digest(given, expected["webhook-signature"])
+                       for given in headers.get("webhook-signature", "").split())
+    return {"webhook-signature": standard, "signature": hmac.compare_digest(headers.get("signature", ""),
+                                                                            expected["signature"])}
 
 
 def listener(secret: str | None, write: Callable[[str], None] | None = None) -> Starlette:
