@@ -4,8 +4,8 @@ import asyncio
 import csv
 import json
 import logging
-import shlex
 import os
+import shlex
 import signal
 import sys
 import time
@@ -501,14 +501,12 @@ def visits_export(account_uuid: str, format_: str, output: Path | None, filters:
     stdout holds only the visits."""
     from footfall.visits.export import export
     from footfall.visits.repository import VisitRepository
-    from footfall.visits.schemas import read_filters
+    from footfall.visits.schemas import read_query_filters
 
     account_id = _or_exit(lambda: _parse_uuid(account_uuid, "--account"))
     query = dict(item.split("=", 1) if "=" in item else (item, "") for item in filters)
-    contact = query.pop("contact_uuid", None)
-    contact_uuid = _or_exit(lambda: _parse_uuid(contact, "contact_uuid")) if contact else None
     try:
-        chosen = read_filters(query, contact_uuid)
+        chosen = read_query_filters(query)
     except FootfallError as error:
         raise_usage("; ".join(f"{name}: {' '.join(messages)}" for name, messages in (error.errors or {}).items()))
 

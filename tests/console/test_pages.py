@@ -94,6 +94,8 @@ async def test_the_overview_counts_the_period_and_the_visits_page_filters_and_ex
     assert 'value="Kiosk"' in listed.text
     bad = await browser.get("/visits", params={"starts_at[gte]": "soon"})
     assert bad.status_code == 200 and "starts_at[gte]" in bad.text and "No visits." in bad.text
+    unreadable = await browser.get("/visits/export", params={"contact_uuid": "nope"})
+    assert unreadable.status_code == 422 and "<code>contact_uuid</code>" in unreadable.text
     exported = await browser.get("/visits/export", params={"source": "Kiosk", "format": "csv"})
     assert exported.status_code == 200 and exported.text.count("\n") == 3 and today["uuid"] in exported.text
     shown = await browser.get(f"/visits/{today['uuid']}")

@@ -22,12 +22,13 @@ from pydantic import ValidationError
 
 from footfall.contacts import service as contacts
 from footfall.console.session import (
+    COOKIE,
     CONTENT_SECURITY_POLICY,
     ForgedForm,
     SignedOut,
+    check_form,
     credential_of,
     forget,
-    form_token,
     keep,
     session,
 )
@@ -40,7 +41,7 @@ from footfall.stats.schemas import read_zone
 from footfall.visits import export
 from footfall.visits import service as visits
 from footfall.visits.repository import SORTS, VisitFilter
-from footfall.visits.schemas import read_filters
+from footfall.visits.schemas import read_query_filters
 from footfall.webhooks import service as webhooks
 from footfall.webhooks.schemas import EventType, SubscriptionCreate, SubscriptionUpdate
 
@@ -48,7 +49,6 @@ HERE = Path(__file__).parent
 STATIC_URL = "/static/console"
 PAGE_SIZE = 50
 PERIODS = (30, 90)  # days the overview shows
-SPLITS = ("shop", "source")
 EVENT_TYPES = EventType.__args__  # type: ignore[attr-defined]
 # The list's filters as the visits page's form sends them (empty fields left out).
 VISIT_FILTERS = ("shop_uuid", "source", "contact_uuid", "external_id", "starts_at[gte]", "starts_at[lt]",
@@ -123,10 +123,11 @@ async def sign_in_page(request: Request) -> Response:
 @router.post("/sign-in")
 async def sign_in(request: Request) -> Response:
     token = str((await _form(request)).get("token", "")).strip()
-    try:
-        await credential_of(request, token) if token else None
-    except SignedOut:
-        token = ""
+    if token:
+        try:
+            await credential_of(request, token)
+        except SignedOut:
+            token = ""
     if not token:
         return _page(request, "sign_in.html", status_code=401, error="That token does not work: it is unknown, "
                                                                         "revoked or expired.")
@@ -137,10 +138,9 @@ async def sign_in(request: Request) -> Response:
 
 @router.post("/sign-out")
 async def sign_out(request: Request) -> Response:
-    form = await _form(request)
-    token = request.cookies.get("footfall_session", "")
-    if token and str(form.get("csrf", "")) != form_token(token):
-        raise ForgedForm()
+    token = request.cookies.get(COOKIE)
+    if token:  # a read-only token signs out too: no session(write=True) here
+        check_form(request, token, await _form(request))
     response = _see("/sign-in")
     forget(response)
     return response
@@ -149,7 +149,7 @@ async def sign_out(request: Request) -> Response:
 @router.get("/")
 async def overview(request: Request, days: int = 30, split: str = "", timezone: str = "UTC") -> Response:
     days = days if days in PERIODS else PERIODS[0]
-    group_by = split if split in SPLITS else None
+    group_by = split if split in stats.GROUPS else None
     zone = read_zone(timezone)
     today = utcnow().astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0)
     start, end = today - timedelta(days=days - 1), today + timedelta(days=1)
@@ -195,10 +195,9 @@ async def visits_page(request: Request, page: int = 1) -> Response:
     async with session(request) as signed:
         shop_list = await shops.list_all(signed.tx, signed.account)
         try:
-            contact = UUID(query["contact_uuid"]) if "contact_uuid" in query else None
-            filters = read_filters(query, contact)
-        except (InvalidInput, ValueError) as error:
-            errors = error.errors if isinstance(error, InvalidInput) and error.errors else {"contact_uuid": ["Must be a UUID."]}
+            filters = read_query_filters(query)
+        except InvalidInput as error:
+            errors = dict(error.errors or {})
             rows, total = [], 0
         else:
             rows, total = await visits.list_page(signed.tx, signed.account, PageParams(PAGE_SIZE, page), filters)
@@ -217,8 +216,7 @@ async def visits_export(request: Request, format: str = "csv") -> Response:
     if format not in export.FORMATS:
         raise InvalidInput({"format": ["Must be ndjson or csv."]})
     async with session(request) as signed:
-        contact = UUID(query["contact_uuid"]) if "contact_uuid" in query else None
-        filters = read_filters(query, contact)
+        filters = read_query_filters(query)
         account_id = signed.account.id
     database = request.app.state.database
 

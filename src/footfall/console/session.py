@@ -53,6 +53,15 @@ async def credential_of(request: Request, token: str) -> Credential:
     return credential
 
 
+def check_form(request: Request, token: str, form: dict | None) -> None:
+    """Refuses a form that does not carry the session's form token, or that the browser says comes
+    from another site (its Origin, when it sends one)."""
+    origin = request.headers.get("origin")
+    own = f"{request.url.scheme}://{request.url.netloc}"
+    if form is None or not hmac.compare_digest(str(form.get("csrf", "")), form_token(token)) or (origin and origin != own):
+        raise ForgedForm()
+
+
 @asynccontextmanager
 async def session(request: Request, *, write: bool = False, form: dict | None = None) -> AsyncIterator[Session]:
     """The signed-in caller and a transaction. A write needs a token that may write and, with its
@@ -61,16 +70,12 @@ async def session(request: Request, *, write: bool = False, form: dict | None = 
     if not token:
         raise SignedOut()
     credential = await credential_of(request, token)
-    expected = form_token(token)
     if write:
         if credential.read_only:
             raise ReadOnlyToken()
-        origin = request.headers.get("origin")
-        own = f"{request.url.scheme}://{request.url.netloc}"
-        if form is None or not hmac.compare_digest(str(form.get("csrf", "")), expected) or (origin and origin != own):
-            raise ForgedForm()
+        check_form(request, token, form)
     async with request.app.state.database.transaction(write=write) as tx:
-        yield Session(credential.account, credential.read_only, expected, tx)
+        yield Session(credential.account, credential.read_only, form_token(token), tx)
 
 
 def keep(response: Response, request: Request, token: str) -> None:

@@ -8,7 +8,7 @@ from pydantic.json_schema import SkipJsonSchema
 from starlette.responses import Response
 
 from footfall.contacts.schemas import Email
-from footfall.errors import ErrorBody, InvalidInput, field_errors
+from footfall.errors import MESSAGES, ErrorBody, InvalidInput, field_errors
 from footfall.kit.pagination import PageMeta
 from footfall.kit.rendering import json_answer
 from footfall.kit.time import IsoDateTimeIn, IsoDateTimeOut
@@ -177,6 +177,17 @@ def read_filters(query: Mapping[str, str], contact_uuid: UUID | None) -> VisitFi
     ranges = tuple((column, op, bound) for column in RANGE_COLUMNS for op in RANGE_OPERATORS
                    if (bound := getattr(given, f"{column}_{op}")) is not None)
     return VisitFilter(contact_uuid, given.shop_uuid, given.source, given.external_id, ranges, given.sort)
+
+
+def read_query_filters(query: Mapping[str, str]) -> VisitFilter:
+    """read_filters, with Leat's contact_uuid read from the same query: where FastAPI has not parsed
+    it (the console's pages, the CLI's --filter)."""
+    contact = query.get("contact_uuid")
+    try:
+        contact_uuid = UUID(contact) if contact else None
+    except ValueError:
+        raise InvalidInput({"contact_uuid": [MESSAGES["uuid_parsing"]]}) from None
+    return read_filters(query, contact_uuid)
 
 
 def filter_parameters() -> list[dict[str, Any]]:
