@@ -1,4 +1,4 @@
-"""The floor: the same FastAPI and uvicorn settings as `footfall serve` (its access log included),
+"""The floor: the same FastAPI and uvicorn settings as `footfall serve` (its request log line included),
 answering constant bodies of Footfall's JSON through the cheapest response models that produce it:
 uuid and time fields are plain strings, so nothing is converted per request. No database.
 
@@ -12,7 +12,9 @@ import uvicorn
 from fastapi import FastAPI, Query
 from pydantic import BaseModel
 
-from footfall.cli import UVICORN_OPTIONS
+from footfall.cli import uvicorn_options
+from footfall.config import Settings
+from footfall.kit.requestlog import RequestLogMiddleware
 from footfall.kit.pagination import PageMeta
 from footfall.visits.schemas import VisitCreate, VisitUpdate
 
@@ -53,6 +55,7 @@ VISIT = FloorVisit(
 )
 
 app = FastAPI()
+app.add_middleware(RequestLogMiddleware, documented_paths=lambda: app.openapi()["paths"])
 
 
 @app.get("/floor/visits/{uuid}", response_model=FloorVisitResponse)
@@ -81,4 +84,4 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    uvicorn.run(app, host="127.0.0.1", port=args.port, **UVICORN_OPTIONS)
+    uvicorn.run(app, host="127.0.0.1", port=args.port, **uvicorn_options(Settings()))

@@ -11,8 +11,9 @@ pinned to core 0 and drives each endpoint with wrk pinned to core 1 at a fixed c
 warm-up. In the same run, bench/floor.py (the same FastAPI and uvicorn settings, Footfall's JSON through
 the cheapest response models, no database) is measured the same way, and each endpoint's requests per
 second are given as a ratio to its floor. Then it measures a batch of 1,000 new visits and an export
-of the whole account read by one client (NDJSON and CSV), and, with --purge, a purge beside the
-requests. Loopback only; every wrk run is bounded by --duration; the
+of the whole account read by one client (NDJSON and CSV), show's throughput with the default request
+log lines against logging off and against metrics on (servers side by side, measured in turns), and,
+with --purge, a purge beside the requests. Every server writes its log lines to a file. Loopback only; every wrk run is bounded by --duration; the
 whole run stops by itself.
 """
 
@@ -295,16 +296,8 @@ def run_size(url: str, size: int, folder: Path, args) -> dict:
         csv_path.unlink()
         asyncio.run(analyze(database_url))
         headers = {"Authorization": f"Bearer {made['token']}"}
-        port = free_port()
-        env = {**os.environ, "FOOTFALL_RATE_LIMIT": "0"}
-        server = subprocess.Popen(
-            pinned(SERVER_CORE, [args.server_python, "-m", "footfall", "serve", "--no-worker", "--port", str(port),
-                                 "--database-url", database_url]),
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
+        server, base = start_server(args, database_url, folder / "serve.log")
         try:
-            base = f"http://127.0.0.1:{port}"
-            wait_ready(f"{base}/healthz")
             listed = httpx.get(f"{base}{API_PREFIX}/visits?limit=100", headers=headers).json()["data"]
             cursors = [""]  # the feed from its start, and after each of its first pages of 500
             for _ in range(3):
@@ -322,17 +315,63 @@ def run_size(url: str, size: int, folder: Path, args) -> dict:
         finally:
             server.terminate()
             server.wait(timeout=30)
+        observability = measure_observability(database_url, ids, args, headers, folder) if "show" in args.endpoints else None
         return {"database": make_url(url).get_backend_name(), "size": size, "import": imported, "endpoints": results,
-                "export": exported, "batch": batch, "stats": stats, "purge": purge, "peak_rss_mb": round(rss, 1), "ids": ids}
+                "export": exported, "batch": batch, "stats": stats, "purge": purge, "peak_rss_mb": round(rss, 1),
+                "observability": observability, "ids": ids}
     finally:
         if dropped:
             asyncio.run(drop_database(url, dropped))
 
 
-def run_floor(args) -> dict:
+def start_server(args, database_url: str, log_path: Path, **env: str) -> tuple[subprocess.Popen, str]:
+    """`footfall serve` as a user runs it (its log lines written to a file, as a log shipper reads
+    them), without the webhook worker and the rate limit; (the process, its base URL) once it answers."""
     port = free_port()
-    floor = subprocess.Popen(pinned(SERVER_CORE, [sys.executable, str(ROOT / "bench" / "floor.py"), "--port", str(port)]),
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with open(log_path, "a") as log:
+        server = subprocess.Popen(
+            pinned(SERVER_CORE, [args.server_python, "-m", "footfall", "serve", "--no-worker", "--port", str(port),
+                                 "--database-url", database_url]),
+            env={**os.environ, "FOOTFALL_RATE_LIMIT": "0", **env}, stdout=log, stderr=log,
+        )
+    base = f"http://127.0.0.1:{port}"
+    wait_ready(f"{base}/healthz")
+    return server, base
+
+
+# What seeing Footfall work costs a show: the default (a JSON line a request) and metrics on, each
+# against logging off (issue 14: the default at most 10%). Each a server of its own, measured in turns.
+OBSERVABILITY = {"default": {}, "logging off": {"FOOTFALL_LOG_LEVEL": "warning"}, "metrics on": {"FOOTFALL_METRICS": "1"}}
+OBSERVABILITY_ROUNDS = 3
+
+
+def measure_observability(database_url: str, ids: dict, args, headers: dict, folder: Path) -> dict:
+    servers = {}
+    try:
+        for name, env in OBSERVABILITY.items():
+            servers[name] = start_server(args, database_url, folder / f"serve-{name.replace(' ', '-')}.log", **env)
+        rps: dict[str, list[float]] = {name: [] for name in servers}
+        for _ in range(OBSERVABILITY_ROUNDS):
+            for name, (_, base) in servers.items():
+                url, script = requests_for(base, ids, 0, False)["show"]
+                if args.warmup > 0:
+                    wrk(url, script, args.concurrency, args.warmup, headers)
+                rps[name].append(wrk(url, script, args.concurrency, args.duration, headers)["rps"])
+    finally:
+        for server, _ in servers.values():
+            server.terminate()
+            server.wait(timeout=30)
+    # The median of each configuration's turns: one slow turn (the machine's, not the setting's) moves it least.
+    median = {name: sorted(values)[len(values) // 2] for name, values in rps.items()}
+    print(f"  footfall show by logging and metrics {rps}", file=sys.stderr)
+    return {"show_rps": median, "turns": rps}
+
+
+def run_floor(args, folder: Path) -> dict:
+    port = free_port()
+    with open(folder / "floor.log", "a") as log:
+        floor = subprocess.Popen(pinned(SERVER_CORE, [sys.executable, str(ROOT / "bench" / "floor.py"), "--port", str(port)]),
+                                 stdout=log, stderr=log)
     try:
         base = f"http://127.0.0.1:{port}"
         wait_ready(f"{base}/floor/visits")
@@ -382,6 +421,15 @@ def table(report: dict) -> str:
             during = run["stats"]["during_creates"]
             lines.append(f"| {run['database']} | {run['size']:,} | {run['stats']['first_ms']:,} | "
                          f"{during['p50_ms']:.2f} / {during['p99_ms']:.2f} | {run['stats']['creates']['rps']:.0f} |")
+    observed = [run for run in report["runs"] if run.get("observability")]
+    if observed:
+        lines += ["", "| database | size | show rps: default (a JSON line a request) | logging off | default / off | "
+                      "metrics on | metrics on / off |", "|---|---:|---:|---:|---:|---:|---:|"]
+        for run in observed:
+            rps = run["observability"]["show_rps"]
+            default, off, on = rps["default"], rps["logging off"], rps["metrics on"]
+            lines.append(f"| {run['database']} | {run['size']:,} | {default:.0f} | {off:.0f} | {_ratio(default, off):.2f} | "
+                         f"{on:.0f} | {_ratio(on, off):.2f} |")
     purges = [run for run in report["runs"] if run.get("purge")]
     if purges:
         lines += ["", "| database | size | visits purged | purged/s | show p50 / p99 ms alone | during the purge |",
@@ -450,6 +498,12 @@ def targets(report: dict) -> str:
             rss = run["export"]["peak_rss_mb"]
             rows.append((f"PostgreSQL server peak RSS through the export at {run['size']:,} < 150 MB", f"{rss}",
                          rss < 150))
+    for run in runs:
+        if run.get("observability"):
+            rps = run["observability"]["show_rps"]
+            ratio = _ratio(rps["default"], rps["logging off"])
+            rows.append((f"{run['database']} show rps at {run['size']:,}, default logging / logging off >= 0.90",
+                         f"{ratio:.2f}", ratio >= 0.90))
     for (database, size), endpoints in sorted(by.items()):
         worst, endpoint = max((_ratio(r["p99_ms"], r["p50_ms"]), name) for name, r in endpoints.items())
         rows.append((f"{database} at {size:,}: every endpoint's p99 / p50 <= 10", f"{worst:.1f} ({endpoint})",
@@ -497,13 +551,14 @@ def main() -> None:
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as folder:
         runs = [run_size(url, size, Path(folder), args) for url in urls for size in sizes]
+        floor = run_floor(args, Path(folder))
     report = {
         "command": "python bench/run.py " + " ".join(sys.argv[1:]),
         "machine": machine(),
         "databases": [make_url(url).get_backend_name() for url in urls],
         "concurrency": args.concurrency,
         "duration_s": args.duration,
-        "floor": run_floor(args),
+        "floor": floor,
         "runs": runs,
         "seconds": round(time.monotonic() - started),
     }

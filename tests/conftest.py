@@ -6,7 +6,7 @@ HTTP, as a client would.
 """
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from uuid import uuid4
 
@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 from footfall.app import API_PREFIX, create_app
 from footfall.config import Settings
 from footfall.db import migrate
+from footfall.testing.receiver import Receiver
 from footfall.testing.tenants import Tenant, tenant_in
 
 POSTGRES_URL = os.environ.get("FOOTFALL_TEST_DATABASE_URL")
@@ -85,3 +86,20 @@ async def tenant(app: FastAPI) -> Tenant:
 @pytest.fixture
 async def other_tenant(app: FastAPI) -> Tenant:
     return await make_tenant(app)
+
+
+@pytest.fixture
+async def fresh_database_url(database_url, tmp_path) -> AsyncIterator[str]:
+    """A database of its own, beside the session's, that nothing has migrated yet."""
+    if database_url.startswith("sqlite"):
+        yield f"sqlite:///{tmp_path}/fresh.db"
+        return
+    async with postgres_database("footfall_fresh") as url:
+        yield url
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A webhook receiver on 127.0.0.1."""
+    with Receiver() as receiver:
+        yield receiver

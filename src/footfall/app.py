@@ -13,7 +13,7 @@ from fastapi.openapi.docs import get_redoc_html
 from fastapi.openapi.utils import get_openapi
 from sqlalchemy import literal, select
 
-from footfall import __version__
+from footfall import __version__, metrics
 from footfall.accounts.service import TokenCache
 from footfall.config import Settings
 from footfall.console import routes as console
@@ -24,6 +24,7 @@ from footfall.idempotency.service import Replay, purge_expired
 from footfall.kit.body import FORM_TYPE, MULTIPART_TYPE, RequestBodyMiddleware
 from footfall.kit.paths import TrailingSlashMiddleware
 from footfall.kit.requestid import RequestIdMiddleware
+from footfall.kit.requestlog import RequestLogMiddleware
 from footfall.kit.ratelimit import InProcessLimiter, RateLimitMiddleware, RedisLimiter
 from footfall.kit.routing import BEARER_SCHEME
 from footfall.shops.routes import router as shops_router
@@ -46,6 +47,7 @@ PING = per_dialect(lambda dialect: Statement(select(literal(1).label("one")), di
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     database = open_database(settings.database_url, pool_size=settings.database_pool_size)
+    recorder = metrics.enable() if settings.records_metrics else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -54,6 +56,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gc.freeze()
         stop = asyncio.Event()
         housekeeping = asyncio.create_task(_housekeeping(database, stop), name="footfall-housekeeping")
+        sampling = None
+        if recorder is not None:
+            sampling = asyncio.create_task(metrics.sample_pool(recorder, database, stop), name="footfall-pool-sampling")
         worker_task = None
         retention = None
         if settings.webhook_worker:
@@ -66,6 +71,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Shutting down (SIGTERM): the worker finishes the deliveries in flight, then stops.
         stop.set()
         await housekeeping
+        if sampling is not None:
+            await sampling
+            metrics.forget_process()
         if worker_task is not None:
             await worker_task
             await worker.close()
@@ -100,7 +108,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.rate_limit > 0:
         limiter = RedisLimiter(settings.redis_url) if settings.redis_url else InProcessLimiter()
         app.add_middleware(RateLimitMiddleware, limit=settings.rate_limit, limiter=limiter)
-    # Outermost: every answer carries the id, the middlewares' own errors (413, 415, 429) included.
+    # A line a request, the middlewares' own answers (413, 415, 429) included.
+    app.add_middleware(RequestLogMiddleware, documented_paths=lambda: app.openapi()["paths"])
+    # Outermost: every answer carries the id, and every log line of the request too.
     app.add_middleware(RequestIdMiddleware)
     # stats before visits: /visits/stats is not a visit's uuid.
     for router in (stats_router, visits_router, shops_router, contacts_router, webhooks_router):
@@ -123,6 +133,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             error = ServiceUnavailable({"database": ["The database does not answer."]})
             return error_response(error.status_code, error.code, error.message, error.errors)
         return {"status": "ok"}
+
+    if settings.metrics:
+        app.add_route("/metrics", metrics.endpoint, include_in_schema=False)
 
     @app.get("/redoc", include_in_schema=False)
     async def redoc() -> Response:

@@ -20,10 +20,12 @@ from pydantic import BaseModel, ValidationError
 
 from footfall.accounts import service as accounts
 from footfall.config import Settings
+from footfall import metrics
 from footfall.contacts import service as contacts
 from footfall.contacts.schemas import ContactCreate, ContactOut
 from footfall.db import DATABASE_ERRORS, Database, Tx, backend, migrate, open_database
 from footfall.errors import ContactNotFound, FootfallError
+from footfall.kit import logs
 from footfall.kit.time import format_iso8601, parse_iso8601, utcnow
 from footfall.shops import service as shops
 from footfall.shops.schemas import ShopCreate, ShopOut
@@ -31,8 +33,20 @@ from footfall.visits.export import FORMATS as EXPORT_FORMATS
 from footfall.webhooks.delivery import DeliveryWorker
 
 DEFAULT_DATABASE_URL = "sqlite:///footfall.db"
-# uvicorn settings of `footfall serve` (bench/floor.py serves its floor with the same).
-UVICORN_OPTIONS = {"timeout_graceful_shutdown": 30}
+log = logging.getLogger("footfall")
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's settings in `footfall serve` (bench/floor.py serves its floor with the same): every
+    process logs as kit.logs configures it, and Footfall writes the request lines (kit.requestlog)."""
+    return {"timeout_graceful_shutdown": 30, "access_log": False,
+            "log_config": logs.dict_config(settings.log_format, settings.log_level)}
+
+
+metrics_port_option = click.option(
+    "--metrics-port", type=click.IntRange(1, 65535), envvar="FOOTFALL_METRICS_PORT", default=None,
+    help="Serve Prometheus metrics at /metrics on this port of its own (else FOOTFALL_METRICS_PORT); "
+         "FOOTFALL_METRICS=1 serves them on the API's port instead.")
 
 database_url_option = click.option(
     "--database-url",
@@ -104,6 +118,10 @@ def _transact(database_url: str, work: Callable[[Tx], Awaitable[dict[str, Any]]]
 @click.version_option(package_name="footfall")
 def main() -> None:
     """Footfall: a self-hosted implementation of Leat's Visits API."""
+    # Every command's log lines (migrations, the server, the worker) as FOOTFALL_LOG_FORMAT and
+    # FOOTFALL_LOG_LEVEL say; a command's own output stays on stdout.
+    settings = _settings()
+    logs.configure(settings.log_format, settings.log_level)
 
 
 @main.command()
@@ -111,8 +129,9 @@ def main() -> None:
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="The port to listen on.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 256), help="Processes.")
 @click.option("--no-worker", is_flag=True, help="Do not deliver webhooks from this process (run `footfall worker`).")
+@metrics_port_option
 @database_url_option
-def serve(host: str, port: int, workers: int, no_worker: bool, database_url: str) -> None:
+def serve(host: str, port: int, workers: int, no_worker: bool, metrics_port: int | None, database_url: str) -> None:
     """Serve the API (migrating the database first); delivers webhooks too unless --no-worker."""
     import uvicorn
 
@@ -121,16 +140,40 @@ def serve(host: str, port: int, workers: int, no_worker: bool, database_url: str
     os.environ["FOOTFALL_DATABASE_URL"] = database_url
     if no_worker:
         os.environ["FOOTFALL_WEBHOOK_WORKER"] = "0"
-    uvicorn.run("footfall.app:create_app", factory=True, host=host, port=port, workers=workers, **UVICORN_OPTIONS)
+    if metrics_port is not None:
+        os.environ["FOOTFALL_METRICS_PORT"] = str(metrics_port)
+    settings = _settings()
+    standalone = None
+    if settings.records_metrics:
+        metrics.prepare_directory()  # before the workers start: they record there
+    if metrics_port is not None:
+        standalone = metrics.serve_in_thread(host, metrics_port, database_url)
+    try:
+        uvicorn.run("footfall.app:create_app", factory=True, host=host, port=port, workers=workers,
+                    **uvicorn_options(settings))
+    finally:
+        if standalone is not None:
+            standalone.stop()
 
 
 @main.command()
+@metrics_port_option
+@click.option("--metrics-host", default="127.0.0.1", show_default=True,
+              help="The address the metrics port listens on (0.0.0.0 for every interface).")
 @database_url_option
-def worker(database_url: str) -> None:
+def worker(metrics_port: int | None, metrics_host: str, database_url: str) -> None:
     """Deliver webhooks, without serving the API. SIGTERM finishes what is in flight, then exits."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     _run_migrations(database_url, wait=True)
-    asyncio.run(_deliver(Settings(database_url=database_url)))
+    standalone = None
+    if metrics_port is not None:
+        metrics.prepare_directory()
+        metrics.enable()
+        standalone = metrics.serve_in_thread(metrics_host, metrics_port, database_url)
+    try:
+        asyncio.run(_deliver(Settings(database_url=database_url)))
+    finally:
+        if standalone is not None:
+            standalone.stop()
 
 
 async def _deliver(settings: Settings) -> None:
@@ -140,20 +183,21 @@ async def _deliver(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    logging.getLogger("footfall.webhooks").info("footfall worker: delivering webhooks")
-    retention = None
+    log.info("footfall worker: delivering webhooks")
+    background = []
     if settings.retention_days:
         from footfall.visits.retention import keep_days
 
-        retention = asyncio.create_task(keep_days(database, settings.retention_days, stop))
+        background.append(asyncio.create_task(keep_days(database, settings.retention_days, stop)))
+    if metrics.current is not None:
+        background.append(asyncio.create_task(metrics.sample_pool(metrics.current, database, stop)))
     try:
         await delivery_worker.run(stop)
-        if retention is not None:
-            await retention
+        await asyncio.gather(*background)
     finally:
         await delivery_worker.close()
         await database.close()
-    logging.getLogger("footfall.webhooks").info("footfall worker: stopped")
+    log.info("footfall worker: stopped")
 
 
 def _run_migrations(database_url: str, *, wait: bool = False) -> None:
@@ -171,7 +215,7 @@ def _run_migrations(database_url: str, *, wait: bool = False) -> None:
                 if not (wait and is_postgresql and time.monotonic() < deadline):
                     raise
                 reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-                click.echo(f"footfall: database not reachable ({reason}); retrying in 2 s", err=True)
+                log.warning("database not reachable (%s); retrying in 2 s", reason)
                 await asyncio.sleep(2)
 
     try:
@@ -349,23 +393,23 @@ def status(database_url: str) -> None:
     failed, with the age of the oldest pending one. Exits 1 when the database does not answer or
     its schema is behind."""
     from footfall.db.migrate import schema_revisions
-    from footfall.webhooks.repository import DeliveryRepository
+    from footfall.webhooks.service import outbox
 
     async def run() -> dict[str, Any]:
         current, head = await schema_revisions(database_url)
         database = open_database(database_url, pool_size=1)
         try:
             async with database.transaction(write=False) as tx:
-                outbox = await DeliveryRepository(tx).outbox_status() if current == head else None
+                deliveries = await outbox(tx) if current == head else None
         finally:
             await database.close()
         return {
             "database": "reachable",
             "schema": {"revision": current, "newest": head, "at_newest": current == head},
-            "deliveries": None if outbox is None else {
-                "pending": outbox.pending, "failed": outbox.failed,
-                "oldest_pending_seconds": None if outbox.oldest_pending_at is None else
-                round((utcnow() - outbox.oldest_pending_at).total_seconds(), 1),
+            "deliveries": None if deliveries is None else {
+                "pending": deliveries.pending, "failed": deliveries.failed,
+                "oldest_pending_seconds": None if deliveries.oldest_pending_seconds is None else
+                round(deliveries.oldest_pending_seconds, 1),
             },
         }
 
@@ -595,6 +639,16 @@ def demo(as_env: bool, database_url: str) -> None:
                  "C": made["contact_uuid"], "S": made["shop_uuid"], "V": made["visit_uuid"],
                  "W": made["subscription_uuid"]}
     click.echo("\n".join(f"export {name}={shlex.quote(value)}" for name, value in variables.items()))
+
+
+def _settings() -> Settings:
+    """The settings from the environment; a bad value ends the command with one line naming it."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        first = error.errors()[0]
+        raise_usage(f"FOOTFALL_{str(first['loc'][0]).upper()}: {first['msg']}")
+        raise
 
 
 def _or_exit(parse: Callable[[], Any]) -> Any:

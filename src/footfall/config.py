@@ -1,4 +1,4 @@
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -43,6 +43,20 @@ class Settings(BaseSettings):
     # Deliveries one worker sends at once (to different subscriptions).
     webhook_concurrency: int = 16
 
+    # Log lines: json, or text (the default when stderr is a terminal; else json); and the least
+    # level written (info writes a line a request; warning leaves those out).
+    log_format: Literal["json", "text"] | None = None
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
+    # Prometheus metrics: recorded and served at /metrics on the API's port when true. `footfall serve
+    # --metrics-port` (FOOTFALL_METRICS_PORT) serves them on a port of their own instead.
+    metrics: bool = False
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+
+    @field_validator("log_format", "log_level", mode="before")
+    @classmethod
+    def _lower_case(cls, value: object) -> object:
+        return (value.strip().lower() or None) if isinstance(value, str) else value
+
     @field_validator("webhook_retry_schedule", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
@@ -56,6 +70,10 @@ class Settings(BaseSettings):
         if not value or any(delay < 0 for delay in value):
             raise ValueError("needs at least one delay, none negative")
         return value
+
+    @property
+    def records_metrics(self) -> bool:
+        return self.metrics or self.metrics_port is not None
 
     @property
     def webhook_lease_seconds(self) -> float:

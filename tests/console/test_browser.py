@@ -12,7 +12,6 @@ import pytest
 
 from footfall.app import API_PREFIX
 from footfall.testing.serving import footfall_json, running_server
-from tests.conftest import postgres_database
 
 CHROMIUM = os.environ.get("FOOTFALL_TEST_CHROMIUM", "/usr/bin/chromium")
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[test]')")
@@ -25,17 +24,9 @@ SERVER_ENV = {"FOOTFALL_RATE_LIMIT": "0", "FOOTFALL_WEBHOOK_ALLOW_PRIVATE_URLS":
 
 
 @pytest.fixture
-async def demo_database(database_url, tmp_path):
-    """A database of its own, so the demo is made fresh: its deliveries not yet tried."""
-    if database_url.startswith("sqlite"):
-        yield f"sqlite:///{tmp_path}/browser.db"
-        return
-    async with postgres_database("footfall_browser") as url:
-        yield url
-
-
-@pytest.fixture
-def served(demo_database):
+def served(fresh_database_url):
+    # A database of its own, so the demo is made fresh: its deliveries not yet tried.
+    demo_database = fresh_database_url
     demo = footfall_json("demo", database_url=demo_database)
     viewer = footfall_json("tokens", "create", "--account", demo["account_uuid"], "--read-only",
                            database_url=demo_database)["token"]

@@ -9,15 +9,9 @@ from uuid import uuid4
 import asyncpg
 import pytest
 
-from footfall.testing.receiver import Receiver, Reply
+from footfall.testing.receiver import Reply
 from tests.conftest import make_tenant
 from tests.webhooks.test_delivery import drain, subscribe, worker_for
-
-
-@pytest.fixture
-def receiver():
-    with Receiver() as receiver:
-        yield receiver
 
 
 async def new_contact(client, tenant, email):

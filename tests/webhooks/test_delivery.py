@@ -14,13 +14,7 @@ from footfall.config import Settings
 from footfall.visits import service as visits
 from footfall.visits.schemas import VisitCreate
 from footfall.webhooks.delivery import DeliveryWorker
-from footfall.testing.receiver import Receiver, Reply
-
-
-@pytest.fixture
-def receiver():
-    with Receiver() as receiver:
-        yield receiver
+from footfall.testing.receiver import Reply
 
 
 def worker_for(app, **settings) -> DeliveryWorker:

@@ -13,19 +13,13 @@ import pytest
 from footfall.app import API_PREFIX
 from footfall.testing.tenants import Tenant, make_tenant_at
 from footfall.testing.serving import running_server, start_worker
-from footfall.testing.receiver import Receiver, Reply
+from footfall.testing.receiver import Reply
 
 FAST = {
     "FOOTFALL_WEBHOOK_ALLOW_PRIVATE_URLS": "1",
     "FOOTFALL_WEBHOOK_POLL_INTERVAL": "0.1",
     "FOOTFALL_WEBHOOK_RETRY_SCHEDULE": "0,0.5,0.5,0.5",
 }
-
-
-@pytest.fixture
-def receiver():
-    with Receiver() as receiver:
-        yield receiver
 
 
 @pytest.fixture

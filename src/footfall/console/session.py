@@ -70,6 +70,7 @@ async def session(request: Request, *, write: bool = False, form: dict | None = 
     if not token:
         raise SignedOut()
     credential = await credential_of(request, token)
+    request.state.account = credential.account  # for the request's log line
     if write:
         if credential.read_only:
             raise ReadOnlyToken()

@@ -1,5 +1,6 @@
 """Schema migrations: Alembic, on a SQLAlchemy engine of their own (the one place SQLAlchemy connects)."""
 
+import logging
 from pathlib import Path
 
 from alembic import command
@@ -14,6 +15,7 @@ from footfall.db.urls import backend
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 MIGRATION_LOCK = 727001  # the advisory lock that lets one of several starting processes migrate
+log = logging.getLogger("footfall.migrations")
 
 
 def _engine_url(url: str) -> str:
@@ -31,9 +33,13 @@ def _upgrade(connection: Connection) -> None:
     if connection.dialect.name == "postgresql":
         # Several processes or hosts may start at once; one migrates, the others wait.
         connection.execute(text(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
+    before, head = _revisions(connection)
+    if before == head:
+        return
     config = _config()
     config.attributes["connection"] = connection
     command.upgrade(config, "head")
+    log.info("schema migrated", extra={"from_revision": before, "to_revision": head})
 
 
 def _revisions(connection: Connection) -> tuple[str | None, str | None]:

@@ -16,6 +16,9 @@ class Waiters(Generic[C]):
     def __init__(self) -> None:
         self._queue: deque[asyncio.Future[C]] = deque()
 
+    def __len__(self) -> int:
+        return sum(not waiter.done() for waiter in self._queue)
+
     async def wait(self, give_back: Callable[[C], None]) -> C:
         """A connection, once one is handed over; one handed over just as the caller was cancelled
         goes back through give_back."""

@@ -10,7 +10,7 @@ from sqlalchemy.engine import make_url
 
 from footfall.db.pool import Waiters
 from footfall.db.statement import Statement
-from footfall.db.tx import ConstraintViolation, Database, Tx
+from footfall.db.tx import ConstraintViolation, Database, PoolLoad, Tx
 
 
 class PostgresTx(Tx):
@@ -101,6 +101,9 @@ class PostgresDatabase(Database):
                 self._count -= 1
                 raise
         return await self._waiters.wait(self._release)
+
+    def load(self) -> PoolLoad:
+        return PoolLoad(in_use=self._count - len(self._idle), waiting=len(self._waiters))
 
     def _release(self, connection: asyncpg.Connection) -> None:
         if self._closed or connection.is_closed():

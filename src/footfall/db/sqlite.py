@@ -26,7 +26,7 @@ from sqlalchemy import Table, bindparam
 
 from footfall.db.pool import Waiters
 from footfall.db.statement import Statement
-from footfall.db.tx import ConstraintViolation, Database, Tx
+from footfall.db.tx import ConstraintViolation, Database, PoolLoad, Tx
 
 READ_BUDGET = 0.001  # seconds a read may run on the event loop before it moves off it
 BUSY_TIMEOUT_MS = 30_000  # how long a statement off the loop waits for another process's lock
@@ -204,6 +204,7 @@ class SQLiteDatabase(Database):
         self._idle: list[_Connection] = []
         self._waiters: Waiters[_Connection] = Waiters()
         self._count = 0  # reader connections open
+        self._writes_waiting = 0  # for the write lock
         self._commits = 0  # since the last checkpoint
         self._checkpoint: asyncio.Future | None = None
 
@@ -229,7 +230,11 @@ class SQLiteDatabase(Database):
 
     async def _begin(self, tx: SQLiteTx) -> _Connection:
         """The writer, for a write transaction's first statement: in arrival order, then BEGIN IMMEDIATE."""
-        await self._write_lock.acquire()
+        self._writes_waiting += 1
+        try:
+            await self._write_lock.acquire()
+        finally:
+            self._writes_waiting -= 1
         try:
             writer = self._writer or self._open_writer()
             await _run_plain(writer, "BEGIN IMMEDIATE")
@@ -275,6 +280,11 @@ class SQLiteDatabase(Database):
             self._count += 1
             return _Connection(self.path)
         return await self._waiters.wait(self._release)
+
+    def load(self) -> PoolLoad:
+        """Readers in use and the writer when a write holds it; reads and writes waiting."""
+        in_use = self._count - len(self._idle) + self._write_lock.locked()
+        return PoolLoad(in_use=in_use, waiting=len(self._waiters) + self._writes_waiting)
 
     def _release(self, connection: _Connection) -> None:
         if not self._waiters.hand_over(connection):

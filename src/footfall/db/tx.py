@@ -5,7 +5,7 @@ asyncpg (db/postgres.py) and SQLite on the sqlite3 module (db/sqlite.py)."""
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import Table
 
@@ -57,12 +57,21 @@ class Tx(ABC):
         ConstraintViolation."""
 
 
+class PoolLoad(NamedTuple):
+    in_use: int
+    waiting: int
+
+
 class Database(ABC):
     dialect: str
 
     @abstractmethod
     def transaction(self, *, write: bool) -> AbstractAsyncContextManager[Tx]:
         """`async with database.transaction(write=...) as tx`."""
+
+    @abstractmethod
+    def load(self) -> "PoolLoad":
+        """The connections in use now and the transactions waiting for one (the metrics sample it)."""
 
     @abstractmethod
     async def close(self) -> None:

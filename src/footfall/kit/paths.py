@@ -12,6 +12,7 @@ class TrailingSlashMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and len(scope["path"]) > 1 and scope["path"].endswith("/"):
+            # In place, so that the middlewares outside see the route the path was matched to.
             raw = scope.get("raw_path") or scope["path"].encode()
-            scope = {**scope, "path": scope["path"].rstrip("/") or "/", "raw_path": raw.rstrip(b"/") or b"/"}
+            scope["path"], scope["raw_path"] = scope["path"].rstrip("/") or "/", raw.rstrip(b"/") or b"/"
         await self.app(scope, receive, send)

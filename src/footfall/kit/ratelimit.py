@@ -9,6 +9,7 @@ from typing import Protocol
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from footfall import metrics
 from footfall.errors import TooManyRequests, send_error
 from footfall.kit.body import header
 
@@ -92,6 +93,8 @@ class RateLimitMiddleware:
         if count > self.limit:
             refused = [*headers, (b"retry-after", str(reset).encode()),
                        (b"x-ratelimit-reset", str(window_end).encode())]
+            if metrics.current is not None:
+                metrics.current.rate_limited.inc()
             await send_error(send, TooManyRequests, headers=refused)
             return
 

@@ -40,6 +40,7 @@ class ApiRoute(APIRoute):
         async def route_handler(request: Request) -> Response:
             write = always_writes or request.method not in READ_METHODS
             account = await _authenticate(request, write)
+            request.state.account = account  # for the request's log line
             try:
                 async with request.app.state.database.transaction(write=write) as tx:
                     request.state.caller = Caller(account, tx)

@@ -9,6 +9,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 
@@ -37,12 +38,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(database_url: str, *extra: str, env: dict | None = None) -> Iterator[str]:
-    """`footfall serve` on a free loopback port; yields its base URL and stops it afterwards."""
+def running_server(database_url: str, *extra: str, env: dict | None = None, log_path: Path | None = None) -> Iterator[str]:
+    """`footfall serve` on a free loopback port; yields its base URL and stops it afterwards. Its
+    output is kept at log_path when given."""
     port = free_port()
-    # Its output (the access log, a line a request) goes to a file: a pipe nobody reads fills up,
-    # and the server then blocks writing its log.
-    log = tempfile.TemporaryFile("w+")
+    # Its output (a log line a request) goes to a file: a pipe nobody reads fills up, and the
+    # server then blocks writing its log.
+    log = open(log_path, "w+") if log_path is not None else tempfile.TemporaryFile("w+")
     process = subprocess.Popen(
         [sys.executable, "-m", "footfall", "serve", "--port", str(port), "--database-url", database_url, *extra],
         env={**os.environ, **(env or {})},
@@ -76,10 +78,10 @@ def running_server(database_url: str, *extra: str, env: dict | None = None) -> I
         log.close()
 
 
-def start_worker(database_url: str, env: dict | None = None) -> subprocess.Popen:
+def start_worker(database_url: str, *extra: str, env: dict | None = None) -> subprocess.Popen:
     """`footfall worker` in the background (the caller stops it)."""
     return subprocess.Popen(
-        [sys.executable, "-m", "footfall", "worker", "--database-url", database_url],
+        [sys.executable, "-m", "footfall", "worker", "--database-url", database_url, *extra],
         env={**os.environ, **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

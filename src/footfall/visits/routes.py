@@ -5,6 +5,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
+from footfall import metrics
 from footfall.errors import (
     ContactNotFound,
     ExternalIdConflict,
@@ -90,6 +91,9 @@ async def create_visits(body: VisitBatch, request: Request) -> Response:
             data.append({"index": index, "status": 201 if outcome.created else 200,
                          "data": visit_fields(outcome.visit), "error": None})
             counts["created" if outcome.created else "retried"] += 1
+    if metrics.current is not None:
+        for name, count in counts.items():
+            metrics.current.imported_visits.labels(name).inc(count)
     return json_answer({"data": data, "meta": counts})
 
 

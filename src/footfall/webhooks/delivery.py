@@ -17,9 +17,10 @@ from uuid import UUID, uuid4
 
 import httpx
 
-from footfall import __version__
+from footfall import __version__, metrics
 from footfall.config import Settings
 from footfall.db import Database
+from footfall.kit import requestid
 from footfall.kit.time import utcnow
 from footfall.webhooks.repository import ClaimedDelivery, DeliveryRepository
 from footfall.webhooks.signing import signature_headers
@@ -103,12 +104,26 @@ class DeliveryWorker:
         return rows, token
 
     async def _attempt(self, row: ClaimedDelivery, token: UUID) -> None:
+        # The delivery's log lines carry the id of the request that caused its event (each attempt
+        # runs in a task of its own, so this stays in it).
+        requestid.current.set(row.request_id)
+        started = time.perf_counter()
         outcome = await self._send(row)
         try:
-            await self._record(row, token, outcome)
+            result = await self._record(row, token, outcome)
         except Exception:
             # The lease lapses and another attempt follows: at least once, never lost.
             log.exception("webhook worker: recording delivery %s failed", row.id)
+            return
+        if result is None:
+            return
+        if metrics.current is not None:
+            metrics.current.delivery_attempts.labels(result).inc()
+        log.info("webhook delivery attempt", extra={
+            "delivery_id": row.id, "event_uuid": str(row.event_uuid), "attempt": row.attempts + 1,
+            "outcome": result, "status": outcome.status_code, "error": outcome.error,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+        })
 
     async def _send(self, row: ClaimedDelivery) -> Outcome:
         try:
@@ -145,7 +160,9 @@ class DeliveryWorker:
         except httpx.HTTPError as error:
             return Outcome(error=f"{type(error).__name__}: {error}"[:1000])
 
-    async def _record(self, row: ClaimedDelivery, token: UUID, outcome: Outcome) -> None:
+    async def _record(self, row: ClaimedDelivery, token: UUID, outcome: Outcome) -> str | None:
+        """Writes the attempt's outcome: succeeded, retrying or failed (for good); None when the lease
+        lapsed and another worker has the delivery now."""
         now = utcnow()
         values: dict[str, Any] = {
             "last_attempt_at": now,
@@ -169,10 +186,11 @@ class DeliveryWorker:
         async with self.database.transaction(write=True) as tx:
             repository = DeliveryRepository(tx)
             if not await repository.record(row.id, token, values):
-                return  # the lease lapsed and another worker has it now
+                return None
             if outcome.succeeded:
                 await repository.subscription_succeeded(row.subscription_id)
             elif outcome.status_code == 410:
                 await repository.deactivate(row.subscription_id)  # the receiver says: gone for good
             if values.get("state") == "failed":
                 await repository.subscription_failed(row.subscription_id, self.settings.webhook_max_consecutive_failures)
+        return values.get("state", "retrying")
