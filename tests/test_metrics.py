@@ -52,6 +52,7 @@ def test_requests_are_counted_across_every_worker_process(database_url, tenant):
         for _ in range(40):  # a connection each, so both processes serve some
             assert httpx.get(f"{base_url}{API_PREFIX}/visits/{uuid}", headers=tenant.headers).status_code == 200
         assert httpx.get(f"{base_url}{API_PREFIX}/visits/{uuid}").status_code == 401
+        assert httpx.request("PROPFIND", f"{base_url}/healthz").status_code == 405  # counted as "other"
         batch = httpx.post(f"{base_url}{API_PREFIX}/visits/batch", headers=tenant.headers, json={"visits": [
             {"contact_uuid": tenant.contact_uuid, "shop_uuid": tenant.shop_uuid},
             {"contact_uuid": tenant.contact_uuid, "shop_uuid": tenant.shop_uuid},
@@ -62,6 +63,7 @@ def test_requests_are_counted_across_every_worker_process(database_url, tenant):
         samples = scrape(f"{base_url}/metrics")
     assert value(samples, "footfall_http_requests_total", method="GET", route=SHOW, status="200") == 40
     assert value(samples, "footfall_http_requests_total", method="GET", route=SHOW, status="401") == 1
+    assert value(samples, "footfall_http_requests_total", method="other", route="/healthz", status="405") == 1
     assert value(samples, "footfall_http_request_duration_seconds_count", method="GET", route=SHOW) == 41
     assert value(samples, "footfall_http_request_duration_seconds_bucket", method="GET", route=SHOW, le="+Inf") == 41
     assert value(samples, "footfall_imported_visits_total", outcome="created") == 2

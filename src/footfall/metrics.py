@@ -27,6 +27,7 @@ DIRECTORY_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 # Seconds: from a cached show (about 1 ms) to the slowest export chunk.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 POOL_SAMPLE_SECONDS = 1.0
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class Metrics:
@@ -55,6 +56,20 @@ class Metrics:
         self.imported_visits = Counter(
             "footfall_imported_visits",
             "Visits of POST /visits/batch by outcome: created, retried (already stored), failed.", ["outcome"])
+        self._request_series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def request(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Counts an answered request. Its series are kept per (method, route, status): `labels()`
+        each time cost as much as the counting."""
+        if method not in METHODS:
+            method = "other"  # a client's made-up method must not make series without end
+        key = (method, route, status)
+        series = self._request_series.get(key)
+        if series is None:
+            series = self._request_series[key] = (self.requests.labels(method, route, status),
+                                                  self.request_seconds.labels(method, route))
+        series[0].inc()
+        series[1].observe(seconds)
 
 
 current: Metrics | None = None

@@ -78,8 +78,7 @@ class RequestLogMiddleware:
             if recorder is not None or log.isEnabledFor(logging.INFO):
                 route = self.templates.of(scope)
                 if recorder is not None:
-                    recorder.requests.labels(scope["method"], route, status).inc()
-                    recorder.request_seconds.labels(scope["method"], route).observe(seconds)
+                    recorder.request(scope["method"], route, status, seconds)
                 fields: dict[str, Any] = {
                     "method": scope["method"], "route": route, "status": status,
                     "duration_ms": round(seconds * 1000, 2), "account_uuid": account_uuid(scope),
