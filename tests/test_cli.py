@@ -120,6 +120,24 @@ def test_demo_is_made_once_and_served(database_url):
         assert len(shops.json()["data"]) == 3
 
 
+def test_demo_makes_again_what_the_readme_examples_deleted(fresh_database_url):
+    """The README deletes the demo's visit, subscription and (in some runs) its contact; the next
+    `footfall demo` names ones that exist, so the examples run again as printed."""
+    first = footfall_json("demo", database_url=fresh_database_url)
+    with running_server(fresh_database_url) as base_url, httpx.Client(
+        base_url=f"{base_url}{API_PREFIX}", headers={"Authorization": f"Bearer {first['token']}"}
+    ) as client:
+        for path in (f"/visits/{first['visit_uuid']}", f"/webhook-subscriptions/{first['subscription_uuid']}",
+                     f"/contacts/{first['contact_uuid']}"):
+            assert client.delete(path).status_code == 200, path
+        again = footfall_json("demo", database_url=fresh_database_url)
+        client.headers["Authorization"] = f"Bearer {again['token']}"
+        for path in (f"/visits/{again['visit_uuid']}", f"/webhook-subscriptions/{again['subscription_uuid']}",
+                     f"/contacts/{again['contact_uuid']}", f"/shops/{again['shop_uuid']}"):
+            assert client.get(path).status_code == 200, path
+        assert again["visit_uuid"] != first["visit_uuid"]
+
+
 def test_serve_with_several_workers(database_url):
     demo = footfall_json("demo", database_url=database_url)
     with running_server(database_url, "--workers", "2") as base_url:

@@ -89,13 +89,25 @@ async def ensure_demo(tx: Tx, settings: Settings | None = None) -> tuple[Account
     return account, True
 
 
-async def examples(tx: Tx, account: Account) -> dict[str, str]:
+async def examples(tx: Tx, account: Account, settings: Settings | None = None) -> dict[str, str]:
     """The uuids the README's examples name, from this demo: a regular's contact, the first shop, the
-    regular's latest visit and the webhook subscription."""
-    contact = await contacts.find_by_email(tx, account, REGULARS[0])
+    regular's latest visit and the webhook subscription. The examples delete some of them; what is
+    gone is made again (the regular, a visit of theirs now, the subscription), so the README runs as
+    printed again and again."""
+    contact, _ = await contacts.create(tx, account, ContactCreate(email=REGULARS[0]))
     shop = next(shop for shop in await shops.list_all(tx, account) if shop.name == SHOPS[0].name)
     latest, _ = await visits.list_page(tx, account, PageParams(1, 1), VisitFilter(contact.uuid))
+    if latest:
+        visit = latest[0]
+    else:
+        visit, _ = await visits.create(tx, account, VisitCreate(
+            contact_uuid=contact.uuid, shop_uuid=shop.uuid, source="Kiosk", starts_at=utcnow()))
     subscriptions, _ = await webhooks.list_page(tx, account, PageParams(1, 1), None, None)
-    return {"contact_uuid": str(contact.uuid), "shop_uuid": str(shop.uuid),
-            "visit_uuid": str(latest[0].uuid) if latest else "",
-            "subscription_uuid": str(subscriptions[0].uuid) if subscriptions else ""}
+    if subscriptions:
+        subscription = subscriptions[0]
+    else:
+        allowing = (settings or Settings()).model_copy(update={"webhook_allow_private_urls": True})
+        subscription = await webhooks.create(tx, account, SubscriptionCreate(
+            name="Back office", event_type="visit_created", url=HOOK_URL), allowing)
+    return {"contact_uuid": str(contact.uuid), "shop_uuid": str(shop.uuid), "visit_uuid": str(visit.uuid),
+            "subscription_uuid": str(subscription.uuid)}
