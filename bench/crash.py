@@ -55,6 +55,15 @@ class Report:
     seconds: float = 0.0
     answers: dict[str, int] = field(default_factory=dict)
 
+    def tally(self, expected: set[str], stored: dict[str, int], received: set[str], started: float) -> "Report":
+        """What was stored (external_id -> how many) and delivered, against what clients were told."""
+        self.visits_stored = sum(stored.values())
+        self.lost = len(expected - set(stored))
+        self.duplicated = sum(count - 1 for count in stored.values() if count > 1)
+        self.events_missing = len(expected - received)
+        self.seconds = round(time.monotonic() - started, 1)
+        return self
+
     @property
     def ok(self) -> bool:
         return self.lost == 0 and self.duplicated == 0 and self.events_missing == 0
@@ -192,12 +201,7 @@ async def run_crash(
                 stored = await _stored(api)
         finally:
             server.stop()
-    report.visits_stored = sum(stored.values())
-    report.lost = len(expected - set(stored))
-    report.duplicated = sum(count - 1 for count in stored.values() if count > 1)
-    report.events_missing = len(expected - received)
-    report.seconds = round(time.monotonic() - started, 1)
-    return report
+    return report.tally(expected, stored, received, started)
 
 
 def main() -> None:

@@ -19,6 +19,8 @@ from footfall.config import Settings
 from footfall.console import routes as console
 from footfall.contacts.routes import router as contacts_router
 from footfall.db import Database, Statement, open_database, per_dialect
+from footfall.db.postgres import PostgresDatabase
+from footfall.db.replicas import ReadRouting
 from footfall.errors import ErrorBody, ServiceUnavailable, error_response, install_error_handlers
 from footfall.idempotency.service import Replay, purge_expired
 from footfall.kit.body import FORM_TYPE, MULTIPART_TYPE, RequestBodyMiddleware
@@ -47,6 +49,12 @@ PING = per_dialect(lambda dialect: Statement(select(literal(1).label("one")), di
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     database = open_database(settings.database_url, pool_size=settings.database_pool_size)
+    reads = None
+    if settings.database_replica_urls:
+        if not isinstance(database, PostgresDatabase):
+            raise ValueError("FOOTFALL_DATABASE_REPLICA_URLS needs PostgreSQL (FOOTFALL_DATABASE_URL=postgresql://...)")
+        reads = ReadRouting.open(database, settings.database_replica_urls, settings.replica_max_lag_seconds,
+                                 settings.redis_url, settings.database_pool_size)
     recorder = metrics.enable() if settings.records_metrics else None
 
     @asynccontextmanager
@@ -57,6 +65,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         stop = asyncio.Event()
         housekeeping = asyncio.create_task(_housekeeping(database, stop), name="footfall-housekeeping")
         sampling = None
+        replica_checks = None
+        if reads is not None:
+            await reads.check()  # the replicas' state before the first request
+            replica_checks = asyncio.create_task(reads.run(stop), name="footfall-replica-checks")
         if recorder is not None:
             sampling = asyncio.create_task(metrics.sample_pool(recorder, database, stop), name="footfall-pool-sampling")
         worker_task = None
@@ -71,6 +83,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Shutting down (SIGTERM): the worker finishes the deliveries in flight, then stops.
         stop.set()
         await housekeeping
+        if replica_checks is not None:
+            await replica_checks
+            await reads.close()
         if sampling is not None:
             await sampling
             metrics.forget_process()
@@ -96,6 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.database = database
+    app.state.reads = reads
     app.state.token_cache = TokenCache(settings.token_cache_seconds)
     app.state.stats_cache = StatsCache()
 
@@ -124,14 +140,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Health",
         responses={503: {"model": ErrorBody, "description": "90503 Service unavailable: the database does not answer."}},
     )
-    async def healthz() -> dict[str, str]:
-        """200 when the database answers, 503 when it does not."""
+    async def healthz() -> dict[str, Any]:
+        """200 when the database answers, 503 when it does not; with replicas, each one's state (ok,
+        lagging or down: only ok ones serve reads) and lag in seconds."""
         try:
             async with database.transaction(write=False) as tx:
                 await tx.fetchval(PING[database.dialect])
         except Exception:
             error = ServiceUnavailable({"database": ["The database does not answer."]})
             return error_response(error.status_code, error.code, error.message, error.errors)
+        if reads is not None:
+            return {"status": "ok", "replicas": reads.report()}
         return {"status": "ok"}
 
     if settings.metrics:

@@ -1,3 +1,4 @@
+import re
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
@@ -12,6 +13,12 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FOOTFALL_")
 
     database_url: str = "sqlite:///footfall.db"
+    # asyncpg's prepared statements kept per connection; 0 behind PgBouncer in transaction pooling.
+    database_statement_cache_size: int = Field(default=100, ge=0)
+    # PostgreSQL streaming replicas that GET requests read from (comma-separated URLs), and the lag
+    # past which one is left out until it catches up.
+    database_replica_urls: Annotated[list[str], NoDecode] = []
+    replica_max_lag_seconds: float = Field(default=5.0, gt=0)
     # Connections a process keeps (PostgreSQL's, or SQLite's readers), no overflow: a request waits
     # for a free one rather than opening more.
     database_pool_size: int = 20
@@ -62,6 +69,14 @@ class Settings(BaseSettings):
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
             return [float(part) for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("database_replica_urls", mode="before")
+    @classmethod
+    def _comma_separated_urls(cls, value: object) -> object:
+        # Split where a URL begins: one URL may itself name several hosts with commas (libpq's form).
+        if isinstance(value, str):
+            return [part.strip() for part in re.split(r",(?=\s*[A-Za-z][A-Za-z0-9+]*://)", value) if part.strip()]
         return value
 
     @field_validator("webhook_retry_schedule")

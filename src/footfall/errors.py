@@ -6,6 +6,7 @@ README's table lists every one.
 """
 
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -15,6 +16,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Send
+
+from footfall.db import UNAVAILABLE_ERRORS
+
+log = logging.getLogger("footfall")
 
 
 class ErrorBody(BaseModel):
@@ -232,7 +237,16 @@ async def _unexpected_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(500, FootfallError.code, FootfallError.message)
 
 
+async def _database_unavailable(_: Request, exc: Exception) -> JSONResponse:
+    # A failover, or a database restarting: the client retries (after Retry-After), never sees a 500.
+    log.warning("database unavailable: %s: %s", type(exc).__name__, exc)
+    error = ServiceUnavailable({"database": ["The database does not answer; retry shortly."]})
+    return error_response(error.status_code, error.code, error.message, error.errors, headers={"Retry-After": "1"})
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    for kind in UNAVAILABLE_ERRORS:
+        app.add_exception_handler(kind, _database_unavailable)
     app.add_exception_handler(FootfallError, _footfall_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -2,25 +2,37 @@
 
 import logging
 from pathlib import Path
+from uuid import uuid4
 
+import asyncpg
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from footfall.db.urls import backend
+from footfall.db.urls import backend, postgres_dsn
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 MIGRATION_LOCK = 727001  # the advisory lock that lets one of several starting processes migrate
 log = logging.getLogger("footfall.migrations")
 
 
-def _engine_url(url: str) -> str:
-    driver = "sqlite+aiosqlite" if backend(url) == "sqlite" else "postgresql+asyncpg"
-    return make_url(url).set(drivername=driver).render_as_string(hide_password=False)
+def _engine(url: str) -> AsyncEngine:
+    """SQLAlchemy's engine for Alembic. On PostgreSQL asyncpg connects by the URL itself, so a URL
+    naming several hosts (failover) works here as it does everywhere else."""
+    if backend(url) == "sqlite":
+        return create_async_engine(make_url(url).set(drivername="sqlite+aiosqlite"))
+    dsn = postgres_dsn(url)
+    # Statements named afresh and kept by no one: behind PgBouncer's transaction pooling, the next
+    # client of the same server connection must not meet this one's. The lock is a transaction's too.
+    return create_async_engine(
+        "postgresql+asyncpg://", async_creator=lambda: asyncpg.connect(dsn, statement_cache_size=0),
+        connect_args={"prepared_statement_cache_size": 0,
+                      "prepared_statement_name_func": lambda: f"__footfall_{uuid4().hex}__"},
+    )
 
 
 def _config() -> Config:
@@ -50,7 +62,7 @@ def _revisions(connection: Connection) -> tuple[str | None, str | None]:
 async def schema_revisions(url: str) -> tuple[str | None, str | None]:
     """(the database's schema revision, None before the first migration; the newest there is),
     read without changing anything."""
-    engine = create_async_engine(_engine_url(url))
+    engine = _engine(url)
     try:
         async with engine.connect() as connection:
             return await connection.run_sync(_revisions)
@@ -61,7 +73,7 @@ async def schema_revisions(url: str) -> tuple[str | None, str | None]:
 async def migrate(url: str) -> None:
     """Brings the schema up to date (Alembic upgrade head)."""
     is_sqlite = backend(url) == "sqlite"
-    engine = create_async_engine(_engine_url(url))
+    engine = _engine(url)
     if is_sqlite:
         @event.listens_for(engine.sync_engine, "connect")
         def _on_connect(dbapi_connection, _record) -> None:

@@ -6,10 +6,10 @@ from typing import Any
 
 import asyncpg
 from sqlalchemy import Table
-from sqlalchemy.engine import make_url
 
 from footfall.db.pool import Waiters
 from footfall.db.statement import Statement
+from footfall.db.urls import postgres_dsn
 from footfall.db.tx import ConstraintViolation, Database, PoolLoad, Tx
 
 
@@ -74,9 +74,12 @@ class PostgresDatabase(Database):
 
     dialect = "postgresql"
 
-    def __init__(self, url: str, size: int) -> None:
-        self.dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    def __init__(self, url: str, size: int, statement_cache_size: int = 100) -> None:
+        self.dsn = postgres_dsn(url)
         self.size = size
+        # 0 behind PgBouncer's transaction pooling: asyncpg then prepares no named statement that a
+        # later transaction, on another server connection, would not find.
+        self.statement_cache_size = statement_cache_size
         self._idle: list[asyncpg.Connection] = []
         self._waiters: Waiters[asyncpg.Connection] = Waiters()
         self._count = 0  # connections open or opening
@@ -96,7 +99,7 @@ class PostgresDatabase(Database):
         if self._count < self.size:
             self._count += 1
             try:
-                return await asyncpg.connect(self.dsn)
+                return await asyncpg.connect(self.dsn, statement_cache_size=self.statement_cache_size)
             except BaseException:
                 self._count -= 1
                 raise

@@ -1,6 +1,7 @@
 """The route class every API route uses: the caller's account, the request's transaction, and
 Idempotency-Key handling."""
 
+import hashlib
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -41,8 +42,13 @@ class ApiRoute(APIRoute):
             write = always_writes or request.method not in READ_METHODS
             account = await _authenticate(request, write)
             request.state.account = account  # for the request's log line
+            reads = request.app.state.reads
             try:
-                async with request.app.state.database.transaction(write=write) as tx:
+                if reads is not None and not write:
+                    transaction = reads.read(_token_key(request))  # a replica that has the token's writes
+                else:
+                    transaction = request.app.state.database.transaction(write=write)
+                async with transaction as tx:
                     request.state.caller = Caller(account, tx)
                     response = await handler(request)
                     claim = getattr(request.state, "idempotency_claim", None)
@@ -53,6 +59,8 @@ class ApiRoute(APIRoute):
                 await _release_claim(request)
                 raise
             await _release_claim(request)
+            if reads is not None and write:
+                await reads.wrote(_token_key(request))  # committed: its reads wait for a replica that has it
             return response
 
         return route_handler
@@ -91,6 +99,12 @@ async def _authenticate(request: Request, write: bool) -> Account:
     if accounts.needs_touch(credential):
         await accounts.touch(database, request.app.state.token_cache, credential)
     return credential.account
+
+
+def _token_key(request: Request) -> str:
+    """The caller's token, hashed: whose writes a read must see."""
+    _, token = get_authorization_scheme_param(request.headers.get("authorization"))
+    return hashlib.sha256(token.encode()).hexdigest()[:32]
 
 
 async def _release_claim(request: Request) -> None:

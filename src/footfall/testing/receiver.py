@@ -1,4 +1,4 @@
-"""A real HTTP receiver on 127.0.0.1 for webhook tests: records every request, answers as scripted."""
+"""A real HTTP receiver (on 127.0.0.1 unless told) for webhook tests: records every request, answers as scripted."""
 
 import threading
 import time
@@ -22,7 +22,8 @@ class Reply:
 
 
 class Receiver:
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = host
         self.received: list[Received] = []
         self._script: dict[str, list[Reply]] = {}
         self._lock = threading.Lock()
@@ -53,12 +54,12 @@ class Receiver:
             def log_message(self, *args) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer((host, 0), Handler)
         self.server.daemon_threads = True
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def url(self, path: str = "/hook") -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+        return f"http://{self.host}:{self.server.server_address[1]}{path}"
 
     def script(self, path: str, *replies: Reply) -> None:
         """The next answers on `path`, in order; after them, 200."""

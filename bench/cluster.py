@@ -1,0 +1,338 @@
+"""The production topology on one machine, measured: a PostgreSQL primary and its synchronous streaming
+standby, Redis, two app hosts and a worker host (each in a network namespace of its own, joined by a
+bridge), and HAProxy in front of the app hosts. Then:
+
+1. scale: show, list and create through HAProxy with one app host and with two (wrk), with the CPU
+   each request cost in the app processes and in PostgreSQL, the standby's replay lag under the
+   creates, and the share of reads the replica served;
+2. failover: clients create visits (unique external_ids, Idempotency-Keys, retrying every failure)
+   while the primary is killed and the standby promoted; requests, retries, acknowledged, stored,
+   lost, duplicated and webhook events missing (the last three must be 0).
+
+    python bench/cluster.py [--seconds 5] [--concurrency 16] [--clients 8] [--visits 60] [--markdown FILE]
+
+Needs root (ip netns), Debian's postgresql, haproxy, redis-server and wrk. Everything it starts it
+stops, namespaces and bridge included; loopback and its own 10.77.0.0/24 network only; every load is
+bounded in time or requests. Exits 1 when the failover lost, duplicated or missed anything.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.crash import Report, _client, _stored  # noqa: E402
+from bench.run import lua, lua_rotating, wrk  # noqa: E402
+from footfall.app import API_PREFIX  # noqa: E402
+from footfall.testing.postgres import LocalCluster  # noqa: E402
+from footfall.testing.receiver import Receiver  # noqa: E402
+from footfall.testing.serving import free_port  # noqa: E402
+from footfall.testing.tenants import make_tenant_at  # noqa: E402
+
+BRIDGE, BRIDGE_IP, NETWORK = "ffbr0", "10.77.0.1", "10.77.0.0/24"
+HOSTS = {"ff-app1": "10.77.0.11", "ff-app2": "10.77.0.12", "ff-worker": "10.77.0.13"}
+APP_PORT = 8000
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def sh(*command: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(command, capture_output=True, text=True, check=check, timeout=60)
+
+
+class Network:
+    """A bridge in this namespace and a namespace per host, each joined to it by a veth pair."""
+
+    def __init__(self) -> None:
+        self.down()  # what an interrupted run left
+        sh("ip", "link", "add", BRIDGE, "type", "bridge")
+        sh("ip", "addr", "add", f"{BRIDGE_IP}/24", "dev", BRIDGE)
+        sh("ip", "link", "set", BRIDGE, "up")
+        for n, (name, address) in enumerate(HOSTS.items()):
+            outside, inside = f"ffv{n}", f"ffv{n}p"
+            sh("ip", "netns", "add", name)
+            sh("ip", "link", "add", outside, "type", "veth", "peer", "name", inside)
+            sh("ip", "link", "set", inside, "netns", name)
+            sh("ip", "link", "set", outside, "master", BRIDGE)
+            sh("ip", "link", "set", outside, "up")
+            sh("ip", "-n", name, "addr", "add", f"{address}/24", "dev", inside)
+            sh("ip", "-n", name, "link", "set", inside, "up")
+            sh("ip", "-n", name, "link", "set", "lo", "up")
+
+    @staticmethod
+    def down() -> None:
+        for name in HOSTS:
+            sh("ip", "netns", "del", name, check=False)
+        sh("ip", "link", "del", BRIDGE, check=False)
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU of the processes and their children so far."""
+    total = 0.0
+    for pid in pids:
+        for task in Path(f"/proc/{pid}/task").glob("*"):
+            try:
+                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return total
+
+
+def server_pids(server) -> list[int]:
+    """A PostgreSQL server's processes: its postmaster and every process it started."""
+    try:
+        postmaster = int((server.directory / "postmaster.pid").read_text().split()[0])
+        children = Path(f"/proc/{postmaster}/task/{postmaster}/children").read_text().split()
+    except (OSError, ValueError, IndexError):
+        return []
+    return [postmaster, *(int(pid) for pid in children)]
+
+
+class Topology:
+    def __init__(self, folder: Path, args) -> None:
+        self.folder, self.args = folder, args
+        self.processes: list[subprocess.Popen] = []
+        self.network = Network()
+        self.cluster = LocalCluster(standbys=1, synchronous=True, host=BRIDGE_IP, network=NETWORK)
+        self.redis_port = free_port()
+        self.start(["redis-server", "--bind", BRIDGE_IP, "--port", str(self.redis_port), "--save", "",
+                    "--appendonly", "no", "--protected-mode", "no"], "redis")
+        primary, standby = self.cluster.primary, self.cluster.standbys[0]
+        self.database_url = (f"postgresql://postgres@{BRIDGE_IP}:{primary.port},{BRIDGE_IP}:{standby.port}/postgres"
+                             "?target_session_attrs=read-write")
+        self.env = {
+            **os.environ, "FOOTFALL_DATABASE_URL": self.database_url,
+            "FOOTFALL_DATABASE_REPLICA_URLS": f"postgresql://postgres@{BRIDGE_IP}:{standby.port}/postgres",
+            "FOOTFALL_REDIS_URL": f"redis://{BRIDGE_IP}:{self.redis_port}/0", "FOOTFALL_RATE_LIMIT": "0",
+            "FOOTFALL_WEBHOOK_ALLOW_PRIVATE_URLS": "1", "FOOTFALL_WEBHOOK_POLL_INTERVAL": "0.1",
+            "FOOTFALL_WEBHOOK_RETRY_SCHEDULE": ",".join(["0"] + ["1"] * 30),
+            "FOOTFALL_IDEMPOTENCY_LOCK_SECONDS": "2", "FOOTFALL_DATABASE_POOL_SIZE": "10",
+        }
+        asyncio.run(self.cluster.wait_streaming())
+        self.tenant = asyncio.run(make_tenant_at(self.database_url))
+        self.apps = {name: self.start(["ip", "netns", "exec", name, sys.executable, "-m", "footfall", "serve",
+                                       "--host", HOSTS[name], "--port", str(APP_PORT), "--no-worker"], name)
+                     for name in ("ff-app1", "ff-app2")}
+        self.worker = self.start(["ip", "netns", "exec", "ff-worker", sys.executable, "-m", "footfall", "worker"],
+                                 "ff-worker")
+        for name in self.apps:
+            self.wait(f"http://{HOSTS[name]}:{APP_PORT}/healthz")
+        self.haproxy_one, self.haproxy_two = free_port(), free_port()
+        config = folder / "haproxy.cfg"
+        config.write_text(
+            "global\n  maxconn 4096\ndefaults\n  mode http\n  timeout connect 2s\n  timeout client 30s\n"
+            "  timeout server 30s\n  option redispatch\n  retries 2\n"
+            f"frontend one\n  bind 127.0.0.1:{self.haproxy_one}\n  default_backend one\n"
+            f"frontend two\n  bind 127.0.0.1:{self.haproxy_two}\n  default_backend two\n"
+            f"backend one\n  option httpchk GET /healthz\n  server app1 {HOSTS['ff-app1']}:{APP_PORT} check inter 1s\n"
+            f"backend two\n  balance roundrobin\n  option httpchk GET /healthz\n"
+            f"  server app1 {HOSTS['ff-app1']}:{APP_PORT} check inter 1s\n"
+            f"  server app2 {HOSTS['ff-app2']}:{APP_PORT} check inter 1s\n")
+        self.start(["haproxy", "-db", "-f", str(config)], "haproxy")
+        self.wait(f"http://127.0.0.1:{self.haproxy_two}/healthz")
+
+    def start(self, command: list[str], name: str) -> subprocess.Popen:
+        log = open(self.folder / f"{name}.log", "a")
+        process = subprocess.Popen(command, env=getattr(self, "env", os.environ), stdout=log, stderr=log)
+        self.processes.append(process)
+        return process
+
+    @staticmethod
+    def wait(url: str, seconds: float = 60) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(url, timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"{url} did not answer")
+
+    def app_pids(self) -> list[int]:
+        """The footfall processes in the app namespaces (under `ip netns exec`)."""
+        pids = []
+        for process in self.apps.values():
+            children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+            pids += [process.pid, *(int(pid) for pid in children.read_text().split())] if children.exists() else []
+        return pids
+
+    def close(self) -> None:
+        for process in reversed(self.processes):
+            process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        self.cluster.close()
+        Network.down()
+
+
+async def standby_commits(topology: Topology) -> int:
+    connection = await asyncpg.connect(topology.cluster.standbys[0].url)
+    try:
+        return await connection.fetchval("SELECT sum(xact_commit) FROM pg_stat_database")
+    finally:
+        await connection.close()
+
+
+async def replay_lag(topology: Topology, seconds: float) -> dict:
+    """The standby's replay lag, sampled every 0.1 s for `seconds`, as the primary reports it."""
+    connection = await asyncpg.connect(topology.cluster.primary.url)
+    samples_ms, behind = [], []
+    try:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            row = await connection.fetchrow(
+                "SELECT extract(epoch FROM replay_lag) * 1000 AS lag_ms, "
+                "pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn) AS behind FROM pg_stat_replication")
+            if row is not None:
+                samples_ms.append(row["lag_ms"] or 0.0)
+                behind.append(int(row["behind"] or 0))
+            await asyncio.sleep(0.1)
+    finally:
+        await connection.close()
+    ordered = sorted(samples_ms) or [0.0]
+    return {"p50_ms": round(ordered[len(ordered) // 2], 2), "max_ms": round(ordered[-1], 2),
+            "max_bytes_behind": max(behind, default=0)}
+
+
+def measure_scale(topology: Topology, args) -> dict:
+    tenant, headers = topology.tenant, topology.tenant.headers
+    created = httpx.post(f"http://127.0.0.1:{topology.haproxy_two}{API_PREFIX}/visits", headers=headers,
+                         json={"contact_uuid": tenant.contact_uuid, "shop_uuid": tenant.shop_uuid})
+    created.raise_for_status()
+    visit = created.json()["data"]["uuid"]
+    results: dict = {}
+    for hosts, port in (("1 app host", topology.haproxy_one), ("2 app hosts", topology.haproxy_two)):
+        base = f"http://127.0.0.1:{port}{API_PREFIX}"
+        body = {"contact_uuid": tenant.contact_uuid, "shop_uuid": tenant.shop_uuid, "source": "Kiosk"}
+        endpoints = {"show": (f"{base}/visits/{visit}", lua("GET")), "list": (f"{base}/visits", lua("GET")),
+                     "create": (f"{base}/visits", lua_rotating("POST", [f"{API_PREFIX}/visits"], [body]))}
+        for endpoint, (url, script) in endpoints.items():
+            apps = topology.app_pids()
+            db = server_pids(topology.cluster.primary) + server_pids(topology.cluster.standbys[0])
+            before_app, before_db = cpu_seconds(apps), cpu_seconds(db)
+            commits_before = asyncio.run(standby_commits(topology))
+            if endpoint == "create":
+                lag_task: dict = {}
+
+                def sample() -> None:
+                    lag_task.update(asyncio.run(replay_lag(topology, args.seconds)))
+
+                sampler = threading.Thread(target=sample)
+                sampler.start()
+            result = wrk(url, script, args.concurrency, args.seconds, headers)
+            if endpoint == "create":
+                sampler.join()
+                result["replay_lag"] = lag_task
+            requests = max(1, result["rps"] * args.seconds)
+            result["app_cpu_ms_per_request"] = round((cpu_seconds(apps) - before_app) * 1000 / requests, 3)
+            result["db_cpu_ms_per_request"] = round((cpu_seconds(db) - before_db) * 1000 / requests, 3)
+            if endpoint != "create":
+                served = asyncio.run(standby_commits(topology)) - commits_before
+                result["replica_share"] = round(min(1.0, served / requests), 2)
+            results.setdefault(hosts, {})[endpoint] = result
+            print(f"  {hosts:11} {endpoint:6} {result}", file=sys.stderr)
+    return results
+
+
+async def measure_failover(topology: Topology, args) -> Report:
+    """The crash test's clients through HAProxy; the primary killed and its standby promoted."""
+    report = Report("postgresql (primary + synchronous standby)", args.clients, args.visits,
+                    visits_expected=args.clients * args.visits)
+    started = time.monotonic()
+    deadline = started + 300
+    base = f"http://127.0.0.1:{topology.haproxy_two}"
+    with Receiver(host=BRIDGE_IP) as receiver:
+        async with httpx.AsyncClient(base_url=f"{base}{API_PREFIX}", headers=topology.tenant.headers) as api:
+            (await api.post("/webhook-subscriptions", json={
+                "name": "cluster", "event_type": "visit_created", "url": receiver.url("/cluster")})).raise_for_status()
+
+        class Through:  # what bench.crash's clients read: where to send
+            base_url = base
+
+        writers = asyncio.gather(*(_client(n, args.visits, Through, topology.tenant, report, deadline)
+                                   for n in range(args.clients)))
+        await asyncio.sleep(2)
+        topology.cluster.primary.stop("immediate")
+        report.kills = 1
+        await asyncio.sleep(1)
+        topology.cluster.standbys[0].promote()
+        await writers
+        expected = {f"crash-{n}-{v}" for n in range(args.clients) for v in range(args.visits)}
+        received: set[str] = set()
+        while time.monotonic() < deadline:
+            received = {json.loads(r.body)["data"]["external_id"] for r in receiver.on("/cluster")}
+            if expected <= received:
+                break
+            await asyncio.sleep(0.25)
+        async with httpx.AsyncClient(base_url=f"{base}{API_PREFIX}", headers=topology.tenant.headers) as api:
+            stored = await _stored(api)
+    stored = {key: count for key, count in stored.items() if key and key.startswith("crash-")}
+    return report.tally(expected, stored, received, started)
+
+
+def markdown(scale: dict, failover: Report, args) -> str:
+    lines = ["| app hosts | endpoint | rps | p50 ms | p99 ms | app CPU ms/request | PostgreSQL CPU ms/request | "
+             "reads served by the replica |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for hosts, endpoints in scale.items():
+        for endpoint, r in endpoints.items():
+            share = f"{r['replica_share']:.0%}" if "replica_share" in r else "-"
+            lines.append(f"| {hosts} | {endpoint} | {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
+                         f"{r['app_cpu_ms_per_request']} | {r['db_cpu_ms_per_request']} | {share} |")
+    lag = scale["2 app hosts"]["create"]["replay_lag"]
+    lines += ["", f"Standby replay lag under the creates (2 app hosts): p50 {lag['p50_ms']} ms, max {lag['max_ms']} ms, "
+              f"at most {lag['max_bytes_behind']:,} bytes of WAL behind.", "",
+              "| failover | |", "|---|---:|"]
+    for name in ("clients", "visits_per_client", "requests_sent", "retries", "visits_expected", "visits_stored",
+                 "lost", "duplicated", "events_missing", "seconds"):
+        lines.append(f"| {name.replace('_', ' ')} | {getattr(failover, name)} |")
+    lines.append(f"| answers | {', '.join(f'{k}: {v}' for k, v in sorted(failover.answers.items()))} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=5, help="each wrk run")
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--clients", type=int, default=8, help="failover: clients creating visits")
+    parser.add_argument("--visits", type=int, default=60, help="failover: visits per client")
+    parser.add_argument("--markdown", default=None, help="write the figures as Markdown here")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("bench/cluster.py needs root: it makes network namespaces")
+    for program in ("ip", "haproxy", "redis-server", "wrk"):
+        if not shutil.which(program):
+            sys.exit(f"bench/cluster.py needs {program} (apt-get install iproute2 haproxy redis-server wrk)")
+    with tempfile.TemporaryDirectory() as folder:
+        topology = Topology(Path(folder), args)
+        try:
+            scale = measure_scale(topology, args)
+            failover = asyncio.run(measure_failover(topology, args))
+        finally:
+            topology.close()
+    text = markdown(scale, failover, args)
+    print(text)
+    if args.markdown:
+        Path(args.markdown).write_text(text + "\n")
+    print("OK: nothing lost, duplicated or missing" if failover.ok else "FAILED")
+    sys.exit(0 if failover.ok else 1)
+
+
+if __name__ == "__main__":
+    main()
