@@ -9,7 +9,8 @@ bridge), and HAProxy in front of the app hosts. Then:
    while the primary is killed and the standby promoted; requests, retries, acknowledged, stored,
    lost, duplicated and webhook events missing (the last three must be 0).
 
-    python bench/cluster.py [--seconds 5] [--concurrency 16] [--clients 8] [--visits 60] [--markdown FILE]
+    python bench/cluster.py [--seconds 5] [--concurrency 16] [--history 20000] [--clients 8] [--visits 60]
+                            [--markdown FILE]
 
 Needs root (ip netns), Debian's postgresql, haproxy, redis-server and wrk. Everything it starts it
 stops, namespaces and bridge included; loopback and its own 10.77.0.0/24 network only; every load is
@@ -78,17 +79,24 @@ class Network:
         sh("ip", "link", "del", BRIDGE, check=False)
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """User and system CPU of the processes and their children so far."""
-    total = 0.0
+def cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """Each process's user and system CPU so far, its threads included."""
+    seconds = {}
     for pid in pids:
+        total = 0.0
         for task in Path(f"/proc/{pid}/task").glob("*"):
             try:
                 fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
             total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-    return total
+        seconds[pid] = total
+    return seconds
+
+
+def cpu_since(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU spent between two readings; a process that began meanwhile (a new backend) counts whole."""
+    return sum(spent - before.get(pid, 0.0) for pid, spent in after.items())
 
 
 def server_pids(server) -> list[int]:
@@ -185,7 +193,15 @@ class Topology:
 async def standby_commits(topology: Topology) -> int:
     connection = await asyncpg.connect(topology.cluster.standbys[0].url)
     try:
-        return await connection.fetchval("SELECT sum(xact_commit) FROM pg_stat_database")
+        return int(await connection.fetchval("SELECT sum(xact_commit) FROM pg_stat_database"))
+    finally:
+        await connection.close()
+
+
+async def wal_position(topology: Topology) -> int:
+    connection = await asyncpg.connect(topology.cluster.primary.url)
+    try:
+        return int(await connection.fetchval("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn"))
     finally:
         await connection.close()
 
@@ -207,47 +223,88 @@ async def replay_lag(topology: Topology, seconds: float) -> dict:
     finally:
         await connection.close()
     ordered = sorted(samples_ms) or [0.0]
-    return {"p50_ms": round(ordered[len(ordered) // 2], 2), "max_ms": round(ordered[-1], 2),
+    return {"p50_ms": round(float(ordered[len(ordered) // 2]), 2), "max_ms": round(float(ordered[-1]), 2),
             "max_bytes_behind": max(behind, default=0)}
 
 
+async def analyze(topology: Topology) -> None:
+    """Fresh planner statistics on the primary (replayed to the standby), as autovacuum keeps them."""
+    connection = await asyncpg.connect(topology.cluster.primary.url)
+    try:
+        await connection.execute("ANALYZE")
+    finally:
+        await connection.close()
+
+
+def fill(topology: Topology, visits: int) -> list[str]:
+    """The account's history before measuring: `visits` visits through POST /visits/batch, spread over
+    visits/100 contacts as real traffic is (all on one contact, the planner reads a show off that
+    contact's visits). The contacts' uuids."""
+    tenant = topology.tenant
+    contacts = max(10, visits // 100)
+    with httpx.Client(base_url=f"http://127.0.0.1:{topology.haproxy_two}{API_PREFIX}", headers=tenant.headers,
+                      timeout=60) as client:
+        for start in range(0, visits, 1000):
+            batch = [{"contact_email": f"c{n % contacts}@cluster.example", "shop_uuid": tenant.shop_uuid,
+                      "source": "Kiosk", "external_id": f"fill-{n}"} for n in range(start, min(visits, start + 1000))]
+            client.post("/visits/batch", json={"visits": batch}).raise_for_status()
+        made = client.get("/contacts", params={"limit": 100}).json()["data"]
+    asyncio.run(analyze(topology))
+    return [contact["uuid"] for contact in made]
+
+
+def database_pids(topology: Topology) -> list[int]:
+    return server_pids(topology.cluster.primary) + server_pids(topology.cluster.standbys[0])
+
+
 def measure_scale(topology: Topology, args) -> dict:
-    tenant, headers = topology.tenant, topology.tenant.headers
-    created = httpx.post(f"http://127.0.0.1:{topology.haproxy_two}{API_PREFIX}/visits", headers=headers,
-                         json={"contact_uuid": tenant.contact_uuid, "shop_uuid": tenant.shop_uuid})
-    created.raise_for_status()
-    visit = created.json()["data"]["uuid"]
+    tenant = topology.tenant
+    contacts = fill(topology, args.history)
+    # Reads by a token that writes nothing, as a dashboard's: a writer's own reads go to the primary
+    # until the replica has its writes.
+    reader = subprocess.run([sys.executable, "-m", "footfall", "tokens", "create", "--account", tenant.account_uuid,
+                             "--read-only", "--database-url", topology.database_url], capture_output=True, text=True,
+                            check=True)
+    read_headers = {"Authorization": f"Bearer {json.loads(reader.stdout)['token']}"}
+    visit = httpx.get(f"http://127.0.0.1:{topology.haproxy_two}{API_PREFIX}/visits", headers=tenant.headers,
+                      params={"limit": 1}).json()["data"][0]["uuid"]
     results: dict = {}
-    for hosts, port in (("1 app host", topology.haproxy_one), ("2 app hosts", topology.haproxy_two)):
+    bodies = [{"contact_uuid": contact, "shop_uuid": tenant.shop_uuid, "source": "Kiosk"} for contact in contacts]
+    # Reads on both setups first, then writes, then show again: what a burst of writes leaves behind.
+    runs = [(hosts, port, endpoint) for endpoint in ("show", "list", "create")
+            for hosts, port in (("1 app host", topology.haproxy_one), ("2 app hosts", topology.haproxy_two))]
+    runs.append(("2 app hosts", topology.haproxy_two, "show after the creates"))
+    for hosts, port, endpoint in runs:
         base = f"http://127.0.0.1:{port}{API_PREFIX}"
-        body = {"contact_uuid": tenant.contact_uuid, "shop_uuid": tenant.shop_uuid, "source": "Kiosk"}
-        endpoints = {"show": (f"{base}/visits/{visit}", lua("GET")), "list": (f"{base}/visits", lua("GET")),
-                     "create": (f"{base}/visits", lua_rotating("POST", [f"{API_PREFIX}/visits"], [body]))}
-        for endpoint, (url, script) in endpoints.items():
-            apps = topology.app_pids()
-            db = server_pids(topology.cluster.primary) + server_pids(topology.cluster.standbys[0])
-            before_app, before_db = cpu_seconds(apps), cpu_seconds(db)
-            commits_before = asyncio.run(standby_commits(topology))
-            if endpoint == "create":
-                lag_task: dict = {}
-
-                def sample() -> None:
-                    lag_task.update(asyncio.run(replay_lag(topology, args.seconds)))
-
-                sampler = threading.Thread(target=sample)
-                sampler.start()
-            result = wrk(url, script, args.concurrency, args.seconds, headers)
-            if endpoint == "create":
-                sampler.join()
-                result["replay_lag"] = lag_task
-            requests = max(1, result["rps"] * args.seconds)
-            result["app_cpu_ms_per_request"] = round((cpu_seconds(apps) - before_app) * 1000 / requests, 3)
-            result["db_cpu_ms_per_request"] = round((cpu_seconds(db) - before_db) * 1000 / requests, 3)
-            if endpoint != "create":
-                served = asyncio.run(standby_commits(topology)) - commits_before
-                result["replica_share"] = round(min(1.0, served / requests), 2)
-            results.setdefault(hosts, {})[endpoint] = result
-            print(f"  {hosts:11} {endpoint:6} {result}", file=sys.stderr)
+        url, script, headers = {
+            "show": (f"{base}/visits/{visit}", lua("GET"), read_headers),
+            "list": (f"{base}/visits", lua("GET"), read_headers),
+            "create": (f"{base}/visits", lua_rotating("POST", [f"{API_PREFIX}/visits"], bodies), tenant.headers),
+            "show after the creates": (f"{base}/visits/{visit}", lua("GET"), read_headers),
+        }[endpoint]
+        before_app, before_db = cpu_seconds(topology.app_pids()), cpu_seconds(database_pids(topology))
+        commits_before = asyncio.run(standby_commits(topology))
+        lag: dict = {}
+        sampler = threading.Thread(target=lambda: lag.update(asyncio.run(replay_lag(topology, args.seconds))))
+        wal_before = asyncio.run(wal_position(topology))
+        if endpoint == "create":
+            sampler.start()
+        result = wrk(url, script, args.concurrency, args.seconds, headers)
+        wal_written = asyncio.run(wal_position(topology)) - wal_before
+        requests = max(1, result["rps"] * args.seconds)
+        result["app_cpu_ms_per_request"] = round(cpu_since(before_app, cpu_seconds(topology.app_pids())) * 1000 / requests, 3)
+        after_db = cpu_seconds(database_pids(topology))
+        result["db_cpu_ms_per_request"] = round(cpu_since(before_db, after_db) * 1000 / requests, 3)
+        if endpoint == "create":
+            sampler.join()
+            result["replay_lag"] = lag
+            result["wal_bytes_per_request"] = round(wal_written / requests)
+            asyncio.run(analyze(topology))
+        else:
+            served = asyncio.run(standby_commits(topology)) - commits_before
+            result["replica_share"] = round(min(1.0, served / requests), 2)
+        results.setdefault(hosts, {})[endpoint] = result
+        print(f"  {hosts:11} {endpoint:6} {result}", file=sys.stderr)
     return results
 
 
@@ -288,17 +345,21 @@ async def measure_failover(topology: Topology, args) -> Report:
 
 
 def markdown(scale: dict, failover: Report, args) -> str:
-    lines = ["| app hosts | endpoint | rps | p50 ms | p99 ms | app CPU ms/request | PostgreSQL CPU ms/request | "
+    lines = [f"Each run {args.seconds:g} s at {args.concurrency} connections through HAProxy, after {args.history:,} "
+             "visits; reads by a token that writes nothing.", "",
+             "| app hosts | endpoint | rps | p50 ms | p99 ms | app CPU ms/request | PostgreSQL CPU ms/request | "
              "reads served by the replica |", "|---|---|---:|---:|---:|---:|---:|---:|"]
     for hosts, endpoints in scale.items():
         for endpoint, r in endpoints.items():
             share = f"{r['replica_share']:.0%}" if "replica_share" in r else "-"
             lines.append(f"| {hosts} | {endpoint} | {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
                          f"{r['app_cpu_ms_per_request']} | {r['db_cpu_ms_per_request']} | {share} |")
-    lag = scale["2 app hosts"]["create"]["replay_lag"]
-    lines += ["", f"Standby replay lag under the creates (2 app hosts): p50 {lag['p50_ms']} ms, max {lag['max_ms']} ms, "
-              f"at most {lag['max_bytes_behind']:,} bytes of WAL behind.", "",
-              "| failover | |", "|---|---:|"]
+    for hosts, endpoints in scale.items():
+        lag = endpoints["create"]["replay_lag"]
+        lines.append(f"\nStandby replay lag under the creates ({hosts}): p50 {lag['p50_ms']} ms, max {lag['max_ms']} ms, "
+                     f"at most {lag['max_bytes_behind']:,} bytes of WAL behind; "
+                     f"{endpoints['create']['wal_bytes_per_request']:,} bytes of WAL a create.")
+    lines += ["", "| failover | |", "|---|---:|"]
     for name in ("clients", "visits_per_client", "requests_sent", "retries", "visits_expected", "visits_stored",
                  "lost", "duplicated", "events_missing", "seconds"):
         lines.append(f"| {name.replace('_', ' ')} | {getattr(failover, name)} |")
@@ -310,6 +371,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=5, help="each wrk run")
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--history", type=int, default=20000, help="visits made before measuring")
     parser.add_argument("--clients", type=int, default=8, help="failover: clients creating visits")
     parser.add_argument("--visits", type=int, default=60, help="failover: visits per client")
     parser.add_argument("--markdown", default=None, help="write the figures as Markdown here")
