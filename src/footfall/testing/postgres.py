@@ -151,8 +151,8 @@ class LocalPgBouncer:
     """Debian's PgBouncer in transaction pooling, in front of one server, on a loopback port: clients
     share `server_connections` connections to it, a transaction at a time."""
 
-    def __init__(self, server: LocalServer, root: Path, server_connections: int = 3) -> None:
-        self.port = free_port()
+    def __init__(self, server: LocalServer, root: Path, server_connections: int = 3, host: str = "127.0.0.1") -> None:
+        self.host, self.port = host, free_port()
         self.directory = root / f"pgbouncer-{self.port}"
         self.directory.mkdir()
         (self.directory / "userlist.txt").write_text('"postgres" ""\n')
@@ -160,7 +160,7 @@ class LocalPgBouncer:
             "[databases]\n"
             f"* = host=127.0.0.1 port={server.port}\n"
             "[pgbouncer]\n"
-            f"listen_addr = 127.0.0.1\nlisten_port = {self.port}\nunix_socket_dir =\n"
+            f"listen_addr = {host}\nlisten_port = {self.port}\nunix_socket_dir =\n"
             f"auth_type = trust\nauth_file = {self.directory / 'userlist.txt'}\n"
             f"pool_mode = transaction\ndefault_pool_size = {server_connections}\nmax_client_conn = 500\n"
             f"logfile = {self.directory / 'pgbouncer.log'}\npidfile = {self.directory / 'pgbouncer.pid'}\n"
@@ -181,10 +181,10 @@ class LocalPgBouncer:
         import socket
 
         with socket.socket() as probe:
-            return probe.connect_ex(("127.0.0.1", self.port)) == 0
+            return probe.connect_ex((self.host, self.port)) == 0
 
     def url(self, database: str = "postgres") -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+        return f"postgresql://postgres@{self.host}:{self.port}/{database}"
 
     def log(self) -> str:
         path = self.directory / "pgbouncer.log"
