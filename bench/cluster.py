@@ -255,8 +255,8 @@ async def analyze(topology: Topology) -> None:
 
 def fill(topology: Topology, visits: int) -> list[str]:
     """The account's history before measuring: `visits` visits through POST /visits/batch, spread over
-    visits/100 contacts as real traffic is (all on one contact, the planner reads a show off that
-    contact's visits). The contacts' uuids."""
+    visits/100 contacts as real traffic is (all on one contact, show slowed down after the creates:
+    docs/scaling.md). The contacts' uuids."""
     tenant = topology.tenant
     contacts = max(10, visits // 100)
     with httpx.Client(base_url=f"http://127.0.0.1:{topology.haproxy_two}{API_PREFIX}", headers=tenant.headers,
