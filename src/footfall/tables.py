@@ -84,11 +84,20 @@ contacts = Table(
     # Stored lower-cased, so one address is one contact per account; NULL for an anonymous
     # contact until it is claimed (NULLs never collide in the unique key).
     Column("email", String(255)),
-    # Kept in the transaction of every visit write, so a filtered list needs no count(*).
-    Column("visit_count", BigInteger, nullable=False, server_default="0"),
     Column("created_at", UTCDateTime, nullable=False),
     UniqueConstraint("account_id", "email", name="uq_contacts_account_email"),
     Index("ix_contacts_account_created", "account_id", "created_at", "id"),
+)
+
+# A contact's visit count, kept in the transaction of every visit write (a list by contact needs no
+# count(*)). A row of its own, not a column of the contact: every visit read joins the contact's row,
+# and a count kept there left a chain of old row versions that those reads walked (docs/scaling.md).
+# No row means 0.
+contact_visit_counts = Table(
+    "contact_visit_counts",
+    metadata,
+    Column("contact_id", BigIntPK, ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True),
+    Column("count", BigInteger, nullable=False),
 )
 
 # An account's visit count, spread over a few rows (slots) so concurrent creates rarely wait on one

@@ -1,6 +1,10 @@
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
+from sqlalchemy import String, bindparam, cast, literal_column, select
+
+from footfall.db import Statement
+from footfall.tables import contacts
 
 from tests.conftest import make_tenant
 from tests.visits.test_routes import create_visit
@@ -174,3 +178,25 @@ async def test_an_anonymous_contact_refuses_an_identifier_footfall_does_not_keep
     assert response.status_code == 422 and list(response.json()["errors"]) == ["contact_identifier_value"]
     empty = await client.post("/contacts/anonymous", data={"contact_identifier_value": ""}, headers=tenant.headers)
     assert empty.status_code == 201
+
+
+async def test_visit_writes_leave_the_contact_row_alone(client, app, tenant):
+    """The contact's count is kept off its row: every visit read joins that row, and old versions of
+    it, one a visit write, were what reads walked (docs/scaling.md). PostgreSQL shows a row's
+    version (xmin); SQLite keeps none to compare."""
+    database = app.state.database
+    if database.dialect != "postgresql":
+        pytest.skip("SQLite keeps no row version to compare; the PostgreSQL run checks it")
+    version = Statement(select(cast(literal_column("xmin"), String).label("version"))
+                        .where(contacts.c.uuid == bindparam("uuid", type_=contacts.c.uuid.type)), dialect="postgresql")
+
+    async def contact_version() -> str:
+        async with database.transaction(write=False) as tx:
+            return await tx.fetchval(version, {"uuid": UUID(tenant.contact_uuid)})
+
+    before = await contact_version()
+    for _ in range(3):
+        await create_visit(client, tenant)
+    shown = await client.get(f"/contacts/{tenant.contact_uuid}", headers=tenant.headers)
+    assert shown.json()["data"]["visit_count"] == 3
+    assert await contact_version() == before

@@ -7,7 +7,7 @@ from uuid import UUID
 from sqlalchemy import String, bindparam, delete, func, insert, select, update
 
 from footfall.db import ConstraintViolation, Statement, Tx, binds, paged, per_dialect, upsert
-from footfall.tables import accounts, contacts, visits
+from footfall.tables import accounts, contact_visit_counts, contacts, visits
 
 _c = contacts.c
 
@@ -35,8 +35,14 @@ def _visit_starts(aggregate) -> Any:
     return select(aggregate(_v.starts_at)).where(_v.contact_id == _c.id).scalar_subquery()
 
 
-_CONTACT = (_c.id, _c.uuid, _c.email, _c.visit_count, _visit_starts(func.min).label("first_visit_at"),
-            _visit_starts(func.max).label("last_visit_at"))
+def kept_visit_count(contact_id: Any) -> Any:
+    """The contact's kept visit count (contact_visit_counts; no row is 0)."""
+    counts = contact_visit_counts.c
+    return func.coalesce(select(counts.count).where(counts.contact_id == contact_id).scalar_subquery(), 0)
+
+
+_CONTACT = (_c.id, _c.uuid, _c.email, kept_visit_count(_c.id).label("visit_count"),
+            _visit_starts(func.min).label("first_visit_at"), _visit_starts(func.max).label("last_visit_at"))
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,10 @@ from sqlalchemy.schema import CreateTable
 
 from footfall.db import ConstraintViolation, Statement, Tx, binds, limit, paged, per_dialect, upsert
 from footfall.db.types import UTCDateTime
-from footfall.tables import account_visit_counts, accounts, contacts, shops, visit_tombstones, visits
+from footfall.contacts.repository import kept_visit_count
+from footfall.tables import (
+    account_visit_counts, accounts, contact_visit_counts, contacts, shops, visit_tombstones, visits,
+)
 from footfall.webhooks.repository import subscribed
 
 COUNT_SLOTS = 16  # rows an account's visit count is spread over
@@ -228,11 +231,13 @@ def _build(dialect: str) -> VisitStatements:
         slot=bindparam("counted_slot", type_=counts.slot.type),
         count=bindparam("added_visits", type_=counts.count.type),
     ).on_conflict_do_update(index_elements=["account_id", "slot"], set_={"count": counts.count + count_account.excluded.count})
-    count_contact = (
-        update(contacts)
-        .where(_c.id == bindparam("contact_id", type_=_c.id.type))
-        .values(visit_count=_c.visit_count + bindparam("added", type_=_c.visit_count.type))
-    )
+    contact_counts = contact_visit_counts.c
+    count_contact = upsert(dialect, contact_visit_counts)
+    count_contact = count_contact.values(
+        contact_id=bindparam("counted_contact", type_=contact_counts.contact_id.type),
+        count=bindparam("added", type_=contact_counts.count.type),
+    ).on_conflict_do_update(index_elements=["contact_id"],
+                            set_={"count": contact_counts.count + count_contact.excluded.count})
     if dialect == "postgresql":
         count_one = (statement(count_account.add_cte(count_contact.cte("counted_contact"))),)
         added = func.json_each_text(cast(bindparam("counts", type_=Text), JSON)).table_valued("key", "value")
@@ -240,11 +245,13 @@ def _build(dialect: str) -> VisitStatements:
         count_one = (statement(count_contact), statement(count_account))
         added = func.json_each(bindparam("counts", type_=Text)).table_valued("key", "value")
     added = added.alias("added")
-    count_contacts = (
-        update(contacts)
-        .where(_c.id == cast(added.c.key, BigInteger))
-        .values(visit_count=_c.visit_count + cast(added.c.value, BigInteger))
+    # `WHERE true`: SQLite reads an upsert's SELECT without a WHERE as ambiguous.
+    count_contacts = upsert(dialect, contact_visit_counts).from_select(
+        ["contact_id", "count"],
+        select(cast(added.c.key, BigInteger), cast(added.c.value, BigInteger)).where(true()),
     )
+    count_contacts = count_contacts.on_conflict_do_update(
+        index_elements=["contact_id"], set_={"count": contact_counts.count + count_contacts.excluded.count})
 
     shop_id = select(_s.id).where(_s.account_id == bindparam("account_id"), _s.uuid == bindparam("shop_uuid"))
     insert_visit = upsert(dialect, visits).values(
@@ -277,7 +284,8 @@ def _build(dialect: str) -> VisitStatements:
                          FirstPageRow),
         True: statement(
             first.where(account, _v.contact_id == select(filter_contact.c.id).where(*by_uuid).scalar_subquery())
-            .add_columns(select(filter_contact.c.visit_count).where(*by_uuid).scalar_subquery().label("total")),
+            .add_columns(kept_visit_count(select(filter_contact.c.id).where(*by_uuid).scalar_subquery())
+                         .label("total")),
             FirstPageRow,
         ),
     }
@@ -368,7 +376,7 @@ def _build(dialect: str) -> VisitStatements:
         count_account=statement(count_account),
         account_count=statement(_account_total()),
         contact_count=statement(
-            select(_c.id, _c.visit_count).where(_c.account_id == bindparam("account_id"),
+            select(_c.id, kept_visit_count(_c.id).label("visit_count")).where(_c.account_id == bindparam("account_id"),
                                                  _c.uuid == bindparam("contact_uuid")),
             ContactCount,
         ),
@@ -739,7 +747,7 @@ class VisitRepository:
         if len(per_contact) == 1:
             [(contact_id, added)] = per_contact.items()
             for statement in self.statements.count_one:
-                await self.tx.execute(statement, {**account, "contact_id": contact_id, "added": added})
+                await self.tx.execute(statement, {**account, "counted_contact": contact_id, "added": added})
             return
         # In contact id order: two writers lock the contacts they share in the same order.
         counts = json.dumps({str(contact_id): added for contact_id, added in sorted(per_contact.items())})
