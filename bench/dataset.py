@@ -28,8 +28,8 @@ async def make_account(database_url: str, contacts: int, shops: int) -> dict:
             contact_uuids = [uuid4() for _ in range(contacts)]
             shop_uuids = [uuid4() for _ in range(shops)]
             await tx.copy_records(
-                contacts_table, ("uuid", "account_id", "email", "created_at", "visit_count"),
-                [(uuid, account.id, f"c{n}@bench.example", now, 0) for n, uuid in enumerate(contact_uuids)],
+                contacts_table, ("uuid", "account_id", "email", "created_at"),
+                [(uuid, account.id, f"c{n}@bench.example", now) for n, uuid in enumerate(contact_uuids)],
             )
             await tx.copy_records(
                 shops_table, ("uuid", "account_id", "name", "type", "reference", "created_at"),
