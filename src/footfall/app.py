@@ -29,6 +29,7 @@ from footfall.kit.requestid import RequestIdMiddleware
 from footfall.kit.requestlog import RequestLogMiddleware
 from footfall.kit.ratelimit import InProcessLimiter, RateLimitMiddleware, RedisLimiter
 from footfall.kit.routing import BEARER_SCHEME
+from footfall.kit.time import pause
 from footfall.shops.routes import router as shops_router
 from footfall.stats.cache import StatsCache
 from footfall.stats.routes import router as stats_router
@@ -175,10 +176,7 @@ async def _housekeeping(database: Database, stop: asyncio.Event) -> None:
             await purge_expired(database)
         except Exception:
             logging.getLogger("footfall").warning("housekeeping: purging expired Idempotency-Keys failed", exc_info=True)
-        try:
-            await asyncio.wait_for(stop.wait(), HOUSEKEEPING_INTERVAL)
-        except TimeoutError:
-            pass
+        await pause(stop, HOUSEKEEPING_INTERVAL)
 
 
 async def _replay(_: Request, replay: Replay) -> Response:

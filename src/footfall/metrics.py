@@ -21,6 +21,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from footfall.db import Database, open_database
+from footfall.kit.time import pause
 from footfall.webhooks.service import Outbox, outbox
 
 DIRECTORY_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
@@ -120,10 +121,7 @@ async def sample_pool(metrics: Metrics, database: Database, stop: asyncio.Event)
         load = database.load()
         metrics.connections_in_use.set(load.in_use)
         metrics.connection_waiters.set(load.waiting)
-        try:
-            await asyncio.wait_for(stop.wait(), POOL_SAMPLE_SECONDS)
-        except TimeoutError:
-            pass
+        await pause(stop, POOL_SAMPLE_SECONDS)
 
 
 class _OutboxCollector:

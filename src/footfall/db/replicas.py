@@ -23,6 +23,7 @@ from footfall.db.postgres import PostgresDatabase
 from footfall.db.statement import Statement
 from footfall.db.tx import Tx
 from footfall.db.urls import hosts
+from footfall.kit.time import pause
 
 log = logging.getLogger("footfall.replicas")
 
@@ -176,10 +177,7 @@ class ReadRouting:
         """Checks the primary's position and each replica's, every CHECK_SECONDS, until stop is set."""
         while not stop.is_set():
             await self.check()
-            try:
-                await asyncio.wait_for(stop.wait(), CHECK_SECONDS)
-            except TimeoutError:
-                pass
+            await pause(stop, CHECK_SECONDS)
 
     async def check(self) -> None:
         try:

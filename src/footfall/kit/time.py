@@ -1,6 +1,7 @@
 """The clock (UTC) and time formats. Times in: ISO 8601 with any offset, none meaning UTC. Times out:
 UTC, whole seconds, "+00:00"."""
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -14,6 +15,14 @@ OUT_OF_RANGE = "Must be a date and time after 0001-01-01T00:00:00 and before the
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+async def pause(stop: asyncio.Event, seconds: float) -> None:
+    """Waits `seconds`, or less when `stop` is set meanwhile: a background loop's rest between rounds."""
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except TimeoutError:
+        pass
 
 
 def parse_iso8601(value: object) -> datetime:

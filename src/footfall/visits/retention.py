@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from footfall.accounts.repository import Account, AccountRepository
 from footfall.db import Database
-from footfall.kit.time import utcnow
+from footfall.kit.time import pause, utcnow
 from footfall.visits.repository import VisitRepository
 
 PURGE_BATCH = 1000  # visits a transaction: short, so requests never wait long behind a purge
@@ -49,7 +49,4 @@ async def keep_days(database: Database, days: int, stop: asyncio.Event) -> None:
                              before.isoformat())
         except Exception:
             log.warning("retention: the daily purge failed", exc_info=True)
-        try:
-            await asyncio.wait_for(stop.wait(), RETENTION_INTERVAL)
-        except TimeoutError:
-            pass
+        await pause(stop, RETENTION_INTERVAL)

@@ -21,7 +21,7 @@ from footfall import __version__, metrics
 from footfall.config import Settings
 from footfall.db import Database
 from footfall.kit import requestid
-from footfall.kit.time import utcnow
+from footfall.kit.time import pause, utcnow
 from footfall.webhooks.repository import ClaimedDelivery, DeliveryRepository
 from footfall.webhooks.signing import signature_headers
 from footfall.webhooks.urls import RefusedUrl, resolve_target
@@ -84,10 +84,7 @@ class DeliveryWorker:
                     failing_since = time.monotonic()
                 sent = 0
             if sent == 0:
-                try:
-                    await asyncio.wait_for(stop.wait(), self.settings.webhook_poll_interval)
-                except TimeoutError:
-                    pass
+                await pause(stop, self.settings.webhook_poll_interval)
 
     async def run_once(self) -> int:
         """Claims one batch of due deliveries, sends them side by side, records each; returns how many."""
