@@ -3,6 +3,7 @@ form (urlencoded or multipart) turned into the equivalent JSON object, so every 
 model whichever way it was sent. Plain ASGI middleware: a refused request costs no routing, parsing
 or database work."""
 
+import hashlib
 import json
 from urllib.parse import parse_qsl
 
@@ -62,6 +63,15 @@ def header(scope: Scope, name: bytes) -> bytes | None:
         if key == name:
             return value
     return None
+
+
+def caller_key(scope: Scope) -> str | None:
+    """The request's bearer token, hashed: the key of what is kept per caller (its rate limit, the
+    position of its last write for the replicas), never the token itself. None without one."""
+    authorization = header(scope, b"authorization")
+    if not authorization or authorization[:7].lower() != b"bearer ":
+        return None
+    return hashlib.sha256(authorization[7:].strip()).hexdigest()[:32]
 
 
 class RequestBodyMiddleware:

@@ -1,7 +1,6 @@
 """A rate limit per bearer token, before routing (plain ASGI middleware): a fixed one-minute window,
 counted in the process or in Redis."""
 
-import hashlib
 import logging
 import math
 import time
@@ -11,7 +10,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from footfall import metrics
 from footfall.errors import TooManyRequests, send_error
-from footfall.kit.body import header
+from footfall.kit.body import caller_key
 
 log = logging.getLogger("footfall")
 
@@ -72,15 +71,14 @@ class RateLimitMiddleware:
         self.limiter = limiter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        authorization = header(scope, b"authorization") if scope["type"] == "http" else None
-        if not authorization or not authorization[:7].lower() == b"bearer ":
+        key = caller_key(scope) if scope["type"] == "http" else None
+        if key is None:
             await self.app(scope, receive, send)
             return
         now = time.time()
         window = int(now // 60)
         window_end = (window + 1) * 60
         reset = max(1, math.ceil(window_end - now))
-        key = hashlib.sha256(authorization[7:].strip()).hexdigest()[:32]
         count = await self.limiter.hit(key, window)
         limit, remaining = str(self.limit).encode(), str(max(0, self.limit - count)).encode()
         headers = [

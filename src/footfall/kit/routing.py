@@ -1,7 +1,6 @@
 """The route class every API route uses: the caller's account, the request's transaction, and
 Idempotency-Key handling."""
 
-import hashlib
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -15,6 +14,7 @@ from footfall.accounts.repository import Account
 from footfall.db import Tx
 from footfall.errors import ReadOnlyToken, Unauthenticated
 from footfall.idempotency import service as idempotency
+from footfall.kit.body import caller_key
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -45,7 +45,7 @@ class ApiRoute(APIRoute):
             reads = request.app.state.reads
             try:
                 if reads is not None and not write:
-                    transaction = reads.read(_token_key(request))  # a replica that has the token's writes
+                    transaction = reads.read(caller_key(request.scope))  # a replica that has the token's writes
                 else:
                     transaction = request.app.state.database.transaction(write=write)
                 async with transaction as tx:
@@ -60,7 +60,7 @@ class ApiRoute(APIRoute):
                 raise
             await _release_claim(request)
             if reads is not None and write:
-                await reads.wrote(_token_key(request))  # committed: its reads wait for a replica that has it
+                await reads.wrote(caller_key(request.scope))  # committed: its reads wait for a replica that has it
             return response
 
         return route_handler
@@ -99,12 +99,6 @@ async def _authenticate(request: Request, write: bool) -> Account:
     if accounts.needs_touch(credential):
         await accounts.touch(database, request.app.state.token_cache, credential)
     return credential.account
-
-
-def _token_key(request: Request) -> str:
-    """The caller's token, hashed: whose writes a read must see."""
-    _, token = get_authorization_scheme_param(request.headers.get("authorization"))
-    return hashlib.sha256(token.encode()).hexdigest()[:32]
 
 
 async def _release_claim(request: Request) -> None:
