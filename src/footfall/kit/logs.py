@@ -20,7 +20,6 @@ import orjson
 
 from footfall.kit import requestid
 
-FORMATS = ("json", "text")
 # What every LogRecord has; anything else on a record came as `extra=` and is a field of the line.
 _RECORD_ATTRIBUTES = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 # uvicorn's copy of its message with terminal colours in it.
@@ -38,16 +37,16 @@ def _now(created: float) -> str:
     return datetime.fromtimestamp(created, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def line_of(created: float, level: str, logger: str, event: str) -> dict[str, Any]:
+def line_of(created: float, level: str, logger: str, event: str, request_id: str | None) -> dict[str, Any]:
     """What every line has: time (UTC), level, logger, event (the message), request_id (the request
     being served, or the one that caused a webhook delivery; null outside one)."""
-    return {"time": _now(created), "level": level, "logger": logger, "event": event,
-            "request_id": requestid.request_id()}
+    return {"time": _now(created), "level": level, "logger": logger, "event": event, "request_id": request_id}
 
 
 def fields(record: logging.LogRecord) -> dict[str, Any]:
     """A record's line: what every line has, then the fields given as `extra=`."""
-    line = line_of(record.created, record.levelname.lower(), record.name, record.getMessage())
+    line = line_of(record.created, record.levelname.lower(), record.name, record.getMessage(),
+                   requestid.request_id())
     for name, value in record.__dict__.items():
         if name not in _RECORD_ATTRIBUTES and name not in _LEFT_OUT:
             line[name] = value
@@ -119,8 +118,7 @@ class LineHandler(logging.StreamHandler):
         if not kept:
             return
         render = self.formatter.render_bytes  # type: ignore[union-attr]
-        data = b"".join(render({"time": _now(created), "level": "info", "logger": logger, "event": event,
-                                "request_id": request_id, **line_fields})
+        data = b"".join(render({**line_of(created, "info", logger, event, request_id), **line_fields})
                         for created, logger, event, request_id, line_fields in kept)
         with self.lock:
             self.flush()  # emit() leaves nothing in the stream, but a stream is a stream

@@ -3,8 +3,8 @@ duration, the caller's account (the request id comes with every line, see kit.lo
 a secret, a query string or a body. With metrics on, the same figures are counted."""
 
 import logging
-import time
 import re
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
