@@ -13,12 +13,13 @@ import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from sqlalchemy import Text, cast, func, select
 
+from footfall.db import UNAVAILABLE_ERRORS
 from footfall.db.postgres import PostgresDatabase
 from footfall.db.statement import Statement
 from footfall.db.tx import Tx
@@ -136,29 +137,24 @@ class ReadRouting:
         primary. A replica that cannot be reached is left out at once, and the primary serves."""
         try:
             written = await self.positions.position(key)
-        except Exception:  # Redis: the primary is always right
-            written = -1
-        replica = self._choose(written)
-        if replica is not None:
-            lease = replica.database.transaction(write=False)
-            try:
-                tx = await lease.__aenter__()
-            except (OSError, asyncio.TimeoutError) as error:
-                self._down(replica, error)
-            else:
+        except Exception:  # Redis: without the token's position, only the primary surely has its writes
+            replica = None
+        else:
+            replica = self._choose(written)
+        async with AsyncExitStack() as stack:
+            tx = None
+            if replica is not None:
                 try:
-                    yield tx
-                except BaseException as error:
-                    await lease.__aexit__(type(error), error, error.__traceback__)
-                    raise
-                await lease.__aexit__(None, None, None)
-                return
-        async with self.primary.transaction(write=False) as tx:
+                    tx = await stack.enter_async_context(replica.database.transaction(write=False))
+                except UNAVAILABLE_ERRORS as error:
+                    self._down(replica, error)
+            if tx is None:
+                tx = await stack.enter_async_context(self.primary.transaction(write=False))
             yield tx
 
     def _choose(self, written: int | None) -> Replica | None:
         ready = [r for r in self.replicas if r.state == "ok" and (written is None or
-                 (written >= 0 and r.replayed is not None and r.replayed >= written))]
+                 (r.replayed is not None and r.replayed >= written))]
         if not ready:
             return None
         self.turn += 1
