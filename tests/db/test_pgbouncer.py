@@ -11,14 +11,14 @@ import httpx
 import pytest
 
 from footfall.app import API_PREFIX
-from footfall.testing.postgres import LocalCluster, LocalPgBouncer, server_bin, server_user_exists
+from footfall.testing.postgres import NEEDS, LocalCluster, LocalPgBouncer, can_make_servers
 from footfall.testing.serving import running_server
 from footfall.testing.tenants import make_tenant_at
 
-pytestmark = pytest.mark.skipif(
-    server_bin() is None or not server_user_exists() or shutil.which("pgbouncer") is None,
-    reason="PgBouncer (Debian's pgbouncer; .ci/run installs it) and PostgreSQL's server programs are needed",
-)
+pytestmark = [
+    pytest.mark.skipif(not can_make_servers(), reason=NEEDS),
+    pytest.mark.skipif(shutil.which("pgbouncer") is None, reason="PgBouncer is needed (Debian's pgbouncer; .ci/run installs it)"),
+]
 BEHIND_PGBOUNCER = {"FOOTFALL_DATABASE_STATEMENT_CACHE_SIZE": "0", "FOOTFALL_RATE_LIMIT": "0",
                     "FOOTFALL_WEBHOOK_ALLOW_PRIVATE_URLS": "1", "FOOTFALL_WEBHOOK_POLL_INTERVAL": "0.1"}
 

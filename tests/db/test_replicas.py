@@ -14,14 +14,11 @@ import httpx
 import pytest
 
 from footfall.app import API_PREFIX
-from footfall.testing.postgres import LocalCluster, server_bin, server_user_exists
+from footfall.testing.postgres import NEEDS, LocalCluster, can_make_servers
 from footfall.testing.serving import footfall_json, running_server
 from footfall.testing.tenants import Tenant, make_tenant_at
 
-pytestmark = pytest.mark.skipif(
-    server_bin() is None or not server_user_exists(),
-    reason="PostgreSQL's server programs (initdb, pg_ctl; Debian's postgresql package) and its postgres user are needed",
-)
+pytestmark = pytest.mark.skipif(not can_make_servers(), reason=NEEDS)
 REDIS_URL = os.environ.get("FOOTFALL_TEST_REDIS_URL")
 
 

@@ -139,7 +139,13 @@ class LocalCluster:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def server_user_exists() -> bool:
+NEEDS = "PostgreSQL's server programs (initdb, pg_ctl; Debian's postgresql package) and its postgres user are needed"
+
+
+def can_make_servers() -> bool:
+    """Whether LocalCluster can run here: the server programs, and the user to run them as when root."""
+    if server_bin() is None:
+        return False
     try:
         pwd.getpwnam("postgres")
         return True
