@@ -2,6 +2,7 @@
 with the server's own tools (initdb, pg_basebackup, pg_ctl), for the replica and failover tests and
 bench/cluster.py. The server refuses to run as root, so as root they run as the `postgres` user."""
 
+import asyncio
 import os
 import pwd
 import shutil
@@ -127,7 +128,7 @@ class LocalCluster:
                 streaming = await connection.fetchval("SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'")
                 if streaming >= len(self.standbys):
                     return
-                time.sleep(0.1)
+                await asyncio.sleep(0.1)
         finally:
             await connection.close()
         raise TimeoutError("the standbys do not stream")
