@@ -86,8 +86,13 @@ def cpu_seconds(pids: list[int]) -> dict[int, float]:
     """Each process's user and system CPU so far, its threads included."""
     seconds = {}
     for pid in pids:
+        # A backend may end between being listed and being read; it is left out of this reading.
+        try:
+            tasks = list(Path(f"/proc/{pid}/task").iterdir())
+        except OSError:
+            continue
         total = 0.0
-        for task in Path(f"/proc/{pid}/task").glob("*"):
+        for task in tasks:
             try:
                 fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
