@@ -131,10 +131,32 @@ async def _stored(api: httpx.AsyncClient) -> dict[str, int]:
         page += 1
 
 
-async def _client(n: int, visits: int, server: Server, tenant: Tenant, report: Report, deadline: float) -> None:
-    async with httpx.AsyncClient(base_url=f"{server.base_url}{API_PREFIX}", headers=tenant.headers, timeout=10) as client:
+def external_id(n: int, v: int) -> str:
+    """Client n's visit v: unique, so the tally can tell a lost visit from a duplicated one."""
+    return f"crash-{n}-{v}"
+
+
+def external_ids(clients: int, visits: int) -> set[str]:
+    """Every visit the clients send."""
+    return {external_id(n, v) for n in range(clients) for v in range(visits)}
+
+
+async def _delivered(receiver: Receiver, path: str, expected: set[str], deadline: float) -> set[str]:
+    """The external_ids of the events `path` has received, once every expected one is in or the deadline
+    passes: the worker delivers what is left, including what a killed worker had in flight."""
+    received: set[str] = set()
+    while time.monotonic() < deadline:
+        received = {json.loads(r.body)["data"]["external_id"] for r in receiver.on(path)}
+        if expected <= received:
+            break
+        await asyncio.sleep(0.25)
+    return received
+
+
+async def _client(n: int, visits: int, base_url: str, tenant: Tenant, report: Report, deadline: float) -> None:
+    async with httpx.AsyncClient(base_url=f"{base_url}{API_PREFIX}", headers=tenant.headers, timeout=10) as client:
         for v in range(visits):
-            body = {"contact_uuid": tenant.contact_uuid, "shop_uuid": tenant.shop_uuid, "external_id": f"crash-{n}-{v}"}
+            body = {"contact_uuid": tenant.contact_uuid, "shop_uuid": tenant.shop_uuid, "external_id": external_id(n, v)}
             key = str(uuid4())
             first = True
             while time.monotonic() < deadline:
@@ -177,7 +199,7 @@ async def run_crash(
                 )
                 subscribed.raise_for_status()
             writers = asyncio.gather(
-                *(_client(n, visits, server, tenant, report, deadline) for n in range(clients))
+                *(_client(n, visits, server.base_url, tenant, report, deadline) for n in range(clients))
             )
             while not writers.done() and report.kills < kills:
                 await asyncio.sleep(rng.uniform(0.2, 1.5))
@@ -189,14 +211,8 @@ async def run_crash(
                 server.start()
                 await server.wait_ready(deadline)
             await writers
-            expected = {f"crash-{n}-{v}" for n in range(clients) for v in range(visits)}
-            # The server's worker delivers what is left, including what a killed worker had in flight.
-            received: set[str] = set()
-            while time.monotonic() < deadline:
-                received = {json.loads(r.body)["data"]["external_id"] for r in receiver.on("/crash")}
-                if expected <= received:
-                    break
-                await asyncio.sleep(0.25)
+            expected = external_ids(clients, visits)
+            received = await _delivered(receiver, "/crash", expected, deadline)
             async with httpx.AsyncClient(base_url=f"{server.base_url}{API_PREFIX}", headers=tenant.headers) as api:
                 stored = await _stored(api)
         finally:
