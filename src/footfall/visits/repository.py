@@ -749,7 +749,7 @@ class VisitRepository:
             for statement in self.statements.count_one:
                 await self.tx.execute(statement, {**account, "counted_contact": contact_id, "added": added})
             return
-        # In contact id order: two writers lock the contacts they share in the same order.
+        # In contact id order: two writers lock the count rows of the contacts they share in the same order.
         counts = json.dumps({str(contact_id): added for contact_id, added in sorted(per_contact.items())})
         await self.tx.execute(self.statements.count_contacts, {"counts": counts})
         await self.tx.execute(self.statements.count_account, account)

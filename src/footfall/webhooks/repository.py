@@ -168,7 +168,7 @@ def _build(dialect: str) -> WebhookStatements:
         erase_from_events=statement(erase_from_events, bulk=True),
         erase_from_deliveries=statement(erase_from_deliveries, bulk=True),
         # Every account's: what an operator watches (footfall status, the metrics scrape). The WHERE
-        # lets the due index skip the delivered rows, which the delivery log is mostly made of.
+        # lets the due index skip the succeeded rows, which the delivery log is mostly made of.
         outbox_status=statement(
             select(
                 func.count().filter(_d.state == "pending").label("pending"),
