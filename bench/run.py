@@ -13,8 +13,8 @@ the cheapest response models, no database) is measured the same way, and each en
 second are given as a ratio to its floor. Then it measures a batch of 1,000 new visits and an export
 of the whole account read by one client (NDJSON and CSV), show's throughput with the default request
 log lines against logging off and against metrics on (servers side by side, measured in turns), and,
-with --purge, a purge beside the requests. Every server writes its log lines to a file. Loopback only; every wrk run is bounded by --duration; the
-whole run stops by itself.
+with --purge, a purge beside the requests. Every server writes its log lines to a file. Loopback only;
+every wrk run is bounded by --duration; the whole run stops by itself.
 """
 
 import argparse
