@@ -198,3 +198,17 @@ async def test_a_delete_repeated_with_its_idempotency_key_answers_the_first_answ
     assert first.status_code == again.status_code == 200 and again.json() == first.json()
     assert again.headers.get("idempotent-replayed") == "true"
     assert (await client.delete(f"/visits/{visit['uuid']}", headers=tenant.headers)).status_code == 404
+
+
+@pytest.mark.parametrize("position", ["99999999999999999999:0", f"{2**63}:0", f"0:{2**63}", f"{2**63 - 1}:{2**64}"])
+async def test_a_cursor_past_any_position_is_refused_as_a_cursor(client, tenant, position):
+    cursor = base64.urlsafe_b64encode(f"{tenant.account_uuid}:{position}".encode()).decode().rstrip("=")
+    response = await client.get("/visits/changes", params={"cursor": cursor}, headers=tenant.headers)
+    assert response.status_code == 422 and response.json()["code"] == 1003
+    assert list(response.json()["errors"]) == ["cursor"]
+
+
+async def test_the_last_position_there_can_be_is_a_cursor(client, tenant):
+    cursor = base64.urlsafe_b64encode(f"{tenant.account_uuid}:{2**63 - 1}:{2**63 - 1}".encode()).decode()
+    response = await client.get("/visits/changes", params={"cursor": cursor}, headers=tenant.headers)
+    assert response.status_code == 200 and response.json()["data"] == []

@@ -219,6 +219,9 @@ async def changes(tx: Tx, account: Account, cursor: str | None, limit: int) -> t
     return rows, write_cursor(account.uuid, after)
 
 
+_MAX_BIGINT = 2**63 - 1
+
+
 def write_cursor(account_uuid: UUID, after: tuple[int, int]) -> str:
     text = f"{account_uuid}:{after[0]}:{after[1]}"
     return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
@@ -233,7 +236,8 @@ def read_cursor(cursor: str | None, account_uuid: UUID) -> tuple[int, int]:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         owner, xid, seq = text.split(":")
         position = (int(xid), int(seq))
-        if UUID(owner) != account_uuid or min(position) < 0:
+        # A position is two BIGINTs: one past them is no position this account was given.
+        if UUID(owner) != account_uuid or min(position) < 0 or max(position) > _MAX_BIGINT:
             raise ValueError
     except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
         raise InvalidInput({"cursor": ["Not a cursor this account was given; start again without one."]}) from None
