@@ -93,7 +93,7 @@ async def test_a_repeat_while_the_first_runs_is_409_until_its_lock_lapses(app, c
     path = "/api/v3/oauth/clients/visits"
     async with app.state.database.transaction(write=False) as tx:
         account = await get_account(tx, UUID(tenant.account_uuid))
-    print_ = idempotency.fingerprint("POST", path, json.dumps(body).encode())
+    print_ = idempotency.fingerprint("POST", path, b"", json.dumps(body).encode())
     monkeypatch.setattr(app.state.settings, "idempotency_lock_seconds", 0.5)
     running = await idempotency.claim(app.state.database, app.state.settings, account, "k-4", print_)
     headers = {**tenant.headers, "Idempotency-Key": "k-4"}
@@ -155,3 +155,21 @@ async def test_a_replay_emits_no_second_webhook_event(app, client, tenant):
         await worker.close()
         assert len(receiver.wait_for("/once", 1)) == 1
         assert len(await deliveries(client, tenant, subscription)) == 1
+
+
+async def test_a_key_is_bound_to_the_query_too(client, tenant):
+    contact = (await client.post("/contacts", json={"email": "query@key.sea"}, headers=tenant.headers)).json()["data"]
+    headers = {**tenant.headers, "Idempotency-Key": "k-query"}
+    first = await client.delete(f"/contacts/{contact['uuid']}", params={"type": "DEFAULT"}, headers=headers)
+    assert first.status_code == 200
+    other_query = await client.delete(f"/contacts/{contact['uuid']}", params={"type": "GDPR"}, headers=headers)
+    assert other_query.status_code == 422 and other_query.json()["code"] == 91201
+    assert "idempotent-replayed" not in other_query.headers
+    # The same query, its parameters in another order or spelt alike, is the same request.
+    for query in ("type=DEFAULT", "type=DEFAULT&", "type=%44EFAULT"):
+        again = await client.delete(f"/contacts/{contact['uuid']}?{query}", headers=headers)
+        assert again.status_code == 200 and again.headers["idempotent-replayed"] == "true", query
+    visit = {"contact_uuid": tenant.contact_uuid, "shop_uuid": tenant.shop_uuid}
+    keyed = {**tenant.headers, "Idempotency-Key": "k-query-2"}
+    assert (await client.post("/visits?a=1&b=2", json=visit, headers=keyed)).status_code == 201
+    assert (await client.post("/visits?b=2&a=1", json=visit, headers=keyed)).headers["idempotent-replayed"] == "true"

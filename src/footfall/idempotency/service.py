@@ -10,6 +10,7 @@ be used again.
 
 import hashlib
 import json
+from urllib.parse import parse_qsl, urlencode
 from dataclasses import dataclass
 from datetime import timedelta
 from uuid import UUID, uuid4
@@ -49,13 +50,18 @@ def parse_key(value: str) -> str:
     return key
 
 
-def fingerprint(method: str, path: str, body: bytes) -> str:
-    """The same request gives the same fingerprint, however its JSON is spaced or ordered."""
+def fingerprint(method: str, path: str, query: bytes, body: bytes) -> str:
+    """The same request gives the same fingerprint, however its JSON is spaced or ordered and its
+    query's parameters ordered; any other difference (method, path, a query value, the body) gives
+    another."""
     try:
         canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
     except (ValueError, RecursionError):
         canonical = body
-    return hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + canonical).hexdigest()
+    target = path.encode()
+    if query:  # none: the fingerprint of a key stored before the query counted
+        target += b"?" + urlencode(sorted(parse_qsl(query.decode("latin-1"), keep_blank_values=True, encoding="latin-1"))).encode()
+    return hashlib.sha256(method.encode() + b" " + target + b"\n" + canonical).hexdigest()
 
 
 async def claim(

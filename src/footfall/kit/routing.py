@@ -121,7 +121,8 @@ async def _idempotency_key(
 ) -> None:
     if key is None:
         return
-    print_ = idempotency.fingerprint(request.method, request.url.path, await request.body())
+    print_ = idempotency.fingerprint(request.method, request.url.path, request.scope["query_string"],
+                                     await request.body())
     request.state.idempotency_claim = await idempotency.claim(
         request.app.state.database, request.app.state.settings, request.state.caller.account,
         idempotency.parse_key(key), print_,
