@@ -21,7 +21,7 @@ from footfall.accounts.repository import AccountRepository, TokenRepository
 from footfall.app import PING
 from footfall.contacts import repository as contacts_
 from footfall.contacts.repository import ContactRepository
-from footfall.db import Statement, Tx, migrate, open_database
+from footfall.db import Statement, Tx, migrate, open_database, per_dialect
 from footfall.idempotency import repository as idempotency
 from footfall.idempotency.repository import IdempotencyRepository
 from footfall.shops import repository as shops_
@@ -30,6 +30,12 @@ from footfall.visits import repository as visits_
 from footfall.visits.repository import DuplicateExternalId, VisitRepository
 from footfall.webhooks import repository as webhooks
 from footfall.webhooks.repository import DeliveryRepository, OutboxRepository, SubscriptionRepository
+from footfall.tables import webhook_events
+from sqlalchemy import bindparam, select
+
+# What the scenario reads back that no repository reads: an event's stored body.
+EVENT_BODY = per_dialect(lambda dialect: Statement(
+    select(webhook_events.c.body).where(webhook_events.c.uuid == bindparam("uuid")), dialect=dialect))
 
 POSTGRES_URL = os.environ.get("FOOTFALL_TEST_DATABASE_URL")
 T0 = datetime(2024, 5, 1, 20, 0, 0, tzinfo=UTC)
@@ -244,11 +250,24 @@ async def scenario(database, ran: set[Statement]) -> list[tuple[str, Any]]:
                                  "starts_at": at(n), "ends_at": None, "created_at": at(n), "updated_at": at(n)})
         t.note("contact's visits deleted", sorted(
             visit.external_id for visit in await visits.delete_contact_visits(account.id, doomed.id, at(110))))
+        t.note("contact held", await contacts.share([doomed.id, contact.id, doomed.id]))
+        t.note("contact locked", await contacts.lock(doomed.id))
         t.note("contact deleted", await contacts.delete(doomed.id))
         t.note("contact deleted again", await contacts.delete(doomed.id))
-        await outbox.erase(account.id, "n")
-        await keys_.insert(account.id, "erase", {**owned, "response_body": '{"email":"c1@parity.sea"}'})
-        await keys_.forget_answers_with(account.id, "c1@parity.sea")
+        t.note("gone contact held", await contacts.share([doomed.id]))
+        t.note("gone contact locked", await contacts.lock(doomed.id))
+        owner = f'"uuid":"{uuid("contact-0")}"'
+        holders = ['"uuid":"another"', owner]  # the second event is the contact's
+        await outbox.add_events(
+            [{"uuid": uuid(f"owned-{n}"), "account_id": account.id, "type": "visit_created",
+              "body": '{"contact":{' + holder + ',"email":"c1@parity.sea"},"source":"c1@parity.sea"}',
+              "created_at": at(60),
+              "request_id": None} for n, holder in enumerate(holders)], [])
+        await outbox.erase(account.id, owner, '"email":"c1@parity.sea"', "c1@parity.sea")
+        t.note("erased events", [(await tx.fetchval(EVENT_BODY[tx.dialect], {"uuid": uuid(f"owned-{n}")}))
+                                 for n in range(2)])
+        await keys_.insert(account.id, "erase", {**owned, "response_body": '{"data":{' + owner + '}}'})
+        await keys_.forget_answers_with(account.id, owner)
         t.note("answer forgotten", await keys_.get(account.id, "erase"))
         t.note("ping", await tx.fetchval(PING[tx.dialect]))
 

@@ -1,3 +1,5 @@
+import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -6,7 +8,7 @@ from uuid import UUID
 
 from sqlalchemy import String, bindparam, delete, func, insert, select, update
 
-from footfall.db import ConstraintViolation, Statement, Tx, binds, paged, per_dialect, upsert
+from footfall.db import ConstraintViolation, Statement, Tx, binds, listed_ids, paged, per_dialect, upsert
 from footfall.tables import accounts, contact_visit_counts, contacts, visits
 
 _c = contacts.c
@@ -57,6 +59,8 @@ class ContactStatements:
     count: Statement
     page: Statement[Contact]
     keys: Statement[ContactKey]
+    lock: Statement
+    share: Statement
 
 
 def _build(dialect: str) -> ContactStatements:
@@ -91,6 +95,14 @@ def _build(dialect: str) -> ContactStatements:
             Contact,
         ),
         keys=statement(select(_c.uuid, _c.id, _c.email).where(account), ContactKey),
+        # A contact's delete and every write for the contact serialize on its row (PostgreSQL; SQLite
+        # has one writer): the delete locks it FOR UPDATE first, the writes FOR KEY SHARE (which
+        # writes do not block one another on) before they touch its visits, in id order.
+        lock=statement(select(_c.id).where(_c.id == bindparam("contact_id", type_=_c.id.type)).with_for_update()),
+        share=statement(
+            select(_c.id).where(_c.id.in_(listed_ids(dialect, "contact_ids"))).order_by(_c.id)
+            .with_for_update(key_share=True, read=True)
+        ),
     )
 
 
@@ -123,6 +135,16 @@ class ContactRepository:
     async def delete(self, contact_id: int) -> bool:
         """False when the contact was gone already (a concurrent delete won)."""
         return await self.tx.fetchrow(self.statements.delete, {"contact_id": contact_id}) is not None
+
+    async def lock(self, contact_id: int) -> bool:
+        """Locks the contact against every write for it until the transaction ends (see share);
+        False when it is gone."""
+        return await self.tx.fetchval(self.statements.lock, {"contact_id": contact_id}) is not None
+
+    async def share(self, contact_ids: Iterable[int]) -> set[int]:
+        """Holds the contacts against a delete until the transaction ends; the ids of those still there."""
+        ids = json.dumps(sorted(set(contact_ids)))
+        return {row.id for row in await self.tx.fetch(self.statements.share, {"contact_ids": ids})}
 
     async def account_uuid_of(self, uuid: UUID) -> UUID | None:
         """The uuid of the account that has this contact (for the admin commands, which name none)."""

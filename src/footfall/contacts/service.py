@@ -7,7 +7,6 @@ from footfall.db import Tx
 from footfall.errors import ContactNotFound, InvalidInput
 from footfall.idempotency.repository import IdempotencyRepository
 from footfall.kit.pagination import PageParams
-from footfall.kit.rendering import php_json_encode
 from footfall.kit.time import utcnow
 from footfall.visits.repository import VisitRepository
 from footfall.visits.schemas import tombstone_fields
@@ -56,20 +55,24 @@ async def claim(tx: Tx, account: Account, uuid: UUID, email: str) -> Contact:
 
 async def delete(tx: Tx, account: Account, uuid: UUID, *, gdpr: bool) -> None:
     """Deletes the contact and its visits (tombstones in the changes feed; visit_deleted and
-    contact_deleted go out). With gdpr, the email is also cut out of everything the account keeps:
-    stored event bodies (so pending deliveries go out without it), the delivery log, and stored
-    Idempotency-Key answers (dropped: a repeat runs afresh); contact_deleted then carries no email."""
+    contact_deleted go out). With gdpr, the email is also cut out of everything the account keeps
+    of this contact (erase); contact_deleted then carries no email."""
     contact = await get(tx, account, uuid)
+    repository = ContactRepository(tx)
+    # Every write for the contact that started first commits before this goes on (and is deleted
+    # with its tombstone and event); every one after finds the contact gone (404).
+    if not await repository.lock(contact.id):
+        raise ContactNotFound()
     now = utcnow()
     deleted = await VisitRepository(tx).delete_contact_visits(account.id, contact.id, now)
-    if not await ContactRepository(tx).delete(contact.id):
+    if not await repository.delete(contact.id):
         raise ContactNotFound()
     subscription_ids = await webhooks.subscribers(tx, account.id, "visit_deleted")
     if subscription_ids:
         await webhooks.emit_to(tx, account.id, "visit_deleted", subscription_ids,
                                [tombstone_fields(visit.uuid, visit.external_id, now) for visit in deleted])
     if gdpr and contact.email is not None:
-        await erase(tx, account, contact.email)
+        await erase(tx, account, contact)
     await webhooks.emit(tx, account.id, "contact_deleted",
                         {"uuid": contact.uuid, "email": None if gdpr else contact.email, "deleted_at": now})
 
@@ -82,12 +85,18 @@ async def account_of(tx: Tx, uuid: UUID) -> UUID:
     return account_uuid
 
 
-async def erase(tx: Tx, account: Account, email: str) -> None:
-    """Cuts the email out of what the account keeps besides its contacts and visits, in each form
-    it is stored: as sent (answers, delivery logs) and as PHP's json_encode writes it (event bodies)."""
-    for text in dict.fromkeys((email, php_json_encode(email)[1:-1])):
-        await webhooks.erase(tx, account.id, text)
-        await IdempotencyRepository(tx).forget_answers_with(account.id, text)
+async def erase(tx: Tx, account: Account, contact: Contact) -> None:
+    """Cuts the contact's email out of what the account keeps besides its contacts and visits: its
+    events (the email field set to null, the email cut out of any other field) and their delivery
+    log, and the stored Idempotency-Key answers that show the contact (dropped: a repeat runs afresh).
+
+    Each is found by the contact it belongs to, never by the email's text (which other emails can
+    contain): stored JSON shows the contact as an object whose "uuid" is its uuid, and `"uuid":"<its
+    uuid>"` matches that alone (a uuid is one contact's; inside another string the quotes would be
+    escaped; a longer key such as "contact_uuid" leaves no quote before `uuid`)."""
+    owner = f'"uuid":"{contact.uuid}"'
+    await webhooks.erase(tx, account.id, owner, contact.email)
+    await IdempotencyRepository(tx).forget_answers_with(account.id, owner)
 
 
 async def get(tx: Tx, account: Account, uuid: UUID) -> Contact:

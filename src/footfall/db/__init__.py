@@ -7,7 +7,7 @@ import asyncpg
 from sqlalchemy.exc import SQLAlchemyError
 
 from footfall.db.migrate import migrate
-from footfall.db.statement import Statement, StatementError, binds, contains, limit, paged, per_dialect, upsert
+from footfall.db.statement import Statement, StatementError, binds, contains, limit, listed_ids, paged, per_dialect, upsert
 from footfall.db.tx import ConstraintViolation, Database, Tx
 from footfall.db.urls import backend, sqlite_path
 
@@ -22,7 +22,7 @@ UNAVAILABLE_ERRORS = (
     asyncpg.exceptions.TargetServerAttributeNotMatched,
 )
 
-__all__ = ["DATABASE_ERRORS", "UNAVAILABLE_ERRORS", "ConstraintViolation", "Database", "Statement", "StatementError", "Tx", "binds", "contains", "limit", "paged", "per_dialect", "upsert", "migrate", "open_database"]
+__all__ = ["DATABASE_ERRORS", "UNAVAILABLE_ERRORS", "ConstraintViolation", "Database", "Statement", "StatementError", "Tx", "binds", "contains", "limit", "listed_ids", "paged", "per_dialect", "upsert", "migrate", "open_database"]
 
 
 def open_database(url: str, *, pool_size: int = 20) -> Database:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, NamedTuple, TypeVar
 
-from sqlalchemy import Boolean, Integer, String, Uuid, bindparam, func
+from sqlalchemy import JSON, BigInteger, Boolean, Integer, String, Text, Uuid, bindparam, cast, func, select
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.dialects.sqlite.pysqlite import dialect as pysqlite_dialect
 from sqlalchemy.sql import ClauseElement
@@ -161,6 +161,17 @@ def contains(dialect: str, text: Any, needle: Any) -> Any:
     """text holds needle, compared exactly (LIKE would read % and _ in the needle as patterns)."""
     position = func.strpos if dialect == "postgresql" else func.instr
     return position(text, needle) > 0
+
+
+def listed_ids(dialect: str, name: str) -> Any:
+    """The integers of the JSON array given as parameter `name`, as a subquery for IN: one statement
+    for a list of any length (a post-compile IN is not what a Statement can run)."""
+    array = bindparam(name, type_=Text)
+    if dialect == "postgresql":
+        values = func.json_array_elements_text(cast(array, JSON)).table_valued("value")
+    else:
+        values = func.json_each(array).table_valued("value")
+    return select(cast(values.c.value, BigInteger)).scalar_subquery()
 
 
 def limit(query: Any) -> Any:

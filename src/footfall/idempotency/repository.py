@@ -106,7 +106,7 @@ class IdempotencyRepository:
         await self.tx.execute(self.statements.release, {"key_id": id, "token": token})
 
     async def forget_answers_with(self, account_id: int, text: str) -> None:
-        """Drops the account's stored answers that hold the text: a repeat then runs afresh."""
+        """Drops the account's stored answers that hold the text exactly: a repeat then runs afresh."""
         await self.tx.execute(self.statements.forget_answers_with, {"account_id": account_id, "text": text})
 
     async def purge_expired(self, now: datetime) -> None:

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from footfall.accounts.repository import Account
 from footfall.contacts.repository import ContactKey, ContactRepository
 from footfall.db import Database
-from footfall.errors import FootfallError
+from footfall.errors import ContactNotFound, FootfallError
 from footfall.kit.time import utcnow
 from footfall.shops.repository import ShopRepository
 from footfall.visits import service
@@ -122,6 +122,7 @@ async def import_visits(
     one_writer = subscribed or database.dialect == "sqlite"
     by_id = {contact.id: contact for contact in contacts.values()}
     batch: list[dict[str, Any]] = []
+    numbers: list[int] = []  # the line of each row of the batch
     # Batches being written while the next is parsed. On PostgreSQL two at once, so the database
     # works on one while it waits for the other; one on SQLite, which has one writer, and one when
     # anyone subscribes to visit_created, so the events keep the file's order.
@@ -139,6 +140,7 @@ async def import_visits(
             batch.append(service.new_visit(
                 account.id, data, contact and contact.id, shops.get(data.shop_uuid), data.created_at or utcnow()
             ))
+            numbers.append(number)
         except (ValidationError, FootfallError, ValueError) as error:
             summary.failed += 1
             on_error(number, _reason(error))
@@ -146,13 +148,13 @@ async def import_visits(
         if len(batch) >= BATCH_SIZE:
             if len(writing) >= writers:
                 await writing.popleft()
-            writing.append(asyncio.create_task(_write(database, account, batch, by_id, summary)))
-            batch = []
+            writing.append(asyncio.create_task(_write(database, account, batch, numbers, by_id, summary, on_error)))
+            batch, numbers = [], []
             on_batch()
     while writing:
         await writing.popleft()
     if batch:
-        await _write(database, account, batch, by_id, summary)
+        await _write(database, account, batch, numbers, by_id, summary, on_error)
         on_batch()
     if summary.imported:
         # Fresh planner statistics: a plan made from the table's size before the load can be
@@ -164,26 +166,32 @@ async def import_visits(
 
 
 async def _write(
-    database: Database, account: Account, batch, by_id: dict[int, ContactKey], summary: Summary
+    database: Database, account: Account, batch, numbers: list[int], by_id: dict[int, ContactKey], summary: Summary,
+    on_error: Callable[[int, str], None],
 ) -> None:
     """One batch in one transaction: the visits, their counts and their webhook events. Two batches
     written at once can deadlock on external_ids repeated across them in crossed order; PostgreSQL
     then rolls one back, and it is written again."""
     for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
         try:
-            return await _write_once(database, account, batch, by_id, summary)
+            return await _write_once(database, account, batch, numbers, by_id, summary, on_error)
         except asyncpg.DeadlockDetectedError:
             if attempt == DEADLOCK_ATTEMPTS:
                 raise
 
 
 async def _write_once(
-    database: Database, account: Account, batch, by_id: dict[int, ContactKey], summary: Summary
+    database: Database, account: Account, batch, numbers: list[int], by_id: dict[int, ContactKey], summary: Summary,
+    on_error: Callable[[int, str], None],
 ) -> None:
     async with database.transaction(write=True) as tx:
+        # Held against a concurrent delete; a row whose contact was deleted since the import began fails.
+        held = await ContactRepository(tx).share(row["contact_id"] for row in batch)
+        gone = [number for number, row in zip(numbers, batch) if row["contact_id"] not in held]
+        batch = [row for row in batch if row["contact_id"] in held]
         repository = VisitRepository(tx)
         subscription_ids = await webhooks.subscribers(tx, account.id, "visit_created")
-        inserted = await repository.insert_many(batch, full=bool(subscription_ids))
+        inserted = await repository.insert_many(batch, full=bool(subscription_ids)) if batch else []
         if inserted:
             per_contact = Counter(row.contact_id for row in inserted)
             await repository.add_to_counts(account.id, dict(per_contact), slot=uuid4().int)
@@ -192,5 +200,8 @@ async def _write_once(
                     visit_fields(VisitRow.of(row, by_id[row.contact_id].uuid, by_id[row.contact_id].email))
                     for row in inserted
                 ])
+    for number in gone:
+        on_error(number, _reason(ContactNotFound()))
+    summary.failed += len(gone)
     summary.imported += len(inserted)
     summary.skipped += len(batch) - len(inserted)

@@ -35,7 +35,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.schema import CreateTable
 
-from footfall.db import ConstraintViolation, Statement, Tx, binds, limit, paged, per_dialect, upsert
+from footfall.db import ConstraintViolation, Statement, Tx, binds, limit, listed_ids, paged, per_dialect, upsert
 from footfall.db.types import UTCDateTime
 from footfall.contacts.repository import kept_visit_count
 from footfall.tables import (
@@ -190,6 +190,7 @@ class VisitStatements:
     first_pages: dict[bool, Statement[FirstPageRow]]  # by contact
     touch_contact_visits: Statement
     delete_contact_visits: Statement[DeletedVisit]
+    purge_contacts: Statement
     purge_batch: Statement[DeletedVisit]
     delete: Statement[DeletedVisit]
     insert_tombstone: Statement
@@ -239,7 +240,19 @@ def _build(dialect: str) -> VisitStatements:
     ).on_conflict_do_update(index_elements=["contact_id"],
                             set_={"count": contact_counts.count + count_contact.excluded.count})
     if dialect == "postgresql":
-        count_one = (statement(count_account.add_cte(count_contact.cte("counted_contact"))),)
+        # The account's row is written from the contact's RETURNING, so the contact's row is locked
+        # first, as every other writer of counts locks them (a WITH's statements otherwise run in
+        # no set order, and a create deadlocked with a batch that held its contact's row).
+        counted = count_contact.returning(contact_counts.contact_id).cte("counted_contact")
+        account_after_contact = upsert(dialect, account_visit_counts).from_select(
+            ["account_id", "slot", "count"],
+            select(bindparam("counted_account", type_=counts.account_id.type),
+                   bindparam("counted_slot", type_=counts.slot.type),
+                   bindparam("added_visits", type_=counts.count.type)).select_from(counted),
+        )
+        account_after_contact = account_after_contact.on_conflict_do_update(
+            index_elements=["account_id", "slot"], set_={"count": counts.count + account_after_contact.excluded.count})
+        count_one = (statement(account_after_contact.add_cte(counted)),)
         added = func.json_each_text(cast(bindparam("counts", type_=Text), JSON)).table_valued("key", "value")
     else:
         count_one = (statement(count_contact), statement(count_account))
@@ -298,6 +311,14 @@ def _build(dialect: str) -> VisitStatements:
     )
     create_import_rows = CreateTable(import_rows, if_not_exists=True)
 
+    # Found on ix_visits_account_created.
+    oldest = (
+        select(_v.id)
+        .where(account, _v.created_at < bindparam("before", type_=_v.created_at.type))
+        .order_by(_v.created_at, _v.id)
+        .limit(bindparam("limit", type_=Integer))
+    )
+
     # The feed: visits and tombstones after the cursor, each read along its own index, merged.
     # PostgreSQL reads only changes below the oldest transaction still running: one that commits
     # late has a lower change_xid, and would otherwise land behind a cursor already handed out.
@@ -341,13 +362,15 @@ def _build(dialect: str) -> VisitStatements:
                 _c.email,
                 shop_id.scalar_subquery().label("shop_id"),
                 subscribed(account_id, "visit_created").label("notify"),
-            ).where(_c.account_id == bindparam("account_id"), _c.uuid == bindparam("contact_uuid")),
+            ).where(_c.account_id == bindparam("account_id"), _c.uuid == bindparam("contact_uuid"))
+            .with_for_update(of=contacts, key_share=True, read=True),  # held against a delete: ContactRepository.share
             ContactAndShop,
         ),
         get=statement(_visit_rows.where(account, _v.uuid == bindparam("uuid")), VisitRow),
         get_to_update=statement(
             _visit_rows.add_columns(subscribed(account_id, "visit_updated").label("notify"))
-            .where(account, _v.uuid == bindparam("uuid")),
+            .where(account, _v.uuid == bindparam("uuid"))
+            .with_for_update(of=contacts, key_share=True, read=True),  # as contact_and_shop
             VisitToUpdate,
         ),
         get_by_external_id=statement(
@@ -394,15 +417,19 @@ def _build(dialect: str) -> VisitStatements:
             DeletedVisit,
             bulk=True,
         ),
-        # The oldest `limit` visits created before a time, found on ix_visits_account_created.
+        # The contacts of the oldest `limit` visits created before a time, held against a delete as
+        # every write for a contact is (ContactRepository.share); then those of their visits deleted.
+        purge_contacts=statement(
+            select(_c.id)
+            .where(_c.id.in_(oldest.with_only_columns(_v.contact_id).scalar_subquery()))
+            .order_by(_c.id)
+            .with_for_update(of=contacts, key_share=True, read=True),
+            bulk=True,
+        ),
         purge_batch=statement(
             delete(visits)
             .where(_v.id.in_(
-                select(_v.id)
-                .where(account, _v.created_at < bindparam("before", type_=_v.created_at.type))
-                .order_by(_v.created_at, _v.id)
-                .limit(bindparam("limit", type_=Integer))
-                .scalar_subquery()
+                oldest.where(_v.contact_id.in_(listed_ids(dialect, "contact_ids"))).scalar_subquery()
             ))
             .returning(*_DELETED),
             DeletedVisit,
@@ -672,7 +699,8 @@ class VisitRepository:
             self.statements.get_by_external_id, {"account_id": account_id, "external_id": external_id}
         )
 
-    async def update(self, visit_id: int, values: dict[str, Any], updated_at: datetime) -> Visit:
+    async def update(self, visit_id: int, values: dict[str, Any], updated_at: datetime) -> Visit | None:
+        """The visit updated; None when it is gone (a concurrent delete won)."""
         params: dict[str, Any] = {"visit_id": visit_id, "updated_at": updated_at}
         for name in UPDATABLE:
             params[f"set_{name}"] = name in values
@@ -707,9 +735,14 @@ class VisitRepository:
 
     async def purge_batch(self, account_id: int, before: datetime, limit: int, deleted_at: datetime) -> int:
         """Deletes up to `limit` of the account's oldest visits created before `before`, as delete()
-        deletes one; the number deleted."""
-        purged = await self.tx.fetch(self.statements.purge_batch,
-                                     {"account_id": account_id, "before": before, "limit": limit})
+        deletes one; the number deleted. Fewer than `limit` does not mean none are left: a visit
+        whose contact was deleted meanwhile gives its place to one that waits for the next batch."""
+        window = {"account_id": account_id, "before": before, "limit": limit}
+        held = await self.tx.fetch(self.statements.purge_contacts, window)
+        if not held:
+            return 0
+        contact_ids = json.dumps([row.id for row in held])
+        purged = await self.tx.fetch(self.statements.purge_batch, {**window, "contact_ids": contact_ids})
         await self._bury(account_id, purged, deleted_at)
         return len(purged)
 

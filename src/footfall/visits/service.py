@@ -138,11 +138,15 @@ async def create_batch(tx: Tx, account: Account, items: Sequence[Any]) -> list[B
         contact, _ = await contacts_service.create(tx, account, ContactCreate(email=email))
         by_email[email] = ContactKey(contact.uuid, contact.id, contact.email)
     shops = await ShopRepository(tx).uuid_map(account.id)
+    chosen = {index: contacts.get(data.contact_uuid) if data.contact_uuid else by_email[data.contact_email]
+              for index, data in parsed.items()}
+    # Held against a concurrent delete of any of them; one deleted since it was read is not found.
+    held = await ContactRepository(tx).share(contact.id for contact in chosen.values() if contact)
 
     now = utcnow()
     rows, placed = [], {}  # placed: a row's uuid -> (item index, its contact)
     for index, data in parsed.items():
-        contact = contacts.get(data.contact_uuid) if data.contact_uuid else by_email[data.contact_email]
+        contact = chosen[index] if chosen[index] and chosen[index].id in held else None
         try:
             row = new_visit(account.id, data, contact and contact.id, shops.get(data.shop_uuid), now)
         except FootfallError as error:
@@ -192,6 +196,8 @@ async def update(tx: Tx, account: Account, uuid: UUID, data: VisitUpdate) -> Vis
         updated = await repository.update(found.id, changes, utcnow())
     except DuplicateExternalId:
         raise ExternalIdConflict() from None
+    if updated is None:  # deleted since it was read
+        raise VisitNotFound()
     if changes.get("starts_at", found.starts_at) != found.starts_at:
         await repository.reshaped(account.id)
     visit = VisitRow.of(updated, found.contact_uuid, found.contact_email)

@@ -148,20 +148,23 @@ def _build(dialect: str) -> WebhookStatements:
     )
     token = bindparam("token", type_=_d.lease_token.type)
 
-    # Erasure: the text cut out wherever the account's outbox and delivery log keep it.
-    text = bindparam("text", type_=_e.body.type)
-    account_subscriptions = select(_w.id).where(account)
+    # Erasure: the events that hold a contact (its object's `uuid` as the JSON text given as
+    # `owner`): their email field set to null and the email cut out of any other field of theirs (a
+    # source that holds it); what receivers answered to their deliveries dropped.
+    owner = bindparam("owner", type_=_e.body.type)
+    owned_events = select(_e.id).where(_e.account_id == bindparam("account_id"), contains(dialect, _e.body, owner))
     erase_from_events = (
         update(webhook_events)
-        .where(_e.account_id == bindparam("account_id"), contains(dialect, _e.body, text))
-        .values(body=func.replace(_e.body, text, ""))
+        .where(_e.id.in_(owned_events.scalar_subquery()))
+        .values(body=func.replace(
+            func.replace(_e.body, bindparam("email_field", type_=_e.body.type), '"email":null'),
+            bindparam("email_text", type_=_e.body.type), "",
+        ))
     )
     erase_from_deliveries = (
         update(webhook_deliveries)
-        .where(_d.subscription_id.in_(account_subscriptions.scalar_subquery()),
-               contains(dialect, _d.last_response_body, text) | contains(dialect, _d.last_error, text))
-        .values(last_response_body=func.replace(_d.last_response_body, text, ""),
-                last_error=func.replace(_d.last_error, text, ""))
+        .where(_d.event_id.in_(owned_events.scalar_subquery()), _d.last_response_body.is_not(None))
+        .values(last_response_body=None)
     )
 
     return WebhookStatements(
@@ -341,12 +344,14 @@ class OutboxRepository:
         self.tx = tx
         self.statements = STATEMENTS[tx.dialect]
 
-    async def erase(self, account_id: int, text: str) -> None:
-        """Cuts the text out of the account's stored event bodies (pending deliveries send what is
-        left) and out of its delivery log (what receivers answered)."""
-        params = {"account_id": account_id, "text": text}
-        await self.tx.execute(self.statements.erase_from_events, params)
-        await self.tx.execute(self.statements.erase_from_deliveries, params)
+    async def erase(self, account_id: int, owner: str, email_field: str, email_text: str) -> None:
+        """In the account's events that hold `owner` (see contacts.service.erase), `email_field` becomes
+        `"email":null` and `email_text` is cut out of what is left (pending deliveries send that); what
+        receivers answered to their deliveries is dropped whole (a logged answer is cut at 4 KiB,
+        maybe inside the email)."""
+        await self.tx.execute(self.statements.erase_from_deliveries, {"account_id": account_id, "owner": owner})
+        await self.tx.execute(self.statements.erase_from_events, {
+            "account_id": account_id, "owner": owner, "email_field": email_field, "email_text": email_text})
 
     async def active_subscription_ids(self, account_id: int, event_type: str) -> list[int]:
         rows = await self.tx.fetch(self.statements.active_ids, {"account_id": account_id, "event_type": event_type})

@@ -88,9 +88,11 @@ async def delete(tx: Tx, account: Account, uuid: UUID) -> None:
     await SubscriptionRepository(tx).delete((await get(tx, account, uuid)).id)
 
 
-async def erase(tx: Tx, account_id: int, text: str) -> None:
-    """The text cut out of the account's stored events and delivery log (see OutboxRepository.erase)."""
-    await OutboxRepository(tx).erase(account_id, text)
+async def erase(tx: Tx, account_id: int, owner: str, email: str) -> None:
+    """A contact's email cut out of its stored events, in PHP's encoding as they keep it, and their
+    delivery log (see OutboxRepository.erase)."""
+    encoded = php_json_encode(email)
+    await OutboxRepository(tx).erase(account_id, owner, f'"email":{encoded}', encoded[1:-1])
 
 
 async def subscribers(tx: Tx, account_id: int, event_type: str) -> Sequence[int]:
