@@ -11,6 +11,7 @@ import asyncio
 import logging
 import logging.config
 import os
+import re
 import sys
 import time
 from datetime import UTC, datetime
@@ -43,13 +44,30 @@ def line_of(created: float, level: str, logger: str, event: str, request_id: str
     return {"time": _now(created), "level": level, "logger": logger, "event": event, "request_id": request_id}
 
 
+# A URL's userinfo, query string and fragment: where webhook receivers keep their secrets
+# (`?api_key=`, `user:pass@`), and httpx's own line names each request's full URL. Scheme, host and
+# path stay; the query runs to the next whitespace, so no quote in it lets a part through.
+_URL = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^/?#\s]*)([^?#\s]*)(?:[?#]\S*)?")
+
+
+def _without_secrets(match: re.Match[str]) -> str:
+    scheme, authority, path = match.groups()
+    return scheme + authority.rpartition("@")[2] + path
+
+
+def redact(text: str) -> str:
+    """The text with every URL in it cut to scheme, host and path."""
+    return _URL.sub(_without_secrets, text) if "://" in text else text
+
+
 def fields(record: logging.LogRecord) -> dict[str, Any]:
-    """A record's line: what every line has, then the fields given as `extra=`."""
-    line = line_of(record.created, record.levelname.lower(), record.name, record.getMessage(),
+    """A record's line: what every line has, then the fields given as `extra=`; a URL in the event
+    or in a field keeps no userinfo, query or fragment (`redact`), whichever library logged it."""
+    line = line_of(record.created, record.levelname.lower(), record.name, redact(record.getMessage()),
                    requestid.request_id())
     for name, value in record.__dict__.items():
         if name not in _RECORD_ATTRIBUTES and name not in _LEFT_OUT:
-            line[name] = value
+            line[name] = redact(value) if isinstance(value, str) else value
     return line
 
 
@@ -57,7 +75,7 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line = fields(record)
         if record.exc_info:
-            line["exception"] = self.formatException(record.exc_info)
+            line["exception"] = redact(self.formatException(record.exc_info))
         return self.render(line)
 
     def render(self, line: dict[str, Any]) -> str:
@@ -73,7 +91,7 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         text = self.render(fields(record))
         if record.exc_info:
-            text += "\n" + self.formatException(record.exc_info)
+            text += "\n" + redact(self.formatException(record.exc_info))
         return text
 
     def render(self, line: dict[str, Any]) -> str:
@@ -138,7 +156,8 @@ class LineHandler(logging.StreamHandler):
 
 def info(logger: logging.Logger, event: str, line_fields: dict[str, Any]) -> None:
     """logger.info(event, extra=line_fields): the same line, by the short way when the handler is ours
-    (in a `footfall` process; not where something else configured logging, as in the tests)."""
+    (in a `footfall` process; not where something else configured logging, as in the tests). The
+    short way skips `redact`: its one caller, the request line, names a route template, never a URL."""
     handler = LineHandler.current
     if handler is None:
         logger.info(event, extra=line_fields)

@@ -123,10 +123,24 @@ class DeliveryWorker:
         })
 
     async def _send(self, row: ClaimedDelivery) -> Outcome:
+        """The attempt's outcome; never raises. Whatever keeps a delivery from being sent (a URL or
+        secret stored by an older version, a body the client refuses) is a failed attempt with its
+        error, retried on schedule like any other, so it neither stays pending unseen nor stops the
+        batch's other deliveries."""
         try:
-            target = await resolve_target(row.url, allow_private=self.settings.webhook_allow_private_urls)
+            return await self._post(row)
         except RefusedUrl as error:
             return Outcome(error=f"refused: {error}")
+        except (TimeoutError, httpx.TimeoutException):
+            return Outcome(error=f"timeout after {self.settings.webhook_timeout:g} s")
+        except Exception as error:
+            # Kept as text either database takes: at most 1000 characters, no NUL and no lone
+            # surrogate (PostgreSQL refuses both).
+            text = f"{type(error).__name__}: {error}"[:1000].replace("\x00", "")
+            return Outcome(error=text.encode("utf-8", "backslashreplace").decode("utf-8"))
+
+    async def _post(self, row: ClaimedDelivery) -> Outcome:
+        target = await resolve_target(row.url, allow_private=self.settings.webhook_allow_private_urls)
         body = row.body.encode()
         headers = {
             "content-type": "application/json",
@@ -138,24 +152,19 @@ class DeliveryWorker:
         if target.host_header:
             headers["host"] = target.host_header
         extensions = {"sni_hostname": target.server_name} if target.server_name else {}
-        try:
-            async with asyncio.timeout(self.settings.webhook_timeout):
-                async with self.client.stream("POST", target.url, content=body, headers=headers,
-                                              extensions=extensions) as response:
-                    kept = bytearray()
-                    async for chunk in response.aiter_raw():
-                        kept += chunk
-                        if len(kept) >= RESPONSE_BODY_LIMIT:
-                            break
-                    return Outcome(
-                        status_code=response.status_code,
-                        body=bytes(kept[:RESPONSE_BODY_LIMIT]).decode("utf-8", "replace").replace("\x00", ""),
-                        retry_after=parse_retry_after(response.headers.get("retry-after"), utcnow()),
-                    )
-        except (TimeoutError, httpx.TimeoutException):
-            return Outcome(error=f"timeout after {self.settings.webhook_timeout:g} s")
-        except httpx.HTTPError as error:
-            return Outcome(error=f"{type(error).__name__}: {error}"[:1000])
+        async with asyncio.timeout(self.settings.webhook_timeout):
+            async with self.client.stream("POST", target.url, content=body, headers=headers,
+                                          extensions=extensions) as response:
+                kept = bytearray()
+                async for chunk in response.aiter_raw():
+                    kept += chunk
+                    if len(kept) >= RESPONSE_BODY_LIMIT:
+                        break
+                return Outcome(
+                    status_code=response.status_code,
+                    body=bytes(kept[:RESPONSE_BODY_LIMIT]).decode("utf-8", "replace").replace("\x00", ""),
+                    retry_after=parse_retry_after(response.headers.get("retry-after"), utcnow()),
+                )
 
     async def _record(self, row: ClaimedDelivery, token: UUID, outcome: Outcome) -> str | None:
         """Writes the attempt's outcome: succeeded, retrying or failed (for good); None when the lease
