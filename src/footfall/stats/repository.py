@@ -10,6 +10,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Integer,
+    Numeric,
     String,
     Text,
     Uuid,
@@ -17,19 +18,21 @@ from sqlalchemy import (
     case,
     cast,
     extract,
+    false,
     func,
     literal_column,
     null,
     select,
+    true,
     tuple_,
     union_all,
 )
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 
-from footfall.db import Statement, Tx, per_dialect
+from footfall.db import Statement, Tx, limit, per_dialect
 from footfall.db.types import UTCDateTime, sqlite_text
 from footfall.tables import accounts, contacts, shops, visit_tombstones, visits
-from footfall.visits.repository import Change, VisitFilter, VisitRepository, below_horizon, filtered_where
+from footfall.visits.repository import VisitFilter, below_horizon, filtered_where
 
 _v, _s = visits.c, shops.c
 _earlier = visits.alias("earlier")
@@ -62,6 +65,19 @@ class EarliestStarts(NamedTuple):
     first_unchanged: datetime | None
 
 
+class StatsChange(NamedTuple):
+    """A change after a feed position: a visit as it is now, or a tombstone."""
+
+    change_xid: int
+    change_seq: int
+    contact_uuid: Any
+    starts_at: datetime | None
+    deleted: bool
+    # Older than every transaction still running (always, on SQLite): nothing can commit behind it,
+    # so a position may move past it. A newer change is seen all the same, and seen again next time.
+    settled: bool
+
+
 class StartsSpan(NamedTuple):
     first: datetime | None
     last: datetime | None
@@ -81,10 +97,12 @@ def _width_bucket(dialect: str, moment: Any) -> Any:
 
 def _median_seconds(dialect: str, duration: Any) -> Any:
     if dialect == "postgresql":
-        middle = func.percentile_cont(literal_column("0.5")).within_group(duration)
+        # As numeric: PostgreSQL rounds a double's half to even, SQLite (and numeric) away from zero.
+        middle = cast(func.percentile_cont(literal_column("0.5")).within_group(duration), Numeric)
     else:
         middle = func.footfall_median(duration)
-    return cast(func.round(middle), Integer)
+    # BIGINT: a visit may last from the year 1 to the year 9999, far past INTEGER's 68 years.
+    return cast(func.round(middle), BigInteger)
 
 
 def _duration_seconds(dialect: str) -> Any:
@@ -151,6 +169,40 @@ def counts_statement(dialect: str, shape: tuple, group_by: str | None) -> Statem
 
 
 @functools.cache
+def groups_statement(dialect: str, shape: tuple, group_by: str) -> Statement:
+    """How many groups the period's visits that pass the filters fall in (a missing source is one),
+    counting no further than `limit`."""
+    group = {"shop": _v.shop_id, "source": _v.source}[group_by]
+    found = limit(select(group).where(*_where(shape)).distinct()).subquery("found")
+    return Statement(select(func.count().label("groups")).select_from(found), dialect=dialect, bulk=True)
+
+
+def _build_bound_statements(dialect: str) -> dict[str, Statement]:
+    """How many groups an account's visits can fall in at most, counting to about `limit`: its
+    shops, or its distinct sources and one for none, read by skipping along
+    ix_visits_account_source_created, one probe a source, however many visits each has."""
+    account_id = bindparam("account_id", type_=accounts.c.id.type)
+    shop_count = select(func.count().label("groups")).select_from(
+        limit(select(_s.id).where(_s.account_id == account_id)).subquery("some"))
+
+    def source_after(*where: Any) -> Any:
+        return (select(_v.source).where(_v.account_id == account_id, *where)
+                .order_by(_v.source).limit(1).scalar_subquery())
+
+    # Row n holds the account's n-th source in order, or null past the last one.
+    sources = select(source_after(_v.source.is_not(None)).label("source"),
+                     cast(literal_column("1"), Integer).label("n")).cte("sources", recursive=True)
+    sources = sources.union_all(
+        select(source_after(_v.source > sources.c.source), sources.c.n + 1)
+        .where(sources.c.source.is_not(None), sources.c.n < bindparam("limit", type_=Integer)))
+    source_count = select((func.count(sources.c.source) + 1).label("groups"))
+    return {"shop": Statement(shop_count, dialect=dialect), "source": Statement(source_count, dialect=dialect)}
+
+
+BOUND_STATEMENTS = per_dialect(_build_bound_statements)
+
+
+@functools.cache
 def span_statement(dialect: str, shape: tuple) -> Statement[StartsSpan]:
     """The first and last start among the visits that pass the filters."""
     return Statement(
@@ -179,7 +231,32 @@ def _build_cache_statements(dialect: str) -> dict[str, Statement]:
     unchanged = tuple_(_earlier.c.change_xid, _earlier.c.change_seq) <= tuple_(
         bindparam("at_xid", type_=BigInteger), bindparam("at_seq", type_=BigInteger))
 
+    # Every change this transaction sees after a position, not only those the feed shows: a write
+    # that has committed counts at once, even while an older transaction (of any database on the
+    # server) holds the feed's horizon back.
+    def after_position(table) -> list[Any]:
+        columns = table.c
+        return [columns.account_id == account_id, tuple_(columns.change_xid, columns.change_seq) > tuple_(
+            bindparam("after_xid", type_=BigInteger), bindparam("after_seq", type_=BigInteger))]
+
+    def settled(table) -> Any:
+        return (below_horizon(dialect, table) or [true()])[0].label("settled")
+
+    live = limit(
+        select(_v.change_xid, _v.change_seq, contacts.c.uuid.label("contact_uuid"), _v.starts_at,
+               false().label("deleted"), settled(visits))
+        .select_from(visits.join(contacts, contacts.c.id == _v.contact_id))
+        .where(*after_position(visits)).order_by(_v.change_xid, _v.change_seq)).subquery("live")
+    _t = visit_tombstones.c
+    dead = limit(
+        select(_t.change_xid, _t.change_seq, cast(null(), Uuid).label("contact_uuid"),
+               cast(null(), UTCDateTime).label("starts_at"), true().label("deleted"), settled(visit_tombstones))
+        .where(*after_position(visit_tombstones)).order_by(_t.change_xid, _t.change_seq)).subquery("dead")
+    merged = union_all(select(*live.c), select(*dead.c)).subquery("changes")
+
     return {
+        "changes": Statement(limit(select(*merged.c).order_by(merged.c.change_xid, merged.c.change_seq)),
+                             StatsChange, dialect=dialect),
         "epoch": Statement(select(accounts.c.visit_epoch).where(accounts.c.id == account_id), dialect=dialect),
         "feed_head": Statement(
             select(both.c.change_xid, both.c.change_seq)
@@ -216,6 +293,21 @@ class StatsRepository:
                   "boundaries": json.dumps([_boundary_text(dialect, moment) for moment in boundaries])}
         return await self.tx.fetch(counts_statement(dialect, filters.shape(), group_by), params)
 
+    async def group_count(self, account_id: int, filters: VisitFilter, group_by: str, start: datetime,
+                          end: datetime, most: int) -> int:
+        """The number of groups with visits from start to end that pass the filters: exact up to
+        `most`, and more than `most` past it (counting stops there)."""
+        return int(await self.tx.fetchval(groups_statement(self.tx.dialect, filters.shape(), group_by),
+                                          {"account_id": account_id, **filters.params(), "period_start": start,
+                                           "period_end": end, "limit": most + 1}))
+
+    async def groups_at_most(self, account_id: int, group_by: str, most: int) -> int:
+        """At least as many as the groups any of the account's visits fall in, read without
+        reading visits (its shops, or its sources and one for none), when that is at most `most`;
+        more than `most` otherwise (counting stops there)."""
+        return int(await self.tx.fetchval(BOUND_STATEMENTS[self.tx.dialect][group_by],
+                                          {"account_id": account_id, "limit": most + 1}))
+
     async def starts_span(self, account_id: int, filters: VisitFilter) -> StartsSpan:
         return await self.tx.fetchrow(span_statement(self.tx.dialect, filters.shape()),
                                       {"account_id": account_id, **filters.params()})
@@ -228,8 +320,10 @@ class StatsRepository:
         row = await self.tx.fetchrow(CACHE_STATEMENTS[self.tx.dialect]["feed_head"], {"account_id": account_id})
         return (row.change_xid, row.change_seq) if row else (0, 0)
 
-    async def changes(self, account_id: int, after: tuple[int, int], limit: int) -> list[Change]:
-        return await VisitRepository(self.tx).changes(account_id, after, limit)
+    async def changes(self, account_id: int, after: tuple[int, int], limit: int) -> list[StatsChange]:
+        """Up to `limit` changes after the position `after` that this transaction sees, oldest first."""
+        return await self.tx.fetch(CACHE_STATEMENTS[self.tx.dialect]["changes"], {
+            "account_id": account_id, "after_xid": after[0], "after_seq": after[1], "limit": limit})
 
     async def earliest_starts(self, account_id: int, contact_uuids: list[Any],
                               position: tuple[int, int]) -> list[EarliestStarts]:

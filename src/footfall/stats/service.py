@@ -3,8 +3,8 @@ counted by the database, and buckets without visits filled in with zeros so a ch
 
 import bisect
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from datetime import MAXYEAR, UTC, date, datetime, time, timedelta
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from footfall.accounts.repository import Account
@@ -17,6 +17,9 @@ from footfall.visits.repository import VisitFilter
 INTERVALS = ("hour", "day", "week", "month")
 GROUPS = ("shop", "source")  # what a bucket may be split by
 MAX_BUCKETS = 2200  # a year by day is 366, 90 days by hour 2,160
+# Items in one answer, a bucket per group: a year by day for 54 shops, about 4 MB of JSON. Checked
+# before anything is counted, since the zeros of buckets without visits fill the answer too.
+MAX_ITEMS = 20_000
 
 
 @dataclass(frozen=True)
@@ -55,29 +58,93 @@ def _next(start: datetime, interval: str, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, time(), tzinfo=zone)
 
 
-def boundaries(first: datetime, last: datetime, interval: str, zone: ZoneInfo) -> list[datetime]:
-    """From the start of the bucket holding `first` to the end of the bucket holding `last`."""
-    edges = [_floor(first, interval, zone)]
+def _written(edge: datetime) -> datetime:
+    """The edge, once it is a time an answer can write and a statement can take: in the years 1 to
+    9999 on the zone's wall clock (it is made there) and in UTC (OverflowError otherwise)."""
+    edge.astimezone(UTC)
+    return edge
+
+
+def _before_time(field: str, interval: str, zone: ZoneInfo) -> InvalidInput:
+    return InvalidInput({field: [
+        f"The first bucket (one {interval} in {zone.key}) would begin before the year 1, in UTC or in the "
+        "time zone, where no time can be written; begin the period later."]})
+
+
+def _after_time(field: str, interval: str, zone: ZoneInfo) -> InvalidInput:
+    return InvalidInput({field: [
+        f"The last bucket (one {interval} in {zone.key}) would end after the year 9999, in UTC or in the "
+        "time zone, where no time can be written; end the period earlier."]})
+
+
+def _first_edge(first: datetime, interval: str, zone: ZoneInfo, fields: tuple[str, str]) -> datetime:
+    try:
+        return _written(_floor(first, interval, zone))
+    except (OverflowError, ValueError):  # what datetime and date raise past the years 1 to 9999
+        # A moment of the year 9999 (in UTC) is past it on the zone's clock; one of the year 1, before it.
+        if first.astimezone(UTC).year == MAXYEAR:
+            raise _after_time(fields[1], interval, zone) from None
+        raise _before_time(fields[0], interval, zone) from None
+
+
+def boundaries(first: datetime, last: datetime, interval: str, zone: ZoneInfo,
+               fields: tuple[str, str] = ("starts_at[gte]", "starts_at[lt]")) -> list[datetime]:
+    """From the start of the bucket holding `first` to the end of the bucket holding `last`; 1003 on
+    `fields` (the parameters that set the period's start and end) where a bucket would begin or end
+    outside the years 1 to 9999."""
+    edges = [_first_edge(first, interval, zone, fields)]
     while edges[-1] <= last:
-        edges.append(_next(edges[-1], interval, zone))
+        try:
+            edges.append(_written(_next(edges[-1], interval, zone)))
+        except (OverflowError, ValueError):
+            raise _after_time(fields[1], interval, zone) from None
         if len(edges) > MAX_BUCKETS + 1:
             raise InvalidInput({"interval": [f"The period holds more than {MAX_BUCKETS} buckets of one {interval}; "
                                               "narrow starts_at or choose a longer interval."]})
     return edges
 
 
-def _period(filters: VisitFilter) -> tuple[datetime | None, datetime | None, bool]:
-    """The starts_at range the filters give: (from, to, whether `to` is included)."""
+class _Period(NamedTuple):
+    """The starts_at range the filters give, and the parameters (as sent) that give each end."""
+
+    start: datetime | None
+    end: datetime | None
+    end_included: bool
+    fields: tuple[str, str]
+
+
+def _period(filters: VisitFilter) -> _Period:
     start = end = None
     end_included = False
+    start_field, end_field = "starts_at[gte]", "starts_at[lt]"
     for column, op, bound in filters.ranges:
         if column != "starts_at":
             continue
         if op in ("gte", "gt"):
-            start = bound if start is None else max(start, bound)
+            if start is None or bound >= start:
+                start, start_field = bound, f"starts_at[{op}]"
         elif end is None or bound < end or (bound == end and op == "lt"):
-            end, end_included = bound, op == "lte"
-    return start, end, end_included
+            end, end_included, end_field = bound, op == "lte", f"starts_at[{op}]"
+    return _Period(start, end, end_included, (start_field, end_field))
+
+
+async def _bound_groups(repository: StatsRepository, account_id: int, filters: VisitFilter, group_by: str,
+                        edges: list[datetime], interval: str) -> None:
+    """1003 on group_by, before anything is counted, when the answer would hold more than MAX_ITEMS
+    items. The cheap bounds go first: a filter that leaves one group, then the account's shops or
+    sources; only past those are the period's groups counted."""
+    buckets = len(edges) - 1
+    most = MAX_ITEMS // buckets  # at least 1: MAX_BUCKETS is below MAX_ITEMS
+    if {"shop": filters.shop_uuid, "source": filters.source}[group_by] is not None or filters.external_id is not None:
+        return
+    if await repository.groups_at_most(account_id, group_by, most) <= most:
+        return
+    if await repository.group_count(account_id, filters, group_by, edges[0], edges[-1], most) <= most:
+        return
+    raise InvalidInput({"group_by": [
+        f"The answer would hold more than {MAX_ITEMS} items, a bucket per {group_by}: {buckets} buckets of one "
+        f"{interval} for more than {most} {group_by}s. Narrow starts_at, choose a longer interval, or filter by "
+        f"{'shop_uuid' if group_by == 'shop' else 'source'}."]})
 
 
 async def visit_stats(tx: Tx, account: Account, filters: VisitFilter, interval: str, group_by: str | None,
@@ -85,7 +152,7 @@ async def visit_stats(tx: Tx, account: Account, filters: VisitFilter, interval: 
     """The stats of the period the starts_at filters give, or, where they leave it open, from the
     first to the last visit that passes the filters; None when that leaves no period."""
     repository = StatsRepository(tx)
-    start, end, end_included = _period(filters)
+    start, end, end_included, fields = _period(filters)
     if start is None or end is None:
         span = await repository.starts_span(account.id, filters)
         if span.first is None:
@@ -96,9 +163,11 @@ async def visit_stats(tx: Tx, account: Account, filters: VisitFilter, interval: 
             if end is None:
                 end, end_included = span.last, True
     if end < start:
-        return Stats([_floor(start, interval, zone)], [], {})
+        return Stats([_first_edge(start, interval, zone, fields)], [], {})
     # The last edge is past `end` (or at it, when `end` itself is left out).
-    edges = boundaries(start, end if end_included else end - timedelta(microseconds=1), interval, zone)
+    edges = boundaries(start, end if end_included else end - timedelta(microseconds=1), interval, zone, fields)
+    if group_by is not None:
+        await _bound_groups(repository, account.id, filters, group_by, edges, interval)
     counted = await _counted(repository, account.id, filters, group_by, edges, cache, (interval, zone.key))
     counts = {(number, group): row for number, span in enumerate(zip(edges, edges[1:]), start=1)
               for group, row in counted[span].items()}
@@ -142,7 +211,7 @@ async def _counted(repository: StatsRepository, account_id: int, filters: VisitF
     changes = [] if entry is None or entry.epoch != epoch else \
         await repository.changes(account_id, entry.position, MAX_CHANGES + 1)
     if entry is None or entry.epoch != epoch or len(changes) > MAX_CHANGES or \
-            any(change.deleted_at is not None for change in changes):
+            any(change.deleted for change in changes):
         # Read before counting: a change made meanwhile is then applied again next time, never missed.
         entry = Entry(await repository.feed_head(account_id), epoch)
         stale = set(spans)
@@ -157,8 +226,9 @@ async def _counted(repository: StatsRepository, account_id: int, filters: VisitF
         moments = sorted(moment for moment in instants if moment is not None)
         stale = {span for span in spans
                  if span not in entry.buckets or _holds_any(span, moments)}
-        if changes:
-            entry.position = (changes[-1].change_xid, changes[-1].change_seq)
+        settled = [change for change in changes if change.settled]  # the first ones, in feed order
+        if settled:
+            entry.position = (settled[-1].change_xid, settled[-1].change_seq)
     if stale:
         entry.buckets.update(await _count(repository, account_id, filters, group_by,
                                           [span for span in spans if span in stale]))
