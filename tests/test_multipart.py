@@ -95,3 +95,44 @@ async def test_a_multipart_body_over_the_limit_is_413_before_it_is_read_whole(da
 
         response = await client.post("/visits", content=stream(), headers=headers)
         assert response.status_code == 413 and len(chunks_read) < 100
+
+
+def raw_multipart(boundary: str, fields: list[tuple[bytes, bytes]]) -> bytes:
+    """A body of parts whose names and values are bytes as they are."""
+    parts = [f"--{boundary}\r\n".encode() + b'Content-Disposition: form-data; name="' + name + b'"\r\n\r\n' + value + b"\r\n"
+             for name, value in fields]
+    return b"".join(parts) + f"--{boundary}--\r\n".encode()
+
+
+@pytest.mark.parametrize("bad", [b"\xff\xfe", b"caf\xe9", b"\xed\xa0\x80", b"\xc0\x80"], ids=repr)
+async def test_a_part_that_is_not_utf8_is_refused_on_its_field_never_stored(client, tenant, bad):
+    body = raw_multipart(BOUNDARIES[0], [(b"contact_uuid", tenant.contact_uuid.encode()),
+                                         (b"shop_uuid", tenant.shop_uuid.encode()), (b"source", bad)])
+    headers = {**tenant.headers, "Content-Type": f"multipart/form-data; boundary={BOUNDARIES[0]}"}
+    response = await client.post("/visits", content=body, headers=headers)
+    assert response.status_code == 422, response.text
+    assert response.json() == {"status_code": 422, "code": 1003, "message": "Invalid input.",
+                               "errors": {"source": ["Must be text (UTF-8)."]}}
+    # A part's name that is not UTF-8 is refused too, named with U+FFFD in place of its other bytes.
+    body = raw_multipart(BOUNDARIES[0], [(b"contact_uuid", tenant.contact_uuid.encode()),
+                                         (b"shop_uuid", tenant.shop_uuid.encode()), (b"sou" + bad + b"rce", b"web")])
+    response = await client.post("/visits", content=body, headers=headers)
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"] == {"sou" + bad.decode("utf-8", "replace") + "rce": ["Must be text (UTF-8)."]}
+    assert (await client.get("/visits", headers=tenant.headers)).json()["meta"]["total"] == 0
+
+
+@pytest.mark.parametrize("charset", ["iso-8859-1", "utf-16", "zlib", "idna", "no-such-charset"])
+async def test_parts_are_read_as_utf8_whatever_charset_the_content_type_names(client, tenant, charset):
+    # PHP reads no charset, and Leat stores only UTF-8: a body in another one is refused on its field,
+    # and a charset Python cannot decode text with is no server error.
+    body = raw_multipart(BOUNDARIES[1], [(b"contact_uuid", tenant.contact_uuid.encode()),
+                                         (b"shop_uuid", tenant.shop_uuid.encode()), (b"source", b"caf\xe9")])
+    headers = {**tenant.headers, "Content-Type": f"multipart/form-data; boundary={BOUNDARIES[1]}; charset={charset}"}
+    response = await client.post("/visits", content=body, headers=headers)
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"] == {"source": ["Must be text (UTF-8)."]}
+    body = raw_multipart(BOUNDARIES[1], [(b"contact_uuid", tenant.contact_uuid.encode()),
+                                         (b"shop_uuid", tenant.shop_uuid.encode()), (b"source", "café".encode())])
+    response = await client.post("/visits", content=body, headers=headers)
+    assert response.status_code == 201 and response.json()["data"]["source"] == "café"
