@@ -124,7 +124,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     limiter = None
     if settings.rate_limit > 0:
         limiter = RedisLimiter(settings.redis_url) if settings.redis_url else InProcessLimiter()
-        app.add_middleware(RateLimitMiddleware, limit=settings.rate_limit, limiter=limiter)
+        app.add_middleware(RateLimitMiddleware, limit=settings.rate_limit, limiter=limiter,
+                           sign_in=console.SIGN_IN, refused_page=console.too_many_requests_page)
     # A line a request, the middlewares' own answers (413, 415, 429) included.
     app.add_middleware(RequestLogMiddleware, documented_paths=lambda: app.openapi()["paths"])
     # Outermost: every answer carries the id, and every log line of the request too.

@@ -19,6 +19,7 @@ from fastapi.responses import RedirectResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
+from starlette.types import Receive, Scope, Send
 
 from footfall.contacts import service as contacts
 from footfall.console.session import (
@@ -27,12 +28,13 @@ from footfall.console.session import (
     ForgedForm,
     SignedOut,
     check_form,
+    check_origin,
     credential_of,
     forget,
     keep,
     session,
 )
-from footfall.errors import FootfallError, InvalidInput, field_errors
+from footfall.errors import FootfallError, InvalidInput, TooManyRequests, field_errors
 from footfall.kit.pagination import PageParams
 from footfall.kit.time import format_iso8601, utcnow
 from footfall.shops import service as shops
@@ -47,6 +49,7 @@ from footfall.webhooks.schemas import EventType, SubscriptionCreate, Subscriptio
 
 HERE = Path(__file__).parent
 STATIC_URL = "/static/console"
+SIGN_IN = "/sign-in"  # the one page without a session: kit.ratelimit counts it per client address
 PAGE_SIZE = 50
 PERIODS = (30, 90)  # days the overview shows
 EVENT_TYPES = EventType.__args__  # type: ignore[attr-defined]
@@ -101,10 +104,19 @@ def _see(path: str) -> RedirectResponse:
 
 def _failure(request: Request, error: FootfallError) -> Response:
     if isinstance(error, SignedOut):
-        response = _see("/sign-in")
+        response = _see(SIGN_IN)
         forget(response)
         return response
     return _page(request, "error.html", status_code=error.status_code, error=error)
+
+
+async def too_many_requests_page(scope: Scope, receive: Receive, send: Send, retry_after: int,
+                                 headers: list[tuple[bytes, bytes]]) -> None:
+    """The rate limit's 429 as a console page: kit.ratelimit answers it before routing."""
+    response = _page(Request(scope, receive), "error.html", status_code=429, error=TooManyRequests(),
+                     retry_after=retry_after)
+    response.raw_headers.extend(headers)
+    await response(scope, receive, send)
 
 
 async def _form(request: Request) -> dict[str, Any]:
@@ -115,13 +127,14 @@ async def _form(request: Request) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
-@router.get("/sign-in")
+@router.get(SIGN_IN)
 async def sign_in_page(request: Request) -> Response:
     return _page(request, "sign_in.html", error=None)
 
 
-@router.post("/sign-in")
+@router.post(SIGN_IN)
 async def sign_in(request: Request) -> Response:
+    check_origin(request)  # another site must not sign a browser in to its own account (login CSRF)
     token = str((await _form(request)).get("token", "")).strip()
     if token:
         try:
@@ -141,7 +154,7 @@ async def sign_out(request: Request) -> Response:
     token = request.cookies.get(COOKIE)
     if token:  # a read-only token signs out too: no session(write=True) here
         check_form(request, token, await _form(request))
-    response = _see("/sign-in")
+    response = _see(SIGN_IN)
     forget(response)
     return response
 

@@ -1,12 +1,15 @@
 """The console's sign-in: the API token itself, kept in a session cookie (HttpOnly, SameSite=Strict,
 gone when the browser closes), checked on every page as the API checks a bearer token. Forms carry a
-token derived from it, so a page on another site cannot post one."""
+token derived from it, so a page on another site cannot post one; and every form, sign-in included,
+must come from this console's own origin (check_origin), so another site cannot sign a browser in
+to an account of its choosing either."""
 
 import hashlib
 import hmac
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from fastapi import Request, Response
 
@@ -14,8 +17,7 @@ from footfall.accounts import service as accounts
 from footfall.accounts.repository import Account, Credential
 from footfall.db import Tx
 from footfall.errors import FootfallError, ReadOnlyToken, Unauthenticated
-
-COOKIE = "footfall_session"
+from footfall.kit.body import SESSION_COOKIE as COOKIE  # kit's caller_key keys the rate limit by it
 # Scripts, styles and images from Footfall alone; no inline script or style; never in a frame.
 CONTENT_SECURITY_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
                            "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
@@ -53,13 +55,26 @@ async def credential_of(request: Request, token: str) -> Credential:
     return credential
 
 
-def check_form(request: Request, token: str, form: dict | None) -> None:
-    """Refuses a form that does not carry the session's form token, or that the browser says comes
-    from another site (its Origin, when it sends one)."""
+def check_origin(request: Request) -> None:
+    """Refuses a form that the browser says comes from another site: by its Origin (`null`, an opaque
+    origin such as a sandboxed frame's, included) or, when it sends none, its Referer's. A client
+    that sends neither is no browser carrying someone else's cookie, and passes."""
     origin = request.headers.get("origin")
-    own = f"{request.url.scheme}://{request.url.netloc}"
-    if form is None or not hmac.compare_digest(str(form.get("csrf", "")), form_token(token)) or (origin and origin != own):
+    if not origin and (referer := request.headers.get("referer")):
+        try:
+            parts = urlsplit(referer)
+        except ValueError:  # unreadable (a bad IPv6 host): not this console's
+            raise ForgedForm() from None
+        origin = f"{parts.scheme}://{parts.netloc}"
+    if origin and origin != f"{request.url.scheme}://{request.url.netloc}":
         raise ForgedForm()
+
+
+def check_form(request: Request, token: str, form: dict | None) -> None:
+    """Refuses a form that does not carry the session's form token, or that comes from another site."""
+    if form is None or not hmac.compare_digest(str(form.get("csrf", "")), form_token(token)):
+        raise ForgedForm()
+    check_origin(request)
 
 
 @asynccontextmanager

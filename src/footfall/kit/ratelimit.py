@@ -1,18 +1,24 @@
-"""A rate limit per bearer token, before routing (plain ASGI middleware): a fixed one-minute window,
-counted in the process or in Redis."""
+"""A rate limit per token, before routing (plain ASGI middleware): a fixed one-minute window, counted
+in the process or in Redis. A token has one budget whichever way it comes, as the API's bearer token
+or in the console's session cookie (kit.body.caller_key); the console's sign-in page counts per
+client address."""
 
 import logging
 import math
 import time
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from footfall import metrics
 from footfall.errors import TooManyRequests, send_error
-from footfall.kit.body import caller_key
+from footfall.kit.body import caller_key, header
 
 log = logging.getLogger("footfall")
+# Where the app serves files (the console's script and style, the API docs' assets): public, the same
+# for everyone, and reading no token.
+STATIC = "/static/"
 
 
 class Limiter(Protocol):
@@ -60,18 +66,44 @@ class RedisLimiter:
         await self.redis.aclose()
 
 
-class RateLimitMiddleware:
-    """A fixed one-minute window per bearer token. Every answer carries the IETF draft's RateLimit-*
-    headers and Laravel's X-RateLimit-* (the names Leat's answers carry); over the limit, 429 with
-    Retry-After (seconds) and X-RateLimit-Reset (the Unix time the window ends), as Laravel sends them."""
+# Answers a refused request that came without a bearer token (the console's pages): (scope, receive,
+# send, seconds until the window ends, the rate-limit headers).
+RefusedPage = Callable[[Scope, Receive, Send, int, list[tuple[bytes, bytes]]], Awaitable[None]]
 
-    def __init__(self, app: ASGIApp, limit: int, limiter: Limiter) -> None:
+
+def limit_key(scope: Scope, sign_in: str) -> str | None:
+    """What a request counts against: its token's budget; the sign-in page's, per client address, as
+    it has no session yet (and a made-up cookie must not buy a fresh budget for guessing tokens); none
+    for static files (a console page loads three, which must not spend its token's budget)."""
+    path = scope["path"].rstrip("/") or "/"  # as TrailingSlashMiddleware, inside this one, routes it
+    if path.startswith(STATIC):
+        return None
+    if path == sign_in:
+        client = scope.get("client")
+        return f"client:{client[0] if client else ''}"
+    return caller_key(scope)
+
+
+def _bearer(scope: Scope) -> bool:
+    authorization = header(scope, b"authorization")
+    return authorization is not None and authorization[:7].lower() == b"bearer "
+
+
+class RateLimitMiddleware:
+    """A fixed one-minute window per token (limit_key). Every answer carries the IETF draft's RateLimit-*
+    headers and Laravel's X-RateLimit-* (the names Leat's answers carry); over the limit, 429 with
+    Retry-After (seconds) and X-RateLimit-Reset (the Unix time the window ends), as Laravel sends
+    them: in Leat's JSON to a bearer token, as a console page to a browser."""
+
+    def __init__(self, app: ASGIApp, limit: int, limiter: Limiter, sign_in: str, refused_page: RefusedPage) -> None:
         self.app = app
+        self.sign_in = sign_in  # the console's sign-in path, counted per client address
+        self.refused_page = refused_page
         self.limit = limit
         self.limiter = limiter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        key = caller_key(scope) if scope["type"] == "http" else None
+        key = limit_key(scope, self.sign_in) if scope["type"] == "http" else None
         if key is None:
             await self.app(scope, receive, send)
             return
@@ -93,7 +125,10 @@ class RateLimitMiddleware:
                        (b"x-ratelimit-reset", str(window_end).encode())]
             if metrics.current is not None:
                 metrics.current.rate_limited.inc()
-            await send_error(send, TooManyRequests, headers=refused)
+            if _bearer(scope):
+                await send_error(send, TooManyRequests, headers=refused)
+            else:
+                await self.refused_page(scope, receive, send, reset, refused)
             return
 
         async def send_with_headers(message: Message) -> None:
