@@ -6,21 +6,37 @@
 - Reads take a reader connection each (WAL lets them run beside the writer) and run without BEGIN.
 - A statement runs on the event loop, where a short one costs least (a thread hand-off costs more
   than a point lookup). A read that has not finished after READ_BUDGET seconds is interrupted and run
-  again off the loop; one that meets a lock (another process) too. Statements built `bulk=True` run
-  off the loop from the start, and the writer's WAL checkpoints run off the loop in the background.
+  again off the loop; one that meets a lock (another process) too. A write's statements built
+  `bulk=True` run off the loop from the start, and the writer's WAL checkpoints run off the loop in
+  the background. Off the loop a statement has no progress handler (no deadline to keep there), so
+  sqlite3 steps it without taking the GIL.
+- A read's statement built `bulk=True` (the stats, the export) that runs over budget moves to the
+  long-read lane instead (_LongReads): LONG_READERS processes of its own, below this one's priority.
+  In a thread of this process it took the GIL back for every row and every call of the stats' Python
+  functions, and the event loop then waited for the GIL each time it let go of it: a stats count of
+  300,000 visits cut another account's GET /shops to a third of its rate or less, its slowest to
+  0.8-2.8 s (bench/fairness.py). Its transaction gives its reader back meanwhile, so long reads
+  waiting for the lane never hold the readers that short requests need.
 """
 
 import asyncio
 import bisect
-import functools
 import json
 import math
+import os
+import pickle
+import signal
 import sqlite3
 import statistics
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import IO, Any, TypeVar
 
 from sqlalchemy import Table, bindparam
 
@@ -31,6 +47,8 @@ from footfall.db.tx import ConstraintViolation, Database, PoolLoad, Tx
 READ_BUDGET = 0.001  # seconds a read may run on the event loop before it moves off it
 BUSY_TIMEOUT_MS = 30_000  # how long a statement off the loop waits for another process's lock
 CHECKPOINT_EVERY = 500  # write transactions between two WAL checkpoints (after any bulk one)
+LONG_READERS = 2  # processes a database runs bulk reads in, each started at its first read
+LONG_READ_NICENESS = 10  # their CPU priority below the serving process's
 _WAIT_FOR_LOCK = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_INTERRUPT)
 
 T = TypeVar("T")
@@ -66,23 +84,139 @@ class _Connection:
         return [], cursor.rowcount
 
     def run_waiting(self, work: Callable[[], T]) -> T:
-        """Off the loop: waits for another process's lock, up to BUSY_TIMEOUT_MS."""
+        """Off the loop: waits for another process's lock, up to BUSY_TIMEOUT_MS, and steps with no
+        progress handler (no deadline to keep), so without the GIL."""
         self.raw.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        self.raw.set_progress_handler(None, 0)
         try:
             return work()
         finally:
+            self.raw.set_progress_handler(self._over_budget, 1000)
             self.raw.execute("PRAGMA busy_timeout=0")
 
 
-@functools.lru_cache(maxsize=64)
-def _thresholds(boundaries: str) -> list[str]:
-    return json.loads(boundaries)
+def _send(stream: IO[bytes], value: Any) -> None:
+    data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(len(data).to_bytes(8, "little") + data)
+    stream.flush()
+
+
+def _receive(stream: IO[bytes]) -> Any:
+    size = stream.read(8)
+    data = stream.read(int.from_bytes(size, "little")) if len(size) == 8 else b""
+    if not data:
+        raise EOFError("the other end closed the pipe")
+    return pickle.loads(data)
+
+
+def _serve_long_reads() -> None:
+    """A process of the long-read lane (`python -c`, see _LongReads): reads (sql, args) from stdin
+    and answers (True, rows) or (False, error) on stdout, one at a time, until stdin closes."""
+    path = sys.argv[1]
+    requests, answers = sys.stdin.buffer, os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # whatever prints goes to stderr, never into the answers
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the server, which closes stdin
+    connection = _Connection(path)
+    connection.raw.set_progress_handler(None, 0)
+    connection.raw.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    connection.raw.execute("PRAGMA query_only=ON")
+    while True:
+        try:
+            sql, args = _receive(requests)
+        except EOFError:
+            return
+        try:
+            answer: tuple[bool, Any] = (True, connection.run(sql, args)[0])
+        except Exception as error:  # the caller's to raise, as the driver raised it where it pickles
+            try:
+                pickle.dumps(error)
+            except Exception:
+                error = sqlite3.OperationalError(repr(error))
+            answer = (False, error)
+        try:
+            _send(answers, answer)
+        except BrokenPipeError:  # the server is gone
+            return
+
+
+# The lane's process: lowered first, then footfall imported from where this process has it.
+_LANE_PROCESS = ("import os, sys\nif hasattr(os, 'nice'): os.nice({niceness})\n"
+                 "if sys.argv[2] not in sys.path: sys.path.append(sys.argv[2])\n"
+                 "from footfall.db.sqlite import _serve_long_reads\n_serve_long_reads()")
+_SOURCE_ROOT = str(Path(__file__).resolve().parents[2])
+
+
+class _LongReads:
+    """The long-read lane: LONG_READERS threads, each handing its reads, in arrival order, to a
+    process of its own (started at its first read, again after it dies) with a connection of its
+    own. The thread waits on a pipe without the GIL; the statement and the Python functions it calls
+    take the GIL of their process, not this one's. Plain `python -c` processes: multiprocessing's
+    would run the caller's main script again in each."""
+
+    def __init__(self, path: str) -> None:
+        self.path = os.path.abspath(path)
+        self.threads = ThreadPoolExecutor(LONG_READERS, thread_name_prefix="footfall-long-read")
+        self.local = threading.local()
+        self.processes: set[subprocess.Popen] = set()
+
+    async def read(self, sql: str, args: Sequence[Any]) -> list[Any]:
+        """The rows. A caller cancelled while its read waits for a thread takes it out of the queue;
+        one already running finishes alone."""
+        return await asyncio.get_running_loop().run_in_executor(self.threads, self._read, sql, args)
+
+    def _read(self, sql: str, args: Sequence[Any]) -> list[Any]:
+        process: subprocess.Popen | None = getattr(self.local, "process", None)
+        if process is None:
+            process = self.local.process = subprocess.Popen(
+                [sys.executable, "-c", _LANE_PROCESS.format(niceness=LONG_READ_NICENESS), self.path, _SOURCE_ROOT],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            self.processes.add(process)
+        try:
+            _send(process.stdin, (sql, list(args)))
+            ok, value = _receive(process.stdout)
+        except (OSError, EOFError) as error:
+            self.local.process = None
+            self._stop(process)
+            raise sqlite3.OperationalError(f"the long-read process ended: {error}") from error
+        if not ok:
+            raise value
+        return value
+
+    def _stop(self, process: subprocess.Popen) -> None:
+        self.processes.discard(process)
+        process.kill()
+        process.wait()
+        for stream in (process.stdin, process.stdout):
+            try:
+                stream.close()
+            except OSError:  # a broken pipe: the process is gone already
+                pass
+
+    def close(self) -> None:
+        """Stops the processes (a read still running ends with an error), then the threads, then
+        any process a thread started meanwhile."""
+        for process in list(self.processes):
+            self._stop(process)
+        self.threads.shutdown(wait=True, cancel_futures=True)
+        for process in list(self.processes):
+            self._stop(process)
+
+
+# The last boundaries parsed, kept by their text: sqlite3 hands each call a new str, and comparing
+# it with the last (memcmp) costs a tenth of hashing it for a cache (up to 60 kB a row, by hour).
+_parsed: tuple[str, list[str]] = ("", [])
 
 
 def _width_bucket(value: str | None, boundaries: str) -> int | None:
     """PostgreSQL's width_bucket(value, thresholds): how many of the thresholds (a JSON array of
     ascending times, written as SQLite keeps them) are at or before the value."""
-    return None if value is None else bisect.bisect_right(_thresholds(boundaries), value)
+    global _parsed
+    if value is None:
+        return None
+    parsed = _parsed
+    if parsed[0] != boundaries:
+        parsed = _parsed = (boundaries, json.loads(boundaries))
+    return bisect.bisect_right(parsed[1], value)
 
 
 class _Median:
@@ -109,44 +243,80 @@ async def _off_loop(work: Callable[[], T]) -> T:
         raise
 
 
+class _Moved:
+    """What _on_loop returns for work that has to move off the loop."""
+
+
+MOVED = _Moved()
+
+
+def _on_loop(connection: _Connection, work: Callable[[], T], budget: float) -> T | _Moved:
+    """Work on the loop, or MOVED when it ran out of budget or met a lock (and was undone)."""
+    connection.deadline = time.perf_counter() + budget
+    try:
+        return work()
+    except sqlite3.OperationalError as error:
+        if error.sqlite_errorcode not in _WAIT_FOR_LOCK:
+            raise
+        return MOVED
+    finally:
+        connection.deadline = math.inf
+
+
 async def _run(connection: _Connection, work: Callable[[], T], *, budget: float, off_loop: bool) -> T:
     if not off_loop:
-        connection.deadline = time.perf_counter() + budget
-        try:
-            return work()
-        except sqlite3.OperationalError as error:
-            if error.sqlite_errorcode not in _WAIT_FOR_LOCK:
-                raise
-        finally:
-            connection.deadline = math.inf
+        result = _on_loop(connection, work, budget)
+        if not isinstance(result, _Moved):
+            return result
     return await _off_loop(lambda: connection.run_waiting(work))
 
 
 class SQLiteTx(Tx):
-    """A read transaction has its reader connection from the start. A write transaction takes the
-    writer and begins at its first statement, so a request can first commit small write transactions
-    of its own (an Idempotency-Key claim) without waiting on itself."""
+    """A read transaction takes a reader at its first statement and keeps it, except while a bulk
+    read of its own is in the long-read lane. A write transaction takes the writer and begins at its
+    first statement, so a request can first commit small write transactions of its own (an
+    Idempotency-Key claim) without waiting on itself."""
 
     dialect = "sqlite"
-    __slots__ = ("database", "connection", "budget", "wrote_in_bulk")
+    __slots__ = ("database", "connection", "reads", "budget", "wrote_in_bulk")
 
-    def __init__(self, database: "SQLiteDatabase", connection: _Connection | None) -> None:
+    def __init__(self, database: "SQLiteDatabase", *, write: bool) -> None:
         self.database = database
-        self.connection = connection
+        self.connection: _Connection | None = None
+        self.reads = not write
         # A write is never interrupted: that would roll back the whole transaction.
-        self.budget = READ_BUDGET if connection is not None else math.inf
+        self.budget = math.inf if write else READ_BUDGET
         self.wrote_in_bulk = False
 
+    async def _connect(self) -> _Connection:
+        if self.connection is None:
+            self.connection = await (self.database._acquire() if self.reads else self.database._begin())
+        return self.connection
+
     async def _run(self, work: Callable[[_Connection], T], bulk: bool) -> T:
-        connection = self.connection or await self.database._begin(self)
+        connection = await self._connect()
         self.wrote_in_bulk |= bulk
         return await _run(connection, lambda: work(connection), budget=self.budget, off_loop=bulk)
 
     async def fetch(self, statement, params=None):
         compiled = statement.compiled
         args = compiled.args(params)
-        rows, _ = await self._run(lambda connection: connection.run(compiled.sql, args), statement.bulk)
+        if statement.bulk and self.reads:
+            rows = await self._read_bulk(compiled.sql, args)
+        else:
+            rows, _ = await self._run(lambda connection: connection.run(compiled.sql, args), statement.bulk)
         return compiled.read(rows) if compiled.record is not None else rows
+
+    async def _read_bulk(self, sql: str, args: Sequence[Any]) -> list[Any]:
+        """On the loop first, as any read (a small account's stats never leave it); over budget, in
+        the long-read lane, with the reader given back meanwhile."""
+        connection = await self._connect()
+        rows = _on_loop(connection, lambda: connection.run(sql, args)[0], self.budget)
+        if not isinstance(rows, _Moved):
+            return rows
+        self.connection = None
+        self.database._release(connection)
+        return await self.database._read_long(sql, args)
 
     async def execute(self, statement, params=None):
         compiled = statement.compiled
@@ -207,11 +377,12 @@ class SQLiteDatabase(Database):
         self._writes_waiting = 0  # for the write lock
         self._commits = 0  # since the last checkpoint
         self._checkpoint: asyncio.Future | None = None
+        self._long_reads: _LongReads | None = None  # started at the first bulk read
 
     @asynccontextmanager
     async def transaction(self, *, write: bool):
+        tx = SQLiteTx(self, write=write)
         if write:
-            tx = SQLiteTx(self, None)
             try:
                 yield tx
             except BaseException:
@@ -222,13 +393,18 @@ class SQLiteDatabase(Database):
                 await self._end(tx.connection, "COMMIT")
                 self._committed(bulk=tx.wrote_in_bulk)
             return
-        connection = await self._acquire()
         try:
-            yield SQLiteTx(self, connection)
+            yield tx
         finally:
-            self._release(connection)
+            if tx.connection is not None:
+                self._release(tx.connection)
 
-    async def _begin(self, tx: SQLiteTx) -> _Connection:
+    async def _read_long(self, sql: str, args: Sequence[Any]) -> list[Any]:
+        if self._long_reads is None:
+            self._long_reads = _LongReads(self.path)
+        return await self._long_reads.read(sql, args)
+
+    async def _begin(self) -> _Connection:
         """The writer, for a write transaction's first statement: in arrival order, then BEGIN IMMEDIATE."""
         self._writes_waiting += 1
         try:
@@ -241,7 +417,6 @@ class SQLiteDatabase(Database):
         except BaseException:
             self._write_lock.release()
             raise
-        tx.connection = writer
         return writer
 
     async def _end(self, writer: _Connection, sql: str) -> None:
@@ -293,6 +468,9 @@ class SQLiteDatabase(Database):
     async def close(self) -> None:
         if self._checkpoint is not None:
             await asyncio.wait([self._checkpoint])
+        if self._long_reads is not None:
+            long_reads, self._long_reads = self._long_reads, None
+            await asyncio.get_running_loop().run_in_executor(None, long_reads.close)
         async with self._write_lock:
             for connection in [*self._idle, *([self._writer] if self._writer else [])]:
                 connection.raw.close()
