@@ -9,6 +9,7 @@ A failure that was found is kept as an explicit @example."""
 
 import base64
 import json
+import os
 import re
 import tempfile
 from dataclasses import dataclass
@@ -396,7 +397,7 @@ def test_every_api_operation_is_fuzzed(app):
     assert documented == fuzzed
 
 
-@settings(max_examples=300, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=int(os.environ.get("FOOTFALL_SOAK_EXAMPLES", "300")), deadline=None, database=None, suppress_health_check=list(HealthCheck))
 @given(case=st.sampled_from(FUZZED).flatmap(hostile_cases))
 # Found before kit/body.py refused bytes that are not UTF-8: stored as U+FFFD (urlencoded, the query
 # string) or as Latin-1 (multipart).
