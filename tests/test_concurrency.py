@@ -107,27 +107,22 @@ async def write_at_once_then_check(app, client, tenant) -> None:
                     if outcome["status"] == 201:
                         ledger.created[outcome["data"]["uuid"]] = "api"
 
-    async def updater() -> None:
+    async def on_visits(what: str, request, pause: float) -> None:
+        """`request(uuid, round)` on visits acknowledged so far, one at a time."""
         for round_ in range(ROUNDS):
             if not ledger.running(round_):
                 return
             uuid = some_visit()
-            if uuid is None:
-                await asyncio.sleep(0.01)
-                continue
-            response = await client.put(f"/visits/{uuid}", json={"source": f"updated-{round_}"}, headers=headers)
-            ledger.saw("update", response)
+            if uuid is not None:
+                ledger.saw(what, await request(uuid, round_))
+            await asyncio.sleep(pause)
 
-    async def visit_deleter() -> None:
-        for round_ in range(ROUNDS):
-            if not ledger.running(round_):
-                return
-            uuid = some_visit()
-            if uuid is None:
-                await asyncio.sleep(0.01)
-                continue
-            ledger.saw("delete visit", await client.delete(f"/visits/{uuid}", headers=headers))
-            await asyncio.sleep(0.02)
+    def updater():
+        return on_visits("update", lambda uuid, round_: client.put(
+            f"/visits/{uuid}", json={"source": f"updated-{round_}"}, headers=headers), 0.0)
+
+    def visit_deleter():
+        return on_visits("delete visit", lambda uuid, _: client.delete(f"/visits/{uuid}", headers=headers), 0.02)
 
     async def contact_deleter() -> None:
         for round_ in range(ROUNDS):

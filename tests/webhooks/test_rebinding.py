@@ -36,11 +36,7 @@ async def test_a_delivery_goes_to_the_address_checked_and_never_reaches_loopback
         port = receiver.server.server_address[1]
         subscription = await subscribe(client, tenant, f"http://rebind.example:{port}/hook")
         await create_visit(client, tenant)
-        worker = worker_for(app, webhook_allow_private_urls=False, webhook_retry_schedule=[60], webhook_timeout=2)
-        try:
-            await drain(worker)
-        finally:
-            await worker.close()
+        await attempt_where_private_urls_are_refused(app)
         assert receiver.on("/hook") == []
     [delivery] = await deliveries(client, tenant, subscription)
     assert delivery["attempts"] == 1 and delivery["last_status_code"] is None and delivery["last_error"]
@@ -146,11 +142,16 @@ async def test_a_name_answering_a_transition_form_of_loopback_is_refused_at_send
     checks the DNS answer again, and never connects to it."""
     subscription = await subscribe(client, tenant, "http://sixtofour.private.example/hook")
     await create_visit(client, tenant)
+    await attempt_where_private_urls_are_refused(app)
+    [delivery] = await deliveries(client, tenant, subscription)
+    assert delivery["attempts"] == 1 and delivery["last_status_code"] is None
+    assert delivery["last_error"].startswith("refused: ") and "ALLOW_PRIVATE_URLS" in delivery["last_error"]
+
+
+async def attempt_where_private_urls_are_refused(app) -> None:
+    """One attempt at every due delivery, by a worker that refuses private addresses."""
     worker = worker_for(app, webhook_allow_private_urls=False, webhook_retry_schedule=[60], webhook_timeout=2)
     try:
         await drain(worker)
     finally:
         await worker.close()
-    [delivery] = await deliveries(client, tenant, subscription)
-    assert delivery["attempts"] == 1 and delivery["last_status_code"] is None
-    assert delivery["last_error"].startswith("refused: ") and "ALLOW_PRIVATE_URLS" in delivery["last_error"]
