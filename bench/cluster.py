@@ -37,7 +37,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.crash import Report, _client, _delivered, _stored, external_ids  # noqa: E402
+from bench.crash import Report, delivered, external_ids, retrying_client, stored_per_external_id  # noqa: E402
 from bench.run import lua, lua_rotating, wrk  # noqa: E402
 from footfall.app import API_PREFIX  # noqa: E402
 from footfall.testing.postgres import LocalCluster, LocalPgBouncer  # noqa: E402
@@ -346,7 +346,7 @@ async def measure_failover(topology: Topology, args) -> Report:
         async with httpx.AsyncClient(base_url=f"{base}{API_PREFIX}", headers=topology.tenant.headers) as api:
             (await api.post("/webhook-subscriptions", json={
                 "name": "cluster", "event_type": "visit_created", "url": receiver.url("/cluster")})).raise_for_status()
-        writers = asyncio.gather(*(_client(n, args.visits, base, topology.tenant, report, deadline)
+        writers = asyncio.gather(*(retrying_client(n, args.visits, base, topology.tenant, report, deadline)
                                    for n in range(args.clients)))
         # The primary dies once a third of the visits are acknowledged, with requests in flight; the
         # clients go on meanwhile (the servers are stopped and promoted from threads).
@@ -358,9 +358,9 @@ async def measure_failover(topology: Topology, args) -> Report:
         await asyncio.to_thread(topology.cluster.standbys[0].promote)
         await writers
         expected = external_ids(args.clients, args.visits)
-        received = await _delivered(receiver, "/cluster", expected, deadline)
+        received = await delivered(receiver, "/cluster", expected, deadline)
         async with httpx.AsyncClient(base_url=f"{base}{API_PREFIX}", headers=topology.tenant.headers) as api:
-            stored = await _stored(api)
+            stored = await stored_per_external_id(api)
     stored = {key: count for key, count in stored.items() if key and key.startswith("crash-")}
     return report.tally(expected, stored, received, started)
 

@@ -116,7 +116,7 @@ class Server:
                 self.process.wait()
 
 
-async def _stored(api: httpx.AsyncClient) -> dict[str, int]:
+async def stored_per_external_id(api: httpx.AsyncClient) -> dict[str, int]:
     """external_id -> how many visits the account holds with it, read page by page as a client would."""
     stored: dict[str, int] = {}
     page = 1
@@ -141,7 +141,7 @@ def external_ids(clients: int, visits: int) -> set[str]:
     return {external_id(n, v) for n in range(clients) for v in range(visits)}
 
 
-async def _delivered(receiver: Receiver, path: str, expected: set[str], deadline: float) -> set[str]:
+async def delivered(receiver: Receiver, path: str, expected: set[str], deadline: float) -> set[str]:
     """The external_ids of the events `path` has received, once every expected one is in or the deadline
     passes: the worker delivers what is left, including what a killed worker had in flight."""
     received: set[str] = set()
@@ -153,7 +153,9 @@ async def _delivered(receiver: Receiver, path: str, expected: set[str], deadline
     return received
 
 
-async def _client(n: int, visits: int, base_url: str, tenant: Tenant, report: Report, deadline: float) -> None:
+async def retrying_client(n: int, visits: int, base_url: str, tenant: Tenant, report: Report, deadline: float) -> None:
+    """Client n: sends its visits one by one, each with an Idempotency-Key, retrying every failure
+    (a refused connection, a 5xx) with the same key until it is answered 200 or 201."""
     async with httpx.AsyncClient(base_url=f"{base_url}{API_PREFIX}", headers=tenant.headers, timeout=10) as client:
         for v in range(visits):
             body = {"contact_uuid": tenant.contact_uuid, "shop_uuid": tenant.shop_uuid, "external_id": external_id(n, v)}
@@ -199,7 +201,7 @@ async def run_crash(
                 )
                 subscribed.raise_for_status()
             writers = asyncio.gather(
-                *(_client(n, visits, server.base_url, tenant, report, deadline) for n in range(clients))
+                *(retrying_client(n, visits, server.base_url, tenant, report, deadline) for n in range(clients))
             )
             while not writers.done() and report.kills < kills:
                 await asyncio.sleep(rng.uniform(0.2, 1.5))
@@ -212,9 +214,9 @@ async def run_crash(
                 await server.wait_ready(deadline)
             await writers
             expected = external_ids(clients, visits)
-            received = await _delivered(receiver, "/crash", expected, deadline)
+            received = await delivered(receiver, "/crash", expected, deadline)
             async with httpx.AsyncClient(base_url=f"{server.base_url}{API_PREFIX}", headers=tenant.headers) as api:
-                stored = await _stored(api)
+                stored = await stored_per_external_id(api)
         finally:
             server.stop()
     return report.tally(expected, stored, received, started)
