@@ -3,8 +3,8 @@
 import asyncio
 import gc
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -64,40 +64,34 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # out of the collector's sight, a full collection no longer walks it under load.
         gc.freeze()
         stop = asyncio.Event()
-        housekeeping = asyncio.create_task(_housekeeping(database, stop), name="footfall-housekeeping")
-        sampling = None
-        replica_checks = None
-        if reads is not None:
-            await reads.check()  # the replicas' state before the first request
-            replica_checks = asyncio.create_task(reads.run(stop), name="footfall-replica-checks")
-        if recorder is not None:
-            sampling = asyncio.create_task(metrics.sample_pool(recorder, database, stop), name="footfall-pool-sampling")
-        worker_task = None
-        retention = None
-        if settings.webhook_worker:
-            worker = DeliveryWorker(database, settings)
-            worker_task = asyncio.create_task(worker.run(stop), name="footfall-webhook-worker")
-            if settings.retention_days:
-                retention = asyncio.create_task(keep_days(database, settings.retention_days, stop),
-                                                name="footfall-retention")
-        yield
-        # Shutting down (SIGTERM): the worker finishes the deliveries in flight, then stops.
-        stop.set()
-        await housekeeping
-        if replica_checks is not None:
-            await replica_checks
-            await reads.close()
-        if sampling is not None:
-            await sampling
-            metrics.forget_process()
-        if worker_task is not None:
-            await worker_task
-            await worker.close()
-        if retention is not None:
-            await retention
-        if isinstance(limiter, RedisLimiter):
-            await limiter.close()
-        await database.close()
+        # Undone in reverse at shutdown (SIGTERM), or when starting fails part way: the background
+        # tasks are told to stop, each is awaited (the worker finishes the deliveries in flight) and
+        # what it used is closed, and the database last.
+        async with AsyncExitStack() as stack:
+            stack.push_async_callback(database.close)
+            if isinstance(limiter, RedisLimiter):
+                stack.push_async_callback(limiter.close)
+
+            def background(work: Coroutine[Any, Any, None], name: str) -> None:
+                task = asyncio.create_task(work, name=name)
+                stack.push_async_callback(lambda: task)
+
+            background(_housekeeping(database, stop), "footfall-housekeeping")
+            if reads is not None:
+                await reads.check()  # the replicas' state before the first request
+                stack.push_async_callback(reads.close)
+                background(reads.run(stop), "footfall-replica-checks")
+            if recorder is not None:
+                stack.callback(metrics.forget_process)
+                background(metrics.sample_pool(recorder, database, stop), "footfall-pool-sampling")
+            if settings.webhook_worker:
+                worker = DeliveryWorker(database, settings)
+                stack.push_async_callback(worker.close)
+                background(worker.run(stop), "footfall-webhook-worker")
+                if settings.retention_days:
+                    background(keep_days(database, settings.retention_days, stop), "footfall-retention")
+            stack.callback(stop.set)
+            yield
 
     # /docs and /redoc with Swagger UI and ReDoc served from fastapi-offline's package, not a CDN: they
     # render on a machine without internet.
