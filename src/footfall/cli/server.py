@@ -1,0 +1,183 @@
+"""Running Footfall: serve, worker, migrate and status."""
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from typing import Any
+
+import click
+
+from footfall import metrics
+from footfall.cli.common import database_url_option, read_settings
+from footfall.config import Settings
+from footfall.db import DATABASE_ERRORS, backend, migrate, open_database
+from footfall.kit import logs
+from footfall.webhooks.delivery import DeliveryWorker
+
+log = logging.getLogger("footfall")
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's settings in `footfall serve` (bench/floor.py serves its floor with the same): every
+    process logs as kit.logs configures it, and Footfall writes the request lines (kit.requestlog)."""
+    return {"timeout_graceful_shutdown": 30, "access_log": False,
+            "log_config": logs.dict_config(settings.log_format, settings.log_level)}
+
+
+metrics_port_option = click.option(
+    "--metrics-port", type=click.IntRange(1, 65535), envvar="FOOTFALL_METRICS_PORT", default=None,
+    help="Serve Prometheus metrics at /metrics on this port of its own (else FOOTFALL_METRICS_PORT); "
+         "FOOTFALL_METRICS=1 serves them on the API's port instead.")
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on (0.0.0.0 for every interface).")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="The port to listen on.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 256), help="Processes.")
+@click.option("--no-worker", is_flag=True, help="Do not deliver webhooks from this process (run `footfall worker`).")
+@metrics_port_option
+@database_url_option
+def serve(host: str, port: int, workers: int, no_worker: bool, metrics_port: int | None, database_url: str) -> None:
+    """Serve the API (migrating the database first); delivers webhooks too unless --no-worker."""
+    import uvicorn
+
+    _run_migrations(database_url, wait=True)
+    # Worker processes build their app from the environment (create_app reads Settings).
+    os.environ["FOOTFALL_DATABASE_URL"] = database_url
+    if no_worker:
+        os.environ["FOOTFALL_WEBHOOK_WORKER"] = "0"
+    if metrics_port is not None:
+        os.environ["FOOTFALL_METRICS_PORT"] = str(metrics_port)
+    settings = read_settings()
+    standalone = None
+    if settings.records_metrics:
+        metrics.prepare_directory()  # before the workers start: they record there
+    if metrics_port is not None:
+        standalone = metrics.serve_in_thread(host, metrics_port, database_url)
+    try:
+        uvicorn.run("footfall.app:create_app", factory=True, host=host, port=port, workers=workers,
+                    **uvicorn_options(settings))
+    finally:
+        if standalone is not None:
+            standalone.stop()
+
+
+@click.command()
+@metrics_port_option
+@click.option("--metrics-host", default="127.0.0.1", show_default=True,
+              help="The address the metrics port listens on (0.0.0.0 for every interface).")
+@database_url_option
+def worker(metrics_port: int | None, metrics_host: str, database_url: str) -> None:
+    """Deliver webhooks, without serving the API. SIGTERM finishes what is in flight, then exits."""
+    _run_migrations(database_url, wait=True)
+    standalone = None
+    if metrics_port is not None:
+        metrics.prepare_directory()
+        metrics.enable()
+        standalone = metrics.serve_in_thread(metrics_host, metrics_port, database_url)
+    try:
+        asyncio.run(_deliver(Settings(database_url=database_url)))
+    finally:
+        if standalone is not None:
+            standalone.stop()
+
+
+async def _deliver(settings: Settings) -> None:
+    database = open_database(settings.database_url, pool_size=settings.database_pool_size)
+    delivery_worker = DeliveryWorker(database, settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    log.info("footfall worker: delivering webhooks")
+    background = []
+    if settings.retention_days:
+        from footfall.visits.retention import keep_days
+
+        background.append(asyncio.create_task(keep_days(database, settings.retention_days, stop)))
+    if metrics.current is not None:
+        background.append(asyncio.create_task(metrics.sample_pool(metrics.current, database, stop)))
+    try:
+        await delivery_worker.run(stop)
+        await asyncio.gather(*background)
+    finally:
+        await delivery_worker.close()
+        await database.close()
+    log.info("footfall worker: stopped")
+
+
+def _run_migrations(database_url: str, *, wait: bool = False) -> None:
+    """Migrates; with `wait`, a PostgreSQL server that does not answer yet is waited for (a service
+    starting beside its database), saying so every few seconds, up to FOOTFALL_DATABASE_START_TIMEOUT."""
+
+    async def run() -> None:
+        is_postgresql = backend(database_url) == "postgresql"
+        deadline = time.monotonic() + Settings().database_start_timeout
+        while True:
+            try:
+                await migrate(database_url)
+                return
+            except DATABASE_ERRORS as error:
+                if not (wait and is_postgresql and time.monotonic() < deadline):
+                    raise
+                reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+                log.warning("database not reachable (%s); retrying in 2 s", reason)
+                await asyncio.sleep(2)
+
+    try:
+        asyncio.run(run())
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
+    except DATABASE_ERRORS as error:
+        raise click.ClickException(f"database: {str(error).splitlines()[0]}") from None
+
+
+@click.command("migrate")
+@database_url_option
+def migrate_command(database_url: str) -> None:
+    """Bring the database schema up to date."""
+    _run_migrations(database_url)
+    click.echo(json.dumps({"migrated": True}))
+
+
+@click.command("status")
+@database_url_option
+def status(database_url: str) -> None:
+    """Print what an operator checks, as JSON, without changing anything: whether the database
+    answers, whether its schema is at the newest revision, and the webhook deliveries pending and
+    failed, with the age of the oldest pending one. Exits 1 when the database does not answer or
+    its schema is behind."""
+    from footfall.db.migrate import schema_revisions
+    from footfall.webhooks.service import outbox
+
+    async def run() -> dict[str, Any]:
+        current, head = await schema_revisions(database_url)
+        database = open_database(database_url, pool_size=1)
+        try:
+            async with database.transaction(write=False) as tx:
+                deliveries = await outbox(tx) if current == head else None
+        finally:
+            await database.close()
+        return {
+            "database": "reachable",
+            "schema": {"revision": current, "newest": head, "at_newest": current == head},
+            "deliveries": None if deliveries is None else {
+                "pending": deliveries.pending, "failed": deliveries.failed,
+                "oldest_pending_seconds": None if deliveries.oldest_pending_seconds is None else
+                round(deliveries.oldest_pending_seconds, 1),
+            },
+        }
+
+    try:
+        result = asyncio.run(run())
+    except DATABASE_ERRORS as error:
+        click.echo(json.dumps({"database": f"unreachable: {type(error).__name__}: {error}"[:500],
+                               "schema": None, "deliveries": None}))
+        sys.exit(1)
+    click.echo(json.dumps(result))
+    if not result["schema"]["at_newest"]:
+        sys.exit(1)
