@@ -27,6 +27,7 @@ from footfall.idempotency.repository import IdempotencyRepository
 from footfall.shops import repository as shops_
 from footfall.shops.repository import ShopRepository
 from footfall.visits import repository as visits_
+from footfall.visits.repository import counts as visit_counts, feed as visit_feed
 from footfall.visits.repository import DuplicateExternalId, VisitRepository
 from footfall.webhooks import repository as webhooks
 from footfall.webhooks.repository import DeliveryRepository, OutboxRepository, SubscriptionRepository
@@ -331,7 +332,7 @@ def prebuilt() -> list[Statement]:
             for field in dataclasses.fields(value):
                 walk(getattr(value, field.name))
 
-    for module in (accounts, contacts_, idempotency, shops_, visits_, webhooks):
+    for module in (accounts, contacts_, idempotency, shops_, visits_, visit_counts, visit_feed, webhooks):
         walk(module.STATEMENTS)
     walk(PING)
     assert {statement.dialect for statement in found} == {"postgresql", "sqlite"}
