@@ -60,7 +60,9 @@ def fingerprint(method: str, path: str, query: bytes, body: bytes) -> str:
         canonical = body
     target = path.encode()
     if query:  # none: the fingerprint of a key stored before the query counted
-        target += b"?" + urlencode(sorted(parse_qsl(query.decode("latin-1"), keep_blank_values=True, encoding="latin-1"))).encode()
+        # Decoded byte for byte (latin-1): two queries that differ in any byte stay apart.
+        pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True, encoding="latin-1")
+        target += b"?" + urlencode(sorted(pairs)).encode()
     return hashlib.sha256(method.encode() + b" " + target + b"\n" + canonical).hexdigest()
 
 
