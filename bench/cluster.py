@@ -308,14 +308,16 @@ def measure_scale(topology: Topology, args) -> dict:
         before_app, before_db = cpu_seconds(topology.app_pids()), cpu_seconds(database_pids(topology))
         commits_before = asyncio.run(standby_commits(topology))
         lag: dict = {}
-        sampler = threading.Thread(target=lambda: lag.update(asyncio.run(replay_lag(topology, args.seconds))))
+        # Bind this run's dict: the thread is started and joined within the iteration.
+        sampler = threading.Thread(target=lambda lag=lag: lag.update(asyncio.run(replay_lag(topology, args.seconds))))
         wal_before = asyncio.run(wal_position(topology))
         if endpoint == "create":
             sampler.start()
         result = wrk(url, script, args.concurrency, args.seconds, headers)
         wal_written = asyncio.run(wal_position(topology)) - wal_before
         requests = max(1, result["rps"] * args.seconds)
-        result["app_cpu_ms_per_request"] = round(cpu_since(before_app, cpu_seconds(topology.app_pids())) * 1000 / requests, 3)
+        result["app_cpu_ms_per_request"] = round(
+            cpu_since(before_app, cpu_seconds(topology.app_pids())) * 1000 / requests, 3)
         after_db = cpu_seconds(database_pids(topology))
         result["db_cpu_ms_per_request"] = round(cpu_since(before_db, after_db) * 1000 / requests, 3)
         if endpoint == "create":
@@ -368,17 +370,18 @@ async def measure_failover(topology: Topology, args) -> Report:
 def markdown(scale: dict, failover: Report, args) -> str:
     lines = [f"Each run {args.seconds:g} s at {args.concurrency} connections through HAProxy, after {args.history:,} "
              "visits; reads by a token that writes nothing.", "",
-             "| app hosts | endpoint | rps | p50 ms | p99 ms | errors | app CPU ms/request | PostgreSQL CPU ms/request | "
-             "reads served by the replica |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "| app hosts | endpoint | rps | p50 ms | p99 ms | errors | app CPU ms/request | "
+             "PostgreSQL CPU ms/request | reads served by the replica |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for hosts, endpoints in scale.items():
         for endpoint, r in endpoints.items():
             share = f"{r['replica_share']:.0%}" if "replica_share" in r else "-"
-            lines.append(f"| {hosts} | {endpoint} | {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['errors']} | "
-                         f"{r['app_cpu_ms_per_request']} | {r['db_cpu_ms_per_request']} | {share} |")
+            lines.append(f"| {hosts} | {endpoint} | {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
+                         f"{r['errors']} | {r['app_cpu_ms_per_request']} | {r['db_cpu_ms_per_request']} | {share} |")
     for hosts, endpoints in scale.items():
         lag = endpoints["create"]["replay_lag"]
-        lines.append(f"\nStandby replay lag under the creates ({hosts}): p50 {lag['p50_ms']} ms, max {lag['max_ms']} ms, "
-                     f"at most {lag['max_bytes_behind']:,} bytes of WAL behind; "
+        lines.append(f"\nStandby replay lag under the creates ({hosts}): p50 {lag['p50_ms']} ms, "
+                     f"max {lag['max_ms']} ms, at most {lag['max_bytes_behind']:,} bytes of WAL behind; "
                      f"{endpoints['create']['wal_bytes_per_request']:,} bytes of WAL a create.")
     lines += ["", "| failover | |", "|---|---:|"]
     for name in ("clients", "visits_per_client", "requests_sent", "retries", "visits_expected", "visits_stored",

@@ -158,7 +158,8 @@ async def retrying_client(n: int, visits: int, base_url: str, tenant: Tenant, re
     (a refused connection, a 5xx) with the same key until it is answered 200 or 201."""
     async with httpx.AsyncClient(base_url=f"{base_url}{API_PREFIX}", headers=tenant.headers, timeout=10) as client:
         for v in range(visits):
-            body = {"contact_uuid": tenant.contact_uuid, "shop_uuid": tenant.shop_uuid, "external_id": external_id(n, v)}
+            body = {"contact_uuid": tenant.contact_uuid, "shop_uuid": tenant.shop_uuid,
+                    "external_id": external_id(n, v)}
             key = str(uuid4())
             first = True
             while time.monotonic() < deadline:

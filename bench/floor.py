@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from footfall.cli import uvicorn_options
 from footfall.config import Settings
-from footfall.kit.requestlog import RequestLogMiddleware
+from footfall.http.requestlog import RequestLogMiddleware
 from footfall.kit.pagination import PageMeta
 from footfall.visits.schemas import VisitCreate, VisitUpdate
 

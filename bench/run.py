@@ -310,12 +310,14 @@ def run_size(url: str, size: int, folder: Path, args) -> dict:
             results = measure(base, ids, size, False, args, headers)
             exported = measure_export(base, headers, server.pid)
             batch = measure_batch(base, ids, args, headers)
-            purge = measure_purge(base, ids, size, database_url, made["account_uuid"], args, headers) if args.purge else None
+            purge = (measure_purge(base, ids, size, database_url, made["account_uuid"], args, headers)
+                     if args.purge else None)
             rss = peak_rss_mb(server.pid)
         finally:
             server.terminate()
             server.wait(timeout=30)
-        observability = measure_observability(database_url, ids, args, headers, folder) if "show" in args.endpoints else None
+        observability = (measure_observability(database_url, ids, args, headers, folder)
+                         if "show" in args.endpoints else None)
         return {"database": make_url(url).get_backend_name(), "size": size, "import": imported, "endpoints": results,
                 "export": exported, "batch": batch, "stats": stats, "purge": purge, "peak_rss_mb": round(rss, 1),
                 "observability": observability, "ids": ids}
@@ -341,7 +343,8 @@ def start_server(args, database_url: str, log_path: Path, **env: str) -> tuple[s
 
 # What seeing Footfall work costs a show: the default (a JSON line a request) and metrics on, each
 # against logging off (issue 14: the default at most 10%). Each a server of its own, measured in turns.
-OBSERVABILITY = {"default": {}, "logging off": {"FOOTFALL_LOG_LEVEL": "warning"}, "metrics on": {"FOOTFALL_METRICS": "1"}}
+OBSERVABILITY = {"default": {}, "logging off": {"FOOTFALL_LOG_LEVEL": "warning"},
+                 "metrics on": {"FOOTFALL_METRICS": "1"}}
 OBSERVABILITY_ROUNDS = 3
 
 
@@ -370,8 +373,9 @@ def measure_observability(database_url: str, ids: dict, args, headers: dict, fol
 def run_floor(args, folder: Path) -> dict:
     port = free_port()
     with open(folder / "floor.log", "a") as log:
-        floor = subprocess.Popen(pinned(SERVER_CORE, [sys.executable, str(ROOT / "bench" / "floor.py"), "--port", str(port)]),
-                                 stdout=log, stderr=log)
+        floor = subprocess.Popen(
+            pinned(SERVER_CORE, [sys.executable, str(ROOT / "bench" / "floor.py"), "--port", str(port)]),
+            stdout=log, stderr=log)
     try:
         base = f"http://127.0.0.1:{port}"
         wait_ready(f"{base}/floor/visits")
@@ -415,7 +419,8 @@ def table(report: dict) -> str:
                      f"{exported['csv']['visits_per_second']:,} | {exported['peak_rss_mb']} |")
     stats = [run for run in report["runs"] if run.get("stats")]
     if stats:
-        lines += ["", "| database | size | stats: first request ms | stats p50 / p99 ms while 4 clients create visits in its year | creates/s meanwhile |",
+        lines += ["", "| database | size | stats: first request ms | "
+                      "stats p50 / p99 ms while 4 clients create visits in its year | creates/s meanwhile |",
                   "|---|---:|---:|---:|---:|"]
         for run in stats:
             during = run["stats"]["during_creates"]
@@ -428,16 +433,17 @@ def table(report: dict) -> str:
         for run in observed:
             rps = run["observability"]["show_rps"]
             default, off, on = rps["default"], rps["logging off"], rps["metrics on"]
-            lines.append(f"| {run['database']} | {run['size']:,} | {default:.0f} | {off:.0f} | {_ratio(default, off):.2f} | "
-                         f"{on:.0f} | {_ratio(on, off):.2f} |")
+            lines.append(f"| {run['database']} | {run['size']:,} | {default:.0f} | {off:.0f} | "
+                         f"{_ratio(default, off):.2f} | {on:.0f} | {_ratio(on, off):.2f} |")
     purges = [run for run in report["runs"] if run.get("purge")]
     if purges:
         lines += ["", "| database | size | visits purged | purged/s | show p50 / p99 ms alone | during the purge |",
                   "|---|---:|---:|---:|---:|---:|"]
         for run in purges:
             purge, alone, during = run["purge"], run["purge"]["alone"], run["purge"]["during"]
-            lines.append(f"| {run['database']} | {run['size']:,} | {purge['purged']:,} | {purge['visits_per_second']:,} | "
-                         f"{alone['p50_ms']:.2f} / {alone['p99_ms']:.2f} | {during['p50_ms']:.2f} / {during['p99_ms']:.2f} |")
+            lines.append(f"| {run['database']} | {run['size']:,} | {purge['purged']:,} | "
+                         f"{purge['visits_per_second']:,} | {alone['p50_ms']:.2f} / {alone['p99_ms']:.2f} | "
+                         f"{during['p50_ms']:.2f} / {during['p99_ms']:.2f} |")
     return "\n".join(lines)
 
 
@@ -521,7 +527,8 @@ FLOOR_TARGETS = {"show": 0.5, "list": 0.4, "create": 0.3, "update": 0.3}
 def machine() -> str:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
-    return f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, {platform.system()} {platform.release()}"
+    return (f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, "
+            f"{platform.system()} {platform.release()}")
 
 
 def main() -> None:
@@ -535,9 +542,11 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--duration", type=float, default=10)
     parser.add_argument("--warmup", type=float, default=3)
-    parser.add_argument("--endpoints", default=",".join(ENDPOINTS), help="a comma-separated choice of " + ", ".join(ENDPOINTS))
+    parser.add_argument("--endpoints", default=",".join(ENDPOINTS),
+                        help="a comma-separated choice of " + ", ".join(ENDPOINTS))
     parser.add_argument("--purge", action="store_true",
-                        help="at the end of each size, show alone and during a purge of the older half (it deletes them)")
+                        help="at the end of each size, show alone and during a purge of the older half "
+                             "(it deletes them)")
     parser.add_argument("--json", default=None, help="write the report as JSON here")
     parser.add_argument("--markdown", default=None, help="write the report as Markdown here (docs/benchmarks.md)")
     args = parser.parse_args()
@@ -574,7 +583,8 @@ def main() -> None:
             f"server pinned to core {SERVER_CORE}, wrk to core {LOAD_CORE}.\n\nCommand: `{report['command']}`\n\n"
             f"{text}\n"
         )
-    bad = [(run["size"], endpoint) for run in runs for endpoint, result in [*run["endpoints"].items(), ("batch", run["batch"])]
+    bad = [(run["size"], endpoint) for run in runs
+           for endpoint, result in [*run["endpoints"].items(), ("batch", run["batch"])]
            if result["errors"]]
     if bad:
         sys.exit(f"errors in {bad}")

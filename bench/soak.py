@@ -20,7 +20,8 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=5000, help="hostile requests drawn (CI: 300)")
     options = parser.parse_args()
     env = {**os.environ, "FOOTFALL_SOAK_SECONDS": str(options.seconds), "FOOTFALL_SOAK_EXAMPLES": str(options.examples)}
-    tests = ["tests/test_concurrency.py", "tests/test_hostile_input.py::test_hostile_requests_answer_2xx_or_4xx_in_leat_shape"]
+    tests = ["tests/test_concurrency.py",
+             "tests/test_hostile_input.py::test_hostile_requests_answer_2xx_or_4xx_in_leat_shape"]
     sys.exit(subprocess.call([sys.executable, "-m", "pytest", "-q", *tests], cwd=ROOT, env=env))
 
 

@@ -60,7 +60,8 @@ async def postgres_database(prefix: str) -> AsyncIterator[str]:
 async def app(database_url: str) -> AsyncIterator[FastAPI]:
     # Webhook receivers in the tests listen on 127.0.0.1; workers are started by the tests that need them.
     app = create_app(
-        Settings(database_url=database_url, webhook_allow_private_urls=True, webhook_worker=False, token_cache_seconds=0)
+        Settings(database_url=database_url, webhook_allow_private_urls=True, webhook_worker=False,
+                 token_cache_seconds=0)
     )
     await migrate(database_url)
     yield app

@@ -16,7 +16,8 @@ UNAUTHENTICATED = {"status_code": 401, "code": 90401, "message": "Unauthenticate
 @pytest.mark.parametrize("route", ROUTES, ids=route_id)
 @pytest.mark.parametrize(
     "authorization",
-    [None, "", "Bearer", "Bearer ", "Basic dXNlcjpwYXNz", "Token abc", "Bearer ffpat_unknown", b"Bearer \xe9\xe9", b"Bearer \x00"],
+    [None, "", "Bearer", "Bearer ", "Basic dXNlcjpwYXNz", "Token abc", "Bearer ffpat_unknown", b"Bearer \xe9\xe9",
+     b"Bearer \x00"],
 )
 async def test_every_route_refuses_a_missing_or_bad_token(client, route, authorization):
     method, path, json = request_for(route, {name: str(uuid4()) for name in PLACEHOLDERS})
@@ -149,7 +150,6 @@ async def test_a_revocation_reaches_a_process_with_a_token_cache_within_its_ttl(
 
     from footfall.app import API_PREFIX, create_app
     from footfall.config import Settings
-
     from footfall.db import migrate
 
     app = create_app(Settings(database_url=database_url, webhook_worker=False, token_cache_seconds=0.5))

@@ -38,7 +38,8 @@ def test_tokens_create_and_revoke(database_url, account):
     assert token["expires_at"].endswith("+00:00")
     revoked = footfall_json("tokens", "revoke", token["uuid"], database_url=database_url)
     assert revoked["uuid"] == token["uuid"] and revoked["revoked_at"].endswith("+00:00")
-    read_only = footfall_json("tokens", "create", "--account", account["uuid"], "--read-only", database_url=database_url)
+    read_only = footfall_json("tokens", "create", "--account", account["uuid"], "--read-only",
+                              database_url=database_url)
     assert read_only["read_only"] is True
     listed = footfall_json("tokens", "list", "--account", account["uuid"], database_url=database_url)
     assert [t["uuid"] for t in listed["data"]][-2:] == [token["uuid"], read_only["uuid"]]

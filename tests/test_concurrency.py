@@ -11,7 +11,7 @@ import os
 import random
 import time
 from datetime import timedelta
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from sqlalchemy import bindparam, select
 
@@ -97,7 +97,8 @@ async def write_at_once_then_check(app, client, tenant) -> None:
         for round_ in range(ROUNDS):
             if not ledger.running(round_):
                 return
-            items = [{"contact_uuid": some_contact(), "shop_uuid": tenant.shop_uuid, "source": "batch"} for _ in range(4)]
+            items = [{"contact_uuid": some_contact(), "shop_uuid": tenant.shop_uuid, "source": "batch"}
+                     for _ in range(4)]
             if round_ % 2:
                 items.append({"contact_email": f"batch-{round_}@race.sea", "shop_uuid": tenant.shop_uuid})
             response = await client.post("/visits/batch", json={"visits": items}, headers=headers)

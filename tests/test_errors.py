@@ -62,7 +62,8 @@ async def test_health_is_503_when_the_database_does_not_answer(database_url):
 
 
 @pytest.mark.parametrize(("path", "params", "field", "message"), [
-    ("/visits/6e8ec5a8-0eb7-4e5f-ad20-c0d271d97d9", {}, "uuid", "Must be a UUID, e.g. 6e8ec5a8-0eb7-4e5f-ad20-c0d271d97d92."),
+    ("/visits/6e8ec5a8-0eb7-4e5f-ad20-c0d271d97d9", {}, "uuid",
+     "Must be a UUID, e.g. 6e8ec5a8-0eb7-4e5f-ad20-c0d271d97d92."),
     ("/visits", {"limit": 501}, "limit", "Must be at most 500."),
     ("/visits", {"page": 0}, "page", "Must be at least 1."),
     ("/visits", {"limit": "many"}, "limit", "Must be a whole number."),

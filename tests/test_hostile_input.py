@@ -397,9 +397,10 @@ def test_every_api_operation_is_fuzzed(app):
     assert documented == fuzzed
 
 
-@settings(max_examples=int(os.environ.get("FOOTFALL_SOAK_EXAMPLES", "300")), deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=int(os.environ.get("FOOTFALL_SOAK_EXAMPLES", "300")), deadline=None, database=None,
+          suppress_health_check=list(HealthCheck))
 @given(case=st.sampled_from(FUZZED).flatmap(hostile_cases))
-# Found before kit/body.py refused bytes that are not UTF-8: stored as U+FFFD (urlencoded, the query
+# Found before http/body.py refused bytes that are not UTF-8: stored as U+FFFD (urlencoded, the query
 # string) or as Latin-1 (multipart).
 @example(case=Hostile(route="POST /visits", encoding="form", fields=(("source", b"\xff\xfe"),)))
 @example(case=Hostile(route="PUT /visits/{visit}", encoding="multipart", fields=(("external_id", b"caf\xc3"),)))
@@ -434,7 +435,7 @@ async def test_every_parameter_and_field_takes_each_wrong_type_and_edge(app, cli
               for name in _query_parameters(route) for value in ("x", b"\xff")]
     for name in re.findall(r"\{(\w+)\}", path):
         cases += [Hostile(route_id(route), path=((name, value),)) for value in [
-            "%ff", "%ED%A0%80", "%00", "%2F", "..", "not-a-uuid", "{other:%s}" % name, "{own:%s|upper}" % name]]
+            "%ff", "%ED%A0%80", "%00", "%2F", "..", "not-a-uuid", f"{{other:{name}}}", f"{{own:{name}|upper}}"]]
     if method != "GET":
         for name in _body_fields(route) or {"anything": {}}:
             cases += [Hostile(route_id(route), fields=((name, value),)) for value in SWEEP_VALUES]

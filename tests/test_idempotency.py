@@ -31,7 +31,8 @@ async def test_a_repeat_replays_the_first_answer_and_creates_nothing(client, ten
         ),
         await client.post(
             "/visits",
-            content=f'{{"source": "Kiosk", "shop_uuid": "{tenant.shop_uuid}", "contact_uuid": "{tenant.contact_uuid}"}}',
+            content=f'{{"source": "Kiosk", "shop_uuid": "{tenant.shop_uuid}", '
+                    f'"contact_uuid": "{tenant.contact_uuid}"}}',
             headers={**headers, "Content-Type": "application/json"},
         ),
         await client.post("/visits", data=visit_body(tenant, source="Kiosk"), headers=headers),
@@ -61,7 +62,8 @@ async def test_a_key_with_another_body_or_route_is_refused(client, tenant):
 
 async def test_keys_belong_to_an_account(client, tenant, other_tenant):
     for who in (tenant, other_tenant):
-        response = await client.post("/visits", json=visit_body(who), headers={**who.headers, "Idempotency-Key": "same"})
+        response = await client.post("/visits", json=visit_body(who),
+                                     headers={**who.headers, "Idempotency-Key": "same"})
         assert response.status_code == 201 and "idempotent-replayed" not in response.headers
 
 

@@ -48,7 +48,8 @@ async def test_a_body_over_the_limit_is_413_before_it_is_read_whole(database_url
                 chunks_read.append(n)
                 yield b"x" * 500
 
-        response = await client.post("/visits", content=stream(), headers={**tenant.headers, "Content-Type": "application/json"})
+        response = await client.post("/visits", content=stream(),
+                                     headers={**tenant.headers, "Content-Type": "application/json"})
         assert response.status_code == 413 and len(chunks_read) < 100
         small = await client.post("/visits", json={**body, "source": "x"}, headers=tenant.headers)
         assert small.status_code == 201
@@ -75,11 +76,12 @@ async def test_rate_limit_per_token_with_headers_on_every_answer(database_url):
         tenant = await make_tenant(app)
         other = await make_tenant(app)
         await fresh_window()
-        for remaining, path in zip((2, 1, 0), ("/visits", "/nothing-here", "/shops")):
+        for remaining, path in zip((2, 1, 0), ("/visits", "/nothing-here", "/shops"), strict=True):
             response = await client.get(path, headers=tenant.headers)
             assert response.status_code != 429
             assert response.headers["ratelimit-limit"] == response.headers["x-ratelimit-limit"] == "3"
-            assert response.headers["ratelimit-remaining"] == response.headers["x-ratelimit-remaining"] == str(remaining)
+            assert (response.headers["ratelimit-remaining"] == response.headers["x-ratelimit-remaining"]
+                    == str(remaining))
             assert 1 <= int(response.headers["ratelimit-reset"]) <= 60
             assert "retry-after" not in response.headers and "x-ratelimit-reset" not in response.headers
         refused = await client.get("/visits", headers=tenant.headers)

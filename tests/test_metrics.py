@@ -97,7 +97,8 @@ def test_delivery_outcomes_and_the_outbox(database_url, tenant, receiver):
         deadline = time.monotonic() + 15
         while True:  # the last attempt is recorded after its answer arrives
             samples = scrape(f"{base_url}/metrics")
-            if value(samples, "footfall_webhook_delivery_attempts_total", outcome="failed") or time.monotonic() > deadline:
+            if (value(samples, "footfall_webhook_delivery_attempts_total", outcome="failed")
+                    or time.monotonic() > deadline):
                 break
             time.sleep(0.1)
     assert value(samples, "footfall_webhook_delivery_attempts_total", outcome="succeeded") == 1
@@ -115,7 +116,8 @@ def test_metrics_port_of_their_own(database_url, tenant):
         assert httpx.get(f"{base_url}/metrics").status_code == 404  # not on the API's port
         samples = scrape(f"http://127.0.0.1:{port}/metrics")
     assert value(samples, "footfall_http_requests_total", method="GET", route=SHOW, status="200") == 1
-    assert value(samples, "footfall_http_requests_total", method="POST", route=f"{API_PREFIX}/visits", status="201") == 1
+    assert value(samples, "footfall_http_requests_total", method="POST", route=f"{API_PREFIX}/visits",
+                 status="201") == 1
 
 
 def test_a_worker_serves_its_delivery_metrics(database_url, tenant, receiver):

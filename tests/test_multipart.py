@@ -3,8 +3,8 @@ the same fields as JSON and urlencoded bodies, on every POST and PUT."""
 
 import pytest
 
-from tests.test_limits import app_client
 from tests.conftest import make_tenant
+from tests.test_limits import app_client
 
 # The boundaries curl writes (dashes and hex) and Guzzle writes (a bare uniqid()).
 BOUNDARIES = ["------------------------d74496d66958873e", "6630b4d5a1f3e"]
@@ -99,8 +99,8 @@ async def test_a_multipart_body_over_the_limit_is_413_before_it_is_read_whole(da
 
 def raw_multipart(boundary: str, fields: list[tuple[bytes, bytes]]) -> bytes:
     """A body of parts whose names and values are bytes as they are."""
-    parts = [f"--{boundary}\r\n".encode() + b'Content-Disposition: form-data; name="' + name + b'"\r\n\r\n' + value + b"\r\n"
-             for name, value in fields]
+    parts = [f"--{boundary}\r\n".encode() + b'Content-Disposition: form-data; name="' + name
+             + b'"\r\n\r\n' + value + b"\r\n" for name, value in fields]
     return b"".join(parts) + f"--{boundary}--\r\n".encode()
 
 

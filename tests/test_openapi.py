@@ -67,7 +67,8 @@ async def test_openapi_documents_every_route_with_leats_error_schema(app):
             assert set(content) == {"application/json", "application/x-www-form-urlencoded", "multipart/form-data"}
     assert set(schema["components"]["schemas"]["ErrorBody"]["required"]) == {"status_code", "code", "message"}
     list_params = {p["name"] for p in operations[("GET", "/visits")]["parameters"]}
-    ranges = {f"{column}[{op}]" for column in ("created_at", "starts_at", "updated_at") for op in ("gte", "gt", "lte", "lt")}
+    ranges = {f"{column}[{op}]" for column in ("created_at", "starts_at", "updated_at")
+              for op in ("gte", "gt", "lte", "lt")}
     assert list_params == {"limit", "page", "contact_uuid", "shop_uuid", "source", "external_id", "sort", *ranges}
     create = schema["components"]["schemas"]["VisitCreate"]
     assert set(create["required"]) == {"contact_uuid", "shop_uuid"}

@@ -27,7 +27,8 @@ ROWS = [
         id=1, uuid=UUID("87824d97-a0a0-4764-9cd2-9df88579fd47"), contact_id=2, shop_id=3,
         contact_uuid=AsyncpgUUID("6e8ec5a8-0eb7-4e5f-ad20-c0d271d97d92"), contact_email="spongebob@bikinibottom.sea",
         external_id="till-7/000123", source="Café «Kiosk» 🦀", starts_at=datetime(2024, 5, 1, 20, tzinfo=UTC),
-        ends_at=datetime(2024, 5, 1, 22, 30, 5, tzinfo=UTC), created_at=datetime(2024, 5, 1, 20, 0, 1, 654321, tzinfo=UTC),
+        ends_at=datetime(2024, 5, 1, 22, 30, 5, tzinfo=UTC),
+        created_at=datetime(2024, 5, 1, 20, 0, 1, 654321, tzinfo=UTC),
     ),
     VisitRow(
         id=4, uuid=UUID("2d3df56b-d10e-465f-a6a7-fd258c536f6b"), contact_id=2, shop_id=3,

@@ -40,7 +40,8 @@ async def test_a_delivery_carries_the_id_of_the_request_that_caused_it(app, clie
     with Receiver() as receiver:
         await subscribe(client, tenant, receiver.url("/traced"))
         await create_visit(client, tenant)  # no id given: one is made
-        response = await client.post("/visits", json={"contact_uuid": tenant.contact_uuid, "shop_uuid": tenant.shop_uuid},
+        response = await client.post("/visits",
+                                     json={"contact_uuid": tenant.contact_uuid, "shop_uuid": tenant.shop_uuid},
                                      headers={**tenant.headers, "X-Request-Id": "pos-till-7-000123"})
         worker = worker_for(app)
         try:

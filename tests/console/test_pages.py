@@ -125,7 +125,8 @@ async def test_webhooks_are_made_paused_resumed_retried_and_deleted_from_the_con
 
     headers = {"Authorization": f"Bearer {tenant.token}"}
     api = httpx.AsyncClient(transport=browser._transport, base_url="http://footfall.test/api/v3/oauth/clients")
-    await api.post("/visits", json={"contact_uuid": tenant.contact_uuid, "shop_uuid": tenant.shop_uuid}, headers=headers)
+    await api.post("/visits", json={"contact_uuid": tenant.contact_uuid, "shop_uuid": tenant.shop_uuid},
+                   headers=headers)
     log = await browser.get(f"/webhooks/{uuid}")
     delivery = re.search(r'data-delivery="([0-9a-f-]{36})"', log.text).group(1)
     assert re.search(r'class="state">pending<', log.text)
@@ -177,6 +178,7 @@ async def test_sign_out_forgets_the_token(browser, tenant):
 
 
 async def test_console_assets_are_served_by_footfall(browser):
-    for path in ("/static/console/console.js", "/static/console/console.css", "/static/console/vendor/chart.umd.min.js"):
+    for path in ("/static/console/console.js", "/static/console/console.css",
+                 "/static/console/vendor/chart.umd.min.js"):
         response = await browser.get(path)
         assert response.status_code == 200 and len(response.content) > 500, path

@@ -52,7 +52,8 @@ async def test_a_deleted_contact_is_gone_with_its_visits(client, tenant, how):
     again = await client.delete(f"/contacts/{contact['uuid']}", headers=tenant.headers)
     assert again.status_code == 404 and again.json()["code"] == 55031
     # The email is free again: a new contact, with no visits.
-    assert (await client.post("/contacts", json={"email": f"{how}@krabs.sea"}, headers=tenant.headers)).status_code == 201
+    assert (await client.post("/contacts", json={"email": f"{how}@krabs.sea"},
+                              headers=tenant.headers)).status_code == 201
 
 
 @pytest.mark.parametrize("sent", [{"type": "forever"}, {"type": 3}])
@@ -109,7 +110,8 @@ async def rows_holding(database_url: str, text: str) -> list[str]:
             "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")
         for (table,) in tables:
             rows = await connection.fetch(
-                f'SELECT row_to_json(t)::text AS row FROM "{table}" t WHERE strpos(lower(row_to_json(t)::text), $1) > 0',
+                f'SELECT row_to_json(t)::text AS row FROM "{table}" t '
+                'WHERE strpos(lower(row_to_json(t)::text), $1) > 0',
                 text.lower())
             found += [f"{table}: {row['row']}" for row in rows]
         return found
@@ -129,7 +131,8 @@ async def test_a_gdpr_delete_leaves_no_trace_of_the_email(app, client, tenant, r
     contact = created.json()["data"]
     await client.get("/contacts/find-or-create", params={"email": email}, headers=tenant.headers)
     visit = await visit_for(client, tenant, contact, source="Kiosk")
-    await client.put(f"/visits/{visit['uuid']}", json={"source": "Web"}, headers={**tenant.headers, "Idempotency-Key": "k2"})
+    await client.put(f"/visits/{visit['uuid']}", json={"source": "Web"},
+                     headers={**tenant.headers, "Idempotency-Key": "k2"})
     batch = {"visits": [{"contact_email": email, "shop_uuid": tenant.shop_uuid, "external_id": "B-1"}]}
     await client.post("/visits/batch", json=batch, headers={**tenant.headers, "Idempotency-Key": "k3"})
     worker = worker_for(app, webhook_retry_schedule=[0, 3600])

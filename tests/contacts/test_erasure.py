@@ -41,7 +41,8 @@ async def snapshot(database_url: str) -> dict[str, dict[str, dict[str, Any]]]:
     try:
         names = await connection.fetch("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")
         for (name,) in names:
-            rows = [json.loads(text) for (text,) in await connection.fetch(f'SELECT row_to_json(t)::text FROM "{name}" t')]
+            rows = [json.loads(text) for (text,) in
+                    await connection.fetch(f'SELECT row_to_json(t)::text FROM "{name}" t')]
             tables[name] = {_key(name, row): row for row in rows}
     finally:
         await connection.close()
@@ -105,7 +106,8 @@ async def test_erasure_changes_only_the_erased_contacts_rows(app, client, tenant
             elif table == "webhook_deliveries" and was is None:
                 assert now["event_id"] not in ann_event_ids  # the erasure's own events' deliveries
             elif table == "webhook_events" and was is None:
-                assert json.loads(now["body"])["type"] in ("visit_deleted", "contact_deleted") and ERASED not in now["body"]
+                assert (json.loads(now["body"])["type"] in ("visit_deleted", "contact_deleted")
+                        and ERASED not in now["body"])
             elif table == "contacts":
                 assert now is None and same_uuid(was["uuid"], erased["uuid"])
             elif table == "contact_visit_counts":

@@ -5,7 +5,6 @@ from sqlalchemy import String, bindparam, cast, literal_column, select
 
 from footfall.db import Statement
 from footfall.tables import contacts
-
 from tests.conftest import make_tenant
 from tests.visits.test_routes import create_visit
 
@@ -28,7 +27,8 @@ async def test_one_email_in_two_accounts_is_two_contacts(client, app, tenant):
     assert mine.json()["data"]["uuid"] != theirs.json()["data"]["uuid"]
 
 
-@pytest.mark.parametrize("email", ["", "no-at-sign", "two@@x.sea", "a b@x.sea", None, 42, "x@" + "y" * 300 + ".sea", "a\x00@x.sea"])
+@pytest.mark.parametrize("email", ["", "no-at-sign", "two@@x.sea", "a b@x.sea", None, 42, "x@" + "y" * 300 + ".sea",
+                                   "a\x00@x.sea"])
 async def test_create_refuses_a_bad_email(client, tenant, email):
     response = await client.post("/contacts", json={"email": email}, headers=tenant.headers)
     assert response.status_code == 422

@@ -17,7 +17,8 @@ from footfall.testing.tenants import make_tenant_at
 
 pytestmark = [
     pytest.mark.skipif(not can_make_servers(), reason=NEEDS),
-    pytest.mark.skipif(shutil.which("pgbouncer") is None, reason="PgBouncer is needed (Debian's pgbouncer; .ci/run installs it)"),
+    pytest.mark.skipif(shutil.which("pgbouncer") is None,
+                       reason="PgBouncer is needed (Debian's pgbouncer; .ci/run installs it)"),
 ]
 BEHIND_PGBOUNCER = {"FOOTFALL_DATABASE_STATEMENT_CACHE_SIZE": "0", "FOOTFALL_RATE_LIMIT": "0",
                     "FOOTFALL_WEBHOOK_ALLOW_PRIVATE_URLS": "1", "FOOTFALL_WEBHOOK_POLL_INTERVAL": "0.1"}
@@ -47,7 +48,8 @@ def test_everything_works_through_transaction_pooling(pgbouncer, receiver):
 
         def create(n: int) -> int:
             return httpx.post(f"{base_url}{API_PREFIX}/visits", headers=tenant.headers, timeout=30, json={
-                "contact_uuid": tenant.contact_uuid, "shop_uuid": tenant.shop_uuid, "external_id": f"b-{n}"}).status_code
+                "contact_uuid": tenant.contact_uuid, "shop_uuid": tenant.shop_uuid,
+                "external_id": f"b-{n}"}).status_code
 
         def read(path: str) -> int:
             return httpx.get(f"{base_url}{API_PREFIX}{path}", headers=tenant.headers, timeout=30).status_code

@@ -135,7 +135,8 @@ def test_a_replica_that_stops_is_left_out(cluster):
         wait_for(lambda: replica_state(base_url)["state"] == "ok", 30)
 
 
-@pytest.mark.skipif(REDIS_URL is None, reason="FOOTFALL_TEST_REDIS_URL is not set: the positions shared between app hosts live in Redis")
+@pytest.mark.skipif(REDIS_URL is None,
+                    reason="FOOTFALL_TEST_REDIS_URL is not set: the positions shared between app hosts live in Redis")
 def test_two_app_hosts_share_a_tokens_write_positions_through_redis(cluster):
     url = cluster.primary.url
     tenant = asyncio.run(make_tenant_at(url))

@@ -6,8 +6,9 @@ from tests.conftest import make_tenant
 
 
 async def test_list_answers_every_shop_by_name(client, app, tenant):
-    from footfall.accounts.service import get_account
     from uuid import UUID
+
+    from footfall.accounts.service import get_account
 
     async with app.state.database.transaction(write=True) as tx:
         account = await get_account(tx, UUID(tenant.account_uuid))

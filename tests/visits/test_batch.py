@@ -71,7 +71,8 @@ async def test_an_item_without_its_contact_or_shop_is_1003_on_the_field(client, 
         {"contact_uuid": tenant.contact_uuid},
     ])
     errors = [o["error"]["errors"] for o in response.json()["data"]]
-    assert list(errors[0]) == ["contact_uuid"] and list(errors[1]) == ["contact_uuid"] and list(errors[2]) == ["shop_uuid"]
+    assert (list(errors[0]) == ["contact_uuid"] and list(errors[1]) == ["contact_uuid"]
+            and list(errors[2]) == ["shop_uuid"])
 
 
 @pytest.mark.parametrize("count", [0, 1001])

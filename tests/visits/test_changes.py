@@ -60,7 +60,8 @@ async def test_a_deleted_visits_external_id_makes_a_new_visit(client, tenant):
     new = await create_visit(client, tenant, external_id="T-1", source="Kiosk")
     assert new.status_code == 201 and new.json()["data"]["uuid"] != old["uuid"]
     changes, _ = await follow(client, tenant)
-    assert [(c["uuid"], "deleted_at" in c) for c in changes] == [(old["uuid"], True), (new.json()["data"]["uuid"], False)]
+    assert [(c["uuid"], "deleted_at" in c) for c in changes] == [(old["uuid"], True),
+                                                                  (new.json()["data"]["uuid"], False)]
 
 
 async def test_the_feed_shows_each_visit_once_at_its_latest_change(client, tenant):

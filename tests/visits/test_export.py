@@ -52,7 +52,8 @@ async def test_every_character_is_written_as_json_and_csv_write_it(client, tenan
     """The bytes are exactly orjson's line and the csv module's row, on both databases (PostgreSQL
     writes them itself, with COPY)."""
     made = [(await create_visit(client, tenant, external_id=text, source=text[::-1],
-                                starts_at="0001-01-01T00:00:01+00:00" if text == "year one" else "2024-05-01T19:00:59.9+02:00")).json()["data"]
+                                starts_at="0001-01-01T00:00:01+00:00" if text == "year one"
+                                else "2024-05-01T19:00:59.9+02:00")).json()["data"]
             for text in TRICKY]
     listed = {visit["uuid"]: visit for visit in
               (await client.get("/visits/changes", headers=tenant.headers)).json()["data"]}
@@ -78,7 +79,8 @@ async def test_the_export_takes_the_lists_filters(client, tenant):
     assert nothing.text.splitlines() == [",".join(COLUMNS)]
 
 
-@pytest.mark.parametrize("params, field", [({"format": "xml"}, "format"), ({"created_at[gte]": "soon"}, "created_at[gte]")])
+@pytest.mark.parametrize("params, field", [({"format": "xml"}, "format"),
+                                           ({"created_at[gte]": "soon"}, "created_at[gte]")])
 async def test_the_export_refuses_bad_parameters(client, tenant, params, field):
     response = await client.get("/visits/export", params=params, headers=tenant.headers)
     assert response.status_code == 422 and list(response.json()["errors"]) == [field]
@@ -94,7 +96,8 @@ async def test_an_export_of_several_chunks_has_each_visit_once(client, tenant):
 
 async def test_the_cli_exports_a_file_that_imports_back_unchanged(client, tenant, database_url, tmp_path):
     for n in range(4):
-        await create_visit(client, tenant, external_id=f"round-{n}", source="Kiosk/é", starts_at=f"2024-05-0{n + 1} 10:00")
+        await create_visit(client, tenant, external_id=f"round-{n}", source="Kiosk/é",
+                           starts_at=f"2024-05-0{n + 1} 10:00")
     before = (await client.get("/visits", params={"sort": "created_at"}, headers=tenant.headers)).json()["data"]
     for format in ("csv", "ndjson"):
         path = tmp_path / f"visits.{format}"

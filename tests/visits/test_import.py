@@ -2,9 +2,8 @@
 
 import json
 
-from footfall.testing.serving import footfall
-
 from footfall.testing.receiver import Receiver
+from footfall.testing.serving import footfall
 from tests.webhooks.test_delivery import deliveries, drain, subscribe, worker_for
 
 
@@ -105,7 +104,8 @@ def test_an_unknown_file_type_or_account_is_one_line_on_stderr(tenant, database_
     path = tmp_path / "visits.txt"
     path.write_text("x")
     result = _import(path, tenant, database_url)
-    assert result.returncode == 1 and result.stderr.strip() == "error: visits.txt: the file must end in .csv, .ndjson or .jsonl"
+    assert (result.returncode == 1
+            and result.stderr.strip() == "error: visits.txt: the file must end in .csv, .ndjson or .jsonl")
     csv_path = tmp_path / "v.csv"
     csv_path.write_text("contact_uuid\n")
     result = footfall("visits", "import", str(csv_path), "--account", "6e8ec5a8-0eb7-4e5f-ad20-c0d271d97d92",
@@ -137,7 +137,8 @@ async def test_an_import_keeps_a_given_created_at_and_leaves_fresh_statistics(cl
         import asyncpg
         connection = await asyncpg.connect(database_url)
         try:
-            analyzed = await connection.fetchval("SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'visits'")
+            analyzed = await connection.fetchval(
+                "SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'visits'")
         finally:
             await connection.close()
         assert analyzed is not None

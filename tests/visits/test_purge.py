@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+
 from footfall.testing.serving import footfall
 from footfall.visits.retention import keep_days
 
@@ -20,7 +21,8 @@ async def total(client, tenant, **params) -> int:
     return (await client.get("/visits", params=params, headers=tenant.headers)).json()["meta"]["total"]
 
 
-async def test_purge_deletes_what_is_older_in_batches_with_tombstones_and_counts(client, tenant, database_url, tmp_path):
+async def test_purge_deletes_what_is_older_in_batches_with_tombstones_and_counts(client, tenant, database_url,
+                                                                                  tmp_path):
     other = (await client.post("/contacts", json={"email": "old@x.sea"}, headers=tenant.headers)).json()["data"]["uuid"]
     path = _history(tmp_path, tenant, old=2500, new=3, other_contact=other)
     assert footfall("visits", "import", str(path), "--account", tenant.account_uuid, database_url=database_url,

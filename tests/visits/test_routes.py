@@ -333,7 +333,7 @@ async def test_list_pages(client, tenant):
 
 
 async def test_list_with_limit_zero_answers_the_total_only(client, tenant):
-    for n in range(3):
+    for _n in range(3):
         await create_visit(client, tenant)
     body = (await client.get("/visits", params={"limit": 0}, headers=tenant.headers)).json()
     assert body == {"data": [], "meta": {"current_page": 1, "last_page": 1, "per_page": 0, "total": 3}}

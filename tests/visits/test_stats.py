@@ -100,7 +100,8 @@ async def test_groups_by_shop_and_by_source_each_with_every_bucket(client, app, 
     assert rows[("2024-05-01", tenant.shop_uuid)] == 1 and rows[("2024-05-03", chum)] == 2
     assert rows[("2024-05-02", chum)] == rows[("2024-05-01", chum)] == rows[("2024-05-03", tenant.shop_uuid)] == 0
     # The contact's first visit is on 1 May, at the other shop: on 3 May it returns to this one.
-    chum_third = next(item for item in by_shop["data"] if item["shop_uuid"] == chum and item["bucket_start"].startswith("2024-05-03"))
+    chum_third = next(item for item in by_shop["data"]
+                      if item["shop_uuid"] == chum and item["bucket_start"].startswith("2024-05-03"))
     assert (chum_third["new_contacts"], chum_third["returning_contacts"]) == (0, 1)
 
     by_source = await stats(client, tenant, group_by="source", **MAY)

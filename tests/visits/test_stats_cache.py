@@ -39,7 +39,8 @@ async def check(client, fresh, tenant):
 
 
 async def test_the_cache_follows_every_kind_of_write(client, app, fresh, tenant):
-    other = (await client.post("/contacts", json={"email": "karen@chumbucket.sea"}, headers=tenant.headers)).json()["data"]
+    other = (await client.post("/contacts", json={"email": "karen@chumbucket.sea"},
+                               headers=tenant.headers)).json()["data"]
     made = [(await create_visit(client, tenant, starts_at=f"2024-05-0{day}T1{day}:00:00Z", source="Kiosk",
                                 ends_at=f"2024-05-0{day}T1{day}:30:00Z")).json()["data"] for day in (2, 3, 5)]
     await check(client, fresh, tenant)  # fills the cache

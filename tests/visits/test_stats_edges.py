@@ -58,7 +58,7 @@ def check_exact(body: dict, visits: list[dict], params: dict) -> None:
         assert (moment(meta["period_start"]), moment(meta["period_end"])) == (starts[0], ends[-1])
     counted = [visit for visit in visits if in_range(visit, params)]
     first_of_all = min(moment(visit["starts_at"]) for visit in visits)
-    for item, (start, end) in zip(data, edges):
+    for item, (start, end) in zip(data, edges, strict=True):
         inside = [visit for visit in counted if start <= moment(visit["starts_at"]) < end
                   and (group_key is None or visit[group_key] == item[group_key])]
         durations = [(moment(visit["ends_at"]) - moment(visit["starts_at"])).total_seconds()

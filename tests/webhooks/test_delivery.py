@@ -11,10 +11,10 @@ from standardwebhooks import Webhook
 
 from footfall.accounts.service import get_account
 from footfall.config import Settings
+from footfall.testing.receiver import Reply
 from footfall.visits import service as visits
 from footfall.visits.schemas import VisitCreate
 from footfall.webhooks.delivery import DeliveryWorker
-from footfall.testing.receiver import Reply
 
 
 def worker_for(app, **settings) -> DeliveryWorker:
@@ -105,7 +105,8 @@ async def test_updates_and_new_contacts_are_events_too(app, client, tenant, rece
     assert contact_event["type"] == "contact_created" and contact_event["data"] == contact["data"]
 
 
-async def test_events_go_only_to_active_subscriptions_of_the_account_and_type(app, client, tenant, other_tenant, receiver):
+async def test_events_go_only_to_active_subscriptions_of_the_account_and_type(app, client, tenant, other_tenant,
+                                                                               receiver):
     await subscribe(client, other_tenant, receiver.url("/other-account"))
     await subscribe(client, tenant, receiver.url("/other-type"), event_type="visit_updated")
     inactive = await subscribe(client, tenant, receiver.url("/inactive"))
@@ -198,7 +199,8 @@ async def test_a_used_up_schedule_fails_the_delivery_and_enough_failures_deactiv
     assert shown["data"]["status"] == "INACTIVE"
     assert len(receiver.on("/down")) == 4
     # Active again: the pending delivery resumes, now answered 200.
-    await client.put(f"/webhook-subscriptions/{subscription['uuid']}", json={"status": "ACTIVE"}, headers=tenant.headers)
+    await client.put(f"/webhook-subscriptions/{subscription['uuid']}", json={"status": "ACTIVE"},
+                     headers=tenant.headers)
     await drain(worker)
     states = [d["state"] for d in await deliveries(client, tenant, subscription)]
     assert states == ["succeeded", "failed", "failed"]

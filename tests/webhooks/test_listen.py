@@ -48,7 +48,8 @@ def listening():
 def test_a_delivery_from_footfall_arrives_verified(database_url, listening):
     url, printed = listening
     demo = footfall_json("demo", database_url=database_url)
-    env = {"FOOTFALL_WEBHOOK_ALLOW_PRIVATE_URLS": "1", "FOOTFALL_WEBHOOK_POLL_INTERVAL": "0.1", "FOOTFALL_RATE_LIMIT": "0"}
+    env = {"FOOTFALL_WEBHOOK_ALLOW_PRIVATE_URLS": "1", "FOOTFALL_WEBHOOK_POLL_INTERVAL": "0.1",
+           "FOOTFALL_RATE_LIMIT": "0"}
     with running_server(database_url, env=env) as base_url:
         headers = {"Authorization": f"Bearer {demo['token']}"}
         api = f"{base_url}{API_PREFIX}"
@@ -72,7 +73,8 @@ def test_a_wrong_signature_is_answered_400_and_said(listening):
     body = b'{"id":"e1","type":"visit_created","data":{}}'
     signed = signature_headers(generate_secret(), "e1", int(time.time()), body)
     response = httpx.post(f"{url}/x", content=body, headers=signed)
-    assert response.status_code == 400 and response.json()["signatures"] == {"webhook-signature": False, "signature": False}
+    assert (response.status_code == 400
+            and response.json()["signatures"] == {"webhook-signature": False, "signature": False})
     assert "webhook-signature: WRONG  signature: WRONG" in printed()
     good = httpx.post(f"{url}/x", content=body, headers=signature_headers(SECRET, "e1", int(time.time()), body))
     assert good.status_code == 200 and good.json() == {"received": True}

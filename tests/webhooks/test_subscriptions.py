@@ -108,7 +108,8 @@ async def test_update_changes_name_url_and_status(client, tenant):
     assert response.status_code == 200
     updated = response.json()["data"]
     assert set(updated) == KEYS
-    assert (updated["name"], updated["url"], updated["status"]) == ("Renamed", "https://other.example.com/x", "INACTIVE")
+    assert (updated["name"], updated["url"], updated["status"]) == ("Renamed", "https://other.example.com/x",
+                                                                    "INACTIVE")
     assert updated["event_type"] == created["event_type"] and updated["created_at"] == created["created_at"]
 
 
@@ -141,7 +142,8 @@ async def test_delete_answers_empty_data_and_meta(client, tenant):
 async def test_list_filters_and_pages(client, tenant):
     visit_hook = (await subscribe(client, tenant)).json()["data"]
     contact_hook = (await subscribe(client, tenant, event_type="contact_created")).json()["data"]
-    await client.put(f"/webhook-subscriptions/{contact_hook['uuid']}", json={"status": "INACTIVE"}, headers=tenant.headers)
+    await client.put(f"/webhook-subscriptions/{contact_hook['uuid']}", json={"status": "INACTIVE"},
+                     headers=tenant.headers)
     everything = (await client.get("/webhook-subscriptions", headers=tenant.headers)).json()
     assert [s["uuid"] for s in everything["data"]] == [contact_hook["uuid"], visit_hook["uuid"]]
     assert everything["meta"] == {"current_page": 1, "last_page": 1, "per_page": 30, "total": 2}
@@ -149,7 +151,8 @@ async def test_list_filters_and_pages(client, tenant):
         await client.get("/webhook-subscriptions", params={"event_type": "visit_created"}, headers=tenant.headers)
     ).json()
     assert [s["uuid"] for s in by_type["data"]] == [visit_hook["uuid"]]
-    inactive = (await client.get("/webhook-subscriptions", params={"status": "INACTIVE"}, headers=tenant.headers)).json()
+    inactive = (await client.get("/webhook-subscriptions", params={"status": "INACTIVE"},
+                                 headers=tenant.headers)).json()
     assert [s["uuid"] for s in inactive["data"]] == [contact_hook["uuid"]]
     paged = (await client.get("/webhook-subscriptions", params={"limit": 1, "page": 2}, headers=tenant.headers)).json()
     assert [s["uuid"] for s in paged["data"]] == [visit_hook["uuid"]] and paged["meta"]["last_page"] == 2

@@ -11,9 +11,9 @@ import httpx
 import pytest
 
 from footfall.app import API_PREFIX
-from footfall.testing.tenants import Tenant, make_tenant_at
-from footfall.testing.serving import running_server, start_worker
 from footfall.testing.receiver import Reply
+from footfall.testing.serving import running_server, start_worker
+from footfall.testing.tenants import Tenant, make_tenant_at
 
 FAST = {
     "FOOTFALL_WEBHOOK_ALLOW_PRIVATE_URLS": "1",

@@ -52,7 +52,8 @@ def footfall(tmp_path_factory):
             raise RuntimeError("footfall serve did not start")
         time.sleep(0.1)
     headers = {"Authorization": f"Bearer {demo['token']}"}
-    demo["shops"] = [s["uuid"] for s in httpx.get(f"{base_url}/api/v3/oauth/clients/shops", headers=headers).json()["data"]]
+    demo["shops"] = [s["uuid"] for s in
+                     httpx.get(f"{base_url}/api/v3/oauth/clients/shops", headers=headers).json()["data"]]
     demo["contacts"] = [c["uuid"] for c in
                         httpx.get(f"{base_url}/api/v3/oauth/clients/contacts", headers=headers).json()["data"]]
     yield base_url, demo

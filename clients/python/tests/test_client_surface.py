@@ -1,10 +1,20 @@
 """The whole surface, sync and async, against a real Footfall."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from footfall_client import AsyncClient, Client, Contact, NotFoundError, Page, Shop, Tombstone, Visit, WebhookSubscription
+from footfall_client import (
+    AsyncClient,
+    Client,
+    Contact,
+    NotFoundError,
+    Page,
+    Shop,
+    Tombstone,
+    Visit,
+    WebhookSubscription,
+)
 
 
 @pytest.fixture
@@ -20,7 +30,7 @@ def test_visits_create_get_update_list_and_iter(client, footfall):
     visit = client.visits.create(demo["contacts"][0], demo["shops"][0], external_id="cli-1", source="Kiosk",
                                  starts_at=starts, ends_at=starts + timedelta(minutes=30))
     assert isinstance(visit, Visit) and visit.external_id == "cli-1" and visit.source == "Kiosk"
-    assert visit.starts_at == datetime(2024, 5, 1, 20, 0, tzinfo=timezone.utc)
+    assert visit.starts_at == datetime(2024, 5, 1, 20, 0, tzinfo=UTC)
     assert visit.starts_at.tzinfo is not None and visit.created_at.tzinfo is not None
     assert visit.contact.uuid == demo["contacts"][0] and "@" in visit.contact.email
     assert client.visits.get(visit.uuid) == visit
@@ -56,7 +66,8 @@ def test_shops_and_contacts(client, footfall):
     regular = client.contacts.get(demo["contacts"][0])
     visits = list(client.visits.iter(contact_uuid=regular.uuid))
     assert regular.visit_count == len(visits) > 0
-    assert (regular.first_visit_at, regular.last_visit_at) == (min(v.starts_at for v in visits), max(v.starts_at for v in visits))
+    assert (regular.first_visit_at, regular.last_visit_at) == (min(v.starts_at for v in visits),
+                                                               max(v.starts_at for v in visits))
 
 
 def test_webhook_subscriptions_and_deliveries(client, footfall):
@@ -109,8 +120,8 @@ def test_delete_the_changes_feed_filters_and_export(client, footfall):
     assert [type(item) for item in later] == [Tombstone] and later[0].uuid == visit.uuid
     assert later[0].external_id == "client-feed-1"
     kept = client.visits.create(demo["contacts"][0], demo["shops"][0], source="Feed",
-                                starts_at=datetime(2024, 5, 1, 19, tzinfo=timezone.utc))
-    found = client.visits.list(source="Feed", starts_at_lte=datetime(2024, 5, 2, tzinfo=timezone.utc), sort="starts_at")
+                                starts_at=datetime(2024, 5, 1, 19, tzinfo=UTC))
+    found = client.visits.list(source="Feed", starts_at_lte=datetime(2024, 5, 2, tzinfo=UTC), sort="starts_at")
     assert [v.uuid for v in found.items] == [kept.uuid]
     assert [v.uuid for v in client.visits.iter(source="Feed")] == [kept.uuid]
     stats = client.visits.stats("month", group_by="source", source="Feed", timezone="Europe/Amsterdam")

@@ -6,7 +6,7 @@ import hmac
 import json
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -96,7 +96,7 @@ def test_leats_documented_answers_parse():
     page = PageModel.from_json(json.loads(LEAT_LIST), Visit.from_json)
     assert isinstance(page, Page) and (page.current_page, page.last_page, page.per_page, page.total) == (1, 1, 30, 5)
     assert [v.source for v in page.items] == ["Website", "Kiosk"]
-    assert page.items[1].ends_at == datetime(2024, 5, 1, 22, 30, tzinfo=timezone.utc)
+    assert page.items[1].ends_at == datetime(2024, 5, 1, 22, 30, tzinfo=UTC)
     assert page.items[0].contact.email == "spongebob@bikinibottom.sea"
     visit = Visit.from_json(json.loads(LEAT_SHOW)["data"])
     assert visit.uuid == "1e32b995-b339-4da8-93a1-f2783b2c80c4" and visit.starts_at.year == 2001

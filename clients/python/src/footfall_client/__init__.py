@@ -29,7 +29,8 @@ from footfall_client.models import (
 
 __version__ = "0.1.0"
 __all__ = [
-    "AsyncClient", "AuthenticationError", "ChangesPage", "Client", "ConflictError", "Contact", "FootfallError", "NotFoundError",
-    "Page", "PermissionDeniedError", "RateLimitError", "ServerError", "Shop", "Stats", "StatsBucket", "Tombstone", "ValidationError", "Visit",
-    "VisitContact", "WebhookDelivery", "WebhookSubscription", "WebhookVerificationError", "webhooks",
+    "AsyncClient", "AuthenticationError", "ChangesPage", "Client", "ConflictError", "Contact", "FootfallError",
+    "NotFoundError", "Page", "PermissionDeniedError", "RateLimitError", "ServerError", "Shop", "Stats", "StatsBucket",
+    "Tombstone", "ValidationError", "Visit", "VisitContact", "WebhookDelivery", "WebhookSubscription",
+    "WebhookVerificationError", "webhooks",
 ]

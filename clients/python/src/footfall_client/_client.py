@@ -6,9 +6,10 @@ import asyncio
 import random
 import time
 import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any, AsyncIterator, Callable, Dict, Iterator, Optional
+from typing import Any
 
 import httpx
 
@@ -35,13 +36,13 @@ class _Operation:
     method: str
     path: str
     parse: Callable[[dict], Any]
-    params: Optional[Dict[str, Any]] = None
-    json: Optional[Dict[str, Any]] = None
-    idempotency_key: Optional[str] = None
+    params: dict[str, Any] | None = None
+    json: dict[str, Any] | None = None
+    idempotency_key: str | None = None
     raw: bool = False  # parse gets the body's text (an export), not its JSON
 
 
-def _retry_after(response: httpx.Response) -> Optional[float]:
+def _retry_after(response: httpx.Response) -> float | None:
     value = response.headers.get("retry-after")
     if not value:
         return None
@@ -63,7 +64,7 @@ class _Policy:
     max_delay: float = 30.0
     sleep_scale: float = 1.0  # tests shorten the waits
 
-    def retryable(self, operation: _Operation, response: Optional[httpx.Response], error: Any) -> bool:
+    def retryable(self, operation: _Operation, response: httpx.Response | None, error: Any) -> bool:
         if operation.method in ("POST", "PUT", "DELETE") and operation.idempotency_key is None:
             return False  # a write is retried only when its Idempotency-Key makes the retry safe
         if error is not None:
@@ -73,21 +74,21 @@ class _Policy:
             return True
         return response.status_code == 409 and _code(response) == IN_PROGRESS
 
-    def delay(self, attempt: int, response: Optional[httpx.Response]) -> float:
+    def delay(self, attempt: int, response: httpx.Response | None) -> float:
         wait = random.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))
         if response is not None and (after := _retry_after(response)) is not None:
             wait = max(wait, min(after, self.max_delay))
         return wait * self.sleep_scale
 
 
-def _code(response: httpx.Response) -> Optional[int]:
+def _code(response: httpx.Response) -> int | None:
     try:
         return response.json().get("code")
     except (ValueError, AttributeError):
         return None
 
 
-def _prepare(operation: _Operation) -> Dict[str, Any]:
+def _prepare(operation: _Operation) -> dict[str, Any]:
     headers = {"Accept": "application/json"}
     if operation.idempotency_key is not None:
         headers["Idempotency-Key"] = operation.idempotency_key
@@ -153,11 +154,11 @@ def _data(parse: Callable[[dict], Any]) -> Callable[[dict], Any]:
     return lambda body: parse(body["data"])
 
 
-def _key(given: Optional[str]) -> str:
+def _key(given: str | None) -> str:
     return given if given is not None else str(uuid.uuid4())
 
 
-def _fields(**fields: Any) -> Dict[str, Any]:
+def _fields(**fields: Any) -> dict[str, Any]:
     return {name: format_datetime(value) for name, value in fields.items()}
 
 
@@ -166,7 +167,7 @@ class _Resource:
         self._t = transport
 
 
-def _filters(filters: Dict[str, Any]) -> Dict[str, Any]:
+def _filters(filters: dict[str, Any]) -> dict[str, Any]:
     """Filters as the list takes them: created_at_gte=... becomes created_at[gte]=...; times formatted."""
     params = {}
     for name, value in filters.items():
@@ -179,23 +180,23 @@ def _filters(filters: Dict[str, Any]) -> Dict[str, Any]:
 
 
 class Visits(_Resource):
-    def list(self, limit: int = 30, page: int = 1, contact_uuid: Optional[str] = None, **filters: Any) -> Page[Visit]:
+    def list(self, limit: int = 30, page: int = 1, contact_uuid: str | None = None, **filters: Any) -> Page[Visit]:
         """filters: shop_uuid, source, external_id, sort, and ranges as created_at_gte=, starts_at_lt=, ..."""
-        params: Dict[str, Any] = {"limit": limit, "page": page, **_filters({"contact_uuid": contact_uuid, **filters})}
+        params: dict[str, Any] = {"limit": limit, "page": page, **_filters({"contact_uuid": contact_uuid, **filters})}
         return self._t.run(_Operation("GET", "/visits", lambda b: Page.from_json(b, Visit.from_json), params))
 
-    def iter(self, *, limit: int = 100, contact_uuid: Optional[str] = None, **filters: Any) -> Any:
+    def iter(self, *, limit: int = 100, contact_uuid: str | None = None, **filters: Any) -> Any:
         """Every visit, page after page (an async iterator on AsyncClient)."""
         return _iterate(self, limit, {"contact_uuid": contact_uuid, **filters})
 
     def delete(self, uuid: str) -> None:
         return self._t.run(_Operation("DELETE", f"/visits/{uuid}", lambda b: None))
 
-    def changes_page(self, cursor: Optional[str] = None, limit: int = 500) -> ChangesPage:
-        params: Dict[str, Any] = {"limit": limit, **({"cursor": cursor} if cursor else {})}
+    def changes_page(self, cursor: str | None = None, limit: int = 500) -> ChangesPage:
+        params: dict[str, Any] = {"limit": limit, **({"cursor": cursor} if cursor else {})}
         return self._t.run(_Operation("GET", "/visits/changes", ChangesPage.from_json, params))
 
-    def changes(self, cursor: Optional[str] = None, *, limit: int = 500) -> Any:
+    def changes(self, cursor: str | None = None, *, limit: int = 500) -> Any:
         """Every change after the cursor (a Visit, with updated_at, or a Tombstone), following
         next_cursor until none is left; the iterator's `cursor` is then where to go on from."""
         return _Changes(self, cursor, limit)
@@ -205,8 +206,8 @@ class Visits(_Resource):
         params = {"format": format, **_filters(filters)}
         return self._t.run(_Operation("GET", "/visits/export", lambda text: text, params, raw=True))
 
-    def stats(self, interval: str = "day", *, group_by: Optional[str] = None, timezone: str = "UTC",
-              contact_uuid: Optional[str] = None, **filters: Any) -> Stats:
+    def stats(self, interval: str = "day", *, group_by: str | None = None, timezone: str = "UTC",
+              contact_uuid: str | None = None, **filters: Any) -> Stats:
         """Visits, unique, new and returning contacts and the median duration per bucket; filters as
         list takes them (starts_at_gte= and starts_at_lt= set the period)."""
         params = {"interval": interval, "timezone": timezone,
@@ -216,16 +217,16 @@ class Visits(_Resource):
     def get(self, uuid: str) -> Visit:
         return self._t.run(_Operation("GET", f"/visits/{uuid}", _data(Visit.from_json)))
 
-    def create(self, contact_uuid: str, shop_uuid: str, *, external_id: Optional[str] = None,
-               source: Optional[str] = None, starts_at: Any = None, ends_at: Any = None,
-               idempotency_key: Optional[str] = None) -> Visit:
+    def create(self, contact_uuid: str, shop_uuid: str, *, external_id: str | None = None,
+               source: str | None = None, starts_at: Any = None, ends_at: Any = None,
+               idempotency_key: str | None = None) -> Visit:
         body = {"contact_uuid": contact_uuid, "shop_uuid": shop_uuid}
         body.update({k: v for k, v in _fields(external_id=external_id, source=source, starts_at=starts_at,
                                                ends_at=ends_at).items() if v is not None})
         return self._t.run(_Operation("POST", "/visits", _data(Visit.from_json), json=body,
                                       idempotency_key=_key(idempotency_key)))
 
-    def update(self, uuid: str, *, idempotency_key: Optional[str] = None, **fields: Any) -> Visit:
+    def update(self, uuid: str, *, idempotency_key: str | None = None, **fields: Any) -> Visit:
         """external_id, source, starts_at, ends_at; a field given as None is cleared."""
         return self._t.run(_Operation("PUT", f"/visits/{uuid}", _data(Visit.from_json), json=_fields(**fields),
                                       idempotency_key=_key(idempotency_key)))
@@ -234,7 +235,7 @@ class Visits(_Resource):
 class _Changes:
     """Iterates (or async-iterates) the changes feed; `cursor` is the position after what it yielded."""
 
-    def __init__(self, visits: Visits, cursor: Optional[str], limit: int) -> None:
+    def __init__(self, visits: Visits, cursor: str | None, limit: int) -> None:
         self.visits, self.cursor, self.limit = visits, cursor, limit
 
     def __iter__(self) -> Iterator[Any]:
@@ -255,7 +256,7 @@ class _Changes:
                 return
 
 
-def _iterate(visits: Visits, limit: int, filters: Dict[str, Any]) -> Any:
+def _iterate(visits: Visits, limit: int, filters: dict[str, Any]) -> Any:
     if visits._t.is_async:
         async def pages() -> AsyncIterator[Visit]:
             page = 1
@@ -290,7 +291,7 @@ class Shops(_Resource):
 
 
 class Contacts(_Resource):
-    def create(self, email: str, *, idempotency_key: Optional[str] = None) -> Contact:
+    def create(self, email: str, *, idempotency_key: str | None = None) -> Contact:
         return self._t.run(_Operation("POST", "/contacts", _data(Contact.from_json), json={"email": email},
                                       idempotency_key=_key(idempotency_key)))
 
@@ -308,12 +309,12 @@ class Contacts(_Resource):
     def find_or_create(self, email: str) -> Contact:
         return self._t.run(_Operation("GET", "/contacts/find-or-create", _data(Contact.from_json), {"email": email}))
 
-    def create_anonymous(self, *, idempotency_key: Optional[str] = None) -> Contact:
+    def create_anonymous(self, *, idempotency_key: str | None = None) -> Contact:
         """A contact with no email (email None), to be claimed later."""
         return self._t.run(_Operation("POST", "/contacts/anonymous", _data(Contact.from_json), json={},
                                       idempotency_key=_key(idempotency_key)))
 
-    def claim(self, uuid: str, email: str, *, idempotency_key: Optional[str] = None) -> Contact:
+    def claim(self, uuid: str, email: str, *, idempotency_key: str | None = None) -> Contact:
         """Gives an anonymous contact its email."""
         return self._t.run(_Operation("PUT", f"/contacts/{uuid}/claim", _data(Contact.from_json),
                                       json={"email": email}, idempotency_key=_key(idempotency_key)))
@@ -328,15 +329,15 @@ class Contacts(_Resource):
 class WebhookSubscriptions(_Resource):
     """Footfall's webhook subscriptions (Leat's API, with visit events and a delivery log)."""
 
-    def list(self, *, event_type: Optional[str] = None, status: Optional[str] = None, limit: int = 30,
+    def list(self, *, event_type: str | None = None, status: str | None = None, limit: int = 30,
              page: int = 1) -> Page[WebhookSubscription]:
         params = {k: v for k, v in {"event_type": event_type, "status": status, "limit": limit,
                                     "page": page}.items() if v is not None}
         return self._t.run(_Operation("GET", "/webhook-subscriptions",
                                       lambda b: Page.from_json(b, WebhookSubscription.from_json), params))
 
-    def create(self, name: str, event_type: str, url: str, *, secret: Optional[str] = None,
-               idempotency_key: Optional[str] = None) -> WebhookSubscription:
+    def create(self, name: str, event_type: str, url: str, *, secret: str | None = None,
+               idempotency_key: str | None = None) -> WebhookSubscription:
         body = {"name": name, "event_type": event_type, "url": url}
         if secret is not None:
             body["secret"] = secret
@@ -346,7 +347,7 @@ class WebhookSubscriptions(_Resource):
     def get(self, uuid: str) -> WebhookSubscription:
         return self._t.run(_Operation("GET", f"/webhook-subscriptions/{uuid}", _data(WebhookSubscription.from_json)))
 
-    def update(self, uuid: str, *, idempotency_key: Optional[str] = None, **fields: Any) -> WebhookSubscription:
+    def update(self, uuid: str, *, idempotency_key: str | None = None, **fields: Any) -> WebhookSubscription:
         """name, url, status."""
         return self._t.run(_Operation("PUT", f"/webhook-subscriptions/{uuid}", _data(WebhookSubscription.from_json),
                                       json=fields, idempotency_key=_key(idempotency_key)))
@@ -373,7 +374,7 @@ class _Base:
         self.webhook_subscriptions = WebhookSubscriptions(transport)
 
 
-def _headers(token: str) -> Dict[str, str]:
+def _headers(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}", "User-Agent": "footfall-client/0.1.0"}
 
 
@@ -381,7 +382,7 @@ class Client(_Base):
     """Client(base_url, token) for Footfall (http://127.0.0.1:8000) or Leat (https://api.piggy.eu)."""
 
     def __init__(self, base_url: str, token: str, *, timeout: float = 10, max_retries: int = 3,
-                 transport: Optional[httpx.BaseTransport] = None) -> None:
+                 transport: httpx.BaseTransport | None = None) -> None:
         self._http = httpx.Client(base_url=base_url.rstrip("/"), headers=_headers(token), timeout=timeout,
                                   transport=transport)
         self._policy = _Policy(max_retries)
@@ -390,7 +391,7 @@ class Client(_Base):
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> "Client":
+    def __enter__(self) -> Client:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -401,7 +402,7 @@ class AsyncClient(_Base):
     """The same surface as Client, every call awaited."""
 
     def __init__(self, base_url: str, token: str, *, timeout: float = 10, max_retries: int = 3,
-                 transport: Optional[httpx.AsyncBaseTransport] = None) -> None:
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
         self._http = httpx.AsyncClient(base_url=base_url.rstrip("/"), headers=_headers(token), timeout=timeout,
                                        transport=transport)
         self._policy = _Policy(max_retries)
@@ -410,7 +411,7 @@ class AsyncClient(_Base):
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def __aenter__(self) -> "AsyncClient":
+    async def __aenter__(self) -> AsyncClient:
         return self
 
     async def __aexit__(self, *exc: Any) -> None:

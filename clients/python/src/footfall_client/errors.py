@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 
 class FootfallError(Exception):
@@ -14,8 +14,8 @@ class FootfallError(Exception):
         status_code: int,
         message: str,
         *,
-        code: Optional[int] = None,
-        errors: Optional[Dict[str, List[str]]] = None,
+        code: int | None = None,
+        errors: dict[str, list[str]] | None = None,
         body: str = "",
     ) -> None:
         super().__init__(f"{status_code} {code if code is not None else ''} {message}".replace("  ", " "))
@@ -49,7 +49,7 @@ class ValidationError(FootfallError):
 class RateLimitError(FootfallError):
     """429: too many requests; `retry_after` is in seconds, when the server said."""
 
-    def __init__(self, *args: Any, retry_after: Optional[float] = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, retry_after: float | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.retry_after = retry_after
 
@@ -66,17 +66,17 @@ _BY_STATUS = {401: AuthenticationError, 403: PermissionDeniedError, 404: NotFoun
               422: ValidationError, 429: RateLimitError}
 
 
-def _errors(value: Any) -> Dict[str, List[str]]:
+def _errors(value: Any) -> dict[str, list[str]]:
     if not isinstance(value, dict):
         return {}
     return {str(k): ([str(m) for m in v] if isinstance(v, list) else [str(v)]) for k, v in value.items()}
 
 
-def error_from_response(status_code: int, text: str, retry_after: Optional[float]) -> FootfallError:
+def error_from_response(status_code: int, text: str, retry_after: float | None) -> FootfallError:
     import json
 
     cls = _BY_STATUS.get(status_code, ServerError if status_code >= 500 else FootfallError)
-    kwargs: Dict[str, Any] = {"body": text}
+    kwargs: dict[str, Any] = {"body": text}
     if cls is RateLimitError:
         kwargs["retry_after"] = retry_after
     try:

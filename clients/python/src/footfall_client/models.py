@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Generic, List, Optional, TypeVar
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
 
-def parse_datetime(value: Optional[str]) -> Optional[datetime]:
+def parse_datetime(value: str | None) -> datetime | None:
     if value is None:
         return None
     text = value.strip()
     if text.endswith("Z"):
         text = text[:-1] + "+00:00"
     moment = datetime.fromisoformat(text)
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def format_datetime(value: Any) -> Any:
@@ -26,22 +26,22 @@ def format_datetime(value: Any) -> Any:
 @dataclass(frozen=True)
 class VisitContact:
     uuid: str
-    email: Optional[str]
+    email: str | None
 
 
 @dataclass(frozen=True)
 class Visit:
     uuid: str
     contact: VisitContact
-    external_id: Optional[str]
-    source: Optional[str]
-    starts_at: Optional[datetime]
-    ends_at: Optional[datetime]
-    created_at: Optional[datetime]
-    updated_at: Optional[datetime] = None  # in the changes feed only
+    external_id: str | None
+    source: str | None
+    starts_at: datetime | None
+    ends_at: datetime | None
+    created_at: datetime | None
+    updated_at: datetime | None = None  # in the changes feed only
 
     @classmethod
-    def from_json(cls, data: dict) -> "Visit":
+    def from_json(cls, data: dict) -> Visit:
         contact = data.get("contact") or {}
         return cls(
             uuid=data["uuid"],
@@ -60,11 +60,11 @@ class Tombstone:
     """What the changes feed shows of a deleted visit."""
 
     uuid: str
-    external_id: Optional[str]
-    deleted_at: Optional[datetime]
+    external_id: str | None
+    deleted_at: datetime | None
 
     @classmethod
-    def from_json(cls, data: dict) -> "Tombstone":
+    def from_json(cls, data: dict) -> Tombstone:
         return cls(uuid=data["uuid"], external_id=data.get("external_id"),
                    deleted_at=parse_datetime(data.get("deleted_at")))
 
@@ -76,7 +76,7 @@ class ChangesPage:
     has_more: bool
 
     @classmethod
-    def from_json(cls, body: dict) -> "ChangesPage":
+    def from_json(cls, body: dict) -> ChangesPage:
         items = [Tombstone.from_json(item) if "deleted_at" in item else Visit.from_json(item) for item in body["data"]]
         return cls(items=items, next_cursor=body["meta"]["next_cursor"], has_more=body["meta"]["has_more"])
 
@@ -89,12 +89,12 @@ class StatsBucket:
     unique_contacts: int
     new_contacts: int
     returning_contacts: int
-    median_duration_seconds: Optional[int]
-    shop_uuid: Optional[str] = None  # with group_by="shop"
-    source: Optional[str] = None  # with group_by="source"
+    median_duration_seconds: int | None
+    shop_uuid: str | None = None  # with group_by="shop"
+    source: str | None = None  # with group_by="source"
 
     @classmethod
-    def from_json(cls, data: dict) -> "StatsBucket":
+    def from_json(cls, data: dict) -> StatsBucket:
         return cls(bucket_start=parse_datetime(data["bucket_start"]), bucket_end=parse_datetime(data["bucket_end"]),
                    visits=data["visits"], unique_contacts=data["unique_contacts"], new_contacts=data["new_contacts"],
                    returning_contacts=data["returning_contacts"],
@@ -104,15 +104,15 @@ class StatsBucket:
 
 @dataclass(frozen=True)
 class Stats:
-    buckets: List[StatsBucket]
+    buckets: list[StatsBucket]
     interval: str
     timezone: str
-    group_by: Optional[str]
-    period_start: Optional[datetime]
-    period_end: Optional[datetime]
+    group_by: str | None
+    period_start: datetime | None
+    period_end: datetime | None
 
     @classmethod
-    def from_json(cls, body: dict) -> "Stats":
+    def from_json(cls, body: dict) -> Stats:
         meta = body["meta"]
         return cls(buckets=[StatsBucket.from_json(item) for item in body["data"]], interval=meta["interval"],
                    timezone=meta["timezone"], group_by=meta.get("group_by"),
@@ -124,24 +124,24 @@ class Stats:
 class Shop:
     uuid: str
     name: str
-    type: Optional[str]
-    reference: Optional[str]
+    type: str | None
+    reference: str | None
 
     @classmethod
-    def from_json(cls, data: dict) -> "Shop":
+    def from_json(cls, data: dict) -> Shop:
         return cls(uuid=data["uuid"], name=data.get("name"), type=data.get("type"), reference=data.get("reference"))
 
 
 @dataclass(frozen=True)
 class Contact:
     uuid: str
-    email: Optional[str]
+    email: str | None
     visit_count: int = 0
-    first_visit_at: Optional[datetime] = None  # the starts_at of its earliest visit
-    last_visit_at: Optional[datetime] = None
+    first_visit_at: datetime | None = None  # the starts_at of its earliest visit
+    last_visit_at: datetime | None = None
 
     @classmethod
-    def from_json(cls, data: dict) -> "Contact":
+    def from_json(cls, data: dict) -> Contact:
         return cls(uuid=data["uuid"], email=data.get("email"), visit_count=data.get("visit_count", 0),
                    first_visit_at=parse_datetime(data.get("first_visit_at")),
                    last_visit_at=parse_datetime(data.get("last_visit_at")))
@@ -154,12 +154,12 @@ class WebhookSubscription:
     event_type: str
     url: str
     status: str
-    version: Optional[str]
-    created_at: Optional[datetime]
-    secret: Optional[str] = None  # only in the answer to a create
+    version: str | None
+    created_at: datetime | None
+    secret: str | None = None  # only in the answer to a create
 
     @classmethod
-    def from_json(cls, data: dict) -> "WebhookSubscription":
+    def from_json(cls, data: dict) -> WebhookSubscription:
         return cls(
             uuid=data["uuid"], name=data.get("name"), event_type=data.get("event_type"), url=data.get("url"),
             status=data.get("status"), version=data.get("version"), created_at=parse_datetime(data.get("created_at")),
@@ -174,18 +174,19 @@ class WebhookDelivery:
     event_type: str
     state: str
     attempts: int
-    last_status_code: Optional[int]
-    last_error: Optional[str]
-    last_attempt_at: Optional[datetime]
-    next_attempt_at: Optional[datetime]
-    delivered_at: Optional[datetime]
-    created_at: Optional[datetime]
-    uuid: Optional[str] = None  # the same as id
+    last_status_code: int | None
+    last_error: str | None
+    last_attempt_at: datetime | None
+    next_attempt_at: datetime | None
+    delivered_at: datetime | None
+    created_at: datetime | None
+    uuid: str | None = None  # the same as id
 
     @classmethod
-    def from_json(cls, data: dict) -> "WebhookDelivery":
+    def from_json(cls, data: dict) -> WebhookDelivery:
         return cls(
-            uuid=data.get("uuid", data["id"]), id=data["id"], event_id=data.get("event_id"), event_type=data.get("event_type"), state=data.get("state"),
+            uuid=data.get("uuid", data["id"]), id=data["id"], event_id=data.get("event_id"),
+            event_type=data.get("event_type"), state=data.get("state"),
             attempts=data.get("attempts", 0), last_status_code=data.get("last_status_code"),
             last_error=data.get("last_error"), last_attempt_at=parse_datetime(data.get("last_attempt_at")),
             next_attempt_at=parse_datetime(data.get("next_attempt_at")),
@@ -195,14 +196,14 @@ class WebhookDelivery:
 
 @dataclass(frozen=True)
 class Page(Generic[T]):
-    items: List[T]
+    items: list[T]
     current_page: int
     last_page: int
     per_page: int
     total: int
 
     @classmethod
-    def from_json(cls, body: dict, parse: Any) -> "Page[T]":
+    def from_json(cls, body: dict, parse: Any) -> Page[T]:
         meta = body.get("meta") or {}
         items = [parse(item) for item in body.get("data") or []]
         return cls(

@@ -8,7 +8,8 @@ import hashlib
 import hmac
 import json
 import time
-from typing import Any, Mapping, Union
+from collections.abc import Mapping
+from typing import Any
 
 from footfall_client.errors import WebhookVerificationError
 
@@ -24,7 +25,7 @@ def _standard_key(secret: str) -> bytes:
     return secret.encode()
 
 
-def verify(headers: Mapping[str, str], body: Union[bytes, str], secret: str, *,
+def verify(headers: Mapping[str, str], body: bytes | str, secret: str, *,
            tolerance: float = TOLERANCE_SECONDS) -> Any:
     """The delivery's event ({"id", "type", "created_at", "data"}), once a signature checks out.
 
