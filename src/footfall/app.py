@@ -8,12 +8,12 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
-from fastapi_offline import FastAPIOffline
 from fastapi.openapi.docs import get_redoc_html
 from fastapi.openapi.utils import get_openapi
+from fastapi_offline import FastAPIOffline
 from sqlalchemy import literal, select
 
-from footfall import __version__, metrics
+from footfall import __version__, exposition, metrics
 from footfall.accounts.service import TokenCache
 from footfall.config import Settings
 from footfall.console import routes as console
@@ -21,21 +21,23 @@ from footfall.contacts.routes import router as contacts_router
 from footfall.db import Database, Statement, open_database, per_dialect
 from footfall.db.postgres import PostgresDatabase
 from footfall.db.replicas import ReadRouting
-from footfall.errors import ErrorBody, ServiceUnavailable, error_response, install_error_handlers
+from footfall.errors import ErrorBody, ServiceUnavailable
+from footfall.http.body import FORM_TYPE, MULTIPART_TYPE, RequestBodyMiddleware
+from footfall.http.handlers import install_error_handlers
+from footfall.http.paths import TrailingSlashMiddleware
+from footfall.http.ratelimit import InProcessLimiter, RateLimitMiddleware, RedisLimiter
+from footfall.http.requestid import RequestIdMiddleware
+from footfall.http.requestlog import RequestLogMiddleware
+from footfall.http.routing import BEARER_SCHEME
 from footfall.idempotency.service import Replay, purge_expired
-from footfall.kit.body import FORM_TYPE, MULTIPART_TYPE, RequestBodyMiddleware
-from footfall.kit.paths import TrailingSlashMiddleware
-from footfall.kit.requestid import RequestIdMiddleware
-from footfall.kit.requestlog import RequestLogMiddleware
-from footfall.kit.ratelimit import InProcessLimiter, RateLimitMiddleware, RedisLimiter
-from footfall.kit.routing import BEARER_SCHEME
 from footfall.kit.time import pause
 from footfall.shops.routes import router as shops_router
 from footfall.stats.cache import StatsCache
 from footfall.stats.routes import router as stats_router
+from footfall.visits.contact_routes import router as contact_changes_router
 from footfall.visits.retention import keep_days
-from footfall.webhooks.delivery import DeliveryWorker
 from footfall.visits.routes import router as visits_router
+from footfall.webhooks.delivery import DeliveryWorker
 from footfall.webhooks.routes import router as webhooks_router
 
 API_PREFIX = "/api/v3/oauth/clients"
@@ -44,12 +46,13 @@ DOCS_ASSETS = "/static/docs"
 REDOC_POLICY = ("default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
                 "worker-src 'self' blob:; font-src 'self' data:")
 HOUSEKEEPING_INTERVAL = 600  # seconds
-PING = per_dialect(lambda dialect: Statement(select(literal(1).label("one")), dialect=dialect))
+PING: dict[str, Statement] = per_dialect(lambda dialect: Statement(select(literal(1).label("one")), dialect=dialect))
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    database = open_database(settings.database_url, pool_size=settings.database_pool_size)
+    database = open_database(settings.database_url, pool_size=settings.database_pool_size,
+                             statement_cache_size=settings.database_statement_cache_size)
     reads = None
     if settings.database_replica_urls:
         if not isinstance(database, PostgresDatabase):
@@ -125,7 +128,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Outermost: every answer carries the id, and every log line of the request too.
     app.add_middleware(RequestIdMiddleware)
     # stats before visits: /visits/stats is not a visit's uuid.
-    for router in (stats_router, visits_router, shops_router, contacts_router, webhooks_router):
+    for router in (stats_router, visits_router, shops_router, contacts_router, contact_changes_router, webhooks_router):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(console.router)
     app.mount(console.STATIC_URL, console.static, name="console-static")
@@ -134,7 +137,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "/healthz",
         tags=["health"],
         summary="Health",
-        responses={503: {"model": ErrorBody, "description": "90503 Service unavailable: the database does not answer."}},
+        responses={503: {"model": ErrorBody,
+                         "description": "90503 Service unavailable: the database does not answer."}},
     )
     async def healthz() -> dict[str, Any]:
         """200 when the database answers, 503 when it does not; with replicas, each one's state (ok,
@@ -143,14 +147,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             async with database.transaction(write=False) as tx:
                 await tx.fetchval(PING[database.dialect])
         except Exception:
-            error = ServiceUnavailable({"database": ["The database does not answer."]})
-            return error_response(error.status_code, error.code, error.message, error.errors)
+            raise ServiceUnavailable({"database": ["The database does not answer."]}) from None
         if reads is not None:
             return {"status": "ok", "replicas": reads.report()}
         return {"status": "ok"}
 
     if settings.metrics:
-        app.add_route("/metrics", metrics.endpoint, include_in_schema=False)
+        app.add_route("/metrics", exposition.endpoint, include_in_schema=False)
 
     @app.get("/redoc", include_in_schema=False)
     async def redoc() -> Response:
@@ -160,7 +163,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         page.headers["Content-Security-Policy"] = REDOC_POLICY
         return page
 
-    app.openapi = lambda: _openapi(app)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]  # FastAPI's way to shape the document
     return app
 
 
@@ -170,12 +173,14 @@ async def _housekeeping(database: Database, stop: asyncio.Event) -> None:
         try:
             await purge_expired(database)
         except Exception:
-            logging.getLogger("footfall").warning("housekeeping: purging expired Idempotency-Keys failed", exc_info=True)
+            logging.getLogger("footfall").warning("housekeeping: purging expired Idempotency-Keys failed",
+                                                  exc_info=True)
         await pause(stop, HOUSEKEEPING_INTERVAL)
 
 
-async def _replay(_: Request, replay: Replay) -> Response:
+async def _replay(_: Request, replay: Exception) -> Response:
     """The first answer to a request repeated with its Idempotency-Key."""
+    assert isinstance(replay, Replay)  # registered for Replay alone
     return Response(
         replay.body, status_code=replay.status_code, media_type="application/json",
         headers={"Idempotent-Replayed": "true"},
@@ -184,7 +189,7 @@ async def _replay(_: Request, replay: Replay) -> Response:
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
     """FastAPI's schema, plus the form encodings every body also accepts (see RequestBodyMiddleware) and
-    the bearer token every API route needs (see kit.routing)."""
+    the bearer token every API route needs (see http.routing)."""
     if app.openapi_schema is None:
         schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
         schema.setdefault("components", {}).setdefault("securitySchemes", {})["HTTPBearer"] = BEARER_SCHEME

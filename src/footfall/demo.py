@@ -47,7 +47,7 @@ HOOK_URL = "http://127.0.0.1:9/footfall-demo"
 HOOKED_VISITS = 3  # the last visits, made after the subscription: its deliveries
 
 
-async def ensure_demo(tx: Tx, settings: Settings | None = None) -> tuple[Account, bool]:
+async def ensure_demo(tx: Tx, settings: Settings) -> tuple[Account, bool]:
     """The demo account, with its data created on the first run only; True when created now."""
     account = await AccountRepository(tx).get_by_name(DEMO_ACCOUNT_NAME)
     if account is not None:
@@ -71,7 +71,7 @@ async def ensure_demo(tx: Tx, settings: Settings | None = None) -> tuple[Account
     now = utcnow()
     for n, (date, contact) in enumerate(planned):
         if n == len(planned) - HOOKED_VISITS:
-            allowing = (settings or Settings()).model_copy(update={"webhook_allow_private_urls": True})
+            allowing = settings.model_copy(update={"webhook_allow_private_urls": True})
             await webhooks.create(tx, account, SubscriptionCreate(name="Back office", event_type="visit_created",
                                                                   url=HOOK_URL), allowing)
         shop = demo_shops[0] if rng.random() < 0.55 else demo_shops[1] if rng.random() < 0.6 else demo_shops[2]
@@ -89,7 +89,7 @@ async def ensure_demo(tx: Tx, settings: Settings | None = None) -> tuple[Account
     return account, True
 
 
-async def examples(tx: Tx, account: Account, settings: Settings | None = None) -> dict[str, str]:
+async def examples(tx: Tx, account: Account, settings: Settings) -> dict[str, str]:
     """The uuids the README's examples name, from this demo: a regular's contact, the first shop, the
     regular's latest visit and the webhook subscription. The examples delete some of them; what is
     gone is made again (the regular, a visit of theirs now, the subscription), so the README runs as
@@ -106,7 +106,7 @@ async def examples(tx: Tx, account: Account, settings: Settings | None = None) -
     if subscriptions:
         subscription = subscriptions[0]
     else:
-        allowing = (settings or Settings()).model_copy(update={"webhook_allow_private_urls": True})
+        allowing = settings.model_copy(update={"webhook_allow_private_urls": True})
         subscription = await webhooks.create(tx, account, SubscriptionCreate(
             name="Back office", event_type="visit_created", url=HOOK_URL), allowing)
     return {"contact_uuid": str(contact.uuid), "shop_uuid": str(shop.uuid), "visit_uuid": str(visit.uuid),

@@ -6,20 +6,12 @@ README's table lists every one.
 """
 
 import json
-import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Send
-
-from footfall.db import UNAVAILABLE_ERRORS
-
-log = logging.getLogger("footfall")
 
 
 class ErrorBody(BaseModel):
@@ -78,6 +70,15 @@ class IdempotencyKeyReused(FootfallError):
 
 class IdempotencyKeyInProgress(FootfallError):
     status_code, code, message = 409, 91202, "A request with this Idempotency-Key is still in progress."
+
+
+# Accounts and tokens are named by uuid only in `footfall` commands, never in the API.
+class AccountNotFound(FootfallError):
+    status_code, code, message = 404, 90404, "Account not found."
+
+
+class TokenNotFound(FootfallError):
+    status_code, code, message = 404, 90404, "Token not found."
 
 
 class ReadOnlyToken(FootfallError):
@@ -216,43 +217,6 @@ def _in_our_words(error: Mapping[str, Any]) -> str:
     return str(error.get("msg", "Invalid value.")).removeprefix("Value error, ")
 
 
-async def _footfall_error(_: Request, exc: FootfallError) -> JSONResponse:
-    return error_response(exc.status_code, exc.code, exc.message, exc.errors, exc.headers)
-
-
-async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-    return error_response(422, InvalidInput.code, InvalidInput.message, field_errors(exc.errors()))
-
-
-async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-    if exc.status_code == 400:
-        # FastAPI answers 400 for a body it could not decode (too deep, unreadable numbers).
-        return error_response(422, InvalidInput.code, InvalidInput.message, {"body": [str(exc.detail)]})
-    code, message = HTTP_ERRORS.get(exc.status_code, (90000 + exc.status_code, str(exc.detail)))
-    return error_response(exc.status_code, code, message, headers=getattr(exc, "headers", None))
-
-
-async def _unexpected_error(_: Request, exc: Exception) -> JSONResponse:
-    # Starlette re-raises after this answer, so the server logs the traceback; the client never sees it.
-    return error_response(500, FootfallError.code, FootfallError.message)
-
-
-async def _database_unavailable(_: Request, exc: Exception) -> JSONResponse:
-    # A failover, or a database restarting: the client retries (after Retry-After), never sees a 500.
-    log.warning("database unavailable: %s: %s", type(exc).__name__, exc)
-    error = ServiceUnavailable({"database": ["The database does not answer; retry shortly."]})
-    return error_response(error.status_code, error.code, error.message, error.errors, headers={"Retry-After": "1"})
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    for kind in UNAVAILABLE_ERRORS:
-        app.add_exception_handler(kind, _database_unavailable)
-    app.add_exception_handler(FootfallError, _footfall_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected_error)
-
-
 def write_error_responses(*errors: type[FootfallError]) -> dict[int | str, dict[str, Any]]:
     """error_responses for a POST, PUT or DELETE: adds read-only tokens and Idempotency-Key errors."""
     return error_responses(
@@ -263,7 +227,8 @@ def write_error_responses(*errors: type[FootfallError]) -> dict[int | str, dict[
 def error_responses(*errors: type[FootfallError]) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` for a route: the given errors plus 401, 422 and 500, all in Leat's shape."""
     described: dict[int, list[str]] = {}
-    for error in (Unauthenticated, InvalidInput, *errors, TooManyRequests, FootfallError):
+    listed: tuple[type[FootfallError], ...] = (Unauthenticated, InvalidInput, *errors, TooManyRequests, FootfallError)
+    for error in listed:
         described.setdefault(error.status_code, []).append(f"{error.code} {error.message}")
     return {
         status: {"model": ErrorBody, "description": "; ".join(messages)}

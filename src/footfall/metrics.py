@@ -1,28 +1,17 @@
-"""Prometheus metrics (prometheus-client), recorded only when asked for: FOOTFALL_METRICS=1 serves them
-at /metrics on the API's port, `--metrics-port` on a port of their own.
+"""What Footfall records for Prometheus (prometheus-client), only when asked for (exposition serves it).
 
 Every process records into files under PROMETHEUS_MULTIPROC_DIR (prometheus-client's multiprocess
 mode), so the process that answers a scrape reports the sum over all of `serve --workers N`. The
-outbox's figures are read from the database at each scrape (every process and host shares them); the
-connection pools' are sampled by each process every second."""
+connection pools' figures are sampled by each process every second."""
 
 import asyncio
 import os
 import tempfile
-import threading
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
-
-from footfall.db import Database, open_database
+from footfall.db import Database
 from footfall.kit.time import pause
-from footfall.webhooks.service import Outbox, outbox
 
 DIRECTORY_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 # Seconds: from a cached show (about 1 ms) to the slowest export chunk.
@@ -122,71 +111,3 @@ async def sample_pool(metrics: Metrics, database: Database, stop: asyncio.Event)
         metrics.connections_in_use.set(load.in_use)
         metrics.connection_waiters.set(load.waiting)
         await pause(stop, POOL_SAMPLE_SECONDS)
-
-
-class _OutboxCollector:
-    def __init__(self, deliveries: Outbox) -> None:
-        self.deliveries = deliveries
-
-    def collect(self) -> Iterator[Any]:
-        from prometheus_client.core import GaugeMetricFamily
-
-        yield GaugeMetricFamily("footfall_webhook_deliveries_pending", "Webhook deliveries waiting to be sent.",
-                                value=self.deliveries.pending)
-        yield GaugeMetricFamily("footfall_webhook_deliveries_failed", "Webhook deliveries that failed for good.",
-                                value=self.deliveries.failed)
-        yield GaugeMetricFamily("footfall_webhook_oldest_pending_seconds",
-                                "Age of the oldest pending webhook delivery (0 when none is pending).",
-                                value=self.deliveries.oldest_pending_seconds or 0.0)
-
-
-async def exposition(database: Database) -> bytes:
-    """The scrape's answer: every process's figures summed, and the outbox as the database has it now."""
-    from prometheus_client import CollectorRegistry, generate_latest
-    from prometheus_client.multiprocess import MultiProcessCollector
-
-    registry = CollectorRegistry()
-    MultiProcessCollector(registry)
-    async with database.transaction(write=False) as tx:
-        registry.register(_OutboxCollector(await outbox(tx)))
-    return generate_latest(registry)
-
-
-async def endpoint(request: Request) -> Response:
-    from prometheus_client import CONTENT_TYPE_LATEST
-
-    return Response(await exposition(request.app.state.database), media_type=CONTENT_TYPE_LATEST)
-
-
-def standalone_app(database_url: str) -> Starlette:
-    """/metrics alone, for --metrics-port: a port of its own, which a load balancer in front of the API
-    does not expose."""
-
-    @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        app.state.database = open_database(database_url, pool_size=1)
-        yield
-        await app.state.database.close()
-
-    return Starlette(routes=[Route("/metrics", endpoint)], lifespan=lifespan)
-
-
-def serve_in_thread(host: str, port: int, database_url: str) -> "StandaloneServer":
-    """`footfall serve --metrics-port`: the metrics port served from a thread of the parent process, which
-    outlives every worker process."""
-    import uvicorn
-
-    server = uvicorn.Server(uvicorn.Config(standalone_app(database_url), host=host, port=port,
-                                           log_config=None, access_log=False, lifespan="on"))
-    thread = threading.Thread(target=server.run, name="footfall-metrics", daemon=True)
-    thread.start()
-    return StandaloneServer(server, thread)
-
-
-class StandaloneServer:
-    def __init__(self, server: Any, thread: threading.Thread) -> None:
-        self.server, self.thread = server, thread
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)

@@ -8,7 +8,19 @@ import time
 from typing import NamedTuple
 
 import pytest
-from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, bindparam, func, literal, literal_column, select
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    func,
+    literal,
+    literal_column,
+    select,
+)
 
 from footfall.db import Statement, StatementError, migrate, open_database
 from footfall.db.postgres import PostgresDatabase
@@ -272,3 +284,42 @@ async def test_sqlite_checkpoints_the_wal_off_the_loop_after_a_bulk_write(sqlite
             break  # the checkpoint copied the new pages into the database file
         await asyncio.sleep(0.05)
     assert os.path.getsize(sqlite_database.path) > before
+
+
+def _named(dialect: str) -> tuple[Statement, Statement]:
+    """Adds an account of a name, and counts the accounts of that name."""
+    insert = Statement(accounts.insert().values(uuid=bindparam("uuid", type_=accounts.c.uuid.type),
+                                                name=bindparam("name", type_=String),
+                                                created_at=bindparam("at", type_=accounts.c.created_at.type)),
+                       dialect=dialect)
+    count = Statement(select(func.count().label("count")).where(accounts.c.name == bindparam("name", type_=String)),
+                      dialect=dialect)
+    return insert, count
+
+
+@pytest.mark.parametrize("snapshot", [True, False])
+async def test_a_snapshot_reads_one_state_of_the_database(database_url, snapshot):
+    """A page and its total read in one read transaction agree when it asks for a snapshot: a write
+    committed between them is seen by neither. Without one, the second read sees it (which is why
+    the lists ask)."""
+    from datetime import UTC, datetime
+    from uuid import uuid4
+
+    await migrate(database_url)
+    database = open_database(database_url, pool_size=2)
+    insert, count = _named(database.dialect)
+    name = f"snapshot-{uuid4().hex}"
+    try:
+        async with database.transaction(write=False) as reading:
+            if snapshot:
+                await reading.snapshot()
+            before = await reading.fetchval(count, {"name": name})
+            async with database.transaction(write=True) as writing:
+                await writing.execute(insert, {"uuid": uuid4(), "name": name, "at": datetime.now(UTC)})
+            after = await reading.fetchval(count, {"name": name})
+        async with database.transaction(write=False) as reading:
+            now = await reading.fetchval(count, {"name": name})
+    finally:
+        await database.close()
+    assert (before, now) == (0, 1)
+    assert after == (0 if snapshot else 1)

@@ -15,6 +15,7 @@ from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 import asyncpg
 import pytest
+from sqlalchemy import bindparam, select
 
 from footfall.accounts import repository as accounts
 from footfall.accounts.repository import AccountRepository, TokenRepository
@@ -22,17 +23,20 @@ from footfall.app import PING
 from footfall.contacts import repository as contacts_
 from footfall.contacts.repository import ContactRepository
 from footfall.db import Statement, Tx, migrate, open_database, per_dialect
+from footfall.db.statement import prebuilt
 from footfall.idempotency import repository as idempotency
 from footfall.idempotency.repository import IdempotencyRepository
 from footfall.shops import repository as shops_
 from footfall.shops.repository import ShopRepository
+from footfall.stats import repository as stats_
+from footfall.stats.repository import StatsRepository
+from footfall.tables import webhook_events
 from footfall.visits import repository as visits_
-from footfall.visits.repository import counts as visit_counts, feed as visit_feed
 from footfall.visits.repository import DuplicateExternalId, VisitRepository
+from footfall.visits.repository import counts as visit_counts
+from footfall.visits.repository import feed as visit_feed
 from footfall.webhooks import repository as webhooks
 from footfall.webhooks.repository import DeliveryRepository, OutboxRepository, SubscriptionRepository
-from footfall.tables import webhook_events
-from sqlalchemy import bindparam, select
 
 # What the scenario reads back that no repository reads: an event's stored body.
 EVENT_BODY = per_dialect(lambda dialect: Statement(
@@ -74,6 +78,9 @@ class RecordingTx(Tx):
     def savepoint(self):
         return self.inner.savepoint()
 
+    async def snapshot(self):
+        await self.inner.snapshot()
+
 
 class Transcript:
     def __init__(self) -> None:
@@ -82,7 +89,7 @@ class Transcript:
 
     def plain(self, value: Any, name: str = "") -> Any:
         if isinstance(value, tuple) and hasattr(value, "_fields"):
-            return {field: self.plain(item, field) for field, item in zip(value._fields, value)}
+            return {field: self.plain(item, field) for field, item in zip(value._fields, value, strict=True)}
         if isinstance(value, (list, tuple)):
             return [self.plain(item, name) for item in value]
         if isinstance(value, dict):
@@ -282,6 +289,17 @@ async def scenario(database, ran: set[Statement]) -> list[tuple[str, Any]]:
         t.note("changes", sorted(change[2:] for change in changes))
         t.note("changes after the third", len(await visits.changes(
             account.id, (changes[2].change_xid, changes[2].change_seq), 3)))
+
+        stats = StatsRepository(RecordingTx(inner, ran))
+        t.note("shops at most", await stats.groups_at_most(account.id, "shop", 10))
+        t.note("sources at most", await stats.groups_at_most(account.id, "source", 1))
+        t.note("visit epoch", await stats.visit_epoch(account.id))
+        head = await stats.feed_head(account.id)
+        t.note("feed head", head > (0, 0))
+        # Positions differ between the databases; what each change is does not.
+        t.note("stats changes", sorted((str(change.contact_uuid), change.starts_at, change.deleted)
+                                       for change in await stats.changes(account.id, (0, 0), 100)))
+        t.note("earliest starts", await stats.earliest_starts(account.id, [uuid("contact-0"), uuid("nobody")], head))
     return t.lines
 
 
@@ -315,25 +333,17 @@ async def test_every_statement_gives_the_same_results_on_both_databases(database
     assert never_ran == []
 
 
-def prebuilt() -> list[Statement]:
-    """Every statement the repositories (and the health check) build at import, in both dialects."""
-    found: list[Statement] = []
-
-    def walk(value: Any) -> None:
-        if isinstance(value, Statement):
-            found.append(value)
-        elif isinstance(value, dict):
-            for item in value.values():
-                walk(item)
-        elif isinstance(value, (tuple, list)):
-            for item in value:
-                walk(item)
-        elif dataclasses.is_dataclass(value):
-            for field in dataclasses.fields(value):
-                walk(getattr(value, field.name))
-
+def test_every_repository_registers_its_statements():
+    """per_dialect registers what it builds: every repository's statements are walked, the stats' too."""
+    found = set(prebuilt())
     for module in (accounts, contacts_, idempotency, shops_, visits_, visit_counts, visit_feed, webhooks):
-        walk(module.STATEMENTS)
-    walk(PING)
+        assert {s for built in module.STATEMENTS.values() for s in _statements(built)} <= found
+    for structure in (stats_.BOUND_STATEMENTS, stats_.CACHE_STATEMENTS, PING):
+        assert set(structure["sqlite"].values() if isinstance(structure["sqlite"], dict)
+                   else [structure["sqlite"]]) <= found
     assert {statement.dialect for statement in found} == {"postgresql", "sqlite"}
-    return found
+
+
+def _statements(built: Any) -> list[Statement]:
+    return [getattr(built, field.name) for field in dataclasses.fields(built)
+            if isinstance(getattr(built, field.name), Statement)]

@@ -122,7 +122,7 @@ class AccountRepository:
         self.statements = STATEMENTS[tx.dialect]
 
     async def insert(self, uuid: UUID, name: str, created_at: datetime) -> Account:
-        return await self.tx.fetchrow(
+        return await self.tx.fetchone(
             self.statements.insert_account, {"uuid": uuid, "name": name, "created_at": created_at}
         )
 
@@ -143,7 +143,7 @@ class TokenRepository:
         self.statements = STATEMENTS[tx.dialect]
 
     async def insert(self, values: dict) -> Token:
-        return await self.tx.fetchrow(self.statements.insert_token, values)
+        return await self.tx.fetchone(self.statements.insert_token, values)
 
     async def credential(self, token_hash: str) -> Credential | None:
         return await self.tx.fetchrow(self.statements.credential, {"token_hash": token_hash})

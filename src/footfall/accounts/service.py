@@ -9,18 +9,10 @@ from uuid import UUID, uuid4
 
 from footfall.accounts.repository import Account, AccountRepository, Credential, Token, TokenRepository
 from footfall.db import Database, Tx
-from footfall.errors import Unauthenticated
+from footfall.errors import AccountNotFound, TokenNotFound, Unauthenticated
 from footfall.kit.time import utcnow
 
 TOKEN_PREFIX = "ffpat_"  # "Footfall personal access token": recognisable in logs and secret scanners
-
-
-class AccountNotFound(LookupError):
-    pass
-
-
-class TokenNotFound(LookupError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -44,7 +36,7 @@ async def list_accounts(tx: Tx) -> list[Account]:
 async def get_account(tx: Tx, uuid: UUID) -> Account:
     account = await AccountRepository(tx).get_by_uuid(uuid)
     if account is None:
-        raise AccountNotFound(f"no account {uuid}")
+        raise AccountNotFound({"account": [f"no account {uuid}"]})
     return account
 
 
@@ -67,7 +59,7 @@ async def issue_token(
 async def revoke_token(tx: Tx, uuid: UUID) -> Token:
     token = await TokenRepository(tx).revoke(uuid, utcnow())
     if token is None:
-        raise TokenNotFound(f"no token {uuid}")
+        raise TokenNotFound({"token": [f"no token {uuid}"]})
     return token
 
 

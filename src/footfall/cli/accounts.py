@@ -1,13 +1,23 @@
 """Accounts, their tokens, and the demo account."""
 
 import shlex
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import click
 
 from footfall.accounts import service as accounts
-from footfall.cli.common import UUID_PARAM, CommandError, account_option, database_url_option, run, transact
+from footfall.accounts.repository import Token
+from footfall.cli.common import (
+    UUID_PARAM,
+    CommandError,
+    account_option,
+    database_url_option,
+    read_settings,
+    run,
+    transact,
+)
 from footfall.db import Tx
 from footfall.kit.time import format_iso8601, parse_iso8601, utcnow
 
@@ -73,8 +83,8 @@ def tokens_create(
     run(database_url, work)
 
 
-def _token_json(token) -> dict[str, Any]:
-    def moment(value):
+def _token_json(token: Token) -> dict[str, Any]:
+    def moment(value: datetime | None) -> str | None:
         return format_iso8601(value) if value else None
 
     return {
@@ -101,7 +111,7 @@ def tokens_list(account_uuid: UUID, database_url: str) -> None:
     run(database_url, work)
 
 
-def _parse_expiry(value: str):
+def _parse_expiry(value: str) -> datetime:
     try:
         moment = parse_iso8601(value)
     except ValueError as error:
@@ -133,8 +143,10 @@ def demo(as_env: bool, database_url: str) -> None:
     uuids the README's examples name."""
     from footfall.demo import ensure_demo, examples
 
+    settings = read_settings()
+
     async def work(tx: Tx) -> dict[str, Any]:
-        account, created = await ensure_demo(tx)
+        account, created = await ensure_demo(tx, settings)
         issued = await accounts.issue_token(tx, account, name="demo")
         return {
             "account_uuid": str(account.uuid),
@@ -142,7 +154,7 @@ def demo(as_env: bool, database_url: str) -> None:
             "token": issued.secret,
             "curl": f"curl -s -H 'Authorization: Bearer {issued.secret}' "
             "http://127.0.0.1:8000/api/v3/oauth/clients/visits",
-            **await examples(tx, account),
+            **await examples(tx, account, settings),
         }
 
     if not as_env:

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from footfall.config import Settings
 from footfall.db import DATABASE_ERRORS, Database, Tx, migrate, open_database
+from footfall.errors import FootfallError
 
 DEFAULT_DATABASE_URL = "sqlite:///footfall.db"
 
@@ -80,7 +81,8 @@ def validate(model: type[BaseModel], **fields: Any) -> Any:
 async def migrated(database_url: str, pool_size: int) -> AsyncIterator[Database]:
     """The database, its schema brought up to date first; closed when the command is done."""
     await migrate(database_url)
-    database = open_database(database_url, pool_size=pool_size)
+    database = open_database(database_url, pool_size=pool_size,
+                             statement_cache_size=read_settings().database_statement_cache_size)
     try:
         yield database
     finally:
@@ -88,11 +90,14 @@ async def migrated(database_url: str, pool_size: int) -> AsyncIterator[Database]
 
 
 def run_async(work: Coroutine[Any, Any, Any], *bad_input: type[Exception]) -> Any:
-    """Runs a command's work; bad input (LookupError, and the kinds given) and database errors end
+    """Runs a command's work; a FootfallError, bad input (the kinds given) and database errors end
     the command with one line on stderr."""
     try:
         return asyncio.run(work)
-    except (LookupError, *bad_input) as error:
+    except FootfallError as error:
+        details = [message for messages in (error.errors or {}).values() for message in messages]
+        raise CommandError(details[0] if details else error.message) from None
+    except bad_input as error:
         raise CommandError(str(error)) from None
     except DATABASE_ERRORS as error:
         raise CommandError(f"database: {str(error).splitlines()[0]}") from None

@@ -11,6 +11,7 @@ from footfall.contacts import service as contacts
 from footfall.contacts.schemas import ContactCreate, ContactOut
 from footfall.db import Tx
 from footfall.errors import ContactNotFound
+from footfall.visits import contacts as contact_changes
 
 
 @click.group("contacts")
@@ -43,7 +44,7 @@ def contacts_delete(contact_uuid: UUID, gdpr: bool, database_url: str) -> None:
     async def work(tx: Tx) -> dict[str, Any]:
         try:
             account = await accounts.get_account(tx, await contacts.account_of(tx, contact_uuid))
-            await contacts.delete(tx, account, contact_uuid, gdpr=gdpr)
+            await contact_changes.delete(tx, account, contact_uuid, gdpr=gdpr)
         except ContactNotFound:
             raise CommandError(f"no contact {contact_uuid}") from None
         return {"deleted": str(contact_uuid), "type": "GDPR" if gdpr else "DEFAULT"}

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from footfall import metrics
+from footfall import exposition, metrics
 from footfall.cli.common import database_url_option, read_settings
 from footfall.config import Settings
 from footfall.db import DATABASE_ERRORS, backend, migrate, open_database
@@ -23,7 +23,7 @@ log = logging.getLogger("footfall")
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """uvicorn's settings in `footfall serve` (bench/floor.py serves its floor with the same): every
-    process logs as kit.logs configures it, and Footfall writes the request lines (kit.requestlog)."""
+    process logs as kit.logs configures it, and Footfall writes the request lines (http.requestlog)."""
     return {"timeout_graceful_shutdown": 30, "access_log": False,
             "log_config": logs.dict_config(settings.log_format, settings.log_level)}
 
@@ -35,7 +35,8 @@ metrics_port_option = click.option(
 
 
 @click.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on (0.0.0.0 for every interface).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="The address to listen on (0.0.0.0 for every interface).")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="The port to listen on.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 256), help="Processes.")
 @click.option("--no-worker", is_flag=True, help="Do not deliver webhooks from this process (run `footfall worker`).")
@@ -57,7 +58,7 @@ def serve(host: str, port: int, workers: int, no_worker: bool, metrics_port: int
     if settings.records_metrics:
         metrics.prepare_directory()  # before the workers start: they record there
     if metrics_port is not None:
-        standalone = metrics.serve_in_thread(host, metrics_port, database_url)
+        standalone = exposition.serve_in_thread(host, metrics_port, settings)
     try:
         uvicorn.run("footfall.app:create_app", factory=True, host=host, port=port, workers=workers,
                     **uvicorn_options(settings))
@@ -74,20 +75,22 @@ def serve(host: str, port: int, workers: int, no_worker: bool, metrics_port: int
 def worker(metrics_port: int | None, metrics_host: str, database_url: str) -> None:
     """Deliver webhooks, without serving the API. SIGTERM finishes what is in flight, then exits."""
     _run_migrations(database_url, wait=True)
+    settings = Settings(database_url=database_url)
     standalone = None
     if metrics_port is not None:
         metrics.prepare_directory()
         metrics.enable()
-        standalone = metrics.serve_in_thread(metrics_host, metrics_port, database_url)
+        standalone = exposition.serve_in_thread(metrics_host, metrics_port, settings)
     try:
-        asyncio.run(_deliver(Settings(database_url=database_url)))
+        asyncio.run(_deliver(settings))
     finally:
         if standalone is not None:
             standalone.stop()
 
 
 async def _deliver(settings: Settings) -> None:
-    database = open_database(settings.database_url, pool_size=settings.database_pool_size)
+    database = open_database(settings.database_url, pool_size=settings.database_pool_size,
+                             statement_cache_size=settings.database_statement_cache_size)
     delivery_worker = DeliveryWorker(database, settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -156,7 +159,8 @@ def status(database_url: str) -> None:
 
     async def run() -> dict[str, Any]:
         current, head = await schema_revisions(database_url)
-        database = open_database(database_url, pool_size=1)
+        database = open_database(database_url, pool_size=1,
+                                 statement_cache_size=read_settings().database_statement_cache_size)
         try:
             async with database.transaction(write=False) as tx:
                 deliveries = await outbox(tx) if current == head else None

@@ -5,7 +5,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from uuid import UUID
 
 import click
@@ -63,13 +63,16 @@ def visits_import(file: Path, account_uuid: UUID, database_url: str) -> None:
 
 @visits_group.command("export")
 @account_option
-@click.option("--format", "format_", type=click.Choice(EXPORT_FORMATS), default="ndjson", show_default=True, help="NDJSON (an object a line) or CSV (a header row).")
+@click.option("--format", "format_", type=click.Choice(EXPORT_FORMATS), default="ndjson", show_default=True,
+              help="NDJSON (an object a line) or CSV (a header row).")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="The file to write; stdout when left out.")
 @click.option("--filter", "filters", multiple=True, metavar="NAME=VALUE",
               help="A filter of GET /visits, e.g. shop_uuid=..., 'created_at[gte]=2024-05-01' (repeatable).")
 @database_url_option
-def visits_export(account_uuid: UUID, format_: str, output: Path | None, filters: tuple[str, ...], database_url: str) -> None:
+def visits_export(
+    account_uuid: UUID, format_: str, output: Path | None, filters: tuple[str, ...], database_url: str
+) -> None:
     """Export the account's visits (those passing the filters) as NDJSON or CSV, in the columns
     `footfall visits import` reads; a progress bar on stderr. The summary goes to stderr too, so
     stdout holds only the visits."""
@@ -77,7 +80,7 @@ def visits_export(account_uuid: UUID, format_: str, output: Path | None, filters
     from footfall.visits.repository import VisitRepository
     from footfall.visits.schemas import read_query_filters
 
-    query = dict(item.split("=", 1) if "=" in item else (item, "") for item in filters)
+    query = {name: value for name, _, value in (item.partition("=") for item in filters)}
     try:
         chosen = read_query_filters(query)
     except FootfallError as error:
@@ -85,7 +88,7 @@ def visits_export(account_uuid: UUID, format_: str, output: Path | None, filters
             "; ".join(f"{name}: {' '.join(messages)}" for name, messages in (error.errors or {}).items())
         ) from None
 
-    async def run(sink) -> dict[str, Any]:
+    async def run(sink: IO[bytes]) -> dict[str, Any]:
         async with migrated(database_url, pool_size=2) as database:
             async with database.transaction(write=False) as tx:
                 account = await accounts.get_account(tx, account_uuid)

@@ -2,9 +2,9 @@
 with an API token (console/session.py). Its script and chart library are served from the package
 (/static/console), never from a CDN, and no page runs inline script (Content-Security-Policy).
 
-Form bodies arrive as JSON: kit.body's middleware turns every form into JSON before any route sees it."""
+Form bodies arrive as JSON: http.body's middleware turns every form into JSON before any route sees it."""
 
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -14,17 +14,16 @@ from uuid import UUID
 import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
 from fastapi.responses import RedirectResponse, StreamingResponse
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 from starlette.types import Receive, Scope, Send
 
-from footfall.contacts import service as contacts
 from footfall.console.session import (
-    COOKIE,
     CONTENT_SECURITY_POLICY,
+    COOKIE,
     ForgedForm,
     SignedOut,
     check_form,
@@ -34,6 +33,7 @@ from footfall.console.session import (
     keep,
     session,
 )
+from footfall.contacts import service as contacts
 from footfall.errors import FootfallError, InvalidInput, TooManyRequests, field_errors
 from footfall.kit.pagination import PageParams
 from footfall.kit.time import format_iso8601, utcnow
@@ -42,14 +42,14 @@ from footfall.stats import service as stats
 from footfall.stats.schemas import read_zone
 from footfall.visits import export
 from footfall.visits import service as visits
-from footfall.visits.repository import SORTS, VisitFilter
+from footfall.visits.repository import SORTS, VisitFilter, VisitRow
 from footfall.visits.schemas import read_query_filters
 from footfall.webhooks import service as webhooks
 from footfall.webhooks.schemas import EventType, SubscriptionCreate, SubscriptionUpdate
 
 HERE = Path(__file__).parent
 STATIC_URL = "/static/console"
-SIGN_IN = "/sign-in"  # the one page without a session: kit.ratelimit counts it per client address
+SIGN_IN = "/sign-in"  # the one page without a session: http.ratelimit counts it per client address
 PAGE_SIZE = 50
 PERIODS = (30, 90)  # days the overview shows
 EVENT_TYPES = EventType.__args__  # type: ignore[attr-defined]
@@ -81,7 +81,9 @@ class NotFound(FootfallError):
 
 router = APIRouter(include_in_schema=False, route_class=ConsoleRoute)
 templates = Jinja2Templates(directory=HERE / "templates")
-templates.env.filters["moment"] = lambda value: format_iso8601(value).replace("T", " ").removesuffix("+00:00") if value else ""
+templates.env.filters["moment"] = lambda value: (
+    format_iso8601(value).replace("T", " ").removesuffix("+00:00") if value else ""
+)
 static = StaticFiles(directory=HERE / "static")
 
 
@@ -112,7 +114,7 @@ def _failure(request: Request, error: FootfallError) -> Response:
 
 async def too_many_requests_page(scope: Scope, receive: Receive, send: Send, retry_after: int,
                                  headers: list[tuple[bytes, bytes]]) -> None:
-    """The rate limit's 429 as a console page: kit.ratelimit answers it before routing."""
+    """The rate limit's 429 as a console page: http.ratelimit answers it before routing."""
     response = _page(Request(scope, receive), "error.html", status_code=429, error=TooManyRequests(),
                      retry_after=retry_after)
     response.raw_headers.extend(headers)
@@ -211,7 +213,8 @@ async def visits_page(request: Request, page: int = 1) -> Response:
             filters = read_query_filters(query)
         except InvalidInput as error:
             errors = dict(error.errors or {})
-            rows, total = [], 0
+            rows: Sequence[VisitRow] = []
+            total = 0
         else:
             rows, total = await visits.list_page(signed.tx, signed.account, PageParams(PAGE_SIZE, page), filters)
     meta = PageParams(PAGE_SIZE, page).meta(total)
@@ -233,7 +236,7 @@ async def visits_export(request: Request, format: str = "csv") -> Response:
         account_id = signed.account.id
     database = request.app.state.database
 
-    async def body():
+    async def body() -> AsyncIterator[bytes]:
         async for chunk in export.export(database, account_id, filters, format):
             yield chunk.data
 

@@ -17,7 +17,8 @@ from footfall.accounts import service as accounts
 from footfall.accounts.repository import Account, Credential
 from footfall.db import Tx
 from footfall.errors import FootfallError, ReadOnlyToken, Unauthenticated
-from footfall.kit.body import SESSION_COOKIE as COOKIE  # kit's caller_key keys the rate limit by it
+from footfall.http.body import SESSION_COOKIE as COOKIE  # kit's caller_key keys the rate limit by it
+
 # Scripts, styles and images from Footfall alone; no inline script or style; never in a frame.
 CONTENT_SECURITY_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
                            "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")

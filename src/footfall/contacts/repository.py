@@ -32,7 +32,7 @@ class ContactKey(NamedTuple):
 _v = visits.c
 
 
-def _visit_starts(aggregate) -> Any:
+def _visit_starts(aggregate: Any) -> Any:
     # One probe of ix_visits_contact_starts, however many visits the contact has.
     return select(aggregate(_v.starts_at)).where(_v.contact_id == _c.id).scalar_subquery()
 

@@ -6,19 +6,15 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 from footfall.contacts import service
 from footfall.contacts.schemas import (
     AnonymousContactCreate,
-    ContactClaim,
     ContactCreate,
-    ContactDelete,
     ContactListResponse,
     ContactOut,
     ContactResponse,
-    DeletedContactResponse,
-    DeletionType,
     Email,
 )
 from footfall.errors import ContactNotFound, ReadOnlyToken, error_responses, write_error_responses
+from footfall.http.routing import ApiRoute, Caller, Idempotent, writes
 from footfall.kit.pagination import PageParams, page_params
-from footfall.kit.routing import ApiRoute, Caller, Idempotent, writes
 
 router = APIRouter(prefix="/contacts", tags=["contacts"], route_class=ApiRoute)
 
@@ -71,7 +67,8 @@ EmailQuery = Annotated[Email, Query(description="The contact's email (matched lo
 async def find_contact(email: EmailQuery, request: Request) -> ContactResponse:
     """The account's contact with this email; 404 (55031) when there is none."""
     caller = Caller.of(request)
-    return ContactResponse(data=ContactOut.model_validate(await service.find_by_email(caller.tx, caller.account, email)))
+    contact = await service.find_by_email(caller.tx, caller.account, email)
+    return ContactResponse(data=ContactOut.model_validate(contact))
 
 
 @router.get(
@@ -104,51 +101,6 @@ async def create_anonymous_contact(request: Request, body: AnonymousContactCreat
     email later."""
     caller = Caller.of(request)
     return ContactResponse(data=ContactOut.model_validate(await service.create_anonymous(caller.tx, caller.account)))
-
-
-@router.put(
-    "/{uuid}/claim",
-    dependencies=[Idempotent],
-    response_model=ContactResponse,
-    responses=write_error_responses(ContactNotFound),
-    summary="Claim Anonymous Contact",
-)
-async def claim_contact(uuid: UUID, body: ContactClaim, request: Request) -> ContactResponse:
-    """Gives an anonymous contact its email; its visits stay its own. 1003 on `email` when the contact
-    has another email already or another of the account's contacts has this one."""
-    caller = Caller.of(request)
-    return ContactResponse(data=ContactOut.model_validate(await service.claim(caller.tx, caller.account, uuid, body.email)))
-
-
-# Validated as the body's `type` is, when given; left out, None (FastAPI does not validate a default).
-DeletionQuery = Annotated[DeletionType, Query(alias="type", description="DEFAULT or GDPR, when not in the body")]
-
-
-@router.delete(
-    "/{uuid}",
-    dependencies=[Idempotent],
-    response_model=DeletedContactResponse,
-    responses=write_error_responses(ContactNotFound),
-    summary="Delete Contact",
-)
-@router.post(
-    "/{uuid}/delete",
-    dependencies=[Idempotent],
-    response_model=DeletedContactResponse,
-    responses=write_error_responses(ContactNotFound),
-    summary="Delete Contact (as Leat's PHP SDK master sends it)",
-)
-async def delete_contact(
-    uuid: UUID, request: Request, type_in_query: DeletionQuery = None, body: ContactDelete | None = None
-) -> DeletedContactResponse:
-    """Deletes the contact and its visits, sending contact_deleted and visit_deleted. `type` (in the
-    body or the query, any case) is DEFAULT, or GDPR to also erase the email from every event body,
-    delivery log and stored answer the account keeps."""
-    caller = Caller.of(request)
-    in_body = body.type if body is not None and "type" in body.model_fields_set else None
-    deletion = in_body or type_in_query or "DEFAULT"
-    await service.delete(caller.tx, caller.account, uuid, gdpr=deletion == "GDPR")
-    return DeletedContactResponse()
 
 
 @router.get(

@@ -4,12 +4,10 @@ from footfall.accounts.repository import Account
 from footfall.contacts.repository import Contact, ContactRepository
 from footfall.contacts.schemas import ContactCreate, ContactOut
 from footfall.db import Tx
-from footfall.errors import ContactNotFound, InvalidInput
+from footfall.errors import ContactNotFound
 from footfall.idempotency.repository import IdempotencyRepository
 from footfall.kit.pagination import PageParams
 from footfall.kit.time import utcnow
-from footfall.visits.repository import VisitRepository
-from footfall.visits.schemas import tombstone_fields
 from footfall.webhooks import service as webhooks
 
 
@@ -25,7 +23,8 @@ async def create(tx: Tx, account: Account, data: ContactCreate) -> tuple[Contact
     contact = await repository.get_by_email(account.id, data.email)
     assert contact is not None  # inserted now or by the conflicting transaction, which has committed
     if created:
-        await webhooks.emit(tx, account.id, "contact_created", ContactOut.model_validate(contact).model_dump(mode="json"))
+        await webhooks.emit(tx, account.id, "contact_created",
+                            ContactOut.model_validate(contact).model_dump(mode="json"))
     return contact, created
 
 
@@ -34,47 +33,9 @@ async def create_anonymous(tx: Tx, account: Account) -> Contact:
     repository = ContactRepository(tx)
     uuid = uuid4()
     await repository.insert_anonymous({"uuid": uuid, "account_id": account.id, "created_at": utcnow()})
-    contact = await repository.get(account.id, uuid)
+    contact = await get(tx, account, uuid)
     await webhooks.emit(tx, account.id, "contact_created", ContactOut.model_validate(contact).model_dump(mode="json"))
     return contact
-
-
-async def claim(tx: Tx, account: Account, uuid: UUID, email: str) -> Contact:
-    """Gives an anonymous contact its email; a repeat with the same email answers the same contact."""
-    repository = ContactRepository(tx)
-    claimed = await repository.claim(account.id, uuid, email)
-    if claimed is None:
-        raise InvalidInput({"email": ["Another contact of the account has this email."]})
-    contact = await get(tx, account, uuid)
-    if not claimed and contact.email != email:
-        raise InvalidInput({"email": ["This contact is not anonymous: it has an email already."]})
-    if claimed:
-        await VisitRepository(tx).touch_contact_visits(contact.id, utcnow())
-    return contact
-
-
-async def delete(tx: Tx, account: Account, uuid: UUID, *, gdpr: bool) -> None:
-    """Deletes the contact and its visits (tombstones in the changes feed; visit_deleted and
-    contact_deleted go out). With gdpr, the email is also cut out of everything the account keeps
-    of this contact (erase); contact_deleted then carries no email."""
-    contact = await get(tx, account, uuid)
-    repository = ContactRepository(tx)
-    # Every write for the contact that started first commits before this goes on (and is deleted
-    # with its tombstone and event); every one after finds the contact gone (404).
-    if not await repository.lock(contact.id):
-        raise ContactNotFound()
-    now = utcnow()
-    deleted = await VisitRepository(tx).delete_contact_visits(account.id, contact.id, now)
-    if not await repository.delete(contact.id):
-        raise ContactNotFound()
-    subscription_ids = await webhooks.subscribers(tx, account.id, "visit_deleted")
-    if subscription_ids:
-        await webhooks.emit_to(tx, account.id, "visit_deleted", subscription_ids,
-                               [tombstone_fields(visit.uuid, visit.external_id, now) for visit in deleted])
-    if gdpr and contact.email is not None:
-        await erase(tx, account, contact)
-    await webhooks.emit(tx, account.id, "contact_deleted",
-                        {"uuid": contact.uuid, "email": None if gdpr else contact.email, "deleted_at": now})
 
 
 async def account_of(tx: Tx, uuid: UUID) -> UUID:
@@ -95,6 +56,7 @@ async def erase(tx: Tx, account: Account, contact: Contact) -> None:
     uuid>"` matches that alone (a uuid is one contact's; inside another string the quotes would be
     escaped; a longer key such as "contact_uuid" leaves no quote before `uuid`)."""
     owner = f'"uuid":"{contact.uuid}"'
+    assert contact.email is not None  # an anonymous contact has no email to erase (the callers check)
     await webhooks.erase(tx, account.id, owner, contact.email)
     await IdempotencyRepository(tx).forget_answers_with(account.id, owner)
 
@@ -115,6 +77,7 @@ async def find_by_email(tx: Tx, account: Account, email: str) -> Contact:
 
 async def list_page(tx: Tx, account: Account, params: PageParams) -> tuple[list[Contact], int]:
     repository = ContactRepository(tx)
+    await tx.snapshot()  # the page and its total agree
     total = await repository.count(account.id)
     rows = await repository.page(account.id, params.limit, params.offset) if params.reaches_rows(total) else []
     return rows, total

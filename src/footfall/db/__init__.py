@@ -7,7 +7,17 @@ import asyncpg
 from sqlalchemy.exc import SQLAlchemyError
 
 from footfall.db.migrate import migrate
-from footfall.db.statement import Statement, StatementError, binds, contains, limit, listed_ids, paged, per_dialect, upsert
+from footfall.db.statement import (
+    Statement,
+    StatementError,
+    binds,
+    contains,
+    limit,
+    listed_ids,
+    paged,
+    per_dialect,
+    upsert,
+)
 from footfall.db.tx import ConstraintViolation, Database, Tx
 from footfall.db.urls import backend, sqlite_path
 
@@ -22,16 +32,19 @@ UNAVAILABLE_ERRORS = (
     asyncpg.exceptions.TargetServerAttributeNotMatched,
 )
 
-__all__ = ["DATABASE_ERRORS", "UNAVAILABLE_ERRORS", "ConstraintViolation", "Database", "Statement", "StatementError", "Tx", "binds", "contains", "limit", "listed_ids", "paged", "per_dialect", "upsert", "migrate", "open_database"]
+__all__ = [
+    "DATABASE_ERRORS", "UNAVAILABLE_ERRORS", "ConstraintViolation", "Database", "Statement", "StatementError", "Tx",
+    "binds", "contains", "limit", "listed_ids", "paged", "per_dialect", "upsert", "migrate", "open_database",
+]
 
 
-def open_database(url: str, *, pool_size: int = 20) -> Database:
-    """PostgreSQL (asyncpg) or SQLite (sqlite3) by the URL; connections open at first use."""
+def open_database(url: str, *, pool_size: int = 20, statement_cache_size: int = 100) -> Database:
+    """PostgreSQL (asyncpg) or SQLite (sqlite3) by the URL; connections open at first use.
+    statement_cache_size is asyncpg's per connection (0 behind PgBouncer's transaction pooling)."""
     if backend(url) == "postgresql":
-        from footfall.config import Settings
         from footfall.db.postgres import PostgresDatabase
 
-        return PostgresDatabase(url, pool_size, Settings().database_statement_cache_size)
+        return PostgresDatabase(url, pool_size, statement_cache_size)
     from footfall.db.sqlite import SQLiteDatabase
 
     return SQLiteDatabase(sqlite_path(url), readers=pool_size)

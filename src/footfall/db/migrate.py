@@ -11,7 +11,9 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from footfall.db.urls import backend, postgres_dsn
 
@@ -76,7 +78,7 @@ async def migrate(url: str) -> None:
     engine = _engine(url)
     if is_sqlite:
         @event.listens_for(engine.sync_engine, "connect")
-        def _on_connect(dbapi_connection, _record) -> None:
+        def _on_connect(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
             dbapi_connection.isolation_level = None  # SQLAlchemy, not the driver, begins (below)
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")  # kept in the file

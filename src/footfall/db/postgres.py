@@ -1,30 +1,39 @@
 """PostgreSQL on asyncpg: prebuilt statements run straight on the driver, from a small FIFO pool."""
 
 import asyncio
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from types import TracebackType
 from typing import Any
 
 import asyncpg
+from asyncpg.transaction import Transaction
 from sqlalchemy import Table
 
 from footfall.db.pool import Waiters
 from footfall.db.statement import Statement
+from footfall.db.tx import ConstraintViolation, Database, PoolLoad, R, Tx
 from footfall.db.urls import postgres_dsn
-from footfall.db.tx import ConstraintViolation, Database, PoolLoad, Tx
 
 
 class PostgresTx(Tx):
     dialect = "postgresql"
-    __slots__ = ("connection",)
+    __slots__ = ("connection", "lease")
 
-    def __init__(self, connection: asyncpg.Connection) -> None:
+    def __init__(self, connection: asyncpg.Connection, lease: "_Lease") -> None:
         self.connection = connection
+        self.lease = lease
 
-    async def fetch(self, statement, params=None):
+    async def snapshot(self) -> None:
+        if self.lease.transaction is None:
+            self.lease.transaction = self.connection.transaction(isolation="repeatable_read", readonly=True)
+            await self.lease.transaction.start()
+
+    async def fetch(self, statement: Statement[R], params: dict[str, Any] | None = None) -> list[R]:
         compiled = statement.compiled
         return compiled.read(await self.connection.fetch(compiled.sql, *compiled.args(params)))
 
-    async def fetchrow(self, statement, params=None):
+    async def fetchrow(self, statement: Statement[R], params: dict[str, Any] | None = None) -> R | None:
         compiled = statement.compiled
         row = await self.connection.fetchrow(compiled.sql, *compiled.args(params))
         return None if row is None else compiled.read((row,))[0]
@@ -35,12 +44,12 @@ class PostgresTx(Tx):
         tail = status.rsplit(" ", 1)[-1]  # "UPDATE 1", "INSERT 0 1"; DDL answers no count
         return int(tail) if tail.isdigit() else 0
 
-    async def executemany(self, statement, rows):
+    async def executemany(self, statement: Statement, rows: Sequence[dict[str, Any]]) -> None:
         if rows:
             compiled = statement.compiled
             await self.connection.executemany(compiled.sql, [compiled.args(row) for row in rows])
 
-    async def copy_records(self, table: Table, columns, records) -> None:
+    async def copy_records(self, table: Table, columns: Sequence[str], records: Sequence[Sequence[Any]]) -> None:
         await self.connection.copy_records_to_table(table.name, columns=list(columns), records=records)
 
     async def copy_out(self, statement: Statement, params: dict[str, Any] | None = None, *,
@@ -57,7 +66,7 @@ class PostgresTx(Tx):
         return int(status.rsplit(" ", 1)[-1]), b"".join(pieces)
 
     @asynccontextmanager
-    async def savepoint(self):
+    async def savepoint(self) -> AsyncIterator[None]:
         try:
             async with self.connection.transaction():
                 yield
@@ -141,7 +150,7 @@ class _Lease:
     def __init__(self, pool: PostgresDatabase, write: bool) -> None:
         self.pool = pool
         self.write = write
-        self.transaction = None
+        self.transaction: Transaction | None = None
 
     async def __aenter__(self) -> PostgresTx:
         while True:
@@ -157,9 +166,10 @@ class _Lease:
             except BaseException:
                 self.pool._discard(self.connection)
                 raise
-        return PostgresTx(self.connection)
+        return PostgresTx(self.connection, self)
 
-    async def __aexit__(self, kind, error, traceback) -> None:
+    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                        traceback: TracebackType | None) -> None:
         connection = self.connection
         if kind is not None and issubclass(kind, _CUT_SHORT):
             self.pool._discard(connection)

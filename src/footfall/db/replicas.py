@@ -31,8 +31,12 @@ log = logging.getLogger("footfall.replicas")
 CHECK_SECONDS = 0.5
 # The primary's position now (after a write's commit: a replica at or past it has the write), and a
 # replica's replayed position; both as text ('16/B374D848').
-PRIMARY_POSITION = Statement(select(cast(func.pg_current_wal_lsn(), Text).label("lsn")), dialect="postgresql")
-REPLAYED_POSITION = Statement(select(cast(func.pg_last_wal_replay_lsn(), Text).label("lsn")), dialect="postgresql")
+PRIMARY_POSITION: Statement = Statement(
+    select(cast(func.pg_current_wal_lsn(), Text).label("lsn")), dialect="postgresql"
+)
+REPLAYED_POSITION: Statement = Statement(
+    select(cast(func.pg_last_wal_replay_lsn(), Text).label("lsn")), dialect="postgresql"
+)
 
 
 def lsn_number(text: str | None) -> int | None:
@@ -164,6 +168,7 @@ class ReadRouting:
         """After the token's write committed: reads wait for a replica past the primary's position now."""
         async with self.primary.transaction(write=False) as tx:
             position = lsn_number(await tx.fetchval(PRIMARY_POSITION))
+        assert position is not None  # a primary always has a WAL position (on a standby the function raises)
         try:
             await self.positions.wrote(key, position)
         except Exception:
@@ -178,7 +183,10 @@ class ReadRouting:
     async def check(self) -> None:
         try:
             async with self.primary.transaction(write=False) as tx:
-                self.history.append((time.monotonic(), lsn_number(await tx.fetchval(PRIMARY_POSITION))))
+                at = time.monotonic()  # taken before the query, as the position's time
+                position = lsn_number(await tx.fetchval(PRIMARY_POSITION))
+                assert position is not None  # a primary always has a WAL position (on a standby the function raises)
+                self.history.append((at, position))
         except Exception:
             pass  # the primary's own trouble; replicas are judged against the positions known
         await asyncio.gather(*(self._check(replica) for replica in self.replicas))
@@ -215,7 +223,8 @@ class ReadRouting:
 
     def report(self) -> list[dict]:
         return [{"hosts": r.name, "state": r.state,
-                 "lag_seconds": None if r.lag_seconds is None or r.lag_seconds == float("inf") else round(r.lag_seconds, 3)}
+                 "lag_seconds": (None if r.lag_seconds is None or r.lag_seconds == float("inf")
+                                 else round(r.lag_seconds, 3))}
                 for r in self.replicas]
 
     async def close(self) -> None:

@@ -32,7 +32,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -42,7 +42,7 @@ from sqlalchemy import Table, bindparam
 
 from footfall.db.pool import Waiters
 from footfall.db.statement import Statement
-from footfall.db.tx import ConstraintViolation, Database, PoolLoad, Tx
+from footfall.db.tx import ConstraintViolation, Database, PoolLoad, R, Tx
 
 READ_BUDGET = 0.001  # seconds a read may run on the event loop before it moves off it
 BUSY_TIMEOUT_MS = 30_000  # how long a statement off the loop waits for another process's lock
@@ -69,7 +69,7 @@ class _Connection:
         self.raw.set_progress_handler(self._over_budget, 1000)
         # What PostgreSQL has built in and SQLite lacks, for the visit stats (stats/repository.py).
         self.raw.create_function("footfall_width_bucket", 2, _width_bucket, deterministic=True)
-        self.raw.create_aggregate("footfall_median", 1, _Median)
+        self.raw.create_aggregate("footfall_median", 1, _Median)  # type: ignore[arg-type]  # typeshed: int results only
 
     def _over_budget(self) -> bool:
         return time.perf_counter() > self.deadline
@@ -157,7 +157,7 @@ class _LongReads:
         self.path = os.path.abspath(path)
         self.threads = ThreadPoolExecutor(LONG_READERS, thread_name_prefix="footfall-long-read")
         self.local = threading.local()
-        self.processes: set[subprocess.Popen] = set()
+        self.processes: set[subprocess.Popen[bytes]] = set()
 
     async def read(self, sql: str, args: Sequence[Any]) -> list[Any]:
         """The rows. A caller cancelled while its read waits for a thread takes it out of the queue;
@@ -165,12 +165,13 @@ class _LongReads:
         return await asyncio.get_running_loop().run_in_executor(self.threads, self._read, sql, args)
 
     def _read(self, sql: str, args: Sequence[Any]) -> list[Any]:
-        process: subprocess.Popen | None = getattr(self.local, "process", None)
+        process: subprocess.Popen[bytes] | None = getattr(self.local, "process", None)
         if process is None:
             process = self.local.process = subprocess.Popen(
                 [sys.executable, "-c", _LANE_PROCESS.format(niceness=LONG_READ_NICENESS), self.path, _SOURCE_ROOT],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE)
             self.processes.add(process)
+        assert process.stdin is not None and process.stdout is not None  # every lane process has both PIPEs
         try:
             _send(process.stdin, (sql, list(args)))
             ok, value = _receive(process.stdout)
@@ -182,11 +183,12 @@ class _LongReads:
             raise value
         return value
 
-    def _stop(self, process: subprocess.Popen) -> None:
+    def _stop(self, process: subprocess.Popen[bytes]) -> None:
         self.processes.discard(process)
         process.kill()
         process.wait()
         for stream in (process.stdin, process.stdout):
+            assert stream is not None  # every lane process has both PIPEs (see _read)
             try:
                 stream.close()
             except OSError:  # a broken pipe: the process is gone already
@@ -293,12 +295,18 @@ class SQLiteTx(Tx):
             self.connection = await (self.database._acquire() if self.reads else self.database._begin())
         return self.connection
 
+    async def snapshot(self) -> None:
+        if self.reads:
+            connection = await self._connect()
+            if not connection.raw.in_transaction:
+                connection.raw.execute("BEGIN")  # deferred: the snapshot is taken at the first read
+
     async def _run(self, work: Callable[[_Connection], T], bulk: bool) -> T:
         connection = await self._connect()
         self.wrote_in_bulk |= bulk
         return await _run(connection, lambda: work(connection), budget=self.budget, off_loop=bulk)
 
-    async def fetch(self, statement, params=None):
+    async def fetch(self, statement: Statement[R], params: dict[str, Any] | None = None) -> list[R]:
         compiled = statement.compiled
         args = compiled.args(params)
         if statement.bulk and self.reads:
@@ -318,27 +326,28 @@ class SQLiteTx(Tx):
         self.database._release(connection)
         return await self.database._read_long(sql, args)
 
-    async def execute(self, statement, params=None):
+    async def execute(self, statement: Statement, params: dict[str, Any] | None = None) -> int:
         compiled = statement.compiled
         args = compiled.args(params)
         _, count = await self._run(lambda connection: connection.run(compiled.sql, args), statement.bulk)
         return count
 
-    async def executemany(self, statement, rows):
+    async def executemany(self, statement: Statement, rows: Sequence[dict[str, Any]]) -> None:
         if rows:
             compiled = statement.compiled
             args = [compiled.args(row) for row in rows]
             await self._run(lambda connection: connection.run_many(compiled.sql, args), len(args) > 1 or statement.bulk)
 
-    async def copy_records(self, table: Table, columns, records) -> None:
+    async def copy_records(self, table: Table, columns: Sequence[str], records: Sequence[Sequence[Any]]) -> None:
         columns = tuple(columns)
-        await self.executemany(appender(table, columns), [dict(zip(columns, record)) for record in records])
+        rows = [dict(zip(columns, record, strict=True)) for record in records]
+        await self.executemany(appender(table, columns), rows)
 
     async def _plain(self, sql: str) -> None:
         await self._run(lambda connection: connection.run(sql, ()), False)
 
     @asynccontextmanager
-    async def savepoint(self):
+    async def savepoint(self) -> AsyncIterator[None]:
         await self._plain("SAVEPOINT footfall")
         try:
             yield
@@ -380,7 +389,7 @@ class SQLiteDatabase(Database):
         self._long_reads: _LongReads | None = None  # started at the first bulk read
 
     @asynccontextmanager
-    async def transaction(self, *, write: bool):
+    async def transaction(self, *, write: bool) -> AsyncIterator[SQLiteTx]:
         tx = SQLiteTx(self, write=write)
         if write:
             try:
@@ -462,6 +471,8 @@ class SQLiteDatabase(Database):
         return PoolLoad(in_use=in_use, waiting=len(self._waiters) + self._writes_waiting)
 
     def _release(self, connection: _Connection) -> None:
+        if connection.raw.in_transaction:
+            connection.raw.execute("COMMIT")  # a snapshot's end: nothing was written
         if not self._waiters.hand_over(connection):
             self._idle.append(connection)
 

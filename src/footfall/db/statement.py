@@ -8,14 +8,17 @@ defaults (SQLAlchemy's execution context runs those, and there is none here), un
 column types outside SUPPORTED_TYPES.
 """
 
+import dataclasses
+import typing
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, NamedTuple, TypeVar
 
-from sqlalchemy import JSON, BigInteger, Boolean, Integer, String, Text, Uuid, bindparam, cast, func, select
+from sqlalchemy import JSON, BigInteger, Boolean, Integer, String, Table, Text, Uuid, bindparam, cast, func, select
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.dialects.sqlite.pysqlite import dialect as pysqlite_dialect
-from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql import ClauseElement, ColumnElement
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.ddl import ExecutableDDLElement
 from sqlalchemy.types import NullType, TypeEngine
 
@@ -88,9 +91,10 @@ class Statement(Generic[R]):
         if columns:
             keys = tuple(column.key for column in columns)
             if record is None:
-                record = NamedTuple("Row", [(key, Any) for key in keys])  # type: ignore[misc]
-            elif record._fields != keys:  # type: ignore[attr-defined]
-                raise StatementError(f"{record.__name__} has fields {record._fields}, the statement columns {keys}")
+                # A NamedTuple whose fields are known only at run time.
+                record = NamedTuple("Row", [(key, Any) for key in keys])  # type: ignore[misc, no-redef]
+            elif (fields := record._fields) != keys:  # type: ignore[attr-defined]  # NamedTuple; tuple lacks _fields
+                raise StatementError(f"{record.__name__} has fields {fields}, the statement columns {keys}")
         for column in columns:
             _check_type(column.type, f"column {column.key}")
         self.record = record
@@ -106,11 +110,14 @@ def _check_type(type_: TypeEngine, what: str) -> None:
         raise StatementError(f"{what}: type {type_!r} is not one both drivers run alike (give it a type)")
 
 
-def _compile(query: ClauseElement, name: str, record, columns) -> Compiled:
+def _compile(
+    query: ClauseElement, name: str, record: type[R] | None, columns: Sequence[ColumnElement[Any]]
+) -> Compiled[R]:
     dialect = DIALECTS[name]
     if isinstance(query, ExecutableDDLElement):
         return Compiled(query.compile(dialect=dialect).string, (), {}, {}, None, ())
-    compiled = query.compile(dialect=dialect, column_keys=[])
+    # Any statement but DDL compiles with the dialect's SQL compiler, which alone has positiontup and binds.
+    compiled = typing.cast(SQLCompiler, query.compile(dialect=dialect, column_keys=[]))
     sql = compiled.string
     if "__[POSTCOMPILE_" in sql:
         raise StatementError(f"post-compile parameters (IN lists, literal_execute) cannot be prebuilt: {sql}")
@@ -137,24 +144,55 @@ def _compile(query: ClauseElement, name: str, record, columns) -> Compiled:
     return Compiled(sql, names, carried, processors, record, result_processors)
 
 
+# Every structure per_dialect built, by the module that built it, so that tests/db/test_parity.py can
+# run each of Footfall's statements on both databases and fail for one that did not.
+_BUILT: list[tuple[str, Any]] = []
+
+
 def per_dialect(build: Callable[[str], S]) -> dict[str, S]:
     """A domain's statements (one typed structure, the same fields in every dialect), built once for
     each dialect at import: `STATEMENTS[tx.dialect]`."""
-    return {name: build(name) for name in DIALECTS}
+    built = {name: build(name) for name in DIALECTS}
+    _BUILT.append((build.__module__, built))
+    return built
 
 
-def binds(table, *names: str) -> dict[str, Any]:
+def prebuilt() -> list["Statement"]:
+    """Every statement per_dialect has built in Footfall's modules imported so far (a test's own are
+    left out): in the dataclasses, dicts, tuples and lists it returned."""
+    found: list[Statement] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, Statement):
+            found.append(value)
+        elif isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, tuple | list):
+            for item in value:
+                walk(item)
+        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+            for field in dataclasses.fields(value):
+                walk(getattr(value, field.name))
+
+    walk([built for module, built in _BUILT if module.startswith("footfall.")])
+    return found
+
+
+def binds(table: Table, *names: str) -> dict[str, Any]:
     """Parameters named like the table's columns, typed as they are: `insert(t).values(binds(t, ...))`."""
     return {name: bindparam(name, type_=table.c[name].type) for name in names}
 
 
-def upsert(dialect: str, table) -> Any:
+def upsert(dialect: str, table: Table) -> Any:
     """The dialect's INSERT, which knows ON CONFLICT (PostgreSQL and SQLite spell it alike)."""
     if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(table)
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        return postgresql_insert(table)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table)
 
 
 def contains(dialect: str, text: Any, needle: Any) -> Any:

@@ -9,7 +9,7 @@ from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import Table
 
-from footfall.db.statement import Statement
+from footfall.db.statement import Statement, StatementError
 
 R = TypeVar("R", bound=tuple)
 
@@ -22,7 +22,7 @@ class Tx(ABC):
     """One transaction: prebuilt statements in, records out (read them by field name).
 
     A write transaction commits when its block ends cleanly and rolls back when it raises; a read
-    transaction runs each statement on its own (no BEGIN and COMMIT)."""
+    transaction runs each statement on its own (no BEGIN and COMMIT), unless snapshot() asks for one."""
 
     dialect: str  # "postgresql" or "sqlite"
 
@@ -39,6 +39,13 @@ class Tx(ABC):
         row = await self.fetchrow(statement, params)
         return None if row is None else row[0]
 
+    async def fetchone(self, statement: Statement[R], params: dict[str, Any] | None = None) -> R:
+        """The row of a statement that always gives one (an INSERT ... RETURNING, an aggregate)."""
+        row = await self.fetchrow(statement, params)
+        if row is None:
+            raise StatementError(f"{statement!r} gave no row")
+        return row
+
     @abstractmethod
     async def execute(self, statement: Statement, params: dict[str, Any] | None = None) -> int:
         """Runs a write; returns the number of rows it matched."""
@@ -50,6 +57,13 @@ class Tx(ABC):
     @abstractmethod
     async def copy_records(self, table: Table, columns: Sequence[str], records: Sequence[Sequence[Any]]) -> None:
         """Appends records (tuples of the columns named) to a table: COPY on PostgreSQL."""
+
+    @abstractmethod
+    async def snapshot(self) -> None:
+        """The reads that follow see one snapshot of the database, as a page and its total must agree:
+        a read-only REPEATABLE READ transaction on PostgreSQL, a BEGIN on SQLite's reader (a bulk read
+        leaves it, for the long-read lane). It costs two round trips on PostgreSQL, so a read asks for
+        it only when it runs more than one statement. A write transaction is one already."""
 
     @abstractmethod
     def savepoint(self) -> AbstractAsyncContextManager[None]:

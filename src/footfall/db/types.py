@@ -1,8 +1,10 @@
 """Column types every statement may use: each runs the same on PostgreSQL (asyncpg) and SQLite (sqlite3)."""
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from sqlalchemy import BigInteger, Integer, TypeDecorator
+from sqlalchemy.engine import Dialect
 from sqlalchemy.types import DateTime
 
 
@@ -18,10 +20,10 @@ class UTCDateTime(TypeDecorator[datetime]):
     impl = DateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         return None if value is None else value.astimezone(UTC)
 
-    def bind_processor(self, dialect):
+    def bind_processor(self, dialect: Dialect) -> Callable[[datetime | None], datetime | str | None] | None:
         if dialect.name == "postgresql":
             return super().bind_processor(dialect)
 
@@ -30,7 +32,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 
         return process
 
-    def result_processor(self, dialect, coltype):
+    def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[str | None], datetime | None] | None:
         if dialect.name == "postgresql":
             return None  # asyncpg hands timestamptz back as aware UTC datetimes already
         # SQLite keeps SQLAlchemy's "2024-05-01 20:00:00.000000" (UTC); fromisoformat reads it in C,

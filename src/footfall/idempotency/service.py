@@ -10,9 +10,9 @@ be used again.
 
 import hashlib
 import json
-from urllib.parse import parse_qsl, urlencode
 from dataclasses import dataclass
 from datetime import timedelta
+from urllib.parse import parse_qsl, urlencode
 from uuid import UUID, uuid4
 
 from footfall.accounts.repository import Account
@@ -97,8 +97,10 @@ async def claim(
         if stored.fingerprint != print_:
             raise IdempotencyKeyReused()
         if stored.state == "done":
+            assert stored.response_status is not None and stored.response_body is not None  # done: stored
             raise Replay(stored.response_status, stored.response_body)
-        if stored.locked_until <= now and await repository.take_over(stored.id, now, owned):
+        held_until = stored.locked_until
+        if held_until is not None and held_until <= now and await repository.take_over(stored.id, now, owned):
             return Claim(stored.id, token)  # the request that held it died
         raise IdempotencyKeyInProgress()
 

@@ -138,6 +138,7 @@ class LineHandler(logging.StreamHandler):
         render = self.formatter.render_bytes  # type: ignore[union-attr]
         data = b"".join(render({**line_of(created, "info", logger, event, request_id), **line_fields})
                         for created, logger, event, request_id, line_fields in kept)
+        assert self.lock is not None  # Handler.__init__ made it (createLock)
         with self.lock:
             self.flush()  # emit() leaves nothing in the stream, but a stream is a stream
             descriptor = self.stream.fileno()
@@ -179,7 +180,7 @@ def dict_config(log_format: str | None, level: str) -> dict[str, Any]:
         "root": {"level": level, "handlers": ["stderr"]},
         "loggers": {
             # uvicorn's loggers pass their lines to the root's handler; its access log is replaced by
-            # Footfall's request line (kit.requestlog), which knows the route and the account.
+            # Footfall's request line (http.requestlog), which knows the route and the account.
             "uvicorn": {"level": level, "handlers": [], "propagate": True},
             "uvicorn.error": {"level": level, "handlers": [], "propagate": True},
             "uvicorn.access": {"level": "WARNING", "handlers": [], "propagate": False},

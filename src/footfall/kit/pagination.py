@@ -1,7 +1,8 @@
 """Laravel-style page meta, as Leat's lists answer it."""
 
 import math
-from typing import Annotated
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
 
 from fastapi import Query
 from pydantic import BaseModel
@@ -34,7 +35,7 @@ class PageParams:
         return PageMeta(current_page=self.page, last_page=last_page, per_page=self.limit, total=total)
 
 
-def limit_query(max_limit: int):
+def limit_query(max_limit: int) -> Any:
     """The limit query parameter of a list: 0..max_limit items per page."""
     return Annotated[int, Query(ge=0, le=max_limit, description=f"Items per page (0 to {max_limit}).")]
 
@@ -42,11 +43,14 @@ def limit_query(max_limit: int):
 PageQuery = Annotated[int, Query(ge=1, description="Page number, from 1.")]
 
 
-def page_params(*, max_limit: int, default_limit: int = 30):
+def page_params(*, max_limit: int, default_limit: int = 30) -> Callable[[int, int], Coroutine[Any, Any, PageParams]]:
     """A FastAPI dependency reading limit (0..max_limit) and page (>= 1). The visits list, a hot
     path, takes limit_query and PageQuery as its own parameters: a dependency costs more there."""
 
-    async def dependency(limit: limit_query(max_limit) = default_limit, page: PageQuery = 1) -> PageParams:
+    async def dependency(
+        limit: limit_query(max_limit) = default_limit,  # type: ignore[valid-type]  # an Annotated built at run time
+        page: PageQuery = 1,
+    ) -> PageParams:
         return PageParams(limit, page)
 
     return dependency

@@ -7,7 +7,6 @@ from typing import Annotated
 
 from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 
-
 # The first moment Python knows; asyncpg sends it to PostgreSQL as -infinity, so it is left out.
 FIRST_MOMENT = datetime.min.replace(tzinfo=UTC)
 OUT_OF_RANGE = "Must be a date and time after 0001-01-01T00:00:00 and before the year 10000, in UTC."

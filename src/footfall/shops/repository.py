@@ -59,7 +59,7 @@ class ShopRepository:
         self.statements = STATEMENTS[tx.dialect]
 
     async def insert(self, values: dict) -> Shop:
-        return await self.tx.fetchrow(self.statements.insert, values)
+        return await self.tx.fetchone(self.statements.insert, values)
 
     async def get(self, account_id: int, uuid: UUID) -> Shop | None:
         return await self.tx.fetchrow(self.statements.get, {"account_id": account_id, "uuid": uuid})

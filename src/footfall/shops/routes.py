@@ -3,7 +3,7 @@ from uuid import UUID
 from fastapi import APIRouter, Request
 
 from footfall.errors import ShopNotFound, error_responses
-from footfall.kit.routing import ApiRoute, Caller
+from footfall.http.routing import ApiRoute, Caller
 from footfall.shops import service
 from footfall.shops.schemas import ShopListResponse, ShopOut, ShopResponse
 

@@ -12,6 +12,7 @@ from sqlalchemy import (
     Integer,
     Numeric,
     String,
+    Table,
     Text,
     Uuid,
     bindparam,
@@ -98,7 +99,7 @@ def _width_bucket(dialect: str, moment: Any) -> Any:
 def _median_seconds(dialect: str, duration: Any) -> Any:
     if dialect == "postgresql":
         # As numeric: PostgreSQL rounds a double's half to even, SQLite (and numeric) away from zero.
-        middle = cast(func.percentile_cont(literal_column("0.5")).within_group(duration), Numeric)
+        middle: Any = cast(func.percentile_cont(literal_column("0.5")).within_group(duration), Numeric)
     else:
         middle = func.footfall_median(duration)
     # BIGINT: a visit may last from the year 1 to the year 9999, far past INTEGER's 68 years.
@@ -206,7 +207,8 @@ BOUND_STATEMENTS = per_dialect(_build_bound_statements)
 def span_statement(dialect: str, shape: tuple) -> Statement[StartsSpan]:
     """The first and last start among the visits that pass the filters."""
     return Statement(
-        select(func.min(_v.starts_at).label("first"), func.max(_v.starts_at).label("last")).where(*filtered_where(shape)),
+        select(func.min(_v.starts_at).label("first"), func.max(_v.starts_at).label("last"))
+        .where(*filtered_where(shape)),
         StartsSpan,
         dialect=dialect,
         bulk=True,
@@ -216,7 +218,7 @@ def span_statement(dialect: str, shape: tuple) -> Statement[StartsSpan]:
 def _build_cache_statements(dialect: str) -> dict[str, Statement]:
     account_id = bindparam("account_id", type_=accounts.c.id.type)
 
-    def newest(table) -> Any:
+    def newest(table: Table) -> Any:
         columns = table.c
         return (select(columns.change_xid, columns.change_seq)
                 .where(columns.account_id == account_id, *below_horizon(dialect, table))
@@ -225,21 +227,21 @@ def _build_cache_statements(dialect: str) -> dict[str, Statement]:
     newest_visit, newest_tombstone = newest(visits), newest(visit_tombstones)
     both = union_all(select(newest_visit.c.change_xid, newest_visit.c.change_seq),
                      select(newest_tombstone.c.change_xid, newest_tombstone.c.change_seq)).subquery("newest")
-    given = func.json_each(bindparam("contact_uuids", type_=Text)) if dialect == "sqlite" else \
+    elements = func.json_each(bindparam("contact_uuids", type_=Text)) if dialect == "sqlite" else \
         func.json_array_elements_text(cast(bindparam("contact_uuids", type_=Text), JSON))
-    given = given.table_valued("value").alias("given")
+    given = elements.table_valued("value").alias("given")
     unchanged = tuple_(_earlier.c.change_xid, _earlier.c.change_seq) <= tuple_(
         bindparam("at_xid", type_=BigInteger), bindparam("at_seq", type_=BigInteger))
 
     # Every change this transaction sees after a position, not only those the feed shows: a write
     # that has committed counts at once, even while an older transaction (of any database on the
     # server) holds the feed's horizon back.
-    def after_position(table) -> list[Any]:
+    def after_position(table: Table) -> list[Any]:
         columns = table.c
         return [columns.account_id == account_id, tuple_(columns.change_xid, columns.change_seq) > tuple_(
             bindparam("after_xid", type_=BigInteger), bindparam("after_seq", type_=BigInteger))]
 
-    def settled(table) -> Any:
+    def settled(table: Table) -> Any:
         return (below_horizon(dialect, table) or [true()])[0].label("settled")
 
     live = limit(
@@ -309,7 +311,7 @@ class StatsRepository:
                                           {"account_id": account_id, "limit": most + 1}))
 
     async def starts_span(self, account_id: int, filters: VisitFilter) -> StartsSpan:
-        return await self.tx.fetchrow(span_statement(self.tx.dialect, filters.shape()),
+        return await self.tx.fetchone(span_statement(self.tx.dialect, filters.shape()),
                                       {"account_id": account_id, **filters.params()})
 
     async def visit_epoch(self, account_id: int) -> int:

@@ -4,8 +4,8 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Request, Response
 
 from footfall.errors import error_responses
+from footfall.http.routing import ApiRoute, Caller
 from footfall.kit.rendering import json_answer
-from footfall.kit.routing import ApiRoute, Caller
 from footfall.stats import service
 from footfall.stats.schemas import StatsResponse, read_zone, stats_fields
 from footfall.visits.schemas import filter_parameters, read_filters
@@ -22,7 +22,10 @@ router = APIRouter(prefix="/visits", tags=["visits"], route_class=ApiRoute)
 )
 async def visit_stats(
     request: Request,
-    interval: Annotated[Literal[service.INTERVALS], Query(description="The bucket: hour, day, week (from Monday) or month")] = "day",  # type: ignore[valid-type]
+    interval: Annotated[
+        Literal[service.INTERVALS],  # type: ignore[valid-type]
+        Query(description="The bucket: hour, day, week (from Monday) or month"),
+    ] = "day",
     group_by: Annotated[Literal[service.GROUPS] | None, Query(  # type: ignore[valid-type]
         description="A bucket per shop or per source as well")] = None,
     timezone: Annotated[str, Query(description="An IANA time zone name: where days, weeks and months begin")] = "UTC",

@@ -1,3 +1,4 @@
+import itertools
 from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
@@ -49,10 +50,11 @@ def _local(moment: datetime) -> str:
 
 def stats_fields(stats: Stats | None, interval: str, zone: ZoneInfo, group_by: str | None) -> dict[str, Any]:
     """The answer: a bucket per group, in bucket order, zeros where there were no visits."""
-    group_key = {"shop": "shop_uuid", "source": "source"}.get(group_by)
+    group_key = {"shop": "shop_uuid", "source": "source"}.get(group_by or "")
     data = []
     edges = stats.buckets if stats else []
-    for number, (start, end) in enumerate(zip(edges, edges[1:]), start=1):
+    for number, (start, end) in enumerate(itertools.pairwise(edges), start=1):
+        assert stats is not None  # edges come from it
         for group in stats.groups:
             counts = stats.counts.get((number, group))
             item: dict[str, Any] = {"bucket_start": _local(start), "bucket_end": _local(end)}
@@ -65,5 +67,6 @@ def stats_fields(stats: Stats | None, interval: str, zone: ZoneInfo, group_by: s
                         median_duration_seconds=counts.median_duration_seconds if counts else None)
             data.append(item)
     meta = {"interval": interval, "timezone": zone.key, "group_by": group_by,
-            "period_start": _local(edges[0]) if edges else None, "period_end": _local(edges[-1]) if len(edges) > 1 else None}
+            "period_start": _local(edges[0]) if edges else None,
+            "period_end": _local(edges[-1]) if len(edges) > 1 else None}
     return {"data": data, "meta": meta}

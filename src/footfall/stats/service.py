@@ -2,6 +2,7 @@
 counted by the database, and buckets without visits filled in with zeros so a chart has no gaps."""
 
 import bisect
+import itertools
 from dataclasses import dataclass
 from datetime import MAXYEAR, UTC, date, datetime, time, timedelta
 from typing import Any, NamedTuple
@@ -155,13 +156,14 @@ async def visit_stats(tx: Tx, account: Account, filters: VisitFilter, interval: 
     start, end, end_included, fields = _period(filters)
     if start is None or end is None:
         span = await repository.starts_span(account.id, filters)
-        if span.first is None:
+        if span.first is None or span.last is None:
             if start is None or end is None:
                 return None
         else:
             start = span.first if start is None else start
             if end is None:
                 end, end_included = span.last, True
+    assert start is not None and end is not None  # given, or the span's (returned above without one)
     if end < start:
         return Stats([_first_edge(start, interval, zone, fields)], [], {})
     # The last edge is past `end` (or at it, when `end` itself is left out).
@@ -169,7 +171,7 @@ async def visit_stats(tx: Tx, account: Account, filters: VisitFilter, interval: 
     if group_by is not None:
         await _bound_groups(repository, account.id, filters, group_by, edges, interval)
     counted = await _counted(repository, account.id, filters, group_by, edges, cache, (interval, zone.key))
-    counts = {(number, group): row for number, span in enumerate(zip(edges, edges[1:]), start=1)
+    counts = {(number, group): row for number, span in enumerate(itertools.pairwise(edges), start=1)
               for group, row in counted[span].items()}
     groups = [None] if group_by is None else sorted({group for _, group in counts},
                                                     key=lambda group: (group is not None, str(group)))
@@ -202,7 +204,7 @@ async def _counted(repository: StatsRepository, account_id: int, filters: VisitF
                    edges: list[datetime], cache: StatsCache | None, kind: tuple) -> dict[Span, dict[Any, BucketCounts]]:
     """Each bucket's counts by group, counted now or, with a cache, kept from before where no
     change since can have moved them (stats/cache.py)."""
-    spans = list(zip(edges, edges[1:]))
+    spans = list(itertools.pairwise(edges))
     if cache is None:
         return await _count(repository, account_id, filters, group_by, spans)
     key = (account_id, kind, group_by, filters)

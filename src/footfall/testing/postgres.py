@@ -90,7 +90,8 @@ class LocalCluster:
         primary._run("initdb", "-D", str(primary.directory), "-U", "postgres", "--auth=trust", "-E", "UTF8",
                      "--no-sync")
         settings = [
-            f"listen_addresses = '{','.join(dict.fromkeys(['127.0.0.1', self.host]))}'", "wal_level = replica", "max_wal_senders = 10", "hot_standby = on",
+            f"listen_addresses = '{','.join(dict.fromkeys(['127.0.0.1', self.host]))}'",
+            "wal_level = replica", "max_wal_senders = 10", "hot_standby = on",
             "fsync = off", "full_page_writes = off", "wal_keep_size = '256MB'", "max_connections = 200",
             "hot_standby_feedback = on",
         ]
@@ -125,7 +126,8 @@ class LocalCluster:
         connection = await asyncpg.connect(self.primary.url)
         try:
             while time.monotonic() < deadline:
-                streaming = await connection.fetchval("SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'")
+                streaming = await connection.fetchval(
+                    "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'")
                 if streaming >= len(self.standbys):
                     return
                 await asyncio.sleep(0.1)

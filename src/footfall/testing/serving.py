@@ -38,7 +38,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(database_url: str, *extra: str, env: dict | None = None, log_path: Path | None = None) -> Iterator[str]:
+def running_server(
+    database_url: str, *extra: str, env: dict | None = None, log_path: Path | None = None
+) -> Iterator[str]:
     """`footfall serve` on a free loopback port; yields its base URL and stops it afterwards. Its
     output is kept at log_path when given."""
     port = free_port()

@@ -31,6 +31,7 @@ async def tenant_in(database: Database) -> Tenant:
         issued = await accounts.issue_token(tx, account, name="tests")
         shop = await shops.create(tx, account, ShopCreate(name="Krusty Krab", reference="KK-1"))
         contact, _ = await contacts.create(tx, account, ContactCreate(email=f"{uuid4().hex}@bikinibottom.sea"))
+        assert contact.email is not None  # created with one just above
         return Tenant(str(account.uuid), issued.secret, str(shop.uuid), str(contact.uuid), contact.email)
 
 

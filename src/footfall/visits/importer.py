@@ -19,13 +19,13 @@ from footfall.accounts.repository import Account
 from footfall.contacts.repository import ContactKey, ContactRepository
 from footfall.db import Database
 from footfall.errors import ContactNotFound, FootfallError
-from footfall.kit.time import utcnow
+from footfall.kit.time import IsoDateTimeIn, utcnow
 from footfall.shops.repository import ShopRepository
 from footfall.visits import service
 from footfall.visits.repository import VisitRepository, VisitRow
-from footfall.kit.time import IsoDateTimeIn
 from footfall.visits.schemas import VisitCreate, visit_fields
 from footfall.webhooks import service as webhooks
+
 
 class ImportedVisit(VisitCreate):
     """A row of an import: a create's fields, and the time the visit was recorded (now when absent),
@@ -79,7 +79,7 @@ def read_rows(path: Path, lines: CountingLines) -> Iterator[tuple[int, Any]]:
             return
         for row in reader:
             if row:
-                values = dict(zip(header, row))
+                values: dict[str, str | None] = dict(zip(header, row, strict=False))  # missing cells: None
                 if len(row) < len(header):
                     values.update(dict.fromkeys(header[len(row):]))
                 yield reader.line_num, values
@@ -166,7 +166,8 @@ async def import_visits(
 
 
 async def _write(
-    database: Database, account: Account, batch, numbers: list[int], by_id: dict[int, ContactKey], summary: Summary,
+    database: Database, account: Account, batch: list[dict[str, Any]], numbers: list[int],
+    by_id: dict[int, ContactKey], summary: Summary,
     on_error: Callable[[int, str], None],
 ) -> None:
     """One batch in one transaction: the visits, their counts and their webhook events. Two batches
@@ -181,13 +182,14 @@ async def _write(
 
 
 async def _write_once(
-    database: Database, account: Account, batch, numbers: list[int], by_id: dict[int, ContactKey], summary: Summary,
+    database: Database, account: Account, batch: list[dict[str, Any]], numbers: list[int],
+    by_id: dict[int, ContactKey], summary: Summary,
     on_error: Callable[[int, str], None],
 ) -> None:
     async with database.transaction(write=True) as tx:
         # Held against a concurrent delete; a row whose contact was deleted since the import began fails.
         held = await ContactRepository(tx).share(row["contact_id"] for row in batch)
-        gone = [number for number, row in zip(numbers, batch) if row["contact_id"] not in held]
+        gone = [number for number, row in zip(numbers, batch, strict=True) if row["contact_id"] not in held]
         batch = [row for row in batch if row["contact_id"] in held]
         repository = VisitRepository(tx)
         subscription_ids = await webhooks.subscribers(tx, account.id, "visit_created")

@@ -15,15 +15,13 @@ from footfall.errors import (
     error_responses,
     write_error_responses,
 )
-from footfall.kit.types import DeletedResponse
-from footfall.kit.routing import ApiRoute, Caller, Idempotent
+from footfall.http.routing import ApiRoute, Caller, Idempotent
 from footfall.kit.pagination import PageParams, PageQuery, limit_query
+from footfall.kit.rendering import json_answer
+from footfall.kit.types import DeletedResponse
 from footfall.visits import export, service
 from footfall.visits.repository import VisitFilter
-from footfall.kit.rendering import json_answer
 from footfall.visits.schemas import (
-    filter_parameters,
-    read_filters,
     ChangesResponse,
     VisitBatch,
     VisitBatchResponse,
@@ -32,6 +30,8 @@ from footfall.visits.schemas import (
     VisitResponse,
     VisitUpdate,
     changes_answer,
+    filter_parameters,
+    read_filters,
     visit_answer,
     visit_fields,
     visits_answer,
@@ -49,7 +49,7 @@ router = APIRouter(prefix="/visits", tags=["visits"], route_class=ApiRoute)
 )
 async def list_visits(
     request: Request,
-    limit: limit_query(500) = 30,
+    limit: limit_query(500) = 30,  # type: ignore[valid-type]  # an Annotated a function builds
     page: PageQuery = 1,
     contact_uuid: Annotated[UUID | None, Query(description="A contact's UUID to filter the Visits by")] = None,
 ) -> Response:
@@ -88,6 +88,7 @@ async def create_visits(body: VisitBatch, request: Request) -> Response:
             data.append({"index": index, "status": error.status_code, "data": None, "error": shown})
             counts["failed"] += 1
         else:
+            assert outcome.visit is not None  # no error: the visit stored
             data.append({"index": index, "status": 201 if outcome.created else 200,
                          "data": visit_fields(outcome.visit), "error": None})
             counts["created" if outcome.created else "retried"] += 1
@@ -131,7 +132,7 @@ async def export_visits(
 async def visit_changes(
     request: Request,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous call; none to start")] = None,
-    limit: limit_query(1000) = 100,
+    limit: limit_query(1000) = 100,  # type: ignore[valid-type]  # an Annotated a function builds
 ) -> Response:
     """Every visit created, updated or deleted after the cursor, oldest change first: a visit as it
     is now (with updated_at), or a deleted one's tombstone (uuid, external_id, deleted_at). A visit
@@ -185,7 +186,7 @@ async def update_visit(uuid: UUID, body: VisitUpdate, request: Request) -> Respo
     responses=write_error_responses(VisitNotFound),
     summary="Delete Visit",
 )
-async def delete_visit(uuid: UUID, request: Request) -> Response:
+async def delete_visit(uuid: UUID, request: Request) -> DeletedResponse:
     """Deletes the visit (its tombstone stays in the changes feed) and sends visit_deleted. Its
     external_id is free again: a later create with it makes a new visit."""
     caller = Caller.of(request)

@@ -156,16 +156,13 @@ class _ListFilters(BaseModel):
 
 # Footfall's filters and sort of GET /visits, beside Leat's contact_uuid (query parameters), with a
 # range bound per column and operator, named in Leat's bracket syntax: created_at[gte].
-VisitListFilters = create_model(
-    "VisitListFilters",
-    __base__=_ListFilters,
-    **{
-        f"{column}_{op}": (IsoDateTimeIn | None, Field(default=None, alias=f"{column}[{op}]",
-                                                       description=f"{column} {_BOUND_WORDS[op]} this time"))
-        for column in RANGE_COLUMNS
-        for op in RANGE_OPERATORS
-    },
-)
+_RANGE_FIELDS: dict[str, Any] = {
+    f"{column}_{op}": (IsoDateTimeIn | None, Field(default=None, alias=f"{column}[{op}]",
+                                                   description=f"{column} {_BOUND_WORDS[op]} this time"))
+    for column in RANGE_COLUMNS
+    for op in RANGE_OPERATORS
+}
+VisitListFilters = create_model("VisitListFilters", __base__=_ListFilters, **_RANGE_FIELDS)
 
 
 def read_filters(query: Mapping[str, str], contact_uuid: UUID | None) -> VisitFilter:

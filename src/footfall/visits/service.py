@@ -25,8 +25,8 @@ from footfall.errors import (
 )
 from footfall.kit.pagination import PageParams
 from footfall.kit.time import utcnow
-from footfall.visits.repository import Change, DuplicateExternalId, VisitFilter, VisitRepository, VisitRow
 from footfall.shops.repository import ShopRepository
+from footfall.visits.repository import Change, DuplicateExternalId, VisitFilter, VisitRepository, VisitRow
 from footfall.visits.schemas import BatchVisit, VisitCreate, VisitUpdate, tombstone_fields, visit_fields
 from footfall.webhooks import service as webhooks
 
@@ -72,6 +72,7 @@ async def create(tx: Tx, account: Account, data: VisitCreate) -> tuple[VisitRow,
     repository = VisitRepository(tx)
     found = await repository.contact_and_shop(account.id, data.contact_uuid, data.shop_uuid)
     values = new_visit(account.id, data, found and found.id, found and found.shop_id, utcnow())
+    assert found is not None  # new_visit refuses a missing contact or shop
     inserted = await repository.insert(values)
     if inserted is not None:
         visit = VisitRow.of(inserted, found.uuid, found.email)
@@ -80,11 +81,12 @@ async def create(tx: Tx, account: Account, data: VisitCreate) -> tuple[VisitRow,
             await webhooks.emit(tx, account.id, "visit_created", visit_fields(visit))
         return visit, True
 
+    assert found.shop_id is not None  # as above
     return await _stored_retry(repository, account, data, found.id, found.shop_id), False
 
 
 async def _stored_retry(
-    repository: VisitRepository, account: Account, data: VisitCreate, contact_id: int, shop_id: int
+    repository: VisitRepository, account: Account, data: VisitCreate | BatchVisit, contact_id: int, shop_id: int
 ) -> VisitRow:
     """The stored visit with the external_id a new visit could not take: a client's retry when every
     field the request gives equals the stored one; ExternalIdConflict otherwise."""
@@ -135,23 +137,28 @@ async def create_batch(tx: Tx, account: Account, items: Sequence[Any]) -> list[B
         contacts = await ContactRepository(tx).uuid_map(account.id)
     by_email: dict[str, ContactKey] = {}
     for email in dict.fromkeys(data.contact_email for data in parsed.values() if data.contact_email):
-        contact, _ = await contacts_service.create(tx, account, ContactCreate(email=email))
-        by_email[email] = ContactKey(contact.uuid, contact.id, contact.email)
+        made, _ = await contacts_service.create(tx, account, ContactCreate(email=email))
+        by_email[email] = ContactKey(made.uuid, made.id, made.email)
     shops = await ShopRepository(tx).uuid_map(account.id)
-    chosen = {index: contacts.get(data.contact_uuid) if data.contact_uuid else by_email[data.contact_email]
-              for index, data in parsed.items()}
+    chosen: dict[int, ContactKey | None] = {
+        index: contacts.get(data.contact_uuid) if data.contact_uuid else by_email[data.contact_email or ""]
+        for index, data in parsed.items()}
     # Held against a concurrent delete of any of them; one deleted since it was read is not found.
     held = await ContactRepository(tx).share(contact.id for contact in chosen.values() if contact)
 
     now = utcnow()
-    rows, placed = [], {}  # placed: a row's uuid -> (item index, its contact)
+    rows: list[dict[str, Any]] = []
+    placed: dict[str, tuple[int, dict[str, Any], ContactKey]] = {}  # a row's uuid -> (item index, row, contact)
     for index, data in parsed.items():
-        contact = chosen[index] if chosen[index] and chosen[index].id in held else None
+        key = chosen[index]
+        contact = key if key is not None and key.id in held else None
         try:
-            row = new_visit(account.id, data, contact and contact.id, shops.get(data.shop_uuid), now)
+            row = new_visit(account.id, data, contact and contact.id,
+                            shops.get(data.shop_uuid) if data.shop_uuid else None, now)
         except FootfallError as error:
             outcomes[index] = BatchResult(None, False, error)
             continue
+        assert contact is not None  # new_visit refuses a missing contact
         rows.append(row)
         placed[str(row["uuid"])] = (index, row, contact)
 
@@ -169,7 +176,8 @@ async def create_batch(tx: Tx, account: Account, items: Sequence[Any]) -> list[B
             outcomes[index] = BatchResult(None, False, error)
 
     if created:
-        await repository.add_to_counts(account.id, dict(Counter(visit.contact_id for visit in created)), slot=uuid4().int)
+        per_contact = dict(Counter(visit.contact_id for visit in created))
+        await repository.add_to_counts(account.id, per_contact, slot=uuid4().int)
         subscription_ids = await webhooks.subscribers(tx, account.id, "visit_created")
         await webhooks.emit_to(tx, account.id, "visit_created", subscription_ids,
                                [visit_fields(visit) for visit in created] if subscription_ids else [])
@@ -213,7 +221,8 @@ async def delete(tx: Tx, account: Account, uuid: UUID) -> None:
     deleted = await VisitRepository(tx).delete(account.id, uuid, deleted_at)
     if deleted is None:
         raise VisitNotFound()
-    await webhooks.emit(tx, account.id, "visit_deleted", tombstone_fields(deleted.uuid, deleted.external_id, deleted_at))
+    await webhooks.emit(tx, account.id, "visit_deleted",
+                        tombstone_fields(deleted.uuid, deleted.external_id, deleted_at))
 
 
 async def changes(tx: Tx, account: Account, cursor: str | None, limit: int) -> tuple[list[Change], str]:
@@ -250,21 +259,32 @@ def read_cursor(cursor: str | None, account_uuid: UUID) -> tuple[int, int]:
     return position
 
 
-async def list_page(tx: Tx, account: Account, params: PageParams, filters: VisitFilter) -> tuple[Sequence[VisitRow], int]:
+async def list_page(
+    tx: Tx, account: Account, params: PageParams, filters: VisitFilter
+) -> tuple[Sequence[VisitRow], int]:
+    """A page and its total, as one snapshot of the database saw them."""
     repository = VisitRepository(tx)
     if not filters.leats:
         return await repository.filtered_page(account.id, filters, params.limit, params.offset)
-    contact_uuid = filters.contact_uuid
     if params.offset == 0 and params.limit > 0:  # page 1, the usual one: one round trip
-        return await repository.first_page(account.id, contact_uuid, params.limit)
-    contact_id = None
-    if contact_uuid is None:
-        total = await repository.account_count(account.id)
-    else:
-        found = await repository.contact_count(account.id, contact_uuid)
-        if found is None:
-            return [], 0  # a filter that matches no contact matches no visit
-        contact_id, total = found.id, found.visit_count
-    if not params.reaches_rows(total):
-        return [], total
-    return await repository.page(account.id, contact_id, params.limit, params.offset, total), total
+        return await repository.first_page(account.id, filters.contact_uuid, params.limit)
+    # The page is cut from a total read first; the page's statement reads the total again. Both agree
+    # unless a write came in between (then both are read again, in one snapshot): agreeing without
+    # a snapshot's two round trips.
+    for snapshot in (False, True):
+        if snapshot:
+            await tx.snapshot()
+        contact_id = None
+        if filters.contact_uuid is None:
+            total = await repository.account_count(account.id)
+        else:
+            found = await repository.contact_count(account.id, filters.contact_uuid)
+            if found is None:
+                return [], 0  # a filter that matches no contact matches no visit
+            contact_id, total = found.id, found.visit_count
+        if not params.reaches_rows(total):
+            return [], total
+        rows = await repository.page(account.id, contact_id, params.limit, params.offset, total)
+        if rows and rows[0].total == total:
+            break
+    return rows, total

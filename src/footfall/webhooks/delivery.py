@@ -198,5 +198,6 @@ class DeliveryWorker:
             elif outcome.status_code == 410:
                 await repository.deactivate(row.subscription_id)  # the receiver says: gone for good
             if values.get("state") == "failed":
-                await repository.subscription_failed(row.subscription_id, self.settings.webhook_max_consecutive_failures)
+                await repository.subscription_failed(row.subscription_id,
+                                                     self.settings.webhook_max_consecutive_failures)
         return values.get("state", "retrying")

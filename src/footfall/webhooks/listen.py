@@ -51,7 +51,8 @@ def listener(secret: str | None, write: Callable[[str], None] | None = None) -> 
         checks = check_signatures(secret, request.headers, body) if secret else None
         verdict = ("signatures not checked (no --secret)" if checks is None else
                    "  ".join(f"{name}: {'verified' if ok else 'WRONG'}" for name, ok in checks.items()))
-        write(f"{utcnow().isoformat()}  {request.url.path}  {event.get('type', '?')}  event {event.get('id', '?')}  {verdict}")
+        write(f"{utcnow().isoformat()}  {request.url.path}  {event.get('type', '?')}  "
+              f"event {event.get('id', '?')}  {verdict}")
         write(body.decode("utf-8", "replace"))
         if checks is not None and not all(checks.values()):
             return JSONResponse({"received": False, "signatures": checks}, status_code=400)

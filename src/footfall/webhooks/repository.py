@@ -56,12 +56,12 @@ class ClaimedDelivery(NamedTuple):
     secret: str
 
 
-def _active_ids(account_id, event_type):
+def _active_ids(account_id: Any, event_type: Any) -> Any:
     """The ids of the account's ACTIVE subscriptions to the event type."""
     return select(_w.id).where(_w.account_id == account_id, _w.event_type == event_type, _w.status == "ACTIVE")
 
 
-def subscribed(account_id, event_type: str):
+def subscribed(account_id: Any, event_type: str) -> Any:
     """EXISTS an ACTIVE subscription of the account to the event type: for a write's own lookup to
     ask in passing, so an account without webhooks costs no outbox query."""
     return _active_ids(account_id, event_type).exists()
@@ -312,7 +312,7 @@ class SubscriptionRepository:
         self.statements = STATEMENTS[tx.dialect]
 
     async def insert(self, values: dict[str, Any]) -> Subscription:
-        return await self.tx.fetchrow(self.statements.insert_subscription, values)
+        return await self.tx.fetchone(self.statements.insert_subscription, values)
 
     async def get(self, account_id: int, uuid: UUID) -> Subscription | None:
         return await self.tx.fetchrow(self.statements.get_subscription, {"account_id": account_id, "uuid": uuid})
@@ -331,7 +331,7 @@ class SubscriptionRepository:
     async def update(self, id: int, changes: dict[str, Any]) -> Subscription:
         """Sets the fields given (name, url, status, consecutive_failures); the subscription as it now is."""
         params = {f"new_{name}": changes.get(name) for name in ("name", "url", "status", "consecutive_failures")}
-        return await self.tx.fetchrow(self.statements.update_subscription, {"subscription_id": id, **params})
+        return await self.tx.fetchone(self.statements.update_subscription, {"subscription_id": id, **params})
 
     async def delete(self, id: int) -> None:
         await self.tx.execute(self.statements.delete_subscription, {"subscription_id": id})
@@ -411,4 +411,4 @@ class DeliveryRepository:
         await self.tx.execute(self.statements.deactivate, {"subscription_id": subscription_id})
 
     async def outbox_status(self) -> OutboxStatus:
-        return await self.tx.fetchrow(self.statements.outbox_status)
+        return await self.tx.fetchone(self.statements.outbox_status)

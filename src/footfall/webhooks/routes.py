@@ -4,9 +4,9 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query, Request, status
 
 from footfall.errors import DeliveryNotFound, SubscriptionNotFound, error_responses, write_error_responses
-from footfall.kit.types import DeletedResponse
-from footfall.kit.routing import ApiRoute, Caller, Idempotent
+from footfall.http.routing import ApiRoute, Caller, Idempotent
 from footfall.kit.pagination import PageParams, page_params
+from footfall.kit.types import DeletedResponse
 from footfall.webhooks import service
 from footfall.webhooks.repository import Delivery
 from footfall.webhooks.schemas import (
@@ -145,4 +145,5 @@ async def list_deliveries(
 async def retry_delivery(uuid: UUID, delivery_id: UUID, request: Request) -> DeliveryResponse:
     """Sends the delivery again now (after any older pending delivery of the subscription)."""
     caller = Caller.of(request)
-    return DeliveryResponse(data=_delivery_out(await service.retry_delivery(caller.tx, caller.account, uuid, delivery_id)))
+    delivery = await service.retry_delivery(caller.tx, caller.account, uuid, delivery_id)
+    return DeliveryResponse(data=_delivery_out(delivery))

@@ -59,6 +59,7 @@ async def list_page(
     tx: Tx, account: Account, params: PageParams, event_type: str | None, status: str | None
 ) -> tuple[Sequence[Subscription], int]:
     repository = SubscriptionRepository(tx)
+    await tx.snapshot()  # the page and its total agree
     total = await repository.count(account.id, event_type, status)
     if not params.reaches_rows(total):
         return [], total
@@ -122,8 +123,8 @@ async def emit_to(
     for data in payloads:
         event_uuid = uuid4()
         body = php_json_encode({"id": event_uuid, "type": event_type, "created_at": now, "data": data})
-        events.append({"uuid": event_uuid, "account_id": account_id, "type": event_type, "body": body, "created_at": now,
-                       "request_id": request_id()})
+        events.append({"uuid": event_uuid, "account_id": account_id, "type": event_type, "body": body,
+                       "created_at": now, "request_id": request_id()})
         deliveries += [
             {"delivery_uuid": uuid4(), "subscription_id": subscription_id, "event_uuid": event_uuid, "now": now}
             for subscription_id in subscription_ids
@@ -134,6 +135,7 @@ async def emit_to(
 async def list_deliveries(
     tx: Tx, account: Account, subscription_uuid: UUID, params: PageParams
 ) -> tuple[Sequence[Delivery], int]:
+    await tx.snapshot()  # the page and its total agree
     subscription = await get(tx, account, subscription_uuid)
     repository = DeliveryRepository(tx)
     total = await repository.count(subscription.id)

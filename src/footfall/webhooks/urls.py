@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 import httpx
 
-
 NOT_PUBLIC = ("Must not point to a loopback, private, link-local or otherwise non-public address "
               "(FOOTFALL_WEBHOOK_ALLOW_PRIVATE_URLS=1 allows them, e.g. for a receiver on this machine).")
 
@@ -106,7 +105,7 @@ async def resolve_target(url: str, *, allow_private: bool) -> Target:
         infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError):
         raise RefusedUrl(f"The host {host} does not resolve.") from None
-    addresses = [info[4][0] for info in infos]
+    addresses = [str(info[4][0]) for info in infos]
     if not addresses or not all(_is_public(address) for address in addresses):
         raise RefusedUrl(NOT_PUBLIC)
     return Target(str(given.copy_with(host=addresses[0])), host_header=given.netloc.decode("ascii"),

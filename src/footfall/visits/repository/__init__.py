@@ -12,8 +12,22 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import (
-    BigInteger, Boolean, Column, Integer, MetaData, String, Table, Uuid, bindparam, case, delete, insert, select, text,
-    true, update,
+    BigInteger,
+    Boolean,
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Uuid,
+    bindparam,
+    case,
+    delete,
+    insert,
+    select,
+    text,
+    true,
+    update,
 )
 from sqlalchemy.schema import CreateTable
 
@@ -23,22 +37,39 @@ from footfall.db.types import UTCDateTime
 from footfall.tables import accounts, contacts, shops, visit_tombstones, visits
 from footfall.visits.repository.counts import COUNT_SLOTS, ContactCount, CountQueries, account_total
 from footfall.visits.repository.export import (
-    ExportBound, ExportQueries, ExportRow, export_bound_statement, export_copy_statement, export_statement,
+    ExportBound,
+    ExportQueries,
+    ExportRow,
+    export_bound_statement,
+    export_copy_statement,
+    export_statement,
 )
 from footfall.visits.repository.feed import Change, FeedQueries, below_horizon, changed
 from footfall.visits.repository.filters import (
-    RANGE_COLUMNS, RANGE_OPERATORS, SORTS, FilteredQueries, FilteredStatements, VisitFilter, filtered_statements,
+    RANGE_COLUMNS,
+    RANGE_OPERATORS,
+    SORTS,
+    FilteredQueries,
+    FilteredStatements,
+    VisitFilter,
+    filtered_statements,
     filtered_where,
 )
 from footfall.visits.repository.rows import (
-    ContactAndShop, DeletedVisit, FirstPageRow, Visit, VisitRow, VisitToUpdate, visit_rows,
+    ContactAndShop,
+    DeletedVisit,
+    PageRow,
+    Visit,
+    VisitRow,
+    VisitToUpdate,
+    visit_rows,
 )
 from footfall.webhooks.repository import subscribed
 
 __all__ = [
     "COUNT_SLOTS", "IMPORTED", "RANGE_COLUMNS", "RANGE_OPERATORS", "SORTS", "STATEMENTS", "UPDATABLE", "Change",
     "ContactAndShop", "ContactCount", "DeletedVisit", "DuplicateExternalId", "ExportBound", "ExportRow",
-    "FilteredStatements", "FirstPageRow", "Visit", "VisitFilter", "VisitRepository", "VisitRow", "VisitStatements",
+    "FilteredStatements", "PageRow", "Visit", "VisitFilter", "VisitRepository", "VisitRow", "VisitStatements",
     "VisitToUpdate", "below_horizon", "changed", "export_bound_statement", "export_copy_statement",
     "export_statement", "filtered_statements", "filtered_where", "import_rows",
 ]
@@ -81,8 +112,8 @@ class VisitStatements:
     insert: Statement[Visit]
     insert_unless_external_id_exists: Statement[Visit]
     update: Statement[Visit]
-    pages: dict[tuple[bool, bool], Statement[VisitRow]]  # (by contact, newest first)
-    first_pages: dict[bool, Statement[FirstPageRow]]  # by contact
+    pages: dict[tuple[bool, bool], Statement[PageRow]]  # (by contact, newest first)
+    first_pages: dict[bool, Statement[PageRow]]  # by contact
     touch_contact_visits: Statement
     delete_contact_visits: Statement[DeletedVisit]
     purge_contacts: Statement
@@ -109,15 +140,18 @@ def _build(dialect: str) -> VisitStatements:
     account_id = bindparam("account_id", type_=_v.account_id.type)
 
     # (by contact, newest first) -> a page at any offset, the contact given by id: the rows found on
-    # the index alone, then joined (a deferred join).
+    # the index alone, then joined (a deferred join). The total as a last column, read in the same
+    # statement (so in the same snapshot) as the rows.
     pages = {}
     for by_contact in (False, True):
         for newest_first in (False, True):
             order = _NEWEST_FIRST if newest_first else _OLDEST_FIRST
             filters = [account, _v.contact_id == bindparam("contact_id")] if by_contact else [account]
             ids = paged(select(_v.id).where(*filters).order_by(*order)).subquery()
+            total = (kept_visit_count(bindparam("contact_id", type_=_v.contact_id.type)) if by_contact
+                     else account_total().scalar_subquery())
             pages[(by_contact, newest_first)] = statement(
-                visit_rows.join(ids, ids.c.id == _v.id).order_by(*order), VisitRow
+                visit_rows.join(ids, ids.c.id == _v.id).order_by(*order).add_columns(total.label("total")), PageRow
             )
 
     # Page 1 with its total as a last column, in one round trip: newest first needs no total to find
@@ -129,12 +163,12 @@ def _build(dialect: str) -> VisitStatements:
     first = limit(visit_rows.order_by(*_NEWEST_FIRST))
     first_pages = {
         False: statement(first.where(account).add_columns(account_total().scalar_subquery().label("total")),
-                         FirstPageRow),
+                         PageRow),
         True: statement(
             first.where(account, _v.contact_id == select(filter_contact.c.id).where(*by_uuid).scalar_subquery())
             .add_columns(kept_visit_count(select(filter_contact.c.id).where(*by_uuid).scalar_subquery())
                          .label("total")),
-            FirstPageRow,
+            PageRow,
         ),
     }
 
@@ -320,7 +354,8 @@ class VisitRepository(CountQueries, FeedQueries, FilteredQueries, ExportQueries)
     async def touch_contact_visits(self, contact_id: int, updated_at: datetime) -> None:
         """Moves the contact's visits to the end of the changes feed: they show the contact's email,
         which has changed."""
-        await self.tx.execute(self.statements.touch_contact_visits, {"contact_id": contact_id, "updated_at": updated_at})
+        await self.tx.execute(self.statements.touch_contact_visits,
+                              {"contact_id": contact_id, "updated_at": updated_at})
 
     async def delete(self, account_id: int, uuid: UUID, deleted_at: datetime) -> DeletedVisit | None:
         """Deletes the account's visit, leaving its tombstone and taking it off the counts; None when
@@ -366,7 +401,9 @@ class VisitRepository(CountQueries, FeedQueries, FilteredQueries, ExportQueries)
         (showing a visit as it is now) cannot tell the stats cache."""
         await self.tx.execute(self.statements.reshape, {"reshaped_account": account_id})
 
-    async def first_page(self, account_id: int, contact_uuid: UUID | None, limit: int) -> tuple[list[FirstPageRow], int]:
+    async def first_page(
+        self, account_id: int, contact_uuid: UUID | None, limit: int
+    ) -> tuple[list[PageRow], int]:
         """Page 1 (limit > 0) and the total, of the account's visits or of its contact's (none, and 0,
         when the account has no such contact)."""
         params: dict[str, Any] = {"account_id": account_id, "limit": limit}
@@ -377,8 +414,9 @@ class VisitRepository(CountQueries, FeedQueries, FilteredQueries, ExportQueries)
 
     async def page(
         self, account_id: int, contact_id: int | None, limit: int, offset: int, total: int
-    ) -> list[VisitRow]:
-        """Newest first. A page in the older half is read from the oldest end, so the last page costs
+    ) -> list[PageRow]:
+        """Newest first, each row with the total as the statement saw it (`total` is the one the page
+        was cut from). A page in the older half is read from the oldest end, so the last page costs
         what the first does; the rows are found on the index alone, then joined."""
         from_end = offset > total - offset - limit
         if from_end:

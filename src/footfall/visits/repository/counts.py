@@ -4,7 +4,7 @@ moved in the transaction that inserts or deletes visits, so no list counts its r
 import json
 from dataclasses import dataclass
 from functools import partial
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from sqlalchemy import JSON, BigInteger, Text, bindparam, cast, func, select, true
@@ -34,7 +34,7 @@ class CountStatements:
     contact_count: Statement[ContactCount]
 
 
-def account_total():
+def account_total() -> Any:
     """The account's kept visit count: the sum of its slots (see add_to_counts)."""
     counts = account_visit_counts.c
     return select(func.coalesce(func.sum(counts.count), 0).label("total")).where(
@@ -53,7 +53,8 @@ def _build(dialect: str) -> CountStatements:
         account_id=bindparam("counted_account", type_=counts.account_id.type),
         slot=bindparam("counted_slot", type_=counts.slot.type),
         count=bindparam("added_visits", type_=counts.count.type),
-    ).on_conflict_do_update(index_elements=["account_id", "slot"], set_={"count": counts.count + count_account.excluded.count})
+    ).on_conflict_do_update(index_elements=["account_id", "slot"],
+                            set_={"count": counts.count + count_account.excluded.count})
     contact_counts = contact_visit_counts.c
     count_contact = upsert(dialect, contact_visit_counts)
     count_contact = count_contact.values(
@@ -74,7 +75,7 @@ def _build(dialect: str) -> CountStatements:
         )
         account_after_contact = account_after_contact.on_conflict_do_update(
             index_elements=["account_id", "slot"], set_={"count": counts.count + account_after_contact.excluded.count})
-        count_one = (statement(account_after_contact.add_cte(counted)),)
+        count_one: tuple[Statement, ...] = (statement(account_after_contact.add_cte(counted)),)
         added = func.json_each_text(cast(bindparam("counts", type_=Text), JSON)).table_valued("key", "value")
     else:
         count_one = (statement(count_contact), statement(count_account))

@@ -11,6 +11,7 @@ from uuid import UUID
 from sqlalchemy import BigInteger, String, bindparam, cast, func, literal_column, select
 
 from footfall.db import Statement, Tx, limit
+from footfall.db.postgres import PostgresTx
 from footfall.tables import contacts, shops, visits
 from footfall.visits.repository.filters import VisitFilter, filtered_where
 
@@ -81,7 +82,8 @@ def _export_fields() -> dict[str, Any]:
     """The export's columns as PostgreSQL writes them: text, times in the API's format (UTC, whole
     seconds, "+00:00"), NULL where the visit has none."""
     def moment(column: Any) -> Any:
-        return func.to_char(func.timezone(_quoted("UTC"), column), _quoted('YYYY-MM-DD"T"HH24:MI:SS"+00:00"'), type_=String)
+        return func.to_char(func.timezone(_quoted("UTC"), column), _quoted('YYYY-MM-DD"T"HH24:MI:SS"+00:00"'),
+                            type_=String)
 
     return {"uuid": cast(_v.uuid, String), "contact_uuid": cast(_c.uuid, String), "contact_email": _c.email,
             "shop_uuid": cast(_s.uuid, String), "external_id": _v.external_id, "source": _v.source,
@@ -130,17 +132,20 @@ class ExportQueries:
 
     async def export_bound(self, account_id: int, filters: VisitFilter, after_id: int, limit: int) -> ExportBound:
         params = {"account_id": account_id, **filters.params(), "after_id": after_id, "limit": limit}
-        return await self.tx.fetchrow(export_bound_statement(self.tx.dialect, filters.shape()), params)
+        return await self.tx.fetchone(export_bound_statement(self.tx.dialect, filters.shape()), params)
 
     async def export_copy(self, account_id: int, filters: VisitFilter, after_id: int, last_id: int,
                           format: str) -> tuple[int, bytes]:
         """The visits with ids in (after_id, last_id] that pass the filters, as PostgreSQL's COPY writes
         them in the format: (how many, the bytes). PostgreSQL only."""
+        tx = self.tx
+        if not isinstance(tx, PostgresTx):
+            raise TypeError("export_copy runs on PostgreSQL only")
         params = {"account_id": account_id, **filters.params(), "after_id": after_id, "last_id": last_id}
         statement = export_copy_statement(filters.shape(), format)
         if format == "csv":
-            return await self.tx.copy_out(statement, params, format="csv")
-        copied, data = await self.tx.copy_out(statement, params, format="text")
+            return await tx.copy_out(statement, params, format="csv")
+        copied, data = await tx.copy_out(statement, params, format="text")
         # COPY's text format doubles each backslash, and escapes only control characters besides,
         # which a JSON line never holds raw: undoubling gives the lines back as written.
         return copied, data.replace(b"\\\\", b"\\")

@@ -7,7 +7,19 @@ from typing import Any, NamedTuple
 from uuid import UUID
 
 from sqlalchemy import (
-    BigInteger, String, Text, Uuid, bindparam, cast, func, literal_column, null, select, tuple_, union_all,
+    BigInteger,
+    String,
+    Table,
+    Text,
+    Uuid,
+    bindparam,
+    cast,
+    func,
+    literal_column,
+    null,
+    select,
+    tuple_,
+    union_all,
 )
 
 from footfall.db import Statement, Tx, limit, per_dialect
@@ -26,7 +38,8 @@ def changed(dialect: str) -> dict[str, Any]:
     it from the column defaults). On SQLite a trigger does it when updated_at is written
     (migration 0006)."""
     if dialect == "postgresql":
-        return {"change_xid": _xid(func.pg_current_xact_id()), "change_seq": func.nextval(literal_column("'visit_change_seq'::regclass"))}
+        return {"change_xid": _xid(func.pg_current_xact_id()),
+                "change_seq": func.nextval(literal_column("'visit_change_seq'::regclass"))}
     return {}
 
 
@@ -66,7 +79,7 @@ def _build(dialect: str) -> FeedStatements:
     # The feed: visits and tombstones after the cursor, each read along its own index, merged.
     # PostgreSQL reads only changes below the oldest transaction still running: one that commits
     # late has a lower change_xid, and would otherwise land behind a cursor already handed out.
-    def after_cursor(table) -> list[Any]:
+    def after_cursor(table: Table) -> list[Any]:
         columns = table.c
         where = [columns.account_id == bindparam("account_id"),
                  tuple_(columns.change_xid, columns.change_seq)

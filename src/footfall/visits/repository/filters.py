@@ -5,14 +5,14 @@ import functools
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy import bindparam, func, select
 
 from footfall.db import Statement, Tx, paged
 from footfall.tables import contacts, shops, visits
-from footfall.visits.repository.rows import VisitRow, visit_rows
+from footfall.visits.repository.rows import PageRow, visit_rows
 
 RANGE_COLUMNS = ("created_at", "starts_at", "updated_at")
 RANGE_OPERATORS = {"gte": "__ge__", "gt": "__gt__", "lte": "__le__", "lt": "__lt__"}
@@ -46,14 +46,15 @@ class VisitFilter:
     def params(self) -> dict[str, Any]:
         given = {"contact_uuid": self.contact_uuid, "shop_uuid": self.shop_uuid, "source": self.source,
                  "external_id": self.external_id}
-        params = {name: value for name, value in given.items() if value is not None}
+        params: dict[str, Any] = {name: value for name, value in given.items() if value is not None}
         params.update({f"{column}_{op}": bound for column, op, bound in self.ranges})
         return params
 
 
-class FilteredStatements(NamedTuple):
+@dataclass(frozen=True)
+class FilteredStatements:
     count: Statement
-    page: Statement[VisitRow]
+    page: Statement[PageRow]
 
 
 def filtered_where(shape: tuple) -> list[Any]:
@@ -92,10 +93,16 @@ def filtered_statements(dialect: str, shape: tuple) -> FilteredStatements:
     key = _v[sort.lstrip("-")]
     order = (key.desc(), _v.id.desc()) if descending else (key.asc(), _v.id.asc())
     ids = paged(select(_v.id).where(*where).order_by(*order)).subquery()
+    count = select(func.count().label("count")).select_from(visits).where(*where)
     return FilteredStatements(
-        count=statement(select(func.count().label("count")).select_from(visits).where(*where)),
-        page=statement(visit_rows.join(ids, ids.c.id == _v.id).order_by(*order), VisitRow),
+        count=statement(count),
+        # The count as a last column: one statement, so the page and its total agree.
+        page=statement(visit_rows.join(ids, ids.c.id == _v.id).order_by(*order)
+                       .add_columns(count.scalar_subquery().label("total")), PageRow),
     )
+
+
+INTEGER_MAX = 2**31 - 1
 
 
 class FilteredQueries:
@@ -105,14 +112,24 @@ class FilteredQueries:
 
     async def filtered_page(
         self, account_id: int, filters: VisitFilter, limit: int, offset: int
-    ) -> tuple[list[VisitRow], int]:
-        """A page of the visits that pass the filters, in their sort (id breaks ties), and their count."""
+    ) -> tuple[list[PageRow], int]:
+        """A page of the visits that pass the filters, in their sort (id breaks ties), and their count,
+        as one snapshot of the database saw them: one statement, unless the page is empty."""
+        page = filtered_statements(self.tx.dialect, filters.shape()).page
+        params = {"account_id": account_id, **filters.params(), "limit": limit, "offset": offset}
+        # OFFSET is an INTEGER parameter: a page past it has no rows, as the count below says.
+        if limit > 0 and offset <= INTEGER_MAX:
+            rows = await self.tx.fetch(page, params)
+            if rows:
+                return rows, int(rows[0].total)
         total = await self.filtered_count(account_id, filters)
         if limit == 0 or offset >= total:
             return [], total
-        page = filtered_statements(self.tx.dialect, filters.shape()).page
-        return await self.tx.fetch(page, {"account_id": account_id, **filters.params(), "limit": limit,
-                                          "offset": offset}), total
+        # Visits came in between the two reads: both again, in one snapshot.
+        await self.tx.snapshot()
+        total = await self.filtered_count(account_id, filters)
+        rows = await self.tx.fetch(page, params) if offset < total <= INTEGER_MAX else []
+        return rows, total
 
     async def filtered_count(self, account_id: int, filters: VisitFilter) -> int:
         count = filtered_statements(self.tx.dialect, filters.shape()).count

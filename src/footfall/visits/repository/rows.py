@@ -1,7 +1,7 @@
 """What the visits' queries read a visit into, and the join a visit answer is read from."""
 
 from datetime import datetime
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 from uuid import UUID
 
 from sqlalchemy import select
@@ -46,8 +46,14 @@ class VisitRow(NamedTuple):
 
 
 # The same fields and one more: the account subscribes to visit_updated; page 1 carries its total.
-VisitToUpdate = NamedTuple("VisitToUpdate", [*VisitRow.__annotations__.items(), ("notify", bool)])
-FirstPageRow = NamedTuple("FirstPageRow", [*VisitRow.__annotations__.items(), ("total", int)])
+# Made from VisitRow's fields at run time, so they cannot drift from it; mypy sees them as Any.
+if TYPE_CHECKING:
+    VisitToUpdate = Any
+    PageRow = Any
+else:
+    _VISIT_FIELDS = list(VisitRow.__annotations__.items())
+    VisitToUpdate = NamedTuple("VisitToUpdate", [*_VISIT_FIELDS, ("notify", bool)])
+    PageRow = NamedTuple("PageRow", [*_VISIT_FIELDS, ("total", int)])  # a page's row and the page's total
 
 
 class DeletedVisit(NamedTuple):

@@ -1,6 +1,6 @@
 """A rate limit per token, before routing (plain ASGI middleware): a fixed one-minute window, counted
 in the process or in Redis. A token has one budget whichever way it comes, as the API's bearer token
-or in the console's session cookie (kit.body.caller_key); the console's sign-in page counts per
+or in the console's session cookie (http.body.caller_key); the console's sign-in page counts per
 client address."""
 
 import logging
@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from footfall import metrics
 from footfall.errors import TooManyRequests, send_error
-from footfall.kit.body import caller_key, header
+from footfall.http.body import caller_key, header
 
 log = logging.getLogger("footfall")
 # Where the app serves files (the console's script and style, the API docs' assets): public, the same
@@ -54,7 +54,8 @@ class RedisLimiter:
         name = f"footfall:ratelimit:{key}:{window}"
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
-                count, _ = await pipe.incr(name).expire(name, 120).execute()
+                # redis types a pipeline's commands as the client's (an Awaitable); they return the pipeline.
+                count, _ = await pipe.incr(name).expire(name, 120).execute()  # type: ignore[attr-defined]
             return int(count)
         except Exception as error:
             if time.monotonic() - self.last_logged >= 60:

@@ -13,8 +13,8 @@ from footfall.accounts import service as accounts
 from footfall.accounts.repository import Account
 from footfall.db import Tx
 from footfall.errors import ReadOnlyToken, Unauthenticated
+from footfall.http.body import caller_key
 from footfall.idempotency import service as idempotency
-from footfall.kit.body import caller_key
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -53,6 +53,7 @@ class ApiRoute(APIRoute):
                     response = await handler(request)
                     claim = getattr(request.state, "idempotency_claim", None)
                     if claim is not None and response.status_code < 400:
+                        assert isinstance(response.body, bytes)  # Footfall's answers render to bytes, no memoryview
                         await idempotency.complete(tx, claim, response.status_code, response.body)
                         request.state.idempotency_claim = None
             except Exception:
