@@ -1,12 +1,16 @@
-"""Every test runs against SQLite and, when FOOTFALL_TEST_DATABASE_URL is set, PostgreSQL.
+"""Every test runs against SQLite and PostgreSQL.
 
-PostgreSQL tests run in a database of their own, created from that URL and dropped at the end.
+PostgreSQL is FOOTFALL_TEST_DATABASE_URL's server or, when that is unset, a throwaway server the run
+starts with PostgreSQL's own programs; Redis likewise (FOOTFALL_TEST_REDIS_URL). The run's last lines
+say which backends ran and, for one that did not, why. PostgreSQL tests run in a database of their
+own, created from that URL and dropped at the end.
 Tests make their own account (so they never see each other's rows) and talk to the app through
 HTTP, as a client would.
 """
 
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from uuid import uuid4
 
@@ -19,10 +23,77 @@ from sqlalchemy.engine import make_url
 from footfall.app import API_PREFIX, create_app
 from footfall.config import Settings
 from footfall.db import migrate
+from footfall.testing import postgres, redis
 from footfall.testing.receiver import Receiver
 from footfall.testing.tenants import Tenant, tenant_in
 
-POSTGRES_URL = os.environ.get("FOOTFALL_TEST_DATABASE_URL")
+DATABASE_VARIABLE, REDIS_VARIABLE = "FOOTFALL_TEST_DATABASE_URL", "FOOTFALL_TEST_REDIS_URL"
+# Why each backend runs where it does, or why it does not run: for the fixtures' skips and the summary.
+BACKEND_ORIGINS: dict[str, str] = {}
+_throwaway_servers: list[postgres.LocalCluster | redis.LocalRedis] = []
+_outcomes: dict[str, Counter[str]] = {"sqlite": Counter(), "postgresql": Counter()}
+
+
+def _provide(name: str, variable: str, can_make: Callable[[], bool], needs: str,
+             make: Callable[[], tuple[postgres.LocalCluster | redis.LocalRedis, str]]) -> None:
+    """The backend at `variable` when it is set (empty: not run), else a throwaway server when this
+    machine can make one; the variable then names it, for the fixtures and the modules that read it."""
+    given = os.environ.get(variable)
+    if given:
+        BACKEND_ORIGINS[name] = f"{variable} ({given})"
+    elif given is not None:
+        BACKEND_ORIGINS[name] = f"not run: {variable} is set empty"
+    elif not can_make():
+        BACKEND_ORIGINS[name] = f"not run: {variable} is not set and {needs[0].lower()}{needs[1:]}"
+    else:
+        server, url = make()
+        _throwaway_servers.append(server)
+        os.environ[variable] = url
+        BACKEND_ORIGINS[name] = f"a throwaway server this run started ({url}), as {variable} is not set"
+
+
+def _throwaway_postgres() -> tuple[postgres.LocalCluster, str]:
+    cluster = postgres.LocalCluster(standbys=0)
+    return cluster, cluster.database_url(cluster.primary)
+
+
+def _throwaway_redis() -> tuple[redis.LocalRedis, str]:
+    server = redis.LocalRedis()
+    return server, server.url
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    _provide("PostgreSQL", DATABASE_VARIABLE, postgres.can_make_servers, postgres.NEEDS, _throwaway_postgres)
+    _provide("Redis", REDIS_VARIABLE, redis.can_make_servers, redis.NEEDS, _throwaway_redis)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    while _throwaway_servers:
+        _throwaway_servers.pop().close()
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        for backend, outcomes in _outcomes.items():
+            if f"[{backend}" in report.nodeid or f"-{backend}]" in report.nodeid or f"-{backend}-" in report.nodeid:
+                outcomes[report.outcome] += 1
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    lines = ["backends: SQLite, an embedded file per run"]
+    for name, origin in BACKEND_ORIGINS.items():
+        lines.append(f"{name}: {origin}")
+    for backend, outcomes in _outcomes.items():
+        if outcomes:
+            counted = ", ".join(f"{count} {outcome}" for outcome, count in sorted(outcomes.items()))
+            lines.append(f"tests on {backend}: {counted}")
+    terminalreporter.write_sep("=", "backends")
+    for line in lines:
+        terminalreporter.write_line(line)
+
+
+def postgres_url() -> str | None:
+    return os.environ.get(DATABASE_VARIABLE) or None
 
 
 def _asyncpg_dsn(url: str, database: str | None = None) -> str:
@@ -37,8 +108,8 @@ async def database_url(request, tmp_path_factory) -> AsyncIterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('sqlite')}/footfall.db"
         return
-    if not POSTGRES_URL:
-        pytest.skip("FOOTFALL_TEST_DATABASE_URL is not set, so the PostgreSQL run is skipped")
+    if not postgres_url():
+        pytest.skip(f"PostgreSQL {BACKEND_ORIGINS['PostgreSQL']}")
     async with postgres_database("footfall_test") as url:
         yield url
 
@@ -46,11 +117,13 @@ async def database_url(request, tmp_path_factory) -> AsyncIterator[str]:
 @asynccontextmanager
 async def postgres_database(prefix: str) -> AsyncIterator[str]:
     """A new database on FOOTFALL_TEST_DATABASE_URL's server, dropped afterwards."""
+    server = postgres_url()
+    assert server is not None
     name = f"{prefix}_{uuid4().hex[:12]}"
-    admin = await asyncpg.connect(_asyncpg_dsn(POSTGRES_URL))
+    admin = await asyncpg.connect(_asyncpg_dsn(server))
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
-        yield _asyncpg_dsn(POSTGRES_URL, name)
+        yield _asyncpg_dsn(server, name)
         await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
     finally:
         await admin.close()
