@@ -109,8 +109,11 @@ def test_demo_is_made_once_and_served(database_url):
     assert second["curl"].startswith("curl ") and second["token"] in second["curl"]
     assert all(first[name] == second[name] for name in ("contact_uuid", "shop_uuid", "visit_uuid", "subscription_uuid"))
     exported = footfall("demo", "--env", database_url=database_url).stdout.splitlines()
-    assert [line.split("=", 1)[0] for line in exported] == [f"export {name}" for name in "BHCSVW"]
+    assert [line.split("=", 1)[0] for line in exported] == [
+        f"export {name}" for name in ("B", "H", "C", "S", "V", "W", "ACCOUNT", "FROM", "TO")]
     assert f"export C={first['contact_uuid']}" in exported and f"export W={first['subscription_uuid']}" in exported
+    assert f"export ACCOUNT={first['account_uuid']}" in exported
+    assert "export B=http://127.0.0.1:8000/api/v3/oauth/clients" in exported
     with running_server(database_url) as base_url:
         for token in (first["token"], second["token"]):
             response = httpx.get(f"{base_url}{API_PREFIX}/visits", headers={"Authorization": f"Bearer {token}"})
@@ -224,11 +227,42 @@ def test_every_command_and_option_says_what_it_is():
 
     def walk(command, path):
         yield path, command
-        for name, sub in getattr(command, "commands", {}).items():
-            yield from walk(sub, f"{path} {name}")
+        if isinstance(command, click.Group):
+            with click.Context(command) as context:
+                for name in command.list_commands(context):
+                    yield from walk(command.get_command(context, name), f"{path} {name}")
 
     for path, command in walk(main, "footfall"):
         assert command.help, f"{path} has no help text"
         for parameter in command.params:
             if isinstance(parameter, click.Option) and parameter.name not in ("help", "version"):
                 assert parameter.help, f"{path} {parameter.opts[0]} has no help text"
+
+
+def test_status_of_a_database_at_the_newest_revision_loads_neither_the_web_framework_nor_alembic(database_url):
+    """What keeps an admin command quick to start (bench/cli_startup.py measures it): the command's own
+    module only, and no migration machinery for a schema that is up to date."""
+    import subprocess
+    import sys
+
+    footfall("migrate", database_url=database_url)
+    run_status = ("import json, sys\nfrom footfall.cli import main\n"
+                  f"main(['status', '--database-url', {database_url!r}], standalone_mode=False)\n"
+                  "print(json.dumps(sorted(sys.modules)), file=sys.stderr)")
+    result = subprocess.run([sys.executable, "-c", run_status], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and json.loads(result.stdout)["schema"]["at_newest"] is True, result.stderr
+    loaded = json.loads(result.stderr.strip().splitlines()[-1])
+    assert {"footfall.cli.server", "footfall.webhooks.outbox"} <= set(loaded)
+    assert not [name for name in loaded if name.split(".")[0] in ("fastapi", "starlette", "alembic", "uvicorn")]
+    assert not [name for name in loaded if name.startswith(("footfall.visits", "footfall.contacts", "footfall.app"))]
+
+
+def test_the_newest_revision_read_from_the_files_is_alembics():
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from footfall.db.migrate import MIGRATIONS_DIR, newest_revision
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    assert newest_revision() == ScriptDirectory.from_config(config).get_current_head()

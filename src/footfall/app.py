@@ -11,6 +11,8 @@ from fastapi import FastAPI, Request, Response
 from fastapi.openapi.docs import get_redoc_html
 from fastapi.openapi.utils import get_openapi
 from fastapi_offline import FastAPIOffline
+from pydantic import BaseModel, Field
+from pydantic.json_schema import SkipJsonSchema
 from sqlalchemy import literal, select
 
 from footfall import __version__, exposition, metrics
@@ -21,7 +23,7 @@ from footfall.contacts.routes import router as contacts_router
 from footfall.db import Database, Statement, open_database, per_dialect
 from footfall.db.postgres import PostgresDatabase
 from footfall.db.replicas import ReadRouting
-from footfall.errors import ErrorBody, ServiceUnavailable
+from footfall.errors import ErrorBody, InvalidInput, ServiceUnavailable
 from footfall.http.body import FORM_TYPE, MULTIPART_TYPE, RequestBodyMiddleware
 from footfall.http.handlers import install_error_handlers
 from footfall.http.paths import TrailingSlashMiddleware
@@ -47,6 +49,76 @@ REDOC_POLICY = ("default-src 'self'; style-src 'self' 'unsafe-inline'; img-src '
                 "worker-src 'self' blob:; font-src 'self' data:")
 HOUSEKEEPING_INTERVAL = 600  # seconds
 PING: dict[str, Statement] = per_dialect(lambda dialect: Statement(select(literal(1).label("one")), dialect=dialect))
+
+# The OpenAPI document (/openapi.json), shaped for client generators: see _openapi.
+API_DESCRIPTION = f"""A self-hosted implementation of Leat's Visits API: visits, contacts, shops and webhook
+subscriptions, at Leat's paths under `{API_PREFIX}`.
+
+Every API operation needs a personal access token: `Authorization: Bearer <token>`. Errors answer in
+Leat's shape: `status_code`, `code`, `message`, and `errors` by field where there are any.
+
+Request bodies are documented as JSON, which generated clients send. Every body is also read from
+`{FORM_TYPE}` and `{MULTIPART_TYPE}` forms, as Leat's PHP SDK and request collection send them: each
+field as text, an empty field as null.
+
+A write that takes an `Idempotency-Key` header is safe to retry with one: a repeat answers the first
+answer again, with `Idempotent-Replayed: true`. Every answer carries `X-Request-Id`, and, while the rate limit
+is on, its headers (`RateLimit-*` and Laravel's `X-RateLimit-*`)."""
+FORMS_NOTE = (f"\n\nThe body may also be sent as `{FORM_TYPE}` or `{MULTIPART_TYPE}`, read into the same "
+              "fields (an empty field as null).")
+# Relative: the server this document is served from (OpenAPI resolves it against the document's own
+# URL). Footfall is self-hosted, so no one absolute URL is right, and the Host a request names is not
+# trusted to write one.
+SERVERS = [{"url": "/", "description": "The Footfall server this document is served from"}]
+LICENSE = {"name": "MIT", "identifier": "MIT"}
+TAGS = [
+    {"name": "visits", "description": "Visits of contacts to shops; the changes feed, the export and the stats"},
+    {"name": "shops", "description": "The account's shops (made with `footfall shops`)"},
+    {"name": "contacts", "description": "Contacts: by email, or anonymous until claimed"},
+    {"name": "webhook subscriptions", "description": "Webhooks: signed events sent to a url, and their deliveries"},
+    {"name": "health", "description": "Whether the server and its database answer"},
+]
+
+
+def _header(description: str, schema: dict[str, Any], required: bool = False) -> dict[str, Any]:
+    return {"description": description, "required": required, "schema": schema}
+
+
+_SECONDS = {"type": "integer", "minimum": 0}
+# What answers carry besides their body (components/headers): see http.requestid, http.ratelimit,
+# http.handlers (401, 503) and _replay.
+RESPONSE_HEADERS = {
+    "X-Request-Id": _header("The request's id: the one it sent when that is 1 to 128 of A-Z a-z 0-9 . _ : @ / + = -, "
+                            "otherwise a new one (32 hex digits).", {"type": "string", "maxLength": 128}, True),
+    "RateLimit-Limit": _header("Requests a token may make a minute (while the rate limit is on).", _SECONDS),
+    "RateLimit-Remaining": _header("Requests left to the token in this minute.", _SECONDS),
+    "RateLimit-Reset": _header("Seconds until this minute's window ends.", _SECONDS),
+    "X-RateLimit-Limit": _header("RateLimit-Limit, by Laravel's name (as Leat's answers carry it).", _SECONDS),
+    "X-RateLimit-Remaining": _header("RateLimit-Remaining, by Laravel's name.", _SECONDS),
+    "X-RateLimit-Reset": _header("429 only: the Unix time at which the window ends.", _SECONDS),
+    "Retry-After": _header("Seconds to wait before sending again: on every 429, and on a 503 while the "
+                           "database does not answer.", _SECONDS),
+    "Idempotent-Replayed": _header("`true` when this is the stored answer to an earlier request with the same "
+                                   "Idempotency-Key, replayed; absent otherwise.",
+                                   {"type": "string", "enum": ["true"]}),
+    "WWW-Authenticate": _header("The scheme to authenticate with.", {"type": "string", "enum": ["Bearer"]}, True),
+}
+RATE_LIMIT_HEADERS = ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "X-RateLimit-Limit",
+                      "X-RateLimit-Remaining")
+HEADERS_BY_STATUS = {"401": ("WWW-Authenticate",), "429": ("Retry-After", "X-RateLimit-Reset"), "503": ("Retry-After",)}
+
+
+class ReplicaHealth(BaseModel):
+    hosts: str = Field(description="The replica, as FOOTFALL_DATABASE_REPLICA_URLS names it")
+    state: str = Field(description="ok (serves reads), lagging, down or starting", examples=["ok"])
+    lag_seconds: float | None = Field(description="How far behind the primary it is; null when unknown")
+
+
+class Health(BaseModel):
+    status: str = Field(examples=["ok"])
+    # Absent, never null, without replicas.
+    replicas: list[ReplicaHealth] | SkipJsonSchema[None] = Field(default=None, description="Each replica's state "
+                                                                 "(with replicas only)")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -101,7 +173,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPIOffline(
         title="Footfall",
         version=__version__,
-        description="A self-hosted implementation of Leat's Visits API.",
+        description=API_DESCRIPTION,
         lifespan=lifespan,
         static_url=DOCS_ASSETS,
         swagger_ui_parameters={"validatorUrl": None},  # Swagger UI would send the schema to swagger.io
@@ -137,7 +209,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "/healthz",
         tags=["health"],
         summary="Health",
-        responses={503: {"model": ErrorBody,
+        operation_id="getHealth",
+        response_model=None,  # the answer as written below; documented by Health
+        responses={200: {"model": Health, "description": "The database answers."},
+                   422: {"model": ErrorBody, "description": f"{InvalidInput.code} Invalid input: a query string "
+                                                            "that is not UTF-8."},
+                   503: {"model": ErrorBody,
                          "description": "90503 Service unavailable: the database does not answer."}},
     )
     async def healthz() -> dict[str, Any]:
@@ -188,17 +265,40 @@ async def _replay(_: Request, replay: Exception) -> Response:
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's schema, plus the form encodings every body also accepts (see RequestBodyMiddleware) and
-    the bearer token every API route needs (see http.routing)."""
+    """FastAPI's schema, shaped for client generators: bodies as JSON only (the forms every body also
+    takes, see RequestBodyMiddleware, are told in each description: a generator offered them sends one,
+    and a form has no null), the bearer token every API route needs (see http.routing), and the headers
+    every answer carries."""
     if app.openapi_schema is None:
-        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-        schema.setdefault("components", {}).setdefault("securitySchemes", {})["HTTPBearer"] = BEARER_SCHEME
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes,
+                             servers=SERVERS, license_info=LICENSE, tags=TAGS)
+        components = schema.setdefault("components", {})
+        components.setdefault("securitySchemes", {})["HTTPBearer"] = BEARER_SCHEME
+        components["headers"] = RESPONSE_HEADERS
+        schema["security"] = [{"HTTPBearer": []}]
         for route, path in schema["paths"].items():
             for operation in path.values():
-                content = operation.get("requestBody", {}).get("content", {})
-                if "application/json" in content:
-                    content[FORM_TYPE] = content[MULTIPART_TYPE] = content["application/json"]
-                if route.startswith(API_PREFIX):  # every API route needs a token
-                    operation["security"] = [{"HTTPBearer": []}]
+                api = route.startswith(API_PREFIX)
+                operation["security"] = [{"HTTPBearer": []}] if api else []  # /healthz needs none
+                if "requestBody" in operation:
+                    operation["description"] = operation.get("description", "") + FORMS_NOTE
+                _declare_headers(operation, api=api)
         app.openapi_schema = schema
     return app.openapi_schema
+
+
+def _declare_headers(operation: dict[str, Any], api: bool) -> None:
+    """Each answer's headers, by reference to components/headers: X-Request-Id on every one; on an API
+    route's, the rate limit's and those of its status; and Idempotent-Replayed on the success of a route
+    that takes an Idempotency-Key (only answers below 400 are stored, and so replayed)."""
+    idempotent = any(parameter["in"] == "header" and parameter["name"] == "Idempotency-Key"
+                     for parameter in operation.get("parameters", []))
+    for status, response in operation["responses"].items():
+        names = ["X-Request-Id"]
+        if api:
+            names += [*RATE_LIMIT_HEADERS, *HEADERS_BY_STATUS.get(status, ())]
+        if idempotent and status.startswith("2"):
+            names.append("Idempotent-Replayed")
+        headers = response.setdefault("headers", {})
+        for name in names:
+            headers.setdefault(name, {"$ref": f"#/components/headers/{name}"})

@@ -225,9 +225,12 @@ def write_error_responses(*errors: type[FootfallError]) -> dict[int | str, dict[
 
 
 def error_responses(*errors: type[FootfallError]) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses` for a route: the given errors plus 401, 422 and 500, all in Leat's shape."""
+    """OpenAPI `responses` for a route: the given errors plus 401, 422, 429, 500 and 503 (the database not
+    answering, e.g. during a failover), all in Leat's shape."""
     described: dict[int, list[str]] = {}
-    listed: tuple[type[FootfallError], ...] = (Unauthenticated, InvalidInput, *errors, TooManyRequests, FootfallError)
+    listed: tuple[type[FootfallError], ...] = (
+        Unauthenticated, InvalidInput, *errors, TooManyRequests, FootfallError, ServiceUnavailable
+    )
     for error in listed:
         described.setdefault(error.status_code, []).append(f"{error.code} {error.message}")
     return {

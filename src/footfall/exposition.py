@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from footfall.config import Settings
 from footfall.db import Database, open_database
-from footfall.webhooks.service import Outbox, outbox
+from footfall.webhooks.outbox import Outbox, outbox
 
 
 class _OutboxCollector:

@@ -95,7 +95,7 @@ def test_an_operator_reads_the_demo_in_the_console(served, browser):
     shown = page.locator("#visits-table tbody tr").count()
     assert shown == min(int(page.inner_text("#contact-visit-count")), 50) and shown > 0
 
-    # A delivery that failed (nobody listens at the demo's URL), retried: it is tried once more.
+    # A delivery that failed (the demo's receiver never resolves), retried: it is tried once more.
     page.click("header nav >> text=Webhooks")
     page.click("#subscriptions-table >> text=Back office")
     row = page.locator("#deliveries-table tbody tr").first

@@ -182,3 +182,54 @@ async def test_console_assets_are_served_by_footfall(browser):
                  "/static/console/vendor/chart.umd.min.js"):
         response = await browser.get(path)
         assert response.status_code == 200 and len(response.content) > 500, path
+
+
+async def test_an_unknown_time_zone_shows_the_overview_again_with_the_error_beside_the_field(browser, client, tenant):
+    await create_visit(client, tenant, source="Kiosk")
+    await sign_in(browser, tenant.token)
+    page = await browser.get("/", params={"timezone": "Mars/Olympus_Mons", "days": 90})
+    assert page.status_code == 200 and 'id="overview-form"' in page.text
+    field = re.search(r"<label>Time zone (.*?)</label>", page.text, re.S).group(1)
+    assert 'value="Mars/Olympus_Mons"' in field and 'aria-invalid="true"' in field
+    assert "Must be an IANA time zone name" in field
+    assert re.search(r'<option value="90" selected>', page.text)  # the rest of the form as asked
+    assert re.search(r'id="total-visits">1<', page.text) and "(UTC)" in page.text  # the figures, in UTC
+    good = await browser.get("/", params={"timezone": "Europe/Amsterdam"})
+    assert good.status_code == 200 and "aria-invalid" not in good.text and "(Europe/Amsterdam)" in good.text
+
+
+async def test_shops_show_each_shops_visit_count(browser, app, client, tenant):
+    from footfall.shops import service as shops
+    from footfall.shops.schemas import ShopCreate
+
+    async with app.state.database.transaction(write=True) as tx:
+        account = await accounts.get_account(tx, UUID(tenant.account_uuid))
+        await shops.create(tx, account, ShopCreate(name="Weenie Hut Jr's"))
+    made = [(await create_visit(client, tenant)).json()["data"] for _ in range(3)]
+    shop_name = (await client.get(f"/shops/{tenant.shop_uuid}", headers=tenant.headers)).json()["data"]["name"]
+    await sign_in(browser, tenant.token)
+
+    def counts(page: httpx.Response) -> dict[str, str]:
+        return dict(re.findall(r"<tr><td>([^<]*)</td>.*?class=\"shop-visits\">([\d,]+)</a>", page.text, re.S))
+
+    assert counts(await browser.get("/shops")) == {shop_name: "3", "Weenie Hut Jr&#39;s": "0"}
+    assert (await client.delete(f"/visits/{made[0]['uuid']}", headers=tenant.headers)).status_code == 200
+    assert counts(await browser.get("/shops"))[shop_name] == "2"
+
+
+async def test_the_sort_menu_says_what_each_order_is(browser, tenant):
+    await sign_in(browser, tenant.token)
+
+    def menu(page: httpx.Response) -> list[tuple[str, str, str]]:
+        select = re.search(r'<select name="sort">(.*?)</select>', page.text, re.S).group(1)
+        return re.findall(r'<option value="([^"]*)" (selected)?>([^<]*)</option>', select)
+
+    default = menu(await browser.get("/visits"))
+    assert [(value, label) for value, _, label in default] == [
+        ("created_at", "Oldest first"), ("-created_at", "Newest first"), ("starts_at", "Earliest start first"),
+        ("-starts_at", "Latest start first"), ("updated_at", "Least recently updated first"),
+        ("-updated_at", "Last updated first"),
+    ]
+    assert [value for value, selected, _ in default if selected] == ["-created_at"]
+    chosen = menu(await browser.get("/visits", params={"sort": "starts_at"}))
+    assert [label for _, selected, label in chosen if selected] == ["Earliest start first"]

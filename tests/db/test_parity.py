@@ -35,6 +35,7 @@ from footfall.visits import repository as visits_
 from footfall.visits.repository import DuplicateExternalId, VisitRepository
 from footfall.visits.repository import counts as visit_counts
 from footfall.visits.repository import feed as visit_feed
+from footfall.webhooks import outbox as webhook_outbox
 from footfall.webhooks import repository as webhooks
 from footfall.webhooks.repository import DeliveryRepository, OutboxRepository, SubscriptionRepository
 
@@ -226,7 +227,7 @@ async def scenario(database, ran: set[Statement]) -> list[tuple[str, Any]]:
         t.note("recorded, lapsed", await deliveries.record(claimed[0].id, uuid("other lease"), {"state": "failed"}))
         await deliveries.make_due(claimed[0].id, at(65), reopen=True)
         await deliveries.resume_pending(subscription.id, at(66))
-        t.note("outbox", await deliveries.outbox_status())
+        t.note("outbox", await webhook_outbox.outbox_status(tx))
         t.note("delivery", await deliveries.get(subscription.id, uuid("delivery-0")))
         await deliveries.subscription_failed(subscription.id, 1)
         t.note("failed", await subscriptions.get(account.id, uuid("subscription")))
@@ -336,7 +337,8 @@ async def test_every_statement_gives_the_same_results_on_both_databases(database
 def test_every_repository_registers_its_statements():
     """per_dialect registers what it builds: every repository's statements are walked, the stats' too."""
     found = set(prebuilt())
-    for module in (accounts, contacts_, idempotency, shops_, visits_, visit_counts, visit_feed, webhooks):
+    for module in (accounts, contacts_, idempotency, shops_, visits_, visit_counts, visit_feed, webhooks,
+                   webhook_outbox):
         assert {s for built in module.STATEMENTS.values() for s in _statements(built)} <= found
     for structure in (stats_.BOUND_STATEMENTS, stats_.CACHE_STATEMENTS, PING):
         assert set(structure["sqlite"].values() if isinstance(structure["sqlite"], dict)

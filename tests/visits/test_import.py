@@ -142,3 +142,50 @@ async def test_an_import_keeps_a_given_created_at_and_leaves_fresh_statistics(cl
         finally:
             await connection.close()
         assert analyzed is not None
+
+
+async def test_an_export_imported_back_into_its_account_adds_nothing(client, tenant, database_url, tmp_path):
+    """Visits without an external_id are recognised by the uuid the export wrote: imported back, the
+    account has each visit once, its counts and changes feed as before; a visit deleted since comes back."""
+    from tests.visits.test_routes import create_visit
+
+    for n in range(3):
+        await create_visit(client, tenant, external_id=f"back-{n}", source="Kiosk")
+    walk_ins = [(await create_visit(client, tenant, source="App", starts_at=f"2024-05-0{n + 1} 10:00")).json()["data"]
+                for n in range(4)]
+    feed = (await client.get("/visits/changes", headers=tenant.headers)).json()["meta"]
+    assert feed["has_more"] is False
+
+    async def state() -> tuple:
+        listed = (await client.get("/visits", params={"limit": 100}, headers=tenant.headers)).json()
+        contact = (await client.get(f"/contacts/{tenant.contact_uuid}", headers=tenant.headers)).json()["data"]
+        stats = (await client.get("/visits/stats", params={"interval": "month"}, headers=tenant.headers)).json()
+        exported = (await client.get("/visits/export", headers=tenant.headers)).text
+        return listed["meta"]["total"], sorted(v["uuid"] for v in listed["data"]), contact["visit_count"], \
+            [bucket["visits"] for bucket in stats["data"]], exported
+
+    before = await state()
+    assert before[0] == before[2] == 7
+    for format in ("csv", "ndjson"):
+        path = tmp_path / f"visits.{format}"
+        exported = footfall("visits", "export", "--account", tenant.account_uuid, "--format", format, "--output",
+                            str(path), database_url=database_url)
+        assert json.loads(exported.stderr.strip().splitlines()[-1])["exported"] == 7
+        result = _import(path, tenant, database_url)
+        assert result.returncode == 0, result.stderr
+        assert {k: json.loads(result.stdout)[k] for k in ("read", "imported", "skipped", "failed")} == {
+            "read": 7, "imported": 0, "skipped": 7, "failed": 0}
+        assert await state() == before
+        changes = (await client.get("/visits/changes", params={"cursor": feed["next_cursor"]},
+                                    headers=tenant.headers)).json()
+        assert changes["data"] == [] and changes["meta"]["next_cursor"] == feed["next_cursor"]
+
+    # A walk-in deleted since the export comes back (as a new visit); the rest are there already.
+    assert (await client.delete(f"/visits/{walk_ins[0]['uuid']}", headers=tenant.headers)).status_code == 200
+    result = _import(tmp_path / "visits.csv", tenant, database_url)
+    assert (json.loads(result.stdout)["imported"], json.loads(result.stdout)["skipped"]) == (1, 6)
+    total, uuids, visit_count, buckets, _ = await state()
+    assert (total, visit_count, sum(buckets)) == (7, 7, 7) and walk_ins[0]["uuid"] not in uuids
+    back = (await client.get("/visits", params={"source": "App", "starts_at[lt]": "2024-05-02"},
+                             headers=tenant.headers)).json()["data"]
+    assert [(v["starts_at"], v["created_at"]) for v in back] == [(walk_ins[0]["starts_at"], walk_ins[0]["created_at"])]

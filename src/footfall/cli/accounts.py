@@ -1,6 +1,5 @@
-"""Accounts, their tokens, and the demo account."""
+"""Accounts and their tokens."""
 
-import shlex
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -14,9 +13,7 @@ from footfall.cli.common import (
     CommandError,
     account_option,
     database_url_option,
-    read_settings,
     run,
-    transact,
 )
 from footfall.db import Tx
 from footfall.kit.time import format_iso8601, parse_iso8601, utcnow
@@ -131,37 +128,3 @@ def tokens_revoke(token_uuid: UUID, database_url: str) -> None:
         return _token_json(await accounts.revoke_token(tx, token_uuid))
 
     run(database_url, work)
-
-
-@click.command()
-@click.option("--env", "as_env", is_flag=True,
-              help="Print shell variables instead (B, H, C, S, V, W: the README's examples use them): "
-                   'eval "$(footfall demo --env)".')
-@database_url_option
-def demo(as_env: bool, database_url: str) -> None:
-    """Create a demo account with data (once) and print a new token for it, a curl line, and the
-    uuids the README's examples name."""
-    from footfall.demo import ensure_demo, examples
-
-    settings = read_settings()
-
-    async def work(tx: Tx) -> dict[str, Any]:
-        account, created = await ensure_demo(tx, settings)
-        issued = await accounts.issue_token(tx, account, name="demo")
-        return {
-            "account_uuid": str(account.uuid),
-            "created": created,
-            "token": issued.secret,
-            "curl": f"curl -s -H 'Authorization: Bearer {issued.secret}' "
-            "http://127.0.0.1:8000/api/v3/oauth/clients/visits",
-            **await examples(tx, account, settings),
-        }
-
-    if not as_env:
-        run(database_url, work)
-        return
-    made = transact(database_url, work)
-    variables = {"B": "http://127.0.0.1:8000/api/v3/oauth/clients", "H": f"Authorization: Bearer {made['token']}",
-                 "C": made["contact_uuid"], "S": made["shop_uuid"], "V": made["visit_uuid"],
-                 "W": made["subscription_uuid"]}
-    click.echo("\n".join(f"export {name}={shlex.quote(value)}" for name, value in variables.items()))

@@ -13,7 +13,6 @@ from pydantic import BaseModel, ValidationError
 
 from footfall.config import Settings
 from footfall.db import DATABASE_ERRORS, Database, Tx, migrate, open_database
-from footfall.errors import FootfallError
 
 DEFAULT_DATABASE_URL = "sqlite:///footfall.db"
 
@@ -92,6 +91,9 @@ async def migrated(database_url: str, pool_size: int) -> AsyncIterator[Database]
 def run_async(work: Coroutine[Any, Any, Any], *bad_input: type[Exception]) -> Any:
     """Runs a command's work; a FootfallError, bad input (the kinds given) and database errors end
     the command with one line on stderr."""
+    # Here, not at the top: errors imports the web framework, which `footfall status` does without.
+    from footfall.errors import FootfallError
+
     try:
         return asyncio.run(work)
     except FootfallError as error:

@@ -1,4 +1,7 @@
-"""Running Footfall: serve, worker, migrate and status."""
+"""Running Footfall: serve, worker, migrate and status.
+
+What only serving or delivering needs (uvicorn, metrics, the delivery worker) is imported by the
+command that uses it, so `migrate` and `status` start without it."""
 
 import asyncio
 import json
@@ -11,12 +14,10 @@ from typing import Any
 
 import click
 
-from footfall import exposition, metrics
 from footfall.cli.common import database_url_option, read_settings
 from footfall.config import Settings
 from footfall.db import DATABASE_ERRORS, backend, migrate, open_database
 from footfall.kit import logs
-from footfall.webhooks.delivery import DeliveryWorker
 
 log = logging.getLogger("footfall")
 
@@ -46,6 +47,8 @@ def serve(host: str, port: int, workers: int, no_worker: bool, metrics_port: int
     """Serve the API (migrating the database first); delivers webhooks too unless --no-worker."""
     import uvicorn
 
+    from footfall import exposition, metrics
+
     _run_migrations(database_url, wait=True)
     # Worker processes build their app from the environment (create_app reads Settings).
     os.environ["FOOTFALL_DATABASE_URL"] = database_url
@@ -74,6 +77,8 @@ def serve(host: str, port: int, workers: int, no_worker: bool, metrics_port: int
 @database_url_option
 def worker(metrics_port: int | None, metrics_host: str, database_url: str) -> None:
     """Deliver webhooks, without serving the API. SIGTERM finishes what is in flight, then exits."""
+    from footfall import exposition, metrics
+
     _run_migrations(database_url, wait=True)
     settings = Settings(database_url=database_url)
     standalone = None
@@ -89,6 +94,9 @@ def worker(metrics_port: int | None, metrics_host: str, database_url: str) -> No
 
 
 async def _deliver(settings: Settings) -> None:
+    from footfall import metrics
+    from footfall.webhooks.delivery import DeliveryWorker
+
     database = open_database(settings.database_url, pool_size=settings.database_pool_size,
                              statement_cache_size=settings.database_statement_cache_size)
     delivery_worker = DeliveryWorker(database, settings)
@@ -155,7 +163,7 @@ def status(database_url: str) -> None:
     failed, with the age of the oldest pending one. Exits 1 when the database does not answer or
     its schema is behind."""
     from footfall.db.migrate import schema_revisions
-    from footfall.webhooks.service import outbox
+    from footfall.webhooks.outbox import outbox
 
     async def run() -> dict[str, Any]:
         current, head = await schema_revisions(database_url)

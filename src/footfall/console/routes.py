@@ -56,6 +56,15 @@ EVENT_TYPES = EventType.__args__  # type: ignore[attr-defined]
 # The list's filters as the visits page's form sends them (empty fields left out).
 VISIT_FILTERS = ("shop_uuid", "source", "contact_uuid", "external_id", "starts_at[gte]", "starts_at[lt]",
                  "created_at[gte]", "created_at[lt]", "sort")
+# What the visits page's sort menu says for each of the API's sorts.
+SORT_LABELS = {
+    "-created_at": "Newest first",
+    "created_at": "Oldest first",
+    "-starts_at": "Latest start first",
+    "starts_at": "Earliest start first",
+    "-updated_at": "Last updated first",
+    "updated_at": "Least recently updated first",
+}
 
 class ConsoleRoute(APIRoute):
     """A console page: its failures render as pages (the sign-in page when signed out), not as the
@@ -165,7 +174,13 @@ async def sign_out(request: Request) -> Response:
 async def overview(request: Request, days: int = 30, split: str = "", timezone: str = "UTC") -> Response:
     days = days if days in PERIODS else PERIODS[0]
     group_by = split if split in stats.GROUPS else None
-    zone = read_zone(timezone)
+    errors: dict[str, list[str]] = {}
+    try:
+        zone = read_zone(timezone.strip())
+    except InvalidInput as error:
+        # The form again, the error beside the field and the name as typed; the figures in UTC meanwhile.
+        errors = dict(error.errors or {})
+        zone = read_zone("UTC")
     today = utcnow().astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0)
     start, end = today - timedelta(days=days - 1), today + timedelta(days=1)
     period = VisitFilter(None, ranges=(("starts_at", "gte", start), ("starts_at", "lt", end)))
@@ -191,7 +206,8 @@ async def overview(request: Request, days: int = 30, split: str = "", timezone: 
     hours_chart = {"labels": [f"{hour:02d}:00" for hour in range(24)], "datasets": [{"label": "Visits", "data": hours}]}
     busiest = sorted(range(24), key=lambda hour: (-hours[hour], hour))[:3] if any(hours) else []
     return _signed_in(
-        request, "overview.html", signed, days=days, periods=PERIODS, split=group_by or "", timezone=zone.key,
+        request, "overview.html", signed, days=days, periods=PERIODS, split=group_by or "",
+        timezone=timezone if errors else zone.key, zone=zone.key, errors=errors,
         chart=orjson.dumps(chart).decode(), hours_chart=orjson.dumps(hours_chart).decode(), totals=totals,
         busiest=busiest, start=start, end=end - timedelta(days=1),
     )
@@ -221,7 +237,7 @@ async def visits_page(request: Request, page: int = 1) -> Response:
     shop_names = {shop.id: shop.name for shop in shop_list}
     return _signed_in(
         request, "visits.html", signed, rows=rows, meta=meta, query=query, errors=errors, shops=shop_list,
-        shop_names=shop_names, sorts=SORTS, export_query=urlencode(query),
+        shop_names=shop_names, sorts=[(sort, SORT_LABELS[sort]) for sort in SORTS], export_query=urlencode(query),
         page_link=lambda n: "/visits?" + urlencode({**query, "page": n}),
     )
 
@@ -277,7 +293,11 @@ async def contact_page(request: Request, uuid: UUID, page: int = 1) -> Response:
 async def shops_page(request: Request) -> Response:
     async with session(request) as signed:
         rows = await shops.list_all(signed.tx, signed.account)
-    return _signed_in(request, "shops.html", signed, rows=rows)
+        # No count is kept per shop: each is the list's total with the shop's filter at limit 0,
+        # which counts the shop's index entries and reads no visit.
+        visit_counts = [(await visits.list_page(signed.tx, signed.account, PageParams(0, 1),
+                                                VisitFilter(shop_uuid=shop.uuid)))[1] for shop in rows]
+    return _signed_in(request, "shops.html", signed, rows=list(zip(rows, visit_counts, strict=True)))
 
 
 async def _subscriptions(request: Request, signed: Any, **context: Any) -> Response:

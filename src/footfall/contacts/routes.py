@@ -1,5 +1,4 @@
 from typing import Annotated
-from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
@@ -10,6 +9,7 @@ from footfall.contacts.schemas import (
     ContactListResponse,
     ContactOut,
     ContactResponse,
+    ContactUuid,
     Email,
 )
 from footfall.errors import ContactNotFound, ReadOnlyToken, error_responses, write_error_responses
@@ -19,11 +19,14 @@ from footfall.kit.pagination import PageParams, page_params
 router = APIRouter(prefix="/contacts", tags=["contacts"], route_class=ApiRoute)
 
 
-@router.get("", response_model=ContactListResponse, responses=error_responses(), summary="List Contacts")
+@router.get(
+    "", response_model=ContactListResponse, responses=error_responses(), summary="List Contacts",
+    operation_id="listContacts",
+)
 async def list_contacts(
     request: Request, params: Annotated[PageParams, Depends(page_params(max_limit=100))]
 ) -> ContactListResponse:
-    """Newest first."""
+    """The account's contacts, newest first, a page at a time."""
     caller = Caller.of(request)
     contacts, total = await service.list_page(caller.tx, caller.account, params)
     return ContactListResponse(data=[ContactOut.model_validate(c) for c in contacts], meta=params.meta(total))
@@ -37,6 +40,7 @@ async def list_contacts(
     responses={200: {"model": ContactResponse, "description": "The account had this email already."},
                **write_error_responses()},
     summary="Create Contact Async",
+    operation_id="createContactAsync",
     description="Leat's asynchronous create; Footfall creates the contact at once and answers as POST /contacts.",
 )
 @router.post(
@@ -47,6 +51,7 @@ async def list_contacts(
     responses={200: {"model": ContactResponse, "description": "The account had this email already."},
                **write_error_responses()},
     summary="Create Contact",
+    operation_id="createContact",
 )
 async def create_contact(body: ContactCreate, request: Request, response: Response) -> ContactResponse:
     """Creates a contact, or answers the existing one (200) when the account has the email already."""
@@ -63,6 +68,7 @@ EmailQuery = Annotated[Email, Query(description="The contact's email (matched lo
 @router.get(
     "/find-one-by", response_model=ContactResponse, responses=error_responses(ContactNotFound),
     summary="Find Contact by Email",
+    operation_id="findContactByEmail",
 )
 async def find_contact(email: EmailQuery, request: Request) -> ContactResponse:
     """The account's contact with this email; 404 (55031) when there is none."""
@@ -74,11 +80,13 @@ async def find_contact(email: EmailQuery, request: Request) -> ContactResponse:
 @router.get(
     "/find-or-create/async", response_model=ContactResponse, responses=error_responses(ReadOnlyToken),
     summary="Find or Create Contact by Email Async",
+    operation_id="findOrCreateContactAsync",
     description="Leat's asynchronous variant; Footfall answers at once, as /contacts/find-or-create.",
 )
 @router.get(
     "/find-or-create", response_model=ContactResponse, responses=error_responses(ReadOnlyToken),
     summary="Find or Create Contact by Email",
+    operation_id="findOrCreateContact",
 )
 @writes
 async def find_or_create_contact(email: EmailQuery, request: Request) -> ContactResponse:
@@ -95,6 +103,7 @@ async def find_or_create_contact(email: EmailQuery, request: Request) -> Contact
     status_code=status.HTTP_201_CREATED,
     responses=write_error_responses(),
     summary="Create Anonymous Contact",
+    operation_id="createAnonymousContact",
 )
 async def create_anonymous_contact(request: Request, body: AnonymousContactCreate | None = None) -> ContactResponse:
     """A contact with no email (`email` is null) whose visits can be recorded now; claim it with an
@@ -104,8 +113,10 @@ async def create_anonymous_contact(request: Request, body: AnonymousContactCreat
 
 
 @router.get(
-    "/{uuid}", response_model=ContactResponse, responses=error_responses(ContactNotFound), summary="Show Contact"
+    "/{uuid}", response_model=ContactResponse, responses=error_responses(ContactNotFound), summary="Show Contact",
+    operation_id="getContact",
 )
-async def get_contact(uuid: UUID, request: Request) -> ContactResponse:
+async def get_contact(uuid: ContactUuid, request: Request) -> ContactResponse:
+    """The contact with this UUID; 404 (55031) when the account has none."""
     caller = Caller.of(request)
     return ContactResponse(data=ContactOut.model_validate(await service.get(caller.tx, caller.account, uuid)))

@@ -1,12 +1,13 @@
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, get_args
 from uuid import UUID
 
+from fastapi import Path
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from footfall.kit.pagination import PageMeta
 from footfall.kit.time import IsoDateTimeOut
-from footfall.kit.types import RequestBody, Text
+from footfall.kit.types import RequestBody, ResponseBody, Text
 
 # Deliberately loose (one @, no spaces, a dot in the domain): the address is an identifier
 # here, and a stricter rule would refuse contacts that Leat accepts.
@@ -21,6 +22,10 @@ def _normalise_email(value: str) -> str:
 
 
 Email = Annotated[Text, AfterValidator(_normalise_email), Field(examples=["spongebob@bikinibottom.sea"])]
+
+
+# The {uuid} of a contact's routes (here and in visits.contact_routes).
+ContactUuid = Annotated[UUID, Path(description="The contact's UUID")]
 
 
 class ContactCreate(RequestBody):
@@ -42,17 +47,22 @@ class ContactClaim(RequestBody):
     email: Email
 
 
+DeletionKind = Literal["DEFAULT", "GDPR"]
+
+
 def _deletion_type(value: Any) -> str:
     if value is None:
         return "DEFAULT"
-    if not isinstance(value, str) or value.upper() not in ("DEFAULT", "GDPR"):
+    if not isinstance(value, str) or value.upper() not in get_args(DeletionKind):
         raise ValueError("Must be DEFAULT or GDPR.")
     return value.upper()
 
 
+# Documented as its two values, and read in any case.
 DeletionType = Annotated[
-    str, BeforeValidator(_deletion_type),
-    Field(description="DEFAULT, or GDPR to erase the email from everything kept (any case)", examples=["GDPR"]),
+    DeletionKind, BeforeValidator(_deletion_type),
+    Field(description="DEFAULT, or GDPR to erase the email from everything kept (read in any case)",
+          examples=["GDPR"]),
 ]
 
 
@@ -60,7 +70,7 @@ class ContactDelete(RequestBody):
     type: DeletionType = "DEFAULT"
 
 
-class DeletedContactResponse(BaseModel):
+class DeletedContactResponse(ResponseBody):
     """Leat's recorded answer to a contact delete."""
 
     data: None = None
@@ -77,7 +87,7 @@ class ContactOut(BaseModel):
     last_visit_at: IsoDateTimeOut | None = Field(description="The start of its latest visit; null without visits")
 
 
-class ContactResponse(BaseModel):
+class ContactResponse(ResponseBody):
     data: ContactOut
     meta: list[None] = []
 

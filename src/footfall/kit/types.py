@@ -1,8 +1,8 @@
-"""Types shared by every domain: input fields (bounded, NUL-free text), and the answer to a delete."""
+"""Types shared by every domain: input fields (bounded, NUL-free text), answers, and the answer to a delete."""
 
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, StringConstraints, model_validator
 
 
 def _no_nul(value: str) -> str:
@@ -36,7 +36,14 @@ def unchangeable(field: str, what: str) -> BeforeValidator:
     return BeforeValidator(refuse)
 
 
-class DeletedResponse(BaseModel):
+class ResponseBody(BaseModel):
+    """An answer whose every field is always sent, defaults included: the OpenAPI document marks each
+    one required, so generated clients read none of them as optional."""
+
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
+
+class DeletedResponse(ResponseBody):
     """Leat's answer to its own deletes."""
 
     data: list[None] = []

@@ -3,7 +3,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
 
-from footfall.kit.types import NonEmptyText, RequestBody, Text
+from footfall.kit.types import NonEmptyText, RequestBody, ResponseBody, Text
 
 ShopType = Literal["physical", "web"]
 
@@ -23,11 +23,11 @@ class ShopOut(BaseModel):
     reference: str | None
 
 
-class ShopResponse(BaseModel):
+class ShopResponse(ResponseBody):
     data: ShopOut
     meta: list[None] = []
 
 
-class ShopListResponse(BaseModel):
+class ShopListResponse(ResponseBody):
     data: list[ShopOut]
     meta: list[None] = []

@@ -18,7 +18,8 @@ router = APIRouter(prefix="/visits", tags=["visits"], route_class=ApiRoute)
     response_model=StatsResponse,
     responses=error_responses(),
     summary="Visit stats",
-    openapi_extra={"parameters": [p for p in filter_parameters() if p["name"] != "sort"]},
+    operation_id="getVisitStats",
+    openapi_extra={"parameters": filter_parameters(ordered=False)},
 )
 async def visit_stats(
     request: Request,

@@ -2,7 +2,6 @@
 under /contacts, beside contacts.routes, in the package that may reach both contacts and visits."""
 
 from typing import Annotated
-from uuid import UUID
 
 from fastapi import APIRouter, Query, Request
 
@@ -11,6 +10,7 @@ from footfall.contacts.schemas import (
     ContactDelete,
     ContactOut,
     ContactResponse,
+    ContactUuid,
     DeletedContactResponse,
     DeletionType,
 )
@@ -27,8 +27,9 @@ router = APIRouter(prefix="/contacts", tags=["contacts"], route_class=ApiRoute)
     response_model=ContactResponse,
     responses=write_error_responses(ContactNotFound),
     summary="Claim Anonymous Contact",
+    operation_id="claimContact",
 )
-async def claim_contact(uuid: UUID, body: ContactClaim, request: Request) -> ContactResponse:
+async def claim_contact(uuid: ContactUuid, body: ContactClaim, request: Request) -> ContactResponse:
     """Gives an anonymous contact its email; its visits stay its own. 1003 on `email` when the contact
     has another email already or another of the account's contacts has this one."""
     caller = Caller.of(request)
@@ -46,6 +47,7 @@ DeletionQuery = Annotated[DeletionType, Query(alias="type", description="DEFAULT
     response_model=DeletedContactResponse,
     responses=write_error_responses(ContactNotFound),
     summary="Delete Contact",
+    operation_id="deleteContact",
 )
 @router.post(
     "/{uuid}/delete",
@@ -53,9 +55,10 @@ DeletionQuery = Annotated[DeletionType, Query(alias="type", description="DEFAULT
     response_model=DeletedContactResponse,
     responses=write_error_responses(ContactNotFound),
     summary="Delete Contact (as Leat's PHP SDK master sends it)",
+    operation_id="deleteContactViaPost",
 )
 async def delete_contact(
-    uuid: UUID,
+    uuid: ContactUuid,
     request: Request,
     type_in_query: DeletionQuery = None,  # type: ignore[assignment]  # None: no type in the query
     body: ContactDelete | None = None,

@@ -1,23 +1,24 @@
 """Bulk import of visits from CSV or NDJSON: every row checked as the API checks it, good rows kept,
-bad rows reported by line, rows whose external_id exists skipped, webhook events as the API emits."""
+bad rows reported by line, rows whose visit the account has already (by the external_id, or by the
+uuid an export wrote) skipped, webhook events as the API emits."""
 
 import asyncio
 import csv
 import json
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import asyncpg
 from pydantic import ValidationError
 
 from footfall.accounts.repository import Account
 from footfall.contacts.repository import ContactKey, ContactRepository
-from footfall.db import Database
+from footfall.db import Database, Tx
 from footfall.errors import ContactNotFound, FootfallError
 from footfall.kit.time import IsoDateTimeIn, utcnow
 from footfall.shops.repository import ShopRepository
@@ -29,9 +30,12 @@ from footfall.webhooks import service as webhooks
 
 class ImportedVisit(VisitCreate):
     """A row of an import: a create's fields, and the time the visit was recorded (now when absent),
-    so a history moved from elsewhere keeps its created_at."""
+    so a history moved from elsewhere keeps its created_at. `uuid` (an export's) names the visit the
+    row came from: when the account has a visit with that uuid, the row is that visit, and skipped.
+    A visit imported gets a uuid of its own all the same."""
 
     created_at: IsoDateTimeIn | None = None
+    uuid: UUID | None = None
 
 
 BATCH_SIZE = 5000  # rows a transaction: a crash keeps every batch before it, and a re-run skips them
@@ -137,9 +141,9 @@ async def import_visits(
                 raise row
             data = ImportedVisit.model_validate(row)
             contact = contacts.get(data.contact_uuid)
-            batch.append(service.new_visit(
+            batch.append({**service.new_visit(
                 account.id, data, contact and contact.id, shops.get(data.shop_uuid), data.created_at or utcnow()
-            ))
+            ), "given_uuid": data.uuid})
             numbers.append(number)
         except (ValidationError, FootfallError, ValueError) as error:
             summary.failed += 1
@@ -191,19 +195,31 @@ async def _write_once(
         held = await ContactRepository(tx).share(row["contact_id"] for row in batch)
         gone = [number for number, row in zip(numbers, batch, strict=True) if row["contact_id"] not in held]
         batch = [row for row in batch if row["contact_id"] in held]
-        repository = VisitRepository(tx)
-        subscription_ids = await webhooks.subscribers(tx, account.id, "visit_created")
-        inserted = await repository.insert_many(batch, full=bool(subscription_ids)) if batch else []
-        if inserted:
-            per_contact = Counter(row.contact_id for row in inserted)
-            await repository.add_to_counts(account.id, dict(per_contact), slot=uuid4().int)
-            if subscription_ids:
-                await webhooks.emit_to(tx, account.id, "visit_created", subscription_ids, [
-                    visit_fields(VisitRow.of(row, by_id[row.contact_id].uuid, by_id[row.contact_id].email))
-                    for row in inserted
-                ])
+        inserted = await write_rows(tx, account, batch, by_id)
     for number in gone:
         on_error(number, _reason(ContactNotFound()))
     summary.failed += len(gone)
     summary.imported += len(inserted)
     summary.skipped += len(batch) - len(inserted)
+
+
+async def write_rows(
+    tx: Tx, account: Account, rows: list[dict[str, Any]], by_id: Mapping[int, ContactKey]
+) -> list[Any]:
+    """New visits (rows of service.new_visit) in the caller's transaction, as an import writes them:
+    one insert, their counts, and their visit_created events; the rows inserted, each a Visit or a
+    record of its contact_id (those already there are left out)."""
+    if not rows:
+        return []
+    repository = VisitRepository(tx)
+    subscription_ids = await webhooks.subscribers(tx, account.id, "visit_created")
+    inserted = await repository.insert_many(rows, full=bool(subscription_ids))
+    if inserted:
+        per_contact = Counter(row.contact_id for row in inserted)
+        await repository.add_to_counts(account.id, dict(per_contact), slot=uuid4().int)
+        if subscription_ids:
+            await webhooks.emit_to(tx, account.id, "visit_created", subscription_ids, [
+                visit_fields(VisitRow.of(row, by_id[row.contact_id].uuid, by_id[row.contact_id].email))
+                for row in inserted
+            ])
+    return inserted

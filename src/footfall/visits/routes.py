@@ -2,7 +2,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
 from footfall import metrics
@@ -39,12 +39,15 @@ from footfall.visits.schemas import (
 
 router = APIRouter(prefix="/visits", tags=["visits"], route_class=ApiRoute)
 
+VisitUuid = Annotated[UUID, Path(description="The visit's UUID")]
+
 
 @router.get(
     "",
     response_model=VisitListResponse,
     responses=error_responses(),
     summary="List Visits",
+    operation_id="listVisits",
     openapi_extra={"parameters": filter_parameters()},
 )
 async def list_visits(
@@ -73,6 +76,7 @@ async def list_visits(
     response_model=VisitBatchResponse,
     responses=write_error_responses(),
     summary="Batch create Visits",
+    operation_id="batchCreateVisits",
 )
 async def create_visits(body: VisitBatch, request: Request) -> Response:
     """Up to 1,000 visits, each created, answered as a retry (the stored visit with its external_id,
@@ -100,11 +104,18 @@ async def create_visits(body: VisitBatch, request: Request) -> Response:
 
 @router.get(
     "/export",
+    # Streamed text, never JSON: a generated client reads it as a string, and the one `format` asks for.
+    response_class=StreamingResponse,
     responses={200: {"description": "The visits, streamed: NDJSON (one visit a line) or CSV (a header row)",
-                     "content": {"application/x-ndjson": {}, "text/csv": {}}},
+                     "headers": {"Content-Disposition": {
+                         "description": "attachment; filename=\"visits.ndjson\" (or visits.csv)",
+                         "schema": {"type": "string"}}},
+                     "content": {media_type: {"schema": {"type": "string"}}
+                                 for media_type in ("application/x-ndjson", "text/csv")}},
                **error_responses()},
     summary="Export Visits",
-    openapi_extra={"parameters": filter_parameters()},
+    operation_id="exportVisits",
+    openapi_extra={"parameters": filter_parameters(ordered=False)},  # in the order stored
 )
 async def export_visits(
     request: Request,
@@ -127,7 +138,8 @@ async def export_visits(
 
 
 @router.get(
-    "/changes", response_model=ChangesResponse, responses=error_responses(), summary="Changes since a cursor"
+    "/changes", response_model=ChangesResponse, responses=error_responses(), summary="Changes since a cursor",
+    operation_id="listVisitChanges",
 )
 async def visit_changes(
     request: Request,
@@ -142,8 +154,12 @@ async def visit_changes(
     return changes_answer(rows, next_cursor, has_more=limit > 0 and len(rows) == limit)
 
 
-@router.get("/{uuid}", response_model=VisitResponse, responses=error_responses(VisitNotFound), summary="Show Visit")
-async def get_visit(uuid: UUID, request: Request) -> Response:
+@router.get(
+    "/{uuid}", response_model=VisitResponse, responses=error_responses(VisitNotFound), summary="Show Visit",
+    operation_id="getVisit",
+)
+async def get_visit(uuid: VisitUuid, request: Request) -> Response:
+    """The visit with this UUID; 404 (91001) when the account has none."""
     caller = Caller.of(request)
     return visit_answer(await service.get(caller.tx, caller.account, uuid))
 
@@ -158,6 +174,7 @@ async def get_visit(uuid: UUID, request: Request) -> Response:
         **write_error_responses(ContactNotFound, ShopNotFound, ExternalIdConflict),
     },
     summary="Create Visit",
+    operation_id="createVisit",
 )
 async def create_visit(body: VisitCreate, request: Request) -> Response:
     """Creates a Visit. Sending an existing external_id with the same fields answers the stored visit (200)."""
@@ -172,9 +189,11 @@ async def create_visit(body: VisitCreate, request: Request) -> Response:
     response_model=VisitResponse,
     responses=write_error_responses(VisitNotFound, ExternalIdConflict),
     summary="Update Visit",
+    operation_id="updateVisit",
 )
-async def update_visit(uuid: UUID, body: VisitUpdate, request: Request) -> Response:
-    """Updates the attributes of a Visit. Shop and contact cannot be updated."""
+async def update_visit(uuid: VisitUuid, body: VisitUpdate, request: Request) -> Response:
+    """Updates the attributes of a Visit: only the fields sent change, and null clears one. Shop and
+    contact cannot be updated."""
     caller = Caller.of(request)
     return visit_answer(await service.update(caller.tx, caller.account, uuid, body))
 
@@ -185,8 +204,9 @@ async def update_visit(uuid: UUID, body: VisitUpdate, request: Request) -> Respo
     response_model=DeletedResponse,
     responses=write_error_responses(VisitNotFound),
     summary="Delete Visit",
+    operation_id="deleteVisit",
 )
-async def delete_visit(uuid: UUID, request: Request) -> DeletedResponse:
+async def delete_visit(uuid: VisitUuid, request: Request) -> DeletedResponse:
     """Deletes the visit (its tombstone stays in the changes feed) and sends visit_deleted. Its
     external_id is free again: a later create with it makes a new visit."""
     caller = Caller.of(request)

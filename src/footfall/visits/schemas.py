@@ -12,7 +12,7 @@ from footfall.errors import MESSAGES, ErrorBody, InvalidInput, field_errors
 from footfall.kit.pagination import PageMeta
 from footfall.kit.rendering import json_answer
 from footfall.kit.time import IsoDateTimeIn, IsoDateTimeOut
-from footfall.kit.types import RequestBody, Text, unchangeable
+from footfall.kit.types import RequestBody, ResponseBody, Text, unchangeable
 from footfall.visits.repository import RANGE_COLUMNS, RANGE_OPERATORS, SORTS, Change, VisitFilter, VisitRow
 
 
@@ -187,16 +187,18 @@ def read_query_filters(query: Mapping[str, str]) -> VisitFilter:
     return read_filters(query, contact_uuid)
 
 
-def filter_parameters() -> list[dict[str, Any]]:
-    """VisitListFilters as OpenAPI query parameters, for the list's documentation."""
+def filter_parameters(ordered: bool = True) -> list[dict[str, Any]]:
+    """VisitListFilters as OpenAPI query parameters, for the documentation of the list (and, without
+    `sort`, of the routes that take its filters but keep an order of their own)."""
     schema = VisitListFilters.model_json_schema(by_alias=True)
     return [
         {"name": name, "in": "query", "required": False, "description": field.pop("description", ""), "schema": field}
         for name, field in schema["properties"].items()
+        if ordered or name != "sort"
     ]
 
 
-class VisitResponse(BaseModel):
+class VisitResponse(ResponseBody):
     data: VisitOut
     meta: list[None] = []
 

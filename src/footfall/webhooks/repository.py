@@ -77,12 +77,6 @@ _OUTCOME_KEPT_UNLESS_GIVEN = ("state", "next_attempt_at", "delivered_at")
 _OUTCOME_SET = ("last_attempt_at", "last_status_code", "last_error", "last_response_body")
 
 
-class OutboxStatus(NamedTuple):
-    pending: int
-    failed: int
-    oldest_pending_at: datetime | None
-
-
 @dataclass(frozen=True)
 class WebhookStatements:
     insert_subscription: Statement[Subscription]
@@ -107,7 +101,6 @@ class WebhookStatements:
     deactivate: Statement
     erase_from_events: Statement
     erase_from_deliveries: Statement
-    outbox_status: Statement["OutboxStatus"]
 
 
 def _build(dialect: str) -> WebhookStatements:
@@ -170,17 +163,6 @@ def _build(dialect: str) -> WebhookStatements:
     return WebhookStatements(
         erase_from_events=statement(erase_from_events, bulk=True),
         erase_from_deliveries=statement(erase_from_deliveries, bulk=True),
-        # Every account's: what an operator watches (footfall status, the metrics scrape). The WHERE
-        # lets the due index skip the succeeded rows, which the delivery log is mostly made of.
-        outbox_status=statement(
-            select(
-                func.count().filter(_d.state == "pending").label("pending"),
-                func.count().filter(_d.state == "failed").label("failed"),
-                func.min(_d.created_at).filter(_d.state == "pending").label("oldest_pending_at"),
-            ).where(or_(_d.state == "pending", _d.state == "failed")),
-            OutboxStatus,
-            bulk=True,
-        ),
         insert_subscription=statement(
             insert(webhook_subscriptions)
             .values(binds(webhook_subscriptions, "uuid", "account_id", "name", "event_type", "url", "secret",
@@ -409,6 +391,3 @@ class DeliveryRepository:
 
     async def deactivate(self, subscription_id: int) -> None:
         await self.tx.execute(self.statements.deactivate, {"subscription_id": subscription_id})
-
-    async def outbox_status(self) -> OutboxStatus:
-        return await self.tx.fetchone(self.statements.outbox_status)

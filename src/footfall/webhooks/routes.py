@@ -1,7 +1,7 @@
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi import APIRouter, Depends, Path, Query, Request, status
 
 from footfall.errors import DeliveryNotFound, SubscriptionNotFound, error_responses, write_error_responses
 from footfall.http.routing import ApiRoute, Caller, Idempotent
@@ -26,16 +26,20 @@ from footfall.webhooks.schemas import (
 
 router = APIRouter(prefix="/webhook-subscriptions", tags=["webhook subscriptions"], route_class=ApiRoute)
 
+SubscriptionUuid = Annotated[UUID, Path(description="The webhook subscription's UUID")]
+
 
 @router.get(
-    "", response_model=SubscriptionListResponse, responses=error_responses(), summary="List Webhook Subscriptions"
+    "", response_model=SubscriptionListResponse, responses=error_responses(), summary="List Webhook Subscriptions",
+    operation_id="listWebhookSubscriptions",
 )
 async def list_subscriptions(
     request: Request,
     params: Annotated[PageParams, Depends(page_params(max_limit=100))],
-    event_type: Annotated[EventType | None, Query()] = None,
-    status: Annotated[Status | None, Query()] = None,
+    event_type: Annotated[EventType | None, Query(description="Only the subscriptions to this event type")] = None,
+    status: Annotated[Status | None, Query(description="Only the subscriptions in this status")] = None,
 ) -> SubscriptionListResponse:
+    """The account's webhook subscriptions, newest first, a page at a time."""
     caller = Caller.of(request)
     subscriptions, total = await service.list_page(caller.tx, caller.account, params, event_type, status)
     return SubscriptionListResponse(
@@ -50,6 +54,7 @@ async def list_subscriptions(
     status_code=status.HTTP_201_CREATED,
     responses=write_error_responses(),
     summary="Create Webhook Subscription",
+    operation_id="createWebhookSubscription",
 )
 async def create_subscription(
     body: SubscriptionCreate, request: Request
@@ -65,8 +70,11 @@ async def create_subscription(
     response_model=SubscriptionResponse,
     responses=error_responses(SubscriptionNotFound),
     summary="Show Webhook Subscription",
+    operation_id="getWebhookSubscription",
 )
-async def get_subscription(uuid: UUID, request: Request) -> SubscriptionResponse:
+async def get_subscription(uuid: SubscriptionUuid, request: Request) -> SubscriptionResponse:
+    """The subscription with this UUID (its secret is never shown again); 404 (80300) when the account
+    has none."""
     caller = Caller.of(request)
     return SubscriptionResponse(data=SubscriptionOut.model_validate(await service.get(caller.tx, caller.account, uuid)))
 
@@ -77,9 +85,10 @@ async def get_subscription(uuid: UUID, request: Request) -> SubscriptionResponse
     response_model=SubscriptionResponse,
     responses=write_error_responses(SubscriptionNotFound),
     summary="Update Webhook Subscription",
+    operation_id="updateWebhookSubscription",
 )
 async def update_subscription(
-    uuid: UUID, body: SubscriptionUpdate, request: Request
+    uuid: SubscriptionUuid, body: SubscriptionUpdate, request: Request
 ) -> SubscriptionResponse:
     """name, url and status; event_type and secret cannot be changed. Setting status ACTIVE again
     sends the subscription's pending deliveries now."""
@@ -93,8 +102,11 @@ async def update_subscription(
     response_model=DeletedResponse,
     responses=write_error_responses(SubscriptionNotFound),
     summary="Delete Webhook Subscription",
+    operation_id="deleteWebhookSubscription",
 )
-async def delete_subscription(uuid: UUID, request: Request) -> DeletedResponse:
+async def delete_subscription(uuid: SubscriptionUuid, request: Request) -> DeletedResponse:
+    """Deletes the subscription and its deliveries, pending ones included: nothing more is sent to its
+    url."""
     caller = Caller.of(request)
     await service.delete(caller.tx, caller.account, uuid)
     return DeletedResponse()
@@ -123,9 +135,10 @@ def _delivery_out(row: Delivery) -> DeliveryOut:
     response_model=DeliveryListResponse,
     responses=error_responses(SubscriptionNotFound),
     summary="List Webhook Deliveries",
+    operation_id="listWebhookDeliveries",
 )
 async def list_deliveries(
-    uuid: UUID,
+    uuid: SubscriptionUuid,
     request: Request,
     params: Annotated[PageParams, Depends(page_params(max_limit=100))],
 ) -> DeliveryListResponse:
@@ -141,8 +154,13 @@ async def list_deliveries(
     response_model=DeliveryResponse,
     responses=write_error_responses(SubscriptionNotFound, DeliveryNotFound),
     summary="Retry Webhook Delivery",
+    operation_id="retryWebhookDelivery",
 )
-async def retry_delivery(uuid: UUID, delivery_id: UUID, request: Request) -> DeliveryResponse:
+async def retry_delivery(
+    uuid: SubscriptionUuid,
+    delivery_id: Annotated[UUID, Path(description="The delivery's UUID (its `uuid` in the deliveries list)")],
+    request: Request,
+) -> DeliveryResponse:
     """Sends the delivery again now (after any older pending delivery of the subscription)."""
     caller = Caller.of(request)
     delivery = await service.retry_delivery(caller.tx, caller.account, uuid, delivery_id)

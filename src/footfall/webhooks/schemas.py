@@ -6,7 +6,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from footfall.kit.pagination import PageMeta
 from footfall.kit.time import IsoDateTimeOut
-from footfall.kit.types import NonEmptyText, RequestBody, unchangeable
+from footfall.kit.types import NonEmptyText, RequestBody, ResponseBody, unchangeable
 from footfall.webhooks.signing import check_secret
 from footfall.webhooks.urls import check_url_form
 
@@ -49,7 +49,7 @@ class SubscriptionUpdate(RequestBody):
     secret: SkipJsonSchema[Annotated[None, unchangeable("secret", "a webhook subscription")]] = None
 
 
-class SubscriptionOut(BaseModel):
+class SubscriptionOut(ResponseBody):
     model_config = ConfigDict(from_attributes=True)
 
     uuid: UUID
@@ -65,12 +65,12 @@ class SubscriptionCreated(SubscriptionOut):
     secret: str = Field(description="The signing secret; shown only in this answer.")
 
 
-class SubscriptionResponse(BaseModel):
+class SubscriptionResponse(ResponseBody):
     data: SubscriptionOut
     meta: list[None] = []
 
 
-class SubscriptionCreatedResponse(BaseModel):
+class SubscriptionCreatedResponse(ResponseBody):
     data: SubscriptionCreated
     meta: list[None] = []
 
@@ -96,7 +96,7 @@ class DeliveryOut(BaseModel):
     created_at: IsoDateTimeOut
 
 
-class DeliveryResponse(BaseModel):
+class DeliveryResponse(ResponseBody):
     data: DeliveryOut
     meta: list[None] = []
 

@@ -1,7 +1,7 @@
 """Webhook subscriptions (Leat's API) and the outbox that records their events."""
 
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any
 from uuid import UUID, uuid4
 
 from footfall.accounts.repository import Account
@@ -156,17 +156,3 @@ async def retry_delivery(tx: Tx, account: Account, subscription_uuid: UUID, deli
     refreshed = await repository.get(subscription.id, delivery_uuid)
     assert refreshed is not None
     return refreshed
-
-
-class Outbox(NamedTuple):
-    """What an operator watches of every account's deliveries (`footfall status`, the metrics)."""
-
-    pending: int
-    failed: int
-    oldest_pending_seconds: float | None
-
-
-async def outbox(tx: Tx) -> Outbox:
-    status = await DeliveryRepository(tx).outbox_status()
-    age = None if status.oldest_pending_at is None else (utcnow() - status.oldest_pending_at).total_seconds()
-    return Outbox(status.pending, status.failed, age)

@@ -26,7 +26,6 @@ from sqlalchemy import (
     insert,
     select,
     text,
-    true,
     update,
 )
 from sqlalchemy.schema import CreateTable
@@ -84,10 +83,13 @@ _NEWEST_FIRST = (_v.created_at.desc(), _v.id.desc())
 _OLDEST_FIRST = (_v.created_at.asc(), _v.id.asc())
 
 # A bulk import's rows go here first (COPY on PostgreSQL), then into visits with one INSERT ... SELECT.
+# `given_uuid` is the uuid a row came with (an export's): a visit the account has with that uuid is
+# the row's visit, already there.
 import_rows = Table(
     "visits_import",
     MetaData(),
     Column("n", Integer),
+    Column("given_uuid", Uuid),
     Column("uuid", Uuid),
     Column("account_id", BigInteger),
     Column("contact_id", BigInteger),
@@ -100,7 +102,7 @@ import_rows = Table(
     Column("updated_at", UTCDateTime),
     prefixes=["TEMPORARY"],
 )
-IMPORTED = tuple(column.name for column in import_rows.columns if column.name != "n")
+IMPORTED = tuple(column.name for column in import_rows.columns if column.name not in ("n", "given_uuid"))
 
 
 @dataclass(frozen=True)
@@ -172,8 +174,12 @@ def _build(dialect: str) -> VisitStatements:
         ),
     }
 
+    # A row whose given uuid is one of the account's visits is that visit (found on the uuid's index).
+    there = visits.alias("there")
+    already_there = select(there.c.id).where(there.c.uuid == import_rows.c.given_uuid,
+                                             there.c.account_id == import_rows.c.account_id).exists()
     from_import = (
-        select(*(import_rows.c[name] for name in IMPORTED)).where(true()).order_by(import_rows.c.n)
+        select(*(import_rows.c[name] for name in IMPORTED)).where(~already_there).order_by(import_rows.c.n)
     )
     insert_imported = upsert(dialect, visits).from_select(IMPORTED, from_import).on_conflict_do_nothing(
         index_elements=["account_id", "external_id"]
@@ -307,15 +313,17 @@ class VisitRepository(CountQueries, FeedQueries, FilteredQueries, ExportQueries)
         return await self.tx.fetchrow(statement, values)
 
     async def insert_many(self, rows: list[dict[str, Any]], *, full: bool) -> list[Any]:
-        """Inserts visits in the given order (a uuid each, made here), skipping those whose external_id
-        the account has, or an earlier row had. Returns for each inserted row its Visit or, without
-        `full`, a record of its contact_id."""
+        """Inserts visits in the given order, skipping those whose external_id the account has, or an
+        earlier row had, and those whose `given_uuid` (when a row has one) is the uuid of one of the
+        account's visits. Returns for each inserted row its Visit or, without `full`, a record of its
+        contact_id."""
         statements = self.statements
         # COPY into a temporary table, then one INSERT ... SELECT: several times faster than a
         # multi-row INSERT, and still in the transaction.
         await self.tx.execute(statements.create_import_rows)
         await self.tx.copy_records(
-            import_rows, ("n", *IMPORTED), [(n, *(row[name] for name in IMPORTED)) for n, row in enumerate(rows)]
+            import_rows, ("n", "given_uuid", *IMPORTED),
+            [(n, row.get("given_uuid"), *(row[name] for name in IMPORTED)) for n, row in enumerate(rows)],
         )
         inserted = await self.tx.fetch(statements.insert_imported if full else statements.insert_imported_contacts)
         await self.tx.execute(statements.clear_import_rows)
