@@ -13,7 +13,7 @@ from pathlib import Path
 
 import asyncpg
 
-from footfall.testing.serving import free_port
+from footfall.testing.serving import free_port, stop
 
 
 def server_bin() -> Path | None:
@@ -200,9 +200,4 @@ class LocalPgBouncer:
         return path.read_text() if path.exists() else ""
 
     def close(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop(self.process)

@@ -7,7 +7,7 @@ import subprocess
 import tempfile
 import time
 
-from footfall.testing.serving import free_port
+from footfall.testing.serving import free_port, stop
 
 NEEDS = "Redis's server program (redis-server; Debian's redis-server package) is needed"
 
@@ -45,10 +45,5 @@ class LocalRedis:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def close(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop(self.process)
         shutil.rmtree(self.directory, ignore_errors=True)

@@ -31,6 +31,16 @@ def footfall_json(*args: str, database_url: str) -> dict:
     return json.loads(footfall(*args, database_url=database_url).stdout)
 
 
+def stop(process: subprocess.Popen, timeout: float = 10) -> None:
+    """Asks the process to end (SIGTERM), and kills it when it has not within `timeout` seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -71,12 +81,7 @@ def running_server(
             time.sleep(0.1)
         yield base_url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, timeout=30)
         log.close()
 
 
