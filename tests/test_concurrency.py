@@ -43,8 +43,12 @@ class Ledger:
         self.contacts: list[str] = []  # uuids of contacts that may be written for (some deleted since)
         self.deadline = time.monotonic() + DURATION
 
+    def start(self) -> None:
+        self.deadline = time.monotonic() + DURATION
+
     def running(self, round_: int) -> bool:
-        return round_ < ROUNDS and time.monotonic() < self.deadline
+        # Every client writes at least once, however slow the machine, so the run always races.
+        return round_ == 0 or (round_ < ROUNDS and time.monotonic() < self.deadline)
 
     def saw(self, what: str, response) -> None:
         self.statuses.append((what, response.status_code, response.text[:300]))
@@ -164,6 +168,7 @@ async def write_at_once_then_check(app, client, tenant) -> None:
 
     writers = [creator(n) for n in range(4)] + [batcher(), updater(), visit_deleter(), contact_deleter(), claimer(),
                                                   import_and_purge()]
+    ledger.start()  # the set-up above does not count against the clients' seconds
     await asyncio.gather(*writers)
 
     server_errors = [status for status in ledger.statuses if status[1] >= 500]
