@@ -166,6 +166,31 @@ def test_a_service_waits_for_a_database_that_is_down_then_says_why_it_gave_up():
     assert result.stderr.strip().splitlines()[-1].startswith("Error: database:")
 
 
+def test_a_service_stopped_while_it_waits_for_its_database_exits_cleanly():
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "footfall", "worker", "--database-url", "postgresql://postgres@127.0.0.1:1/footfall"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        assert process.stdout is not None
+        seen = ""
+        while "database not reachable" not in seen and time.monotonic() < deadline:
+            seen += process.stdout.readline()
+        assert "database not reachable" in seen, seen
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+        assert "stopped while waiting for the database" in process.stdout.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
 def test_serve_stops_cleanly_on_sigterm(database_url):
     import signal
     import subprocess

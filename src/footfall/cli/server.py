@@ -139,12 +139,21 @@ def _run_migrations(database_url: str, *, wait: bool = False) -> None:
                 log.warning("database not reachable (%s); retrying in 2 s", reason)
                 await asyncio.sleep(2)
 
+    def stop_waiting(signum: int, _frame: object) -> None:
+        # An orchestrator stopping a service that still waits for its database: a clean exit, not
+        # the kill that SIGTERM's default action is. uvicorn and the worker install their own after.
+        log.info("stopped while waiting for the database")
+        sys.exit(0)
+
+    previous = signal.signal(signal.SIGTERM, stop_waiting)
     try:
         asyncio.run(run())
     except ValueError as error:
         raise click.ClickException(str(error)) from None
     except DATABASE_ERRORS as error:
         raise click.ClickException(f"database: {str(error).splitlines()[0]}") from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @click.command("migrate")
