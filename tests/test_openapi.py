@@ -35,6 +35,7 @@ OPERATION_IDS = {
     ("GET", "/contacts"): "listContacts",
     ("POST", "/contacts"): "createContact",
     ("GET", "/contacts/{uuid}"): "getContact",
+    ("GET", "/contacts/export"): "exportContacts",
     ("GET", "/contacts/find-one-by"): "findContactByEmail",
     ("GET", "/contacts/find-or-create"): "findOrCreateContact",
     ("POST", "/contacts/async"): "createContactAsync",
@@ -50,6 +51,12 @@ OPERATION_IDS = {
     ("DELETE", "/webhook-subscriptions/{uuid}"): "deleteWebhookSubscription",
     ("GET", "/webhook-subscriptions/{uuid}/deliveries"): "listWebhookDeliveries",
     ("POST", "/webhook-subscriptions/{uuid}/deliveries/{delivery_id}/retry"): "retryWebhookDelivery",
+    ("GET", "/visit-rules"): "listVisitRules",
+    ("POST", "/visit-rules"): "createVisitRule",
+    ("GET", "/visit-rules/{uuid}"): "getVisitRule",
+    ("PUT", "/visit-rules/{uuid}"): "updateVisitRule",
+    ("DELETE", "/visit-rules/{uuid}"): "deleteVisitRule",
+    ("GET", "/contacts/{uuid}/visit-rules"): "getContactRuleProgress",
     ("GET", "/healthz"): "getHealth",
 }
 # Response fields sent only sometimes, and so not required: every other field of an answer is.

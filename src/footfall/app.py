@@ -33,6 +33,9 @@ from footfall.http.requestlog import RequestLogMiddleware
 from footfall.http.routing import BEARER_SCHEME
 from footfall.idempotency.service import Replay, purge_expired
 from footfall.kit.time import pause
+from footfall.rules.lapses import find_lapses
+from footfall.rules.routes import progress_router as rule_progress_router
+from footfall.rules.routes import router as rules_router
 from footfall.shops.routes import router as shops_router
 from footfall.stats.cache import StatsCache
 from footfall.stats.routes import router as stats_router
@@ -75,6 +78,7 @@ TAGS = [
     {"name": "visits", "description": "Visits of contacts to shops; the changes feed, the export and the stats"},
     {"name": "shops", "description": "The account's shops (made with `footfall shops`)"},
     {"name": "contacts", "description": "Contacts: by email, or anonymous until claimed"},
+    {"name": "visit rules", "description": "Milestones, frequencies and lapses: visits turned into webhook events"},
     {"name": "webhook subscriptions", "description": "Webhooks: signed events sent to a url, and their deliveries"},
     {"name": "health", "description": "Whether the server and its database answer"},
 ]
@@ -165,6 +169,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 background(worker.run(stop), "footfall-webhook-worker")
                 if settings.retention_days:
                     background(keep_days(database, settings.retention_days, stop), "footfall-retention")
+                background(find_lapses(database, settings.rules_interval, stop), "footfall-lapses")
             stack.callback(stop.set)
             yield
 
@@ -200,7 +205,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Outermost: every answer carries the id, and every log line of the request too.
     app.add_middleware(RequestIdMiddleware)
     # stats before visits: /visits/stats is not a visit's uuid.
-    for router in (stats_router, visits_router, shops_router, contacts_router, contact_changes_router, webhooks_router):
+    for router in (stats_router, visits_router, shops_router, contacts_router, contact_changes_router,
+                   rule_progress_router, rules_router, webhooks_router):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(console.router)
     app.mount(console.STATIC_URL, console.static, name="console-static")

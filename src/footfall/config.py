@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     webhook_worker: bool = True
     # Visits created more than this many days ago are purged daily by the worker; None keeps them all.
     retention_days: int | None = Field(default=None, ge=1)
+    # Seconds between the worker's looks for contacts that lapsed (visit rules of kind lapse).
+    rules_interval: float = Field(default=60.0, gt=0)
     # Seconds to wait before each attempt: the first entry is the first attempt.
     webhook_retry_schedule: Annotated[list[float], NoDecode] = DEFAULT_RETRY_SCHEDULE
     webhook_timeout: float = 10.0

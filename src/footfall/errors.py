@@ -64,6 +64,10 @@ class DeliveryNotFound(FootfallError):
     status_code, code, message = 404, 91101, "Webhook delivery not found."
 
 
+class RuleNotFound(FootfallError):
+    status_code, code, message = 404, 91301, "Visit rule not found."
+
+
 class IdempotencyKeyReused(FootfallError):
     status_code, code, message = 422, 91201, "This Idempotency-Key was used for a different request."
 

@@ -92,12 +92,18 @@ contacts = Table(
 # A contact's visit count, kept in the transaction of every visit write (a list by contact needs no
 # count(*)). A row of its own, not a column of the contact: every visit read joins the contact's row,
 # and a count kept there left a chain of old row versions that those reads walked (docs/scaling.md).
-# No row means 0.
+# No row means 0. The first and last visit's starts_at, kept beside the count, are what audiences
+# filter and sort on; account_id lets an audience's filter read this table alone.
 contact_visit_counts = Table(
     "contact_visit_counts",
     metadata,
     Column("contact_id", BigIntPK, ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True),
     Column("count", BigInteger, nullable=False),
+    Column("account_id", BigIntPK, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("first_visit_at", UTCDateTime),
+    Column("last_visit_at", UTCDateTime),
+    Index("ix_contact_visit_counts_account_last", "account_id", "last_visit_at"),
+    Index("ix_contact_visit_counts_account_count", "account_id", "count"),
 )
 
 # An account's visit count, spread over a few rows (slots) so concurrent creates rarely wait on one
@@ -233,4 +239,53 @@ idempotency_keys = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False, index=True),
     UniqueConstraint("account_id", "key", name="uq_idempotency_keys_account_key"),
+)
+
+# Visit rules: what turns visits into loyalty moments (rules/). Fields a kind does not use are null;
+# `at` is a JSON list of counts.
+visit_rules = Table(
+    "visit_rules",
+    metadata,
+    _id(),
+    Column("uuid", Uuid, unique=True, nullable=False),
+    _account_id(),
+    Column("name", String(255), nullable=False),
+    Column("kind", String(16), nullable=False),  # milestone | frequency | lapse
+    Column("every", BigInteger),
+    Column("at", Text),
+    Column("count", BigInteger),
+    Column("within_days", Integer),
+    Column("after_days", Integer),
+    Column("min_visits", BigInteger),
+    Column("shop_id", BigIntPK, ForeignKey("shops.id", ondelete="CASCADE")),
+    Column("source", String(255)),
+    Column("status", String(16), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_visit_rules_account_id", "account_id", "id"),
+)
+
+# Each time a milestone or frequency rule fired for a contact: `count` is the contact's qualifying
+# visit count at the visit that fired it, and the key makes a (rule, contact, count) fire once ever.
+visit_rule_firings = Table(
+    "visit_rule_firings",
+    metadata,
+    Column("rule_id", BigIntPK, ForeignKey("visit_rules.id", ondelete="CASCADE"), primary_key=True),
+    Column("contact_id", BigIntPK, ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True, index=True),
+    Column("count", BigInteger, primary_key=True),
+    Column("visit_id", BigInteger, nullable=False),
+    Column("fired_at", UTCDateTime, nullable=False),
+)
+
+# A contact's standing with a lapse rule, from the pass that found it lapsed: the latest qualifying
+# visit's start then, and when it lapsed (null again once it returns). No foreign keys: a lapse pass
+# writes up to 10,000 rows a statement, and their checks were half its time; a rule's delete and a
+# contact's delete remove their rows themselves (rules.service).
+visit_rule_contacts = Table(
+    "visit_rule_contacts",
+    metadata,
+    Column("rule_id", BigIntPK, primary_key=True),
+    Column("contact_id", BigIntPK, primary_key=True),
+    Column("last_visit_at", UTCDateTime),
+    Column("lapsed_at", UTCDateTime),
 )

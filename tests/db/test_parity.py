@@ -26,6 +26,8 @@ from footfall.db import Statement, Tx, migrate, open_database, per_dialect
 from footfall.db.statement import prebuilt
 from footfall.idempotency import repository as idempotency
 from footfall.idempotency.repository import IdempotencyRepository
+from footfall.rules import repository as rules_
+from footfall.rules.repository import RuleRepository
 from footfall.shops import repository as shops_
 from footfall.shops.repository import ShopRepository
 from footfall.stats import repository as stats_
@@ -168,6 +170,8 @@ async def scenario(database, ran: set[Statement]) -> list[tuple[str, Any]]:
         visits = VisitRepository(tx)
         t.note("contact and shop", await visits.contact_and_shop(account.id, uuid("contact-0"), uuid("Krusty Krab")))
         t.note("contact, no shop", await visits.contact_and_shop(account.id, uuid("contact-0"), uuid("nowhere")))
+        t.note("contact held", await visits.contact_and_shop(account.id, uuid("contact-0"), uuid("Krusty Krab"),
+                                                             held=True))
         for n in range(5):
             values = {"uuid": uuid(f"visit-{n}"), "account_id": account.id, "contact_id": contact.id,
                       "shop_id": shop.id, "external_id": f"ext-{n}" if n % 2 else None, "source": "Café/ü",
@@ -182,6 +186,8 @@ async def scenario(database, ran: set[Statement]) -> list[tuple[str, Any]]:
         t.note("by external_id", await visits.get_by_external_id(account.id, "ext-3"))
         t.note("updated", await visits.update(to_update.id, {"source": None, "ends_at": at(99)}, at(98)))
         t.note("external_id set", await visits.update(to_update.id, {"external_id": "ext-2"}, at(99)))
+        t.note("moved", await visits.update(to_update.id, {"starts_at": at(36)}, at(99)))  # its span read afresh
+        t.note("its contact", await contacts.get(account.id, uuid("contact-0")))
         await visits.reshaped(account.id)  # after a visit moves to another start
         try:
             await visits.update(to_update.id, {"external_id": "ext-1"}, at(99))
@@ -206,6 +212,51 @@ async def scenario(database, ran: set[Statement]) -> list[tuple[str, Any]]:
         t.note("deleted visit", await visits.delete(account.id, uuid("visit-4"), at(100)))
         t.note("deleted again", await visits.delete(account.id, uuid("visit-4"), at(101)))
         t.note("count after the delete", await visits.contact_count(account.id, uuid("contact-0")))
+
+        rules = RuleRepository(tx)
+        made = {"account_id": account.id, "every": None, "at": None, "count": None, "within_days": None,
+                "after_days": None, "min_visits": None, "shop_id": None, "source": None, "status": "ACTIVE",
+                "created_at": at(120), "updated_at": at(120)}
+        for name, kind, fields in [
+            ("rule-every", "milestone", {"every": 2}), ("rule-at", "milestone", {"at": "[1, 3]"}),
+            ("rule-frequency", "frequency", {"count": 2, "within_days": 1, "shop_id": shop.id}),
+            ("rule-lapse", "lapse", {"after_days": 1, "min_visits": 1}),
+            ("rule-lapse-source", "lapse", {"after_days": 1, "min_visits": 2, "source": "Café/ü"}),
+        ]:
+            await rules.insert({**made, "uuid": uuid(name), "name": name, "kind": kind, **fields})
+        every = t.note("rule", await rules.get(account.id, uuid("rule-every")))
+        frequency = await rules.get(account.id, uuid("rule-frequency"))
+        t.note("has rules", await rules.has_active(account.id))
+        t.note("rule count", await rules.count(account.id))
+        t.note("rule page", await rules.page(account.id, 2, 1))
+        await rules.update(every.id, "renamed", "ACTIVE", at(121))
+        t.note("contacts held", await rules.hold_contacts([contact.id, contact.id]))
+        third = await visits.get(account.id, uuid("visit-3"))
+        for later in (0, 1):
+            t.note("candidates", await rules.candidates(account.id, contact.id, third.id, shop.id, "Café/ü",
+                                                        at(33), later))
+        t.note("fired", await rules.fire(every.id, contact.id, 2, third.id, at(122)))
+        t.note("fired again", await rules.fire(every.id, contact.id, 2, third.id, at(123)))
+        t.note("frequency fired", await rules.fire(frequency.id, contact.id, 1, third.id, at(124)))
+        t.note("frequency after firing", await rules.candidates(account.id, contact.id, third.id, shop.id, None,
+                                                                at(33), 0))
+        lapse_rules = t.note("lapse rules", await rules.lapse_rules())
+        end = t.note("batch end", await rules.batch_end(account.id, 0))
+        for lapse_rule in lapse_rules:
+            t.note("lapsed", await rules.lapse(lapse_rule, 0, end, at(2000), at(2001)))
+            t.note("lapsed again", await rules.lapse(lapse_rule, 0, end, at(2000), at(2002)))
+        t.note("lapsed contacts", await rules.contacts_of(lapse_rules[0].id, [contact.id]))
+        t.note("lapsed, standing", await rules.candidates(account.id, contact.id, third.id, shop.id, None, at(33), 0))
+        t.note("returned too early", await rules.returned(lapse_rules[0].id, contact.id, at(30)))
+        t.note("returned", await rules.returned(lapse_rules[0].id, contact.id, at(3000)))
+        t.note("returned again", await rules.returned(lapse_rules[0].id, contact.id, at(3001)))
+        t.note("progress", await rules.progress(account.id, contact.id))
+        t.note("firings", await rules.firings(contact.id))
+        t.note("recent", await rules.recent(account.id, at(0)))
+        await rules.delete(every.id)
+        await rules.forget_contact(contact.id)
+        t.note("forgotten", await rules.candidates(account.id, contact.id, third.id, shop.id, None, at(33), 0))
+        t.note("rule deleted", await rules.get(account.id, uuid("rule-every")))
 
         t.note("active ids", await outbox.active_subscription_ids(account.id, "visit_created"))
         await outbox.add_events(
@@ -337,7 +388,7 @@ async def test_every_statement_gives_the_same_results_on_both_databases(database
 def test_every_repository_registers_its_statements():
     """per_dialect registers what it builds: every repository's statements are walked, the stats' too."""
     found = set(prebuilt())
-    for module in (accounts, contacts_, idempotency, shops_, visits_, visit_counts, visit_feed, webhooks,
+    for module in (accounts, contacts_, idempotency, rules_, shops_, visits_, visit_counts, visit_feed, webhooks,
                    webhook_outbox):
         assert {s for built in module.STATEMENTS.values() for s in _statements(built)} <= found
     for structure in (stats_.BOUND_STATEMENTS, stats_.CACHE_STATEMENTS, PING):

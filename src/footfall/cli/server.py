@@ -112,6 +112,9 @@ async def _deliver(settings: Settings) -> None:
         background.append(asyncio.create_task(keep_days(database, settings.retention_days, stop)))
     if metrics.current is not None:
         background.append(asyncio.create_task(metrics.sample_pool(metrics.current, database, stop)))
+    from footfall.rules.lapses import find_lapses
+
+    background.append(asyncio.create_task(find_lapses(database, settings.rules_interval, stop)))
     try:
         await delivery_worker.run(stop)
         await asyncio.gather(*background)

@@ -25,12 +25,16 @@ def visits_group() -> None:
 @visits_group.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @account_option
+@click.option("--fire-rules", is_flag=True,
+              help="Send the visit rules' events for what the import reaches (by default the rules count the "
+                   "imported visits silently: a history import must not message customers).")
 @database_url_option
-def visits_import(file: Path, account_uuid: UUID, database_url: str) -> None:
+def visits_import(file: Path, account_uuid: UUID, fire_rules: bool, database_url: str) -> None:
     """Import visits from FILE (.csv with a header row, or .ndjson/.jsonl), with the API's field names.
 
     Bad rows are reported on stderr by line and skipped; rows whose external_id exists are skipped
-    and counted; the summary is one JSON object on stdout. Webhook events go out as for the API.
+    and counted; the summary is one JSON object on stdout. Webhook events go out as for the API,
+    except the visit rules' (see --fire-rules).
     """
     from footfall.visits.importer import CountingLines, import_visits, read_rows
 
@@ -53,7 +57,8 @@ def visits_import(file: Path, account_uuid: UUID, database_url: str) -> None:
                 def progress() -> None:
                     bar.update(lines.read - bar.pos)
 
-                summary = await import_visits(database, account, read_rows(file, lines), report, progress)
+                summary = await import_visits(database, account, read_rows(file, lines), report, progress,
+                                              fire_rules=fire_rules)
                 bar.update(size - bar.pos)
             return summary.as_json()
 

@@ -1,3 +1,4 @@
+import functools
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -6,10 +7,11 @@ from functools import partial
 from typing import Any, NamedTuple
 from uuid import UUID
 
-from sqlalchemy import String, bindparam, delete, func, insert, select, update
+from sqlalchemy import BigInteger, String, bindparam, delete, func, insert, select, update
 
-from footfall.db import ConstraintViolation, Statement, Tx, binds, listed_ids, paged, per_dialect, upsert
-from footfall.tables import accounts, contact_visit_counts, contacts, visits
+from footfall.db import ConstraintViolation, Statement, Tx, binds, limit, listed_ids, paged, per_dialect, upsert
+from footfall.db.types import UTCDateTime
+from footfall.tables import accounts, contact_visit_counts, contacts, shops, visits
 
 _c = contacts.c
 
@@ -29,22 +31,18 @@ class ContactKey(NamedTuple):
     email: str | None
 
 
-_v = visits.c
-
-
-def _visit_starts(aggregate: Any) -> Any:
-    # One probe of ix_visits_contact_starts, however many visits the contact has.
-    return select(aggregate(_v.starts_at)).where(_v.contact_id == _c.id).scalar_subquery()
+_v, _s, _k = visits.c, shops.c, contact_visit_counts.c
 
 
 def kept_visit_count(contact_id: Any) -> Any:
     """The contact's kept visit count (contact_visit_counts; no row is 0)."""
-    counts = contact_visit_counts.c
-    return func.coalesce(select(counts.count).where(counts.contact_id == contact_id).scalar_subquery(), 0)
+    return func.coalesce(select(_k.count).where(_k.contact_id == contact_id).scalar_subquery(), 0)
 
 
-_CONTACT = (_c.id, _c.uuid, _c.email, kept_visit_count(_c.id).label("visit_count"),
-            _visit_starts(func.min).label("first_visit_at"), _visit_starts(func.max).label("last_visit_at"))
+# A contact with its kept count and first and last visit (visits.repository.counts keeps them).
+_KEPT = contacts.outerjoin(contact_visit_counts, _k.contact_id == _c.id)
+_CONTACT = (_c.id, _c.uuid, _c.email, func.coalesce(_k.count, 0).label("visit_count"), _k.first_visit_at,
+            _k.last_visit_at)
 
 
 @dataclass(frozen=True)
@@ -87,11 +85,12 @@ def _build(dialect: str) -> ContactStatements:
         account_uuid_of=statement(
             select(accounts.c.uuid).join(contacts, _c.account_id == accounts.c.id).where(_c.uuid == bindparam("uuid"))
         ),
-        get=statement(select(*_CONTACT).where(account, _c.uuid == bindparam("uuid")), Contact),
-        get_by_email=statement(select(*_CONTACT).where(account, _c.email == bindparam("email")), Contact),
+        get=statement(select(*_CONTACT).select_from(_KEPT).where(account, _c.uuid == bindparam("uuid")), Contact),
+        get_by_email=statement(select(*_CONTACT).select_from(_KEPT).where(account, _c.email == bindparam("email")),
+                               Contact),
         count=statement(select(func.count().label("count")).where(account)),
         page=statement(
-            paged(select(*_CONTACT).where(account).order_by(_c.created_at.desc(), _c.id.desc())),
+            paged(select(*_CONTACT).select_from(_KEPT).where(account).order_by(_c.created_at.desc(), _c.id.desc())),
             Contact,
         ),
         keys=statement(select(_c.uuid, _c.id, _c.email).where(account), ContactKey),
@@ -107,6 +106,123 @@ def _build(dialect: str) -> ContactStatements:
 
 
 STATEMENTS = per_dialect(_build)
+
+# Audiences: the contacts whose visit count and first and last visit (all visits', or one shop's) lie
+# within bounds, in an order of those. Filter name -> the comparison each operator makes.
+AUDIENCE_BOUNDS = {"visit_count": ("gte", "lte"), "last_visit_at": ("gte", "lt"), "first_visit_at": ("gte", "lt")}
+AUDIENCE_SORTS = ("-created_at", "visit_count", "-visit_count", "last_visit_at", "-last_visit_at", "first_visit_at",
+                  "-first_visit_at")
+_OPERATORS = {"gte": "__ge__", "lte": "__le__", "lt": "__lt__"}
+
+
+@dataclass(frozen=True)
+class Audience:
+    """GET /contacts's filters and sort beyond paging: each bound given adds a condition."""
+
+    shop_uuid: UUID | None = None  # counts and dates of this shop's visits only
+    bounds: tuple[tuple[str, str, int | datetime], ...] = ()  # (field, operator, bound): ("visit_count", "gte", 5)
+    sort: str = "-created_at"
+
+    @property
+    def everyone(self) -> bool:
+        """No filter and the usual order: the plain list answers it."""
+        return self.shop_uuid is None and not self.bounds and self.sort == "-created_at"
+
+    @property
+    def visited(self) -> bool:
+        """Only contacts with visits can pass (a date bound, or at least one visit): their spans alone
+        are read, along their own indexes, never every contact of the account."""
+        return any(field != "visit_count" or (op == "gte" and isinstance(bound, int) and bound >= 1)
+                   for field, op, bound in self.bounds)
+
+    def shape(self) -> tuple:
+        """What the statements depend on (which filters are given, and whether only visited contacts
+        pass), not the values."""
+        return (self.shop_uuid is not None, self.visited, tuple((field, op) for field, op, _ in self.bounds),
+                self.sort)
+
+    def params(self) -> dict[str, Any]:
+        params: dict[str, Any] = {f"{field}_{op}": bound for field, op, bound in self.bounds}
+        if self.shop_uuid is not None:
+            params["shop_uuid"] = self.shop_uuid
+        return params
+
+
+EVERYONE = Audience()
+
+
+@dataclass(frozen=True)
+class AudienceStatements:
+    count: Statement
+    page: Statement[Contact]
+    chunk: Statement[Contact]  # the export's next rows after a contact id, in id order
+
+
+def _shop_spans() -> Any:
+    """Each contact's count and first and last visit at one shop, from that shop's visits."""
+    shop_id = select(_s.id).where(_s.account_id == bindparam("account_id", type_=_s.account_id.type),
+                                  _s.uuid == bindparam("shop_uuid", type_=_s.uuid.type)).scalar_subquery()
+    return (select(_v.contact_id, func.count(type_=BigInteger).label("count"),
+                   func.min(_v.starts_at).label("first_visit_at"), func.max(_v.starts_at).label("last_visit_at"))
+            .where(_v.shop_id == shop_id).group_by(_v.contact_id).subquery("shop_spans"))
+
+
+@functools.cache
+def audience_statements(dialect: str, shape: tuple) -> AudienceStatements:
+    """The count, a page and an export chunk of one combination of filters and sort, built (and
+    compiled) at its first use and kept: the combinations are too many to build them all at import."""
+    by_shop, visited, bounds, sort = shape
+    statement = partial(Statement, dialect=dialect)
+    account_id = bindparam("account_id", type_=_c.account_id.type)
+    spans = _shop_spans() if by_shop else contact_visit_counts
+    # A contact without visits (no row, or a row at 0) has count 0 and no dates. When only contacts
+    # with visits pass, the spans are read first and the contacts joined to them.
+    count = spans.c.count if visited else func.coalesce(spans.c.count, 0)
+    of_contacts = [_c.account_id == account_id]
+    of_spans = []  # conditions on the spans alone
+    if by_shop:  # a shop the account does not have matches nothing, as in GET /visits
+        of_contacts.append(select(_s.id).where(_s.account_id == account_id,
+                                               _s.uuid == bindparam("shop_uuid", type_=_s.uuid.type)).exists())
+    elif visited:
+        of_spans.append(_k.account_id == account_id)
+    for field, op in bounds:
+        column = count if field == "visit_count" else spans.c[field]
+        bound = bindparam(f"{field}_{op}", type_=BigInteger if field == "visit_count" else UTCDateTime)
+        of_spans.append(getattr(column, _OPERATORS[op])(bound))
+    joined = (spans.join(contacts, _c.id == spans.c.contact_id) if visited
+              else contacts.outerjoin(spans, spans.c.contact_id == _c.id))
+    columns = (_c.id, _c.uuid, _c.email, count.label("visit_count"), spans.c.first_visit_at.label("first_visit_at"),
+               spans.c.last_visit_at.label("last_visit_at"))
+
+    descending = sort.startswith("-")
+    field = sort.lstrip("-")
+    if field == "created_at":
+        order = [_c.created_at.desc(), _c.id.desc()]
+    else:
+        key = count if field == "visit_count" else spans.c[field]
+        ordered = key.desc() if descending else key.asc()
+        if field != "visit_count":
+            if visited:  # every contact that passes has visits: the index's order, no NULLs to place
+                of_spans.append(key.is_not(None))
+            else:  # contacts without visits last, either way
+                ordered = ordered.nulls_last()
+        order = [ordered, _c.id.desc() if descending else _c.id.asc()]
+
+    where = of_contacts + of_spans
+    counted = select(func.count(type_=BigInteger).label("count"))
+    if visited and not by_shop:  # counted on contact_visit_counts alone (its account_id is the contact's)
+        counted = counted.select_from(contact_visit_counts).where(*of_spans)
+    else:
+        counted = counted.select_from(joined).where(*where)
+    after = _c.id > bindparam("after_id", type_=_c.id.type)
+    return AudienceStatements(
+        count=statement(counted, bulk=True),
+        page=statement(paged(select(*columns).select_from(joined).where(*where).order_by(*order)), Contact,
+                       bulk=True),
+        chunk=statement(limit(select(*columns).select_from(joined).where(*where, after).order_by(_c.id)), Contact,
+                        bulk=True),
+    )
+
 
 
 class ContactRepository:
@@ -166,3 +282,18 @@ class ContactRepository:
 
     async def uuid_map(self, account_id: int) -> dict[UUID, ContactKey]:
         return {key.uuid: key for key in await self.tx.fetch(self.statements.keys, {"account_id": account_id})}
+
+    async def audience_count(self, account_id: int, audience: Audience) -> int:
+        counted = audience_statements(self.tx.dialect, audience.shape()).count
+        return int(await self.tx.fetchval(counted, {"account_id": account_id, **audience.params()}))
+
+    async def audience_page(self, account_id: int, audience: Audience, limit: int, offset: int) -> list[Contact]:
+        page = audience_statements(self.tx.dialect, audience.shape()).page
+        return await self.tx.fetch(page, {"account_id": account_id, **audience.params(), "limit": limit,
+                                          "offset": offset})
+
+    async def audience_chunk(self, account_id: int, audience: Audience, after_id: int, limit: int) -> list[Contact]:
+        """Up to `limit` of the audience's contacts after the contact id `after_id`, in id order."""
+        chunk = audience_statements(self.tx.dialect, audience.shape()).chunk
+        return await self.tx.fetch(chunk, {"account_id": account_id, **audience.params(), "after_id": after_id,
+                                           "limit": limit})

@@ -1,8 +1,11 @@
-from typing import Annotated
+from collections.abc import AsyncIterator
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi.responses import StreamingResponse
 
-from footfall.contacts import service
+from footfall.contacts import export, service
+from footfall.contacts.repository import EVERYONE
 from footfall.contacts.schemas import (
     AnonymousContactCreate,
     ContactCreate,
@@ -11,6 +14,8 @@ from footfall.contacts.schemas import (
     ContactResponse,
     ContactUuid,
     Email,
+    audience_parameters,
+    read_audience,
 )
 from footfall.errors import ContactNotFound, ReadOnlyToken, error_responses, write_error_responses
 from footfall.http.routing import ApiRoute, Caller, Idempotent, writes
@@ -22,14 +27,55 @@ router = APIRouter(prefix="/contacts", tags=["contacts"], route_class=ApiRoute)
 @router.get(
     "", response_model=ContactListResponse, responses=error_responses(), summary="List Contacts",
     operation_id="listContacts",
+    openapi_extra={"parameters": audience_parameters()},
 )
 async def list_contacts(
     request: Request, params: Annotated[PageParams, Depends(page_params(max_limit=100))]
 ) -> ContactListResponse:
-    """The account's contacts, newest first, a page at a time."""
+    """The account's contacts, newest first, a page at a time; or an audience of them: the contacts
+    whose visit count and first and last visit (of all their visits, or of one shop's) pass every
+    bound given, in the order `sort` asks for. A contact without visits has visit_count 0 and null
+    dates."""
     caller = Caller.of(request)
-    contacts, total = await service.list_page(caller.tx, caller.account, params)
+    query = request.query_params
+    # The audience is read only when the query holds more than paging: the plain list validates nothing more.
+    audience = read_audience(query) if len(query) > ("limit" in query) + ("page" in query) else EVERYONE
+    contacts, total = await service.list_page(caller.tx, caller.account, params, audience)
     return ContactListResponse(data=[ContactOut.model_validate(c) for c in contacts], meta=params.meta(total))
+
+
+@router.get(
+    "/export",
+    # Streamed text, never JSON: a generated client reads it as a string, and the one `format` asks for.
+    response_class=StreamingResponse,
+    responses={200: {"description": "The contacts, streamed: NDJSON (one contact a line) or CSV (a header row)",
+                     "headers": {"Content-Disposition": {
+                         "description": "attachment; filename=\"contacts.ndjson\" (or contacts.csv)",
+                         "schema": {"type": "string"}}},
+                     "content": {media_type: {"schema": {"type": "string"}}
+                                 for media_type in ("application/x-ndjson", "text/csv")}},
+               **error_responses()},
+    summary="Export Contacts",
+    operation_id="exportContacts",
+    openapi_extra={"parameters": audience_parameters(ordered=False)},  # in the order stored
+)
+async def export_contacts(
+    request: Request,
+    format: Annotated[Literal[export.FORMATS], Query(description="ndjson (the default) or csv")] = "ndjson",  # type: ignore[valid-type]
+) -> Response:
+    """Every contact of the audience (every contact, with no filter), in the order they were stored,
+    streamed a chunk at a time for a mailing tool: uuid, email, visit_count, first_visit_at and
+    last_visit_at. Takes GET /contacts's filters; a `sort` is checked but not followed."""
+    caller = Caller.of(request)
+    audience = read_audience(request.query_params)
+    database, account_id = request.app.state.database, caller.account.id
+
+    async def body() -> AsyncIterator[bytes]:
+        async for chunk in export.export(database, account_id, audience, format):
+            yield chunk
+
+    return StreamingResponse(body(), media_type=export.MEDIA_TYPES[format],
+                             headers={"Content-Disposition": f'attachment; filename="contacts.{format}"'})
 
 
 @router.post(

@@ -1,7 +1,7 @@
 from uuid import UUID, uuid4
 
 from footfall.accounts.repository import Account
-from footfall.contacts.repository import Contact, ContactRepository
+from footfall.contacts.repository import EVERYONE, Audience, Contact, ContactRepository
 from footfall.contacts.schemas import ContactCreate, ContactOut
 from footfall.db import Tx
 from footfall.errors import ContactNotFound
@@ -75,9 +75,17 @@ async def find_by_email(tx: Tx, account: Account, email: str) -> Contact:
     return contact
 
 
-async def list_page(tx: Tx, account: Account, params: PageParams) -> tuple[list[Contact], int]:
+async def list_page(
+    tx: Tx, account: Account, params: PageParams, audience: Audience = EVERYONE
+) -> tuple[list[Contact], int]:
+    """A page of the account's contacts (of an audience's, when one is given) and their total."""
     repository = ContactRepository(tx)
     await tx.snapshot()  # the page and its total agree
-    total = await repository.count(account.id)
-    rows = await repository.page(account.id, params.limit, params.offset) if params.reaches_rows(total) else []
-    return rows, total
+    if audience.everyone:
+        total = await repository.count(account.id)
+        rows = await repository.page(account.id, params.limit, params.offset) if params.reaches_rows(total) else []
+        return rows, total
+    total = await repository.audience_count(account.id, audience)
+    if not params.reaches_rows(total):
+        return [], total
+    return await repository.audience_page(account.id, audience, params.limit, params.offset), total

@@ -9,6 +9,7 @@ from footfall.contacts.repository import Contact, ContactRepository
 from footfall.db import Tx
 from footfall.errors import ContactNotFound, InvalidInput
 from footfall.kit.time import utcnow
+from footfall.rules import service as rules
 from footfall.visits.repository import VisitRepository
 from footfall.visits.schemas import tombstone_fields
 from footfall.webhooks import service as webhooks
@@ -40,6 +41,7 @@ async def delete(tx: Tx, account: Account, uuid: UUID, *, gdpr: bool) -> None:
         raise ContactNotFound()
     now = utcnow()
     deleted = await VisitRepository(tx).delete_contact_visits(account.id, contact.id, now)
+    await rules.forget_contact(tx, contact.id)
     if not await repository.delete(contact.id):
         raise ContactNotFound()
     subscription_ids = await webhooks.subscribers(tx, account.id, "visit_deleted")

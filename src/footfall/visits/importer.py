@@ -21,9 +21,10 @@ from footfall.contacts.repository import ContactKey, ContactRepository
 from footfall.db import Database, Tx
 from footfall.errors import ContactNotFound, FootfallError
 from footfall.kit.time import IsoDateTimeIn, utcnow
+from footfall.rules import service as rules
 from footfall.shops.repository import ShopRepository
 from footfall.visits import service
-from footfall.visits.repository import VisitRepository, VisitRow
+from footfall.visits.repository import VisitRepository, VisitRow, spans_of
 from footfall.visits.schemas import VisitCreate, visit_fields
 from footfall.webhooks import service as webhooks
 
@@ -116,20 +117,27 @@ async def import_visits(
     rows: Iterator[tuple[int, Any]],
     on_error: Callable[[int, str], None],
     on_batch: Callable[[], None] = lambda: None,
+    *,
+    fire_rules: bool = False,
 ) -> Summary:
+    """Imports the rows a batch at a time. The account's visit rules count what is imported (a count
+    reached by history does not fire later), but send their events only with `fire_rules`: a
+    history import must not message customers."""
     summary = Summary()
     started = time.monotonic()
     async with database.transaction(write=False) as tx:
         contacts = await ContactRepository(tx).uuid_map(account.id)
         shops = await ShopRepository(tx).uuid_map(account.id)
         subscribed = bool(await webhooks.subscribers(tx, account.id, "visit_created"))
-    one_writer = subscribed or database.dialect == "sqlite"
+        with_rules = await rules.account_has_active_rules(tx, account.id)
+    one_writer = subscribed or with_rules or database.dialect == "sqlite"
     by_id = {contact.id: contact for contact in contacts.values()}
     batch: list[dict[str, Any]] = []
     numbers: list[int] = []  # the line of each row of the batch
     # Batches being written while the next is parsed. On PostgreSQL two at once, so the database
     # works on one while it waits for the other; one on SQLite, which has one writer, and one when
-    # anyone subscribes to visit_created, so the events keep the file's order.
+    # anyone subscribes to visit_created or the account has rules, so the events and the counts keep
+    # the file's order.
     writers = 1 if one_writer else WRITERS
     writing: deque[asyncio.Task] = deque()
     for number, row in rows:
@@ -152,13 +160,14 @@ async def import_visits(
         if len(batch) >= BATCH_SIZE:
             if len(writing) >= writers:
                 await writing.popleft()
-            writing.append(asyncio.create_task(_write(database, account, batch, numbers, by_id, summary, on_error)))
+            writing.append(asyncio.create_task(
+                _write(database, account, batch, numbers, by_id, summary, on_error, fire_rules)))
             batch, numbers = [], []
             on_batch()
     while writing:
         await writing.popleft()
     if batch:
-        await _write(database, account, batch, numbers, by_id, summary, on_error)
+        await _write(database, account, batch, numbers, by_id, summary, on_error, fire_rules)
         on_batch()
     if summary.imported:
         # Fresh planner statistics: a plan made from the table's size before the load can be
@@ -172,14 +181,14 @@ async def import_visits(
 async def _write(
     database: Database, account: Account, batch: list[dict[str, Any]], numbers: list[int],
     by_id: dict[int, ContactKey], summary: Summary,
-    on_error: Callable[[int, str], None],
+    on_error: Callable[[int, str], None], fire_rules: bool,
 ) -> None:
     """One batch in one transaction: the visits, their counts and their webhook events. Two batches
     written at once can deadlock on external_ids repeated across them in crossed order; PostgreSQL
     then rolls one back, and it is written again."""
     for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
         try:
-            return await _write_once(database, account, batch, numbers, by_id, summary, on_error)
+            return await _write_once(database, account, batch, numbers, by_id, summary, on_error, fire_rules)
         except asyncpg.DeadlockDetectedError:
             if attempt == DEADLOCK_ATTEMPTS:
                 raise
@@ -188,14 +197,17 @@ async def _write(
 async def _write_once(
     database: Database, account: Account, batch: list[dict[str, Any]], numbers: list[int],
     by_id: dict[int, ContactKey], summary: Summary,
-    on_error: Callable[[int, str], None],
+    on_error: Callable[[int, str], None], fire_rules: bool,
 ) -> None:
     async with database.transaction(write=True) as tx:
         # Held against a concurrent delete; a row whose contact was deleted since the import began fails.
-        held = await ContactRepository(tx).share(row["contact_id"] for row in batch)
+        # Under visit rules, held as a create holds its contact: counted in turn (rules.service).
+        with_rules = await rules.account_has_active_rules(tx, account.id)
+        contact_ids = [row["contact_id"] for row in batch]
+        held = await (rules.hold_contacts(tx, contact_ids) if with_rules else ContactRepository(tx).share(contact_ids))
         gone = [number for number, row in zip(numbers, batch, strict=True) if row["contact_id"] not in held]
         batch = [row for row in batch if row["contact_id"] in held]
-        inserted = await write_rows(tx, account, batch, by_id)
+        inserted = await write_rows(tx, account, batch, by_id, with_rules=with_rules, fire_rules=fire_rules)
     for number in gone:
         on_error(number, _reason(ContactNotFound()))
     summary.failed += len(gone)
@@ -204,22 +216,29 @@ async def _write_once(
 
 
 async def write_rows(
-    tx: Tx, account: Account, rows: list[dict[str, Any]], by_id: Mapping[int, ContactKey]
+    tx: Tx, account: Account, rows: list[dict[str, Any]], by_id: Mapping[int, ContactKey], *,
+    with_rules: bool = False, fire_rules: bool = False,
 ) -> list[Any]:
     """New visits (rows of service.new_visit) in the caller's transaction, as an import writes them:
-    one insert, their counts, and their visit_created events; the rows inserted, each a Visit or a
-    record of its contact_id (those already there are left out)."""
+    one insert, their counts (and each contact's first and last visit), and their visit_created events;
+    the rows inserted, each a Visit or a record of its contact_id and starts_at (those already there are
+    left out). `with_rules`: the account's visit rules run on them, their contacts held, and send
+    their events only with `fire_rules`."""
     if not rows:
         return []
     repository = VisitRepository(tx)
     subscription_ids = await webhooks.subscribers(tx, account.id, "visit_created")
-    inserted = await repository.insert_many(rows, full=bool(subscription_ids))
+    inserted = await repository.insert_many(rows, full=bool(subscription_ids) or with_rules)
     if inserted:
         per_contact = Counter(row.contact_id for row in inserted)
-        await repository.add_to_counts(account.id, dict(per_contact), slot=uuid4().int)
+        await repository.add_to_counts(account.id, dict(per_contact), slot=uuid4().int, spans=spans_of(inserted))
         if subscription_ids:
             await webhooks.emit_to(tx, account.id, "visit_created", subscription_ids, [
                 visit_fields(VisitRow.of(row, by_id[row.contact_id].uuid, by_id[row.contact_id].email))
                 for row in inserted
             ])
+        if with_rules:
+            await service.run_rules(tx, account.id, [
+                VisitRow.of(row, by_id[row.contact_id].uuid, by_id[row.contact_id].email) for row in inserted
+            ], send=fire_rules)
     return inserted

@@ -25,8 +25,9 @@ from footfall.errors import (
 )
 from footfall.kit.pagination import PageParams
 from footfall.kit.time import utcnow
+from footfall.rules import service as rules
 from footfall.shops.repository import ShopRepository
-from footfall.visits.repository import Change, DuplicateExternalId, VisitFilter, VisitRepository, VisitRow
+from footfall.visits.repository import Change, DuplicateExternalId, VisitFilter, VisitRepository, VisitRow, spans_of
 from footfall.visits.schemas import BatchVisit, VisitCreate, VisitUpdate, tombstone_fields, visit_fields
 from footfall.webhooks import service as webhooks
 
@@ -70,15 +71,22 @@ async def create(tx: Tx, account: Account, data: VisitCreate) -> tuple[VisitRow,
     gives equals the stored one (a client's retry), and ExternalIdConflict otherwise.
     """
     repository = VisitRepository(tx)
-    found = await repository.contact_and_shop(account.id, data.contact_uuid, data.shop_uuid)
+    held = rules.expects_rules(account.id)
+    found = await repository.contact_and_shop(account.id, data.contact_uuid, data.shop_uuid, held=held)
     values = new_visit(account.id, data, found and found.id, found and found.shop_id, utcnow())
     assert found is not None  # new_visit refuses a missing contact or shop
+    rules.saw_rules(account.id, found.rules)
+    if found.rules and not held and not await rules.hold_contacts(tx, [found.id]):  # counted in turn: rules.service
+        raise ContactNotFound()
     inserted = await repository.insert(values)
     if inserted is not None:
         visit = VisitRow.of(inserted, found.uuid, found.email)
-        await repository.add_to_counts(account.id, {found.id: 1}, slot=visit.id)
+        await repository.add_to_counts(account.id, {found.id: 1}, slot=visit.id,
+                                       spans={found.id: (visit.starts_at, visit.starts_at)})
         if found.notify:  # the lookup asked in passing: no outbox query for an account without webhooks
             await webhooks.emit(tx, account.id, "visit_created", visit_fields(visit))
+        if found.rules:  # asked in passing too
+            await run_rules(tx, account.id, [visit], send=True)
         return visit, True
 
     assert found.shop_id is not None  # as above
@@ -144,7 +152,10 @@ async def create_batch(tx: Tx, account: Account, items: Sequence[Any]) -> list[B
         index: contacts.get(data.contact_uuid) if data.contact_uuid else by_email[data.contact_email or ""]
         for index, data in parsed.items()}
     # Held against a concurrent delete of any of them; one deleted since it was read is not found.
-    held = await ContactRepository(tx).share(contact.id for contact in chosen.values() if contact)
+    # Under rules, held as a single create holds its contact: counted in turn (rules.service).
+    with_rules = await rules.account_has_active_rules(tx, account.id)
+    chosen_ids = [contact.id for contact in chosen.values() if contact]
+    held = await (rules.hold_contacts(tx, chosen_ids) if with_rules else ContactRepository(tx).share(chosen_ids))
 
     now = utcnow()
     rows: list[dict[str, Any]] = []
@@ -177,11 +188,25 @@ async def create_batch(tx: Tx, account: Account, items: Sequence[Any]) -> list[B
 
     if created:
         per_contact = dict(Counter(visit.contact_id for visit in created))
-        await repository.add_to_counts(account.id, per_contact, slot=uuid4().int)
+        await repository.add_to_counts(account.id, per_contact, slot=uuid4().int, spans=spans_of(created))
         subscription_ids = await webhooks.subscribers(tx, account.id, "visit_created")
         await webhooks.emit_to(tx, account.id, "visit_created", subscription_ids,
                                [visit_fields(visit) for visit in created] if subscription_ids else [])
+        if with_rules:
+            await run_rules(tx, account.id, created, send=True)
     return outcomes  # type: ignore[return-value]
+
+
+async def run_rules(tx: Tx, account_id: int, created: Sequence[VisitRow], *, send: bool) -> None:
+    """The account's rules on visits just inserted, their contacts held, in the order they were recorded."""
+    in_order = sorted(created, key=lambda visit: visit.id)
+    left = Counter(visit.contact_id for visit in in_order)  # each contact's visits from this one on
+    for visit in in_order:
+        left[visit.contact_id] -= 1
+        await rules.on_visit(
+            tx, account_id, rules.VisitedContact(visit.contact_id, visit.contact_uuid, visit.contact_email),
+            rules.RecordedVisit(visit.id, visit.shop_id, visit.source, visit.starts_at, visit_fields(visit)),
+            later=left[visit.contact_id], send=send)
 
 
 async def get(tx: Tx, account: Account, uuid: UUID) -> VisitRow:

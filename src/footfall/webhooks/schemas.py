@@ -10,7 +10,8 @@ from footfall.kit.types import NonEmptyText, RequestBody, ResponseBody, unchange
 from footfall.webhooks.signing import check_secret
 from footfall.webhooks.urls import check_url_form
 
-EventType = Literal["visit_created", "visit_updated", "visit_deleted", "contact_created", "contact_deleted"]
+EventType = Literal["visit_created", "visit_updated", "visit_deleted", "contact_created", "contact_deleted",
+                    "visit_milestone", "contact_lapsed", "contact_returned"]
 Status = Literal["ACTIVE", "INACTIVE"]
 DeliveryState = Literal["pending", "succeeded", "failed"]
 

@@ -33,8 +33,9 @@ from sqlalchemy.schema import CreateTable
 from footfall.contacts.repository import kept_visit_count
 from footfall.db import ConstraintViolation, Statement, Tx, binds, limit, listed_ids, paged, per_dialect, upsert
 from footfall.db.types import UTCDateTime
+from footfall.rules.repository import has_active_rules
 from footfall.tables import accounts, contacts, shops, visit_tombstones, visits
-from footfall.visits.repository.counts import COUNT_SLOTS, ContactCount, CountQueries, account_total
+from footfall.visits.repository.counts import COUNT_SLOTS, ContactCount, CountQueries, Span, account_total, spans_of
 from footfall.visits.repository.export import (
     ExportBound,
     ExportQueries,
@@ -68,9 +69,9 @@ from footfall.webhooks.repository import subscribed
 __all__ = [
     "COUNT_SLOTS", "IMPORTED", "RANGE_COLUMNS", "RANGE_OPERATORS", "SORTS", "STATEMENTS", "UPDATABLE", "Change",
     "ContactAndShop", "ContactCount", "DeletedVisit", "DuplicateExternalId", "ExportBound", "ExportRow",
-    "FilteredStatements", "PageRow", "Visit", "VisitFilter", "VisitRepository", "VisitRow", "VisitStatements",
+    "FilteredStatements", "PageRow", "Span", "Visit", "VisitFilter", "VisitRepository", "VisitRow", "VisitStatements",
     "VisitToUpdate", "below_horizon", "changed", "export_bound_statement", "export_copy_statement",
-    "export_statement", "filtered_statements", "filtered_where", "import_rows",
+    "export_statement", "filtered_statements", "filtered_where", "import_rows", "spans_of",
 ]
 
 UPDATABLE = ("external_id", "source", "starts_at", "ends_at")
@@ -108,6 +109,7 @@ IMPORTED = tuple(column.name for column in import_rows.columns if column.name no
 @dataclass(frozen=True)
 class VisitStatements:
     contact_and_shop: Statement[ContactAndShop]
+    contact_and_shop_held: Statement[ContactAndShop]
     get: Statement[VisitRow]
     get_to_update: Statement[VisitToUpdate]
     get_by_external_id: Statement[VisitRow]
@@ -126,7 +128,7 @@ class VisitStatements:
     create_import_rows: Statement
     analyze: Statement
     insert_imported: Statement[Visit]
-    insert_imported_contacts: Statement  # the same, returning only the contact_id of each row
+    insert_imported_contacts: Statement  # the same, returning only the contact_id and starts_at of each row
     clear_import_rows: Statement
 
 
@@ -194,18 +196,22 @@ def _build(dialect: str) -> VisitStatements:
         .limit(bindparam("limit", type_=Integer))
     )
 
+    contact_and_shop = select(
+        _c.id,
+        _c.uuid,
+        _c.email,
+        shop_id.scalar_subquery().label("shop_id"),
+        subscribed(account_id, "visit_created").label("notify"),
+        has_active_rules(account_id).label("rules"),
+    ).where(_c.account_id == bindparam("account_id"), _c.uuid == bindparam("contact_uuid"))
+
     return VisitStatements(
         contact_and_shop=statement(
-            select(
-                _c.id,
-                _c.uuid,
-                _c.email,
-                shop_id.scalar_subquery().label("shop_id"),
-                subscribed(account_id, "visit_created").label("notify"),
-            ).where(_c.account_id == bindparam("account_id"), _c.uuid == bindparam("contact_uuid"))
-            .with_for_update(of=contacts, key_share=True, read=True),  # held against a delete: ContactRepository.share
-            ContactAndShop,
-        ),
+            # Held against a delete: ContactRepository.share.
+            contact_and_shop.with_for_update(of=contacts, key_share=True, read=True), ContactAndShop),
+        # Held as visit rules need it: the contact's writes in turn (rules.service).
+        contact_and_shop_held=statement(contact_and_shop.with_for_update(of=contacts, key_share=True),
+                                        ContactAndShop),
         get=statement(visit_rows.where(account, _v.uuid == bindparam("uuid")), VisitRow),
         get_to_update=statement(
             visit_rows.add_columns(subscribed(account_id, "visit_updated").label("notify"))
@@ -280,7 +286,7 @@ def _build(dialect: str) -> VisitStatements:
         create_import_rows=statement(create_import_rows),
         analyze=statement(text("ANALYZE visits"), bulk=True),
         insert_imported=statement(insert_imported.returning(*_VISIT), Visit, bulk=True),
-        insert_imported_contacts=statement(insert_imported.returning(_v.contact_id), bulk=True),
+        insert_imported_contacts=statement(insert_imported.returning(_v.contact_id, _v.starts_at), bulk=True),
         clear_import_rows=statement(import_rows.delete(), bulk=True),
     )
 
@@ -300,11 +306,15 @@ class VisitRepository(CountQueries, FeedQueries, FilteredQueries, ExportQueries)
         self.tx = tx
         self.statements = STATEMENTS[tx.dialect]
 
-    async def contact_and_shop(self, account_id: int, contact_uuid: UUID, shop_uuid: UUID) -> ContactAndShop | None:
+    async def contact_and_shop(
+        self, account_id: int, contact_uuid: UUID, shop_uuid: UUID, *, held: bool = False
+    ) -> ContactAndShop | None:
         """The account's contact with the id of its shop (None when no such shop); None when no such
-        contact. One round trip for what a create checks."""
+        contact. One round trip for what a create checks. `held`: the contact's row locked as visit
+        rules hold it (rules.service.hold_contacts), not only against a delete."""
         params = {"account_id": account_id, "contact_uuid": contact_uuid, "shop_uuid": shop_uuid}
-        return await self.tx.fetchrow(self.statements.contact_and_shop, params)
+        statement = self.statements.contact_and_shop_held if held else self.statements.contact_and_shop
+        return await self.tx.fetchrow(statement, params)
 
     async def insert(self, values: dict[str, Any]) -> Visit | None:
         """Inserts a visit; None when its external_id exists in the account already (nothing written)."""
@@ -316,7 +326,7 @@ class VisitRepository(CountQueries, FeedQueries, FilteredQueries, ExportQueries)
         """Inserts visits in the given order, skipping those whose external_id the account has, or an
         earlier row had, and those whose `given_uuid` (when a row has one) is the uuid of one of the
         account's visits. Returns for each inserted row its Visit or, without `full`, a record of its
-        contact_id."""
+        contact_id and starts_at (what the counts need)."""
         statements = self.statements
         # COPY into a temporary table, then one INSERT ... SELECT: several times faster than a
         # multi-row INSERT, and still in the transaction.
@@ -351,13 +361,17 @@ class VisitRepository(CountQueries, FeedQueries, FilteredQueries, ExportQueries)
             params[f"set_{name}"] = name in values
             params[f"new_{name}"] = values.get(name)
         if "external_id" not in values:
-            return await self.tx.fetchrow(self.statements.update, params)
-        try:
-            # A savepoint, so a refused external_id leaves the transaction usable on PostgreSQL.
-            async with self.tx.savepoint():
-                return await self.tx.fetchrow(self.statements.update, params)
-        except ConstraintViolation:
-            raise DuplicateExternalId() from None
+            updated = await self.tx.fetchrow(self.statements.update, params)
+        else:
+            try:
+                # A savepoint, so a refused external_id leaves the transaction usable on PostgreSQL.
+                async with self.tx.savepoint():
+                    updated = await self.tx.fetchrow(self.statements.update, params)
+            except ConstraintViolation:
+                raise DuplicateExternalId() from None
+        if updated is not None and "starts_at" in values:  # the contact's first or last visit may have moved
+            await self.respan([updated.contact_id], held=False)
+        return updated
 
     async def touch_contact_visits(self, contact_id: int, updated_at: datetime) -> None:
         """Moves the contact's visits to the end of the changes feed: they show the contact's email,
@@ -393,7 +407,8 @@ class VisitRepository(CountQueries, FeedQueries, FilteredQueries, ExportQueries)
         return len(purged)
 
     async def _bury(self, account_id: int, deleted: list[DeletedVisit], deleted_at: datetime) -> None:
-        """What every delete of visits leaves: a tombstone each, for the feed, and counts without them."""
+        """What every delete of visits leaves: a tombstone each, for the feed, and counts (and first and
+        last visits) without them."""
         if not deleted:
             return
         await self.tx.executemany(self.statements.insert_tombstone, [
@@ -401,6 +416,7 @@ class VisitRepository(CountQueries, FeedQueries, FilteredQueries, ExportQueries)
             for visit in deleted
         ])
         per_contact = Counter(visit.contact_id for visit in deleted)
+        # No spans given: the contacts' first and last visit are read afresh without these.
         await self.add_to_counts(account_id, {contact_id: -n for contact_id, n in per_contact.items()},
                                  slot=deleted[0].contact_id)
 

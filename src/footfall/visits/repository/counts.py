@@ -1,21 +1,36 @@
-"""The kept visit counts' SQL: each contact's count, and the account's spread over COUNT_SLOTS rows,
-moved in the transaction that inserts or deletes visits, so no list counts its rows."""
+"""The kept visit counts' SQL: each contact's count and first and last visit start, and the account's
+count spread over COUNT_SLOTS rows, moved in the transaction that inserts, moves or deletes visits, so
+no list counts its rows.
+
+New visits only widen a contact's first and last start: the least and greatest of the kept ones and
+the new visits' own (given by the caller), under the count row's lock, so two creates for one
+contact both land whichever commits first. Only the new visits' own starts may widen them: a start
+read from the table in the same statement can be one a concurrent update has moved since (the
+statement's snapshot is taken before it waits for the lock). A delete or a moved start can narrow
+them: the count row is locked first, then they are read afresh from the visits (ix_visits_contact_starts:
+two probes) in a statement of its own, which sees every visit committed before the lock was granted;
+a writer still running widens them after, with its own."""
 
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
 from typing import Any, NamedTuple
 from uuid import UUID
 
-from sqlalchemy import JSON, BigInteger, Text, bindparam, cast, func, select, true
+from sqlalchemy import JSON, BigInteger, DateTime, Text, bindparam, cast, func, select, true, update
 
 from footfall.contacts.repository import kept_visit_count
-from footfall.db import Statement, Tx, per_dialect, upsert
-from footfall.tables import account_visit_counts, contact_visit_counts, contacts
+from footfall.db import Statement, Tx, listed_ids, per_dialect, upsert
+from footfall.db.types import UTCDateTime, sqlite_text
+from footfall.tables import account_visit_counts, contact_visit_counts, contacts, visits
 
 COUNT_SLOTS = 16  # rows an account's visit count is spread over
 
-_c = contacts.c
+_c, _v = contacts.c, visits.c
+
+Span = tuple[datetime, datetime]  # the first and last start of a contact's new visits
 
 
 class ContactCount(NamedTuple):
@@ -23,15 +38,34 @@ class ContactCount(NamedTuple):
     visit_count: int
 
 
+class VisitStart(NamedTuple):
+    """What spans_of reads of a new visit."""
+
+    contact_id: int
+    starts_at: datetime
+
+
+def spans_of(new_visits: Iterable[VisitStart | Any]) -> dict[int, Span]:
+    """The first and last start of the new visits of each contact: what add_to_counts widens by."""
+    spans: dict[int, Span] = {}
+    for visit in new_visits:
+        first, last = spans.get(visit.contact_id, (visit.starts_at, visit.starts_at))
+        spans[visit.contact_id] = (min(first, visit.starts_at), max(last, visit.starts_at))
+    return spans
+
+
 @dataclass(frozen=True)
 class CountStatements:
     # Both counts of one new visit, run in turn with the same parameters: one statement on
     # PostgreSQL (a data-modifying WITH, a round trip fewer per create), two on SQLite (no such WITH).
     count_one: tuple[Statement, ...]
-    count_contacts: Statement  # many contacts at once, from a JSON object {contact id: added}
+    # Many contacts at once, from a JSON object {contact id: [added, first start, last start]}.
+    count_contacts: Statement
     count_account: Statement
     account_count: Statement
     contact_count: Statement[ContactCount]
+    hold_contacts: Statement  # the contacts' count rows locked, in id order, before their spans are read afresh
+    respan_contacts: Statement  # the contacts' first and last visit start, read afresh from their visits
 
 
 def account_total() -> Any:
@@ -40,6 +74,26 @@ def account_total() -> Any:
     return select(func.coalesce(func.sum(counts.count), 0).label("total")).where(
         counts.account_id == bindparam("account_id", type_=counts.account_id.type)
     )
+
+
+def _visit_start(aggregate: Any, contact_id: Any) -> Any:
+    """The contact's first (min) or last (max) visit start, read from its visits."""
+    return select(aggregate(_v.starts_at)).where(_v.contact_id == contact_id).scalar_subquery()
+
+
+def _widened(dialect: str, kept: Any, new: Any, earlier: bool) -> Any:
+    """The earlier (or later) of a kept start and a new one, either of which may be NULL."""
+    if dialect == "postgresql":
+        return (func.least if earlier else func.greatest)(kept, new)  # they skip NULLs
+    # SQLite's two-argument min() and max() answer NULL when either is.
+    return (func.min if earlier else func.max)(func.coalesce(kept, new), func.coalesce(new, kept))
+
+
+def _spans_widened(dialect: str, inserted: Any) -> dict[str, Any]:
+    """The ON CONFLICT assignments of a count row's span: the kept one widened by the new row's."""
+    counts = contact_visit_counts.c
+    return {"first_visit_at": _widened(dialect, counts.first_visit_at, inserted.excluded.first_visit_at, True),
+            "last_visit_at": _widened(dialect, counts.last_visit_at, inserted.excluded.last_visit_at, False)}
 
 
 def _build(dialect: str) -> CountStatements:
@@ -60,8 +114,13 @@ def _build(dialect: str) -> CountStatements:
     count_contact = count_contact.values(
         contact_id=bindparam("counted_contact", type_=contact_counts.contact_id.type),
         count=bindparam("added", type_=contact_counts.count.type),
-    ).on_conflict_do_update(index_elements=["contact_id"],
-                            set_={"count": contact_counts.count + count_contact.excluded.count})
+        account_id=bindparam("counted_account", type_=contact_counts.account_id.type),
+        first_visit_at=bindparam("first_start", type_=UTCDateTime),
+        last_visit_at=bindparam("last_start", type_=UTCDateTime),
+    )
+    count_contact = count_contact.on_conflict_do_update(
+        index_elements=["contact_id"],
+        set_={"count": contact_counts.count + count_contact.excluded.count, **_spans_widened(dialect, count_contact)})
     if dialect == "postgresql":
         # The account's row is written from the contact's RETURNING, so the contact's row is locked
         # first, as every other writer of counts locks them (a WITH's statements otherwise run in
@@ -76,18 +135,30 @@ def _build(dialect: str) -> CountStatements:
         account_after_contact = account_after_contact.on_conflict_do_update(
             index_elements=["account_id", "slot"], set_={"count": counts.count + account_after_contact.excluded.count})
         count_one: tuple[Statement, ...] = (statement(account_after_contact.add_cte(counted)),)
-        added = func.json_each_text(cast(bindparam("counts", type_=Text), JSON)).table_valued("key", "value")
+        added = func.json_each(cast(bindparam("counts", type_=Text), JSON)).table_valued("key", "value").alias("added")
+
+        def item(n: int) -> Any:
+            return func.json_extract_path_text(added.c.value, str(n))
+
+        first, last = (cast(item(n), DateTime(timezone=True)) for n in (1, 2))
     else:
         count_one = (statement(count_contact), statement(count_account))
-        added = func.json_each(bindparam("counts", type_=Text)).table_valued("key", "value")
-    added = added.alias("added")
+        added = func.json_each(bindparam("counts", type_=Text)).table_valued("key", "value").alias("added")
+
+        def item(n: int) -> Any:
+            return func.json_extract(added.c.value, f"$[{n}]")
+
+        first, last = item(1), item(2)  # text in the form SQLite keeps times in (db.types.sqlite_text)
     # `WHERE true`: SQLite reads an upsert's SELECT without a WHERE as ambiguous.
     count_contacts = upsert(dialect, contact_visit_counts).from_select(
-        ["contact_id", "count"],
-        select(cast(added.c.key, BigInteger), cast(added.c.value, BigInteger)).where(true()),
+        ["contact_id", "count", "account_id", "first_visit_at", "last_visit_at"],
+        select(cast(added.c.key, BigInteger), cast(item(0), BigInteger),
+               bindparam("counted_account", type_=contact_counts.account_id.type), first, last).where(true()),
     )
     count_contacts = count_contacts.on_conflict_do_update(
-        index_elements=["contact_id"], set_={"count": contact_counts.count + count_contacts.excluded.count})
+        index_elements=["contact_id"],
+        set_={"count": contact_counts.count + count_contacts.excluded.count, **_spans_widened(dialect, count_contacts)})
+    listed_contacts = contact_counts.contact_id.in_(listed_ids(dialect, "contact_ids"))
 
     return CountStatements(
         count_one=count_one,
@@ -98,6 +169,17 @@ def _build(dialect: str) -> CountStatements:
             select(_c.id, kept_visit_count(_c.id).label("visit_count"))
             .where(_c.account_id == bindparam("account_id"), _c.uuid == bindparam("contact_uuid")),
             ContactCount,
+        ),
+        hold_contacts=statement(
+            select(contact_counts.contact_id).where(listed_contacts).order_by(contact_counts.contact_id)
+            .with_for_update()
+        ),
+        respan_contacts=statement(
+            update(contact_visit_counts).where(listed_contacts).values(
+                first_visit_at=_visit_start(func.min, contact_counts.contact_id),
+                last_visit_at=_visit_start(func.max, contact_counts.contact_id),
+            ),
+            bulk=True,
         ),
     )
 
@@ -120,17 +202,39 @@ class CountQueries:
         """The kept count (see add_to_counts): no count(*) that grows with the table."""
         return int(await self.tx.fetchval(STATEMENTS[self.tx.dialect].account_count, {"account_id": account_id}))
 
-    async def add_to_counts(self, account_id: int, per_contact: dict[int, int], slot: int) -> None:
-        """Adds new visits to the counts, in the transaction that inserts them."""
+    async def add_to_counts(
+        self, account_id: int, per_contact: dict[int, int], slot: int, spans: Mapping[int, Span] | None = None
+    ) -> None:
+        """Adds new visits to the counts (or takes deleted ones off, negative), in the transaction that
+        inserts (deletes) them. `spans`, each contact's new visits' first and last start (spans_of),
+        widens its kept ones; without them (a delete), they are read afresh from the visits (respan)."""
         statements = STATEMENTS[self.tx.dialect]
         account = {"counted_account": account_id, "counted_slot": slot % COUNT_SLOTS,
                    "added_visits": sum(per_contact.values())}
         if len(per_contact) == 1:
             [(contact_id, added)] = per_contact.items()
+            first, last = spans[contact_id] if spans else (None, None)
             for statement in statements.count_one:
-                await self.tx.execute(statement, {**account, "counted_contact": contact_id, "added": added})
-            return
-        # In contact id order: two writers lock the count rows of the contacts they share in the same order.
-        counts = json.dumps({str(contact_id): added for contact_id, added in sorted(per_contact.items())})
-        await self.tx.execute(statements.count_contacts, {"counts": counts})
-        await self.tx.execute(statements.count_account, account)
+                await self.tx.execute(statement, {**account, "counted_contact": contact_id, "added": added,
+                                                  "first_start": first, "last_start": last})
+        else:
+            # In contact id order: two writers lock the count rows of the contacts they share in the same order.
+            moment = datetime.isoformat if self.tx.dialect == "postgresql" else sqlite_text
+            counts = json.dumps({
+                str(contact_id): [added, *((moment(start) for start in spans[contact_id]) if spans else (None, None))]
+                for contact_id, added in sorted(per_contact.items())
+            })
+            await self.tx.execute(statements.count_contacts, {"counts": counts, "counted_account": account_id})
+            await self.tx.execute(statements.count_account, account)
+        if spans is None:
+            await self.respan(per_contact, held=True)
+
+    async def respan(self, contact_ids: Iterable[int], *, held: bool) -> None:
+        """Reads the contacts' first and last visit start afresh from their visits, after a delete or a
+        moved start. `held`: this transaction has locked their count rows already (add_to_counts does);
+        otherwise they are locked here first, in id order."""
+        statements = STATEMENTS[self.tx.dialect]
+        ids = {"contact_ids": json.dumps(sorted(set(contact_ids)))}
+        if not held:
+            await self.tx.execute(statements.hold_contacts, ids)
+        await self.tx.execute(statements.respan_contacts, ids)

@@ -70,6 +70,7 @@ class ContactAndShop(NamedTuple):
     email: str | None
     shop_id: int | None  # None when the account has no such shop
     notify: bool  # the account subscribes to visit_created
+    rules: bool  # the account has ACTIVE visit rules
 
 
 # What a visit answer needs, read in one joined query.

@@ -1,0 +1,454 @@
+"""The rules' SQL: the rules themselves, what a new visit reads and writes of them (in the visit's
+transaction), the lapse pass's scan, and a contact's progress."""
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+from typing import Any, NamedTuple
+from uuid import UUID
+
+from sqlalchemy import BigInteger, and_, bindparam, case, delete, func, insert, or_, select, update
+
+from footfall.db import Statement, Tx, binds, listed_ids, paged, per_dialect, upsert
+from footfall.tables import (
+    contact_visit_counts,
+    contacts,
+    shops,
+    visit_rule_contacts,
+    visit_rule_firings,
+    visit_rules,
+    visits,
+)
+from footfall.webhooks.repository import subscribed
+
+_r, _s, _v, _c = visit_rules.c, shops.c, visits.c, contacts.c
+_f, _rc, _k = visit_rule_firings.c, visit_rule_contacts.c, contact_visit_counts.c
+
+# A lapse pass reads the contacts of an account this many at a time, a transaction each.
+LAPSE_BATCH = 10_000
+MAX_CONTACT_ID = 2**63 - 1  # a batch that reaches the account's last contact ends here
+
+
+class Rule(NamedTuple):
+    id: int
+    uuid: UUID
+    account_id: int
+    name: str
+    kind: str
+    every: int | None
+    at: str | None  # a JSON list of counts
+    needed: int | None  # the column `count` (a tuple's own count() keeps the name)
+    within_days: int | None
+    after_days: int | None
+    min_visits: int | None
+    shop_id: int | None
+    source: str | None
+    status: str
+    created_at: datetime
+    updated_at: datetime
+    shop_uuid: UUID | None
+
+
+class Candidate(NamedTuple):
+    """An ACTIVE rule a new visit qualifies for, the contact's qualifying visits up to that visit
+    (`total`), a frequency rule's visits in its window and times fired, and the contact's standing."""
+
+    id: int
+    uuid: UUID
+    name: str
+    kind: str
+    every: int | None
+    at: str | None
+    needed: int | None  # the column `count`
+    total: int
+    in_window: int | None
+    times_fired: int | None
+    lapsed_at: datetime | None
+    last_visit_at: datetime | None
+    milestone_subscribed: bool
+    returned_subscribed: bool
+
+
+class LapseRule(NamedTuple):
+    id: int
+    uuid: UUID
+    account_id: int
+    name: str
+    kind: str
+    after_days: int
+    min_visits: int
+    shop_id: int | None
+    source: str | None
+
+
+class Lapsed(NamedTuple):
+    contact_id: int
+    last_visit_at: datetime
+
+
+class LapsedContact(NamedTuple):
+    uuid: UUID
+    email: str | None
+    last_visit_at: datetime
+
+
+class Progress(NamedTuple):
+    """A rule (with its shop's uuid) and the contact's standing with it."""
+
+    rule: Rule
+    total: int
+    last_visit_at: datetime | None
+    lapsed_at: datetime | None
+
+
+_RULE = (*(_r.count.label("needed") if column is _r.count else column for column in visit_rules.c),
+         _s.uuid.label("shop_uuid"))
+_rules_with_shop = visit_rules.outerjoin(shops, _s.id == _r.shop_id)
+
+
+def _qualifying(rule: Any = visit_rules) -> Any:
+    """The visits (of the contact `contact_id`) the rule counts: its shop's, its source's."""
+    return and_(
+        _v.contact_id == bindparam("contact_id", type_=_v.contact_id.type),
+        or_(rule.c.shop_id.is_(None), _v.shop_id == rule.c.shop_id),
+        or_(rule.c.source.is_(None), _v.source == rule.c.source),
+    )
+
+
+def _days_before(dialect: str, moment: Any, days: Any) -> Any:
+    """`moment` less `days` days, comparable with a time column of the dialect (SQLite keeps times as
+    fixed-width text: see db.types.sqlite_text)."""
+    if dialect == "postgresql":
+        return moment - func.make_interval(0, 0, 0, days)
+    earlier = func.strftime("%Y-%m-%d %H:%M:%f", moment, func.printf("-%d days", days))
+    return earlier.op("||")("000")  # milliseconds to the stored microseconds
+
+
+def has_active_rules(account_id: Any) -> Any:
+    """EXISTS an ACTIVE rule of the account: for a visit's own lookup to ask in passing, so an
+    account without rules costs no rules query."""
+    return select(_r.id).where(_r.account_id == account_id, _r.status == "ACTIVE").exists()
+
+
+@dataclass(frozen=True)
+class RuleStatements:
+    insert: Statement
+    has_active: Statement
+    get: Statement[Rule]
+    count: Statement
+    page: Statement[Rule]
+    update: Statement
+    delete: Statement
+    forget_rule: Statement
+    forget_contact: Statement
+    hold_contacts: Statement
+    candidates: Statement[Candidate]
+    fire: Statement
+    returned: Statement
+    lapse_rules: Statement[LapseRule]
+    batch_end: Statement
+    lapse_kept: Statement[Lapsed]
+    lapse_scanned: Statement[Lapsed]
+    contacts_of: Statement[LapsedContact]
+    progress: Statement
+    firings: Statement
+    recent: Statement
+
+
+def _build(dialect: str) -> RuleStatements:
+    statement = partial(Statement, dialect=dialect)
+    account = _r.account_id == bindparam("account_id")
+    rule_id = bindparam("rule_id", type_=_r.id.type)
+    contact_id = bindparam("contact_id", type_=_c.id.type)
+    visit_id = bindparam("visit_id", type_=_v.id.type)
+
+    # One statement reads, for a new visit, every ACTIVE rule it qualifies for with all a rule needs to
+    # decide: the contact's count of qualifying visits up to this one (`total`), a frequency rule's
+    # window and the times it fired, and the contact's standing. Writes follow only when one fires.
+    # A rule of every shop and source counts from the kept count (moved by this visit's transaction
+    # already), less the contact's own visits recorded after this one in the same transaction (a
+    # batch's `later`); a rule of one shop or source counts the contact's visits up to this one (ids
+    # grow in the order visits are recorded, and the contact's row, held, orders one contact's writes).
+    kept = (select(_k.count.label("kept")).where(_k.contact_id == contact_id).scalar_subquery())
+    counted = (select(func.count().label("counted")).select_from(visits)
+               .where(_qualifying(), _v.id <= visit_id).scalar_subquery())
+    total = case((and_(_r.shop_id.is_(None), _r.source.is_(None)),
+                  func.coalesce(kept, 0) - bindparam("later", type_=BigInteger)), else_=counted)
+    starts_at = bindparam("starts_at", type_=_v.starts_at.type)
+    standing = visit_rule_contacts.alias("standing")
+    # Only visits recorded after the one that last fired the rule count toward the next time.
+    last_fired = (select(func.coalesce(func.max(_f.visit_id), 0).label("last_fired")).select_from(visit_rule_firings)
+                  .where(_f.rule_id == _r.id, _f.contact_id == contact_id)
+                  .correlate(visit_rules).scalar_subquery())  # two levels down: named, or it is read afresh
+    in_window = (
+        select(func.count().label("in_window")).select_from(visits).where(
+            _qualifying(), _v.id <= visit_id, _v.id > last_fired,
+            _v.starts_at > _days_before(dialect, starts_at, _r.within_days), _v.starts_at <= starts_at,
+        ).scalar_subquery()
+    )
+    times_fired = (select(func.count().label("times")).select_from(visit_rule_firings)
+                   .where(_f.rule_id == _r.id, _f.contact_id == contact_id).scalar_subquery())
+    candidates = (
+        select(_r.id, _r.uuid, _r.name, _r.kind, _r.every, _r.at, _r.count.label("needed"),
+               total.label("total"),
+               case((_r.kind == "frequency", in_window), else_=None).label("in_window"),
+               case((_r.kind == "frequency", times_fired), else_=None).label("times_fired"),
+               standing.c.lapsed_at, standing.c.last_visit_at,
+               # Asked in passing, as a visit's lookup asks: no outbox query for an account without them.
+               subscribed(_r.account_id, "visit_milestone").label("milestone_subscribed"),
+               subscribed(_r.account_id, "contact_returned").label("returned_subscribed"))
+        .select_from(visit_rules.outerjoin(
+            standing, and_(standing.c.rule_id == _r.id, standing.c.contact_id == contact_id)))
+        .where(account, _r.status == "ACTIVE",
+               or_(_r.shop_id.is_(None), _r.shop_id == bindparam("shop_id", type_=_r.shop_id.type)),
+               or_(_r.source.is_(None), _r.source == bindparam("source", type_=_r.source.type)))
+        .order_by(_r.id)
+    )
+    fire = upsert(dialect, visit_rule_firings).values(
+        binds(visit_rule_firings, "rule_id", "contact_id", "count", "visit_id", "fired_at")
+    ).on_conflict_do_nothing().returning(_f.count)
+    # A lapsed contact's qualifying visit, later than the one it lapsed after: returned (once: the
+    # row must still be lapsed when this runs).
+    returned = (
+        update(visit_rule_contacts)
+        .where(_rc.rule_id == rule_id, _rc.contact_id == contact_id, _rc.lapsed_at.is_not(None),
+               _rc.last_visit_at < starts_at)
+        .values(lapsed_at=None, last_visit_at=starts_at)
+        .returning(_rc.rule_id)
+    )
+
+    # The lapse pass. A contact lapses once: a row already lapsed, or visited since the cut-off (a
+    # visit committed while the pass ran), is left as it is, and RETURNING gives only the new lapses.
+    now = bindparam("now", type_=_rc.lapsed_at.type)
+    cutoff = bindparam("cutoff", type_=_rc.last_visit_at.type)
+    in_batch = and_(bindparam("after_contact", type_=BigInteger) < _k.contact_id,
+                    _k.contact_id <= bindparam("upto_contact", type_=BigInteger))
+
+    def lapse(select_lapsed: Any) -> Any:
+        made = upsert(dialect, visit_rule_contacts).from_select(
+            ["rule_id", "contact_id", "last_visit_at", "lapsed_at"], select_lapsed)
+        return made.on_conflict_do_update(
+            index_elements=["rule_id", "contact_id"],
+            set_={"lapsed_at": made.excluded.lapsed_at, "last_visit_at": made.excluded.last_visit_at},
+            where=and_(_rc.lapsed_at.is_(None), or_(_rc.last_visit_at.is_(None), _rc.last_visit_at < cutoff)),
+        ).returning(_rc.contact_id, _rc.last_visit_at)
+
+    # A rule of every shop and source: the kept counts and last visits say who has lapsed.
+    def not_lapsed(contact_id: Any) -> Any:
+        # NOT IN, read once for the batch (a hashed subplan), not a probe a row: the probe's table
+        # is the one the statement writes, and its plan was made for it as it was before.
+        lapsed = select(_rc.contact_id).where(
+            _rc.rule_id == rule_id, _rc.lapsed_at.is_not(None),
+            bindparam("after_contact", type_=BigInteger) < _rc.contact_id,
+            _rc.contact_id <= bindparam("upto_contact", type_=BigInteger))
+        return contact_id.not_in(lapsed)
+
+    # Locked, so that a visit committed meanwhile takes its contact out (PostgreSQL reads a locked
+    # row's WHERE again on its newest version); a visit that waits for the lock then finds the contact
+    # lapsed, and returned.
+    lapse_kept = lapse(
+        select(rule_id, _k.contact_id, _k.last_visit_at, now)
+        .where(_k.account_id == bindparam("account_id", type_=_k.account_id.type), in_batch,
+               select(_r.id).where(_r.id == rule_id, _r.status == "ACTIVE").exists(),
+               _k.count >= bindparam("min_visits", type_=_k.count.type), _k.last_visit_at < cutoff,
+               not_lapsed(_k.contact_id))
+        .with_for_update(of=contact_visit_counts)
+    )
+    # A rule of one shop or source: the batch's visits, grouped by contact.
+    scanned = visit_rules.alias("rule")
+    lapse_scanned = lapse(
+        select(rule_id, _v.contact_id, func.max(_v.starts_at), now)
+        .select_from(visits.join(scanned, scanned.c.id == rule_id))
+        .where(_v.account_id == scanned.c.account_id, scanned.c.status == "ACTIVE",
+               bindparam("after_contact", type_=BigInteger) < _v.contact_id,
+               _v.contact_id <= bindparam("upto_contact", type_=BigInteger),
+               or_(scanned.c.shop_id.is_(None), _v.shop_id == scanned.c.shop_id),
+               or_(scanned.c.source.is_(None), _v.source == scanned.c.source),
+               not_lapsed(_v.contact_id))
+        .group_by(_v.contact_id)
+        .having(and_(func.count() >= bindparam("min_visits", type_=BigInteger), func.max(_v.starts_at) < cutoff))
+    )
+
+    last_qualifying = (
+        select(func.max(_v.starts_at).label("last")).where(_qualifying()).scalar_subquery()
+    )
+    qualifying_total = select(func.count().label("total")).select_from(visits).where(_qualifying()).scalar_subquery()
+    progress = (
+        select(*_RULE, qualifying_total.label("total"), last_qualifying.label("last_visit_at"),
+               _rc.lapsed_at)
+        .select_from(_rules_with_shop.outerjoin(
+            visit_rule_contacts, and_(_rc.rule_id == _r.id, _rc.contact_id == contact_id)))
+        .where(account).order_by(_r.id)
+    )
+
+    # Each rule's events since a moment: its firings, or (lapse) the contacts that lapsed since and
+    # have not returned.
+    since = bindparam("since", type_=_f.fired_at.type)
+    fired = select(func.count().label("fired")).where(_f.rule_id == _r.id, _f.fired_at >= since).scalar_subquery()
+    lapsed = (select(func.count().label("lapsed")).select_from(visit_rule_contacts)
+              .where(_rc.rule_id == _r.id, _rc.lapsed_at >= since).scalar_subquery())
+    recent = select(_r.uuid, (fired + lapsed).label("events")).where(account)
+
+    return RuleStatements(
+        recent=statement(recent),
+        insert=statement(insert(visit_rules).values(binds(
+            visit_rules, "uuid", "account_id", "name", "kind", "every", "at", "count", "within_days", "after_days",
+            "min_visits", "shop_id", "source", "status", "created_at", "updated_at"))),
+        has_active=statement(select(has_active_rules(bindparam("account_id", type_=_r.account_id.type))
+                                    .label("has_active"))),
+        get=statement(select(*_RULE).select_from(_rules_with_shop).where(account, _r.uuid == bindparam("uuid")),
+                      Rule),
+        count=statement(select(func.count().label("count")).select_from(visit_rules).where(account)),
+        page=statement(paged(select(*_RULE).select_from(_rules_with_shop).where(account).order_by(_r.id.desc())),
+                       Rule),
+        update=statement(update(visit_rules).where(_r.id == rule_id).values(
+            name=bindparam("name", type_=_r.name.type), status=bindparam("status", type_=_r.status.type),
+            updated_at=bindparam("updated_at", type_=_r.updated_at.type))),
+        delete=statement(delete(visit_rules).where(_r.id == rule_id)),
+        forget_rule=statement(delete(visit_rule_contacts).where(_rc.rule_id == rule_id), bulk=True),
+        # By the contact's account's rules: the key (rule_id, contact_id) finds each row, and the table
+        # keeps no index of its own on contact_id (the lapse pass writes it in bulk).
+        forget_contact=statement(delete(visit_rule_contacts).where(
+            _rc.contact_id == contact_id,
+            _rc.rule_id.in_(select(_r.id).where(_r.account_id == select(_c.account_id).where(
+                _c.id == contact_id).scalar_subquery())))),
+        # FOR NO KEY UPDATE: one contact's writes under rules wait for one another (their counts are
+        # read in turn), and still not for a create's FOR KEY SHARE lookup.
+        hold_contacts=statement(
+            select(_c.id).where(_c.id.in_(listed_ids(dialect, "contact_ids"))).order_by(_c.id)
+            .with_for_update(key_share=True)
+        ),
+        candidates=statement(candidates, Candidate),
+        fire=statement(fire),
+        returned=statement(returned),
+        lapse_rules=statement(
+            select(_r.id, _r.uuid, _r.account_id, _r.name, _r.kind, _r.after_days,
+                   func.coalesce(_r.min_visits, 1).label("min_visits"), _r.shop_id, _r.source)
+            .where(_r.kind == "lapse", _r.status == "ACTIVE").order_by(_r.id),
+            LapseRule,
+        ),
+        # The last contact id of the batch that starts after `after_contact` (None: the rest).
+        batch_end=statement(
+            select(_c.id).where(_c.account_id == bindparam("account_id"),
+                                _c.id > bindparam("after_contact", type_=BigInteger))
+            .order_by(_c.id).limit(1).offset(bindparam("batch", type_=BigInteger))
+        ),
+        lapse_kept=statement(lapse_kept, Lapsed, bulk=True),
+        lapse_scanned=statement(lapse_scanned, Lapsed, bulk=True),
+        contacts_of=statement(
+            select(_c.uuid, _c.email, _rc.last_visit_at)
+            .select_from(contacts.join(visit_rule_contacts, _rc.contact_id == _c.id))
+            .where(_rc.rule_id == rule_id, _c.id.in_(listed_ids(dialect, "contact_ids"))).order_by(_c.id),
+            LapsedContact, bulk=True,
+        ),
+        progress=statement(progress),
+        firings=statement(
+            select(_f.rule_id, _f.count).where(_f.contact_id == contact_id).order_by(_f.rule_id, _f.count)
+        ),
+    )
+
+
+STATEMENTS = per_dialect(_build)
+
+
+class RuleRepository:
+    def __init__(self, tx: Tx) -> None:
+        self.tx = tx
+        self.statements = STATEMENTS[tx.dialect]
+
+    async def insert(self, values: dict[str, Any]) -> None:
+        await self.tx.execute(self.statements.insert, values)
+
+    async def has_active(self, account_id: int) -> bool:
+        return bool(await self.tx.fetchval(self.statements.has_active, {"account_id": account_id}))
+
+    async def get(self, account_id: int, uuid: UUID) -> Rule | None:
+        return await self.tx.fetchrow(self.statements.get, {"account_id": account_id, "uuid": uuid})
+
+    async def count(self, account_id: int) -> int:
+        return int(await self.tx.fetchval(self.statements.count, {"account_id": account_id}))
+
+    async def page(self, account_id: int, limit: int, offset: int) -> list[Rule]:
+        return await self.tx.fetch(self.statements.page, {"account_id": account_id, "limit": limit, "offset": offset})
+
+    async def update(self, rule_id: int, name: str, status: str, updated_at: datetime) -> None:
+        await self.tx.execute(self.statements.update,
+                              {"rule_id": rule_id, "name": name, "status": status, "updated_at": updated_at})
+
+    async def delete(self, rule_id: int) -> None:
+        """The rule, its firings (by their foreign key) and its contacts' standing."""
+        await self.tx.execute(self.statements.forget_rule, {"rule_id": rule_id})
+        await self.tx.execute(self.statements.delete, {"rule_id": rule_id})
+
+    async def forget_contact(self, contact_id: int) -> None:
+        """The contact's standing with every rule (its firings go by their foreign key)."""
+        await self.tx.execute(self.statements.forget_contact, {"contact_id": contact_id})
+
+    async def hold_contacts(self, contact_ids: list[int]) -> set[int]:
+        """Locks the contacts (in id order) until the transaction ends; the ids of those still there."""
+        ids = json.dumps(sorted(set(contact_ids)))
+        return {row.id for row in await self.tx.fetch(self.statements.hold_contacts, {"contact_ids": ids})}
+
+    async def candidates(
+        self, account_id: int, contact_id: int, visit_id: int, shop_id: int, source: str | None,
+        starts_at: datetime, later: int = 0,
+    ) -> list[Candidate]:
+        """The ACTIVE rules the visit qualifies for, and what each needs to decide (see _build);
+        `later`: the contact's visits recorded after this one in the same transaction."""
+        return await self.tx.fetch(self.statements.candidates, {
+            "account_id": account_id, "contact_id": contact_id, "visit_id": visit_id, "shop_id": shop_id,
+            "source": source, "starts_at": starts_at, "later": later})
+
+    async def fire(self, rule_id: int, contact_id: int, count: int, visit_id: int, fired_at: datetime) -> bool:
+        """Records the firing; False when this (rule, contact, count) has fired before."""
+        return await self.tx.fetchval(self.statements.fire, {
+            "rule_id": rule_id, "contact_id": contact_id, "count": count, "visit_id": visit_id,
+            "fired_at": fired_at}) is not None
+
+    async def returned(self, rule_id: int, contact_id: int, starts_at: datetime) -> bool:
+        """Ends the contact's lapse with a visit that started after its last; False when it was not lapsed."""
+        return await self.tx.fetchval(self.statements.returned, {
+            "rule_id": rule_id, "contact_id": contact_id, "starts_at": starts_at}) is not None
+
+    async def lapse_rules(self) -> list[LapseRule]:
+        """Every account's ACTIVE lapse rules."""
+        return await self.tx.fetch(self.statements.lapse_rules)
+
+    async def batch_end(self, account_id: int, after_contact: int) -> int:
+        end = await self.tx.fetchval(self.statements.batch_end,
+                                     {"account_id": account_id, "after_contact": after_contact,
+                                      "batch": LAPSE_BATCH - 1})
+        return MAX_CONTACT_ID if end is None else int(end)
+
+    async def lapse(
+        self, rule: LapseRule, after_contact: int, upto_contact: int, cutoff: datetime, now: datetime
+    ) -> list[Lapsed]:
+        """Marks the batch's contacts that have lapsed since the rule last saw them; those it marked."""
+        params = {"rule_id": rule.id, "account_id": rule.account_id, "after_contact": after_contact,
+                  "upto_contact": upto_contact, "min_visits": rule.min_visits, "cutoff": cutoff, "now": now}
+        restricted = rule.shop_id is not None or rule.source is not None
+        if not restricted:
+            return await self.tx.fetch(self.statements.lapse_kept, params)
+        del params["account_id"]
+        return await self.tx.fetch(self.statements.lapse_scanned, params)
+
+    async def contacts_of(self, rule_id: int, contact_ids: list[int]) -> list[LapsedContact]:
+        return await self.tx.fetch(self.statements.contacts_of,
+                                   {"rule_id": rule_id, "contact_ids": json.dumps(sorted(contact_ids))})
+
+    async def progress(self, account_id: int, contact_id: int) -> list[Progress]:
+        rows = await self.tx.fetch(self.statements.progress, {"account_id": account_id, "contact_id": contact_id})
+        width = len(Rule._fields)
+        return [Progress(Rule._make(tuple(row)[:width]), row.total, row.last_visit_at, row.lapsed_at) for row in rows]
+
+    async def recent(self, account_id: int, since: datetime) -> dict[UUID, int]:
+        """Each rule's events since `since`, by the rule's uuid."""
+        rows = await self.tx.fetch(self.statements.recent, {"account_id": account_id, "since": since})
+        return {row.uuid: row.events for row in rows}
+
+    async def firings(self, contact_id: int) -> dict[int, list[int]]:
+        reached: dict[int, list[int]] = {}
+        for row in await self.tx.fetch(self.statements.firings, {"contact_id": contact_id}):
+            reached.setdefault(row.rule_id, []).append(row.count)
+        return reached
