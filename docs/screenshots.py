@@ -35,8 +35,12 @@ def main() -> None:
             page.goto(f"{base_url}/webhooks")
             page.click("#subscriptions-table >> text=Back office")
             page.screenshot(path=IMAGES / "console-webhooks.png", full_page=True)
+            page.goto(f"{base_url}/rules")
+            page.screenshot(path=IMAGES / "console-rules.png", full_page=True)
+            page.goto(f"{base_url}/audiences?visit_count%5Bgte%5D=10&sort=-visit_count")
+            page.screenshot(path=IMAGES / "console-audiences.png", full_page=True)
             browser.close()
-    print(f"wrote {IMAGES}/console-overview.png and console-webhooks.png")
+    print(f"wrote {IMAGES}/console-overview.png, console-webhooks.png, console-rules.png and console-audiences.png")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from footfall.testing.serving import footfall, running_server
 README = Path(__file__).resolve().parent.parent / "README.md"
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 # Variables the examples set from an answer, each a uuid.
-ASSIGNED = ("A", "P", "D")
+ASSIGNED = ("A", "P", "D", "R")
 
 
 def examples() -> list[str]:

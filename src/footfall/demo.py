@@ -1,6 +1,8 @@
 """`footfall demo`: an account a newcomer can curl and look at in the console: the last 90 days of
-visits at three shops from four sources, by 8 regulars and 40 one-time visitors, each visit recorded
-when it happened, and a webhook subscription whose deliveries fail, with their attempts in its log."""
+visits at three shops from four sources, by 8 regulars (one of whom stopped coming) and 40 one-time
+visitors, each visit recorded when it happened, two visit rules (a milestone and a lapse, which the
+regular who stopped coming has reached), and a webhook subscription whose deliveries fail, with
+their attempts in its log."""
 
 import asyncio
 import random
@@ -17,6 +19,9 @@ from footfall.contacts.schemas import ContactCreate
 from footfall.db import Tx, open_database
 from footfall.kit.pagination import PageParams
 from footfall.kit.time import utcnow
+from footfall.rules import service as rules
+from footfall.rules.lapses import lapse_pass
+from footfall.rules.schemas import RuleCreate
 from footfall.shops import service as shops
 from footfall.shops.repository import Shop
 from footfall.shops.schemas import ShopCreate
@@ -49,6 +54,13 @@ REGULARS = [
     "mrspuff@bikinibottom.sea",
 ]
 ONE_TIME = [f"visitor{n:02d}@bikinibottom.sea" for n in range(1, 41)]  # one visit each
+# A regular who has not come for the last AWAY_DAYS days: the lapse rule below finds them.
+LAPSED_REGULAR = "larry@bikinibottom.sea"
+AWAY_DAYS = 25
+RULES = [
+    RuleCreate(name="Every 10th visit: a free coffee", kind="milestone", every=10),
+    RuleCreate(name="Win back a regular", kind="lapse", after_days=21, min_visits=10),
+]
 # The odds that a regular visits on a weekday, and on a weekend day: 30 to 40 visits each in 90 days.
 REGULAR_ODDS = (0.3, 0.45)
 # Hours of the day visits start at, weighted: lunch and after work are busiest.
@@ -97,6 +109,8 @@ async def ensure_demo(tx: Tx, settings: Settings) -> tuple[Account, bool]:
         for n, visit in enumerate(history, start=1)
     ], {contact.id: contact for contact in regulars + one_time})
     await _subscribe(tx, account, settings)
+    for rule in RULES:  # after the history: rules count from when they are made
+        await rules.create(tx, account, rule)
     # Checked in just now, through the API's own create: their visit_created events are the
     # subscription's deliveries.
     for n, contact in enumerate(regulars[:HOOKED_VISITS], start=len(history) + 1):
@@ -117,9 +131,11 @@ def plan(rng: random.Random, now: datetime, regulars: list[ContactKey], one_time
     # One-time visitors come on days before today (a visit later today would still be to come).
     one_time_days = [days[0], *rng.sample(days[1:-1], len(one_time) - 1)]
     planned = [_visit(rng, day, contact, demo_shops) for day, contact in zip(one_time_days, one_time, strict=True)]
+    away_since = today - timedelta(days=AWAY_DAYS - 1)
     for day in days:
         odds = REGULAR_ODDS[day.weekday() >= 5]
-        planned += [_visit(rng, day, contact, demo_shops) for contact in regulars if rng.random() < odds]
+        planned += [_visit(rng, day, contact, demo_shops) for contact in regulars if rng.random() < odds
+                    and not (contact.email == LAPSED_REGULAR and day >= away_since)]
     return sorted((visit for visit in planned if visit.recorded_at <= now), key=lambda visit: visit.recorded_at)
 
 
@@ -174,11 +190,22 @@ async def try_deliveries(database_url: str, settings: Settings) -> None:
         await database.close()
 
 
+async def find_lapses(database_url: str, settings: Settings) -> None:
+    """A lapse pass now, as the worker runs one every FOOTFALL_RULES_INTERVAL seconds, so that the
+    demo's lapsed regular shows as lapsed at once."""
+    database = open_database(database_url, pool_size=2,
+                             statement_cache_size=settings.database_statement_cache_size)
+    try:
+        await lapse_pass(database)
+    finally:
+        await database.close()
+
+
 async def examples(tx: Tx, account: Account, settings: Settings) -> dict[str, str]:
     """The uuids the README's examples name, from this demo: a regular's contact, the first shop, the
-    regular's latest visit and the webhook subscription. The examples delete some of them; what is
-    gone is made again (the regular, a visit of theirs now, the subscription), so the README runs as
-    printed again and again."""
+    regular's latest visit, the webhook subscription and the regular who lapsed. The examples delete
+    some of them; what is gone is made again (the regular, a visit of theirs now, the subscription),
+    so the README runs as printed again and again."""
     contact, _ = await contacts.create(tx, account, ContactCreate(email=REGULARS[0]))
     shop = next(shop for shop in await shops.list_all(tx, account) if shop.name == SHOPS[0].name)
     latest, _ = await visits.list_page(tx, account, PageParams(1, 1), VisitFilter(contact.uuid))
@@ -189,5 +216,6 @@ async def examples(tx: Tx, account: Account, settings: Settings) -> dict[str, st
             contact_uuid=contact.uuid, shop_uuid=shop.uuid, source="Kiosk", starts_at=utcnow()))
     subscriptions, _ = await webhooks.list_page(tx, account, PageParams(1, 1), None, None)
     subscription = subscriptions[0] if subscriptions else await _subscribe(tx, account, settings)
+    lapsed, _ = await contacts.create(tx, account, ContactCreate(email=LAPSED_REGULAR))
     return {"contact_uuid": str(contact.uuid), "shop_uuid": str(shop.uuid), "visit_uuid": str(visit.uuid),
-            "subscription_uuid": str(subscription.uuid)}
+            "subscription_uuid": str(subscription.uuid), "lapsed_contact_uuid": str(lapsed.uuid)}

@@ -38,7 +38,7 @@ def demo(as_env: bool, port: int | None, base_url: str | None, database_url: str
     """Create a demo account with data (once) and print a new token for it, a curl line, and the
     uuids the README's examples name."""
     from footfall.accounts import service as accounts
-    from footfall.demo import ensure_demo, examples, try_deliveries
+    from footfall.demo import ensure_demo, examples, find_lapses, try_deliveries
     from footfall.kit.time import utcnow
 
     if port is not None and base_url is not None:
@@ -66,11 +66,13 @@ def demo(as_env: bool, port: int | None, base_url: str | None, database_url: str
         attempts_log = logging.getLogger("footfall.webhooks")
         attempts_log.setLevel(max(attempts_log.getEffectiveLevel(), logging.WARNING))
         run_async(try_deliveries(database_url, settings))
+        run_async(find_lapses(database_url, settings))
     if not as_env:
         click.echo(json.dumps(made))
         return
     month_from, month_to = _month_starts(utcnow().date())
     variables = {"B": api, "H": f"Authorization: Bearer {made['token']}",
                  "C": made["contact_uuid"], "S": made["shop_uuid"], "V": made["visit_uuid"],
-                 "W": made["subscription_uuid"], "ACCOUNT": made["account_uuid"], "FROM": month_from, "TO": month_to}
+                 "W": made["subscription_uuid"], "L": made["lapsed_contact_uuid"], "ACCOUNT": made["account_uuid"],
+                 "FROM": month_from, "TO": month_to}
     click.echo("\n".join(f"export {name}={shlex.quote(value)}" for name, value in variables.items()))

@@ -33,10 +33,16 @@ from footfall.console.session import (
     keep,
     session,
 )
+from footfall.contacts import export as contacts_export
 from footfall.contacts import service as contacts
-from footfall.errors import FootfallError, InvalidInput, TooManyRequests, field_errors
+from footfall.contacts.repository import AUDIENCE_BOUNDS, AUDIENCE_SORTS
+from footfall.contacts.schemas import read_audience
+from footfall.errors import FootfallError, InvalidInput, ShopNotFound, TooManyRequests, field_errors
 from footfall.kit.pagination import PageParams
 from footfall.kit.time import format_iso8601, utcnow
+from footfall.rules import service as rules
+from footfall.rules.repository import Rule
+from footfall.rules.schemas import RuleCreate, RuleUpdate
 from footfall.shops import service as shops
 from footfall.stats import service as stats
 from footfall.stats.schemas import read_zone
@@ -65,6 +71,20 @@ SORT_LABELS = {
     "-updated_at": "Last updated first",
     "updated_at": "Least recently updated first",
 }
+# The audiences page's filters: GET /contacts's, as its form sends them (empty fields left out).
+AUDIENCE_FILTERS = ("shop_uuid", *(f"{field}[{op}]" for field, ops in AUDIENCE_BOUNDS.items() for op in ops), "sort")
+AUDIENCE_SORT_LABELS = {
+    "-created_at": "Newest contact first",
+    "-visit_count": "Most visits first",
+    "visit_count": "Fewest visits first",
+    "-last_visit_at": "Latest last visit first",
+    "last_visit_at": "Earliest last visit first",
+    "-first_visit_at": "Latest first visit first",
+    "first_visit_at": "Earliest first visit first",
+}
+RULE_KINDS = tuple(rules.KIND_FIELDS)
+RULE_FORM = ("name", "kind", "every", "at", "count", "within_days", "after_days", "min_visits", "shop_uuid", "source")
+RECENT_DAYS = 30  # the rules page's events: each rule's in this many days
 
 class ConsoleRoute(APIRoute):
     """A console page: its failures render as pages (the sign-in page when signed out), not as the
@@ -283,10 +303,69 @@ async def contact_page(request: Request, uuid: UUID, page: int = 1) -> Response:
     params = PageParams(PAGE_SIZE, max(page, 1))
     async with session(request) as signed:
         contact = await contacts.get(signed.tx, signed.account, uuid)
+        standing = await rules.progress(signed.tx, signed.account, uuid)
         rows, total = await visits.list_page(signed.tx, signed.account, params, VisitFilter(uuid))
-        shop_names = {shop.id: shop.name for shop in await shops.list_all(signed.tx, signed.account)}
+        shop_list = await shops.list_all(signed.tx, signed.account)
+    progress = [
+        {"rule": row.rule, "numbers": rule_numbers(row.rule), "count": row.total, "reached": reached,
+         "next_at": rules.next_at(row.rule, row.total, reached), "lapsed": row.lapsed_at is not None,
+         "lapsed_at": row.lapsed_at, "last_visit_at": row.last_visit_at}
+        for row, reached in standing
+    ]
     return _signed_in(request, "contact.html", signed, contact=contact, rows=rows, meta=params.meta(total),
-                      shop_names=shop_names, page_link=lambda n: f"/contacts/{uuid}?page={n}")
+                      shop_names={shop.id: shop.name for shop in shop_list}, progress=progress,
+                      rule_shops={shop.uuid: shop.name for shop in shop_list},
+                      page_link=lambda n: f"/contacts/{uuid}?page={n}")
+
+
+def _audience_query(request: Request) -> dict[str, str]:
+    """The audiences page's filters as given (empty fields dropped), to show in its form and links."""
+    return {name: value for name in AUDIENCE_FILTERS if (value := request.query_params.get(name, "").strip())}
+
+
+@router.get("/audiences")
+async def audiences_page(request: Request, page: int = 1) -> Response:
+    query = _audience_query(request)
+    params = PageParams(PAGE_SIZE, max(page, 1))
+    errors: dict[str, list[str]] = {}
+    async with session(request) as signed:
+        shop_list = await shops.list_all(signed.tx, signed.account)
+        try:
+            audience = read_audience(query)
+        except InvalidInput as error:
+            # The form again, each message beside its field; no contacts until the filters read.
+            errors = dict(error.errors or {})
+            rows: Sequence[Any] = []
+            total = 0
+        else:
+            rows, total = await contacts.list_page(signed.tx, signed.account, params, audience)
+    filtered = {name: value for name, value in query.items() if name != "sort"}
+    return _signed_in(
+        request, "audiences.html", signed, rows=rows, meta=params.meta(total), query=query, errors=errors,
+        filtered=bool(filtered), shops=shop_list,
+        sorts=[(sort, AUDIENCE_SORT_LABELS.get(sort, sort)) for sort in AUDIENCE_SORTS],
+        export_query=urlencode(filtered), page_link=lambda n: "/audiences?" + urlencode({**query, "page": n}),
+    )
+
+
+@router.get("/audiences/export")
+async def audience_export(request: Request, format: str = "csv") -> Response:
+    """GET /contacts/export's file, signed in with the session: the audiences page's CSV link."""
+    query = _audience_query(request)
+    if format not in contacts_export.FORMATS:
+        raise InvalidInput({"format": ["Must be ndjson or csv."]})
+    async with session(request) as signed:
+        audience = read_audience(query)
+        account_id = signed.account.id
+    database = request.app.state.database
+
+    async def body() -> AsyncIterator[bytes]:
+        async for chunk in contacts_export.export(database, account_id, audience, format):
+            yield chunk
+
+    return StreamingResponse(body(), media_type=contacts_export.MEDIA_TYPES[format],
+                             headers={"Content-Disposition": f'attachment; filename="contacts.{format}"',
+                                      "Cache-Control": "no-store"})
 
 
 @router.get("/shops")
@@ -365,3 +444,85 @@ async def retry_delivery(request: Request, uuid: UUID, delivery_uuid: UUID) -> R
     async with session(request, write=True, form=form) as signed:
         await webhooks.retry_delivery(signed.tx, signed.account, uuid, delivery_uuid)
     return _see(f"/webhooks/{uuid}")
+
+
+def rule_numbers(rule: Rule) -> str:
+    """What a rule counts, in words: its kind's numbers."""
+    if rule.kind == "milestone":
+        if rule.every:
+            return f"every {rule.every} visits"
+        return "at visits " + ", ".join(str(at) for at in orjson.loads(rule.at or "[]"))
+    if rule.kind == "frequency":
+        return f"{rule.needed} visits within {rule.within_days} days"
+    visits_before = rule.min_visits or 1
+    return (f"no visit for {rule.after_days} days, after at least {visits_before} "
+            f"visit{'' if visits_before == 1 else 's'}")
+
+
+async def _rules(request: Request, signed: Any, page: int = 1, **context: Any) -> Response:
+    params = PageParams(PAGE_SIZE, max(page, 1))
+    rows, total = await rules.list_page(signed.tx, signed.account, params)
+    events = await rules.recent_events(signed.tx, signed.account, RECENT_DAYS)
+    shop_list = await shops.list_all(signed.tx, signed.account)
+    context.setdefault("errors", {})
+    context.setdefault("values", {"kind": RULE_KINDS[0]})
+    return _signed_in(
+        request, "rules.html", signed, meta=params.meta(total), recent_days=RECENT_DAYS, kinds=RULE_KINDS,
+        form_fields=RULE_FORM, shops=shop_list, shop_names={shop.uuid: shop.name for shop in shop_list},
+        rows=[(rule, rule_numbers(rule), events.get(rule.uuid, 0)) for rule in rows],
+        page_link=lambda n: f"/rules?page={n}", **context,
+    )
+
+
+@router.get("/rules")
+async def rules_page(request: Request, page: int = 1) -> Response:
+    async with session(request) as signed:
+        return await _rules(request, signed, page)
+
+
+def _rule_errors(errors: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Messages by the form's field: an item of `at` (at.2) is the field's."""
+    by_field: dict[str, list[str]] = {}
+    for field, messages in errors.items():
+        by_field.setdefault(field.split(".")[0], []).extend(messages)
+    return by_field
+
+
+@router.post("/rules")
+async def create_rule(request: Request) -> Response:
+    form = await _form(request)
+    async with session(request, write=True, form=form) as signed:
+        values = {name: str(form.get(name, "")).strip() for name in RULE_FORM}
+        # `at` is typed as a list with commas; each count is read (and refused) as the API reads it.
+        at = [count.strip() for count in values["at"].split(",") if count.strip()]
+        try:
+            data = RuleCreate.model_validate({**values, "at": at or None})
+            await rules.create(signed.tx, signed.account, data)
+        except ValidationError as error:
+            errors = _rule_errors(field_errors(error.errors(), located=False))
+            # A field left empty is absent (null) to the model, whose message would be about its type.
+            errors = {field: ["Required."] if values.get(field) == "" else messages
+                      for field, messages in errors.items()}
+            return await _rules(request, signed, errors=errors, values=values)
+        except InvalidInput as error:
+            return await _rules(request, signed, errors=_rule_errors(dict(error.errors or {})), values=values)
+        except ShopNotFound as error:  # deleted since the form was shown
+            return await _rules(request, signed, errors={"shop_uuid": [error.message]}, values=values)
+    return _see("/rules")
+
+
+@router.post("/rules/{uuid}/status")
+async def set_rule_status(request: Request, uuid: UUID) -> Response:
+    form = await _form(request)
+    async with session(request, write=True, form=form) as signed:
+        status = "ACTIVE" if form.get("status") == "ACTIVE" else "INACTIVE"
+        await rules.update(signed.tx, signed.account, uuid, RuleUpdate(status=status))
+    return _see("/rules")
+
+
+@router.post("/rules/{uuid}/delete")
+async def delete_rule(request: Request, uuid: UUID) -> Response:
+    form = await _form(request)
+    async with session(request, write=True, form=form) as signed:
+        await rules.delete(signed.tx, signed.account, uuid)
+    return _see("/rules")
