@@ -34,7 +34,7 @@ def run_block(block: str, base_url: str, token: str) -> tuple[dict, str]:
 
 def test_every_python_block_of_the_clients_readme_runs_as_printed(fresh_database_url):
     blocks = python_blocks()
-    assert len(blocks) == 2, "a block was added or removed: check what this test does with each"
+    assert len(blocks) == 3, "a block was added or removed: check what this test does with each"
     demo = footfall_json("demo", database_url=fresh_database_url)
     with running_server(fresh_database_url, env=SERVER_ENV) as base_url, Receiver() as receiver, httpx.Client(
         base_url=f"{base_url}{API_PREFIX}", headers={"Authorization": f"Bearer {demo['token']}"}
@@ -60,3 +60,14 @@ def test_every_python_block_of_the_clients_readme_runs_as_printed(fresh_database
             assert names["receive"](delivery.headers, delivery.body, secret) == 200
             assert names["receive"](delivery.headers, delivery.body + b" ", secret) == 400
         assert printed.getvalue() == f"a visit by {created.json()['data']['contact']['uuid']}\n"
+
+        # Visit rules and audiences: a rule made and made inactive, SpongeBob's progress with each rule,
+        # and the demo's lapsed regular found, listed and exported.
+        _, printed = run_block(blocks[2], base_url, demo["token"])
+        made = [rule for rule in api.get("/visit-rules").json()["data"] if rule["name"].startswith("Every 5th")]
+        assert [(rule["every"], rule["status"]) for rule in made] == [(5, "INACTIVE")]
+        lines = printed.splitlines()
+        assert {line.rsplit(" ", 2)[0] for line in lines[:3]} == {
+            "Every 5th visit: a free pastry", "Every 10th visit: a free coffee", "Win back a regular"}
+        assert lines[3:5] == ["['larry@bikinibottom.sea']", "uuid,email,visit_count,first_visit_at,last_visit_at"]
+        assert len(lines) == 6 and lines[5].startswith(f"{demo['lapsed_contact_uuid']},larry@bikinibottom.sea,")

@@ -1,6 +1,9 @@
 """The client's tests run against a real Footfall: `footfall serve` on loopback over a fresh SQLite
-file, with a demo account. A flaky proxy in front of it fails chosen requests, for the retry tests."""
+file (`footfall`), or once over SQLite and once over a fresh PostgreSQL database (`footfall_on`), with
+a demo account. A flaky proxy in front of it fails chosen requests, for the retry tests."""
 
+import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -8,6 +11,8 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
@@ -26,39 +31,84 @@ def _footfall(*args: str, database_url: str) -> dict:
     return json.loads(result.stdout)
 
 
-@pytest.fixture(scope="session")
-def footfall(tmp_path_factory):
-    """(base_url, demo) of a running Footfall; demo has the account, token, shops and contacts."""
-    database_url = f"sqlite:///{tmp_path_factory.mktemp('client')}/footfall.db"
+@contextlib.contextmanager
+def _served(database_url: str) -> Iterator[tuple[str, dict]]:
+    """(base_url, demo) of `footfall serve` over database_url, which `footfall demo` fills first."""
     demo = _footfall("demo", database_url=database_url)
     demo["read_only_token"] = _footfall("tokens", "create", "--account", demo["account_uuid"], "--read-only",
                                         database_url=database_url)["token"]
     port = _free_port()
+    # The lapse pass runs every 0.2 s, so that a lapse rule's events come while a test waits.
     env = {**os.environ, "FOOTFALL_RATE_LIMIT": "0", "FOOTFALL_WEBHOOK_ALLOW_PRIVATE_URLS": "1",
-           "FOOTFALL_WEBHOOK_POLL_INTERVAL": "0.1"}
+           "FOOTFALL_WEBHOOK_POLL_INTERVAL": "0.1", "FOOTFALL_RULES_INTERVAL": "0.2"}
     process = subprocess.Popen(
         [sys.executable, "-m", "footfall", "serve", "--port", str(port), "--database-url", database_url],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
-    base_url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
+    try:
+        base_url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError("footfall serve did not start")
+            time.sleep(0.1)
+        headers = {"Authorization": f"Bearer {demo['token']}"}
+        demo["shops"] = [s["uuid"] for s in
+                         httpx.get(f"{base_url}/api/v3/oauth/clients/shops", headers=headers).json()["data"]]
+        demo["contacts"] = [c["uuid"] for c in
+                            httpx.get(f"{base_url}/api/v3/oauth/clients/contacts", headers=headers).json()["data"]]
+        yield base_url, demo
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def footfall(tmp_path_factory):
+    """(base_url, demo) of a running Footfall; demo has the account, token, shops and contacts."""
+    with _served(f"sqlite:///{tmp_path_factory.mktemp('client')}/footfall.db") as served:
+        yield served
+
+
+@contextlib.contextmanager
+def _postgres_database() -> Iterator[str]:
+    """A new database on FOOTFALL_TEST_DATABASE_URL's server, dropped afterwards."""
+    import asyncpg  # the server's driver, installed beside footfall
+
+    server = os.environ["FOOTFALL_TEST_DATABASE_URL"]
+    name = f"footfall_client_{uuid.uuid4().hex[:12]}"
+
+    async def execute(statement: str) -> None:
+        connection = await asyncpg.connect(server)
         try:
-            if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline or process.poll() is not None:
-            raise RuntimeError("footfall serve did not start")
-        time.sleep(0.1)
-    headers = {"Authorization": f"Bearer {demo['token']}"}
-    demo["shops"] = [s["uuid"] for s in
-                     httpx.get(f"{base_url}/api/v3/oauth/clients/shops", headers=headers).json()["data"]]
-    demo["contacts"] = [c["uuid"] for c in
-                        httpx.get(f"{base_url}/api/v3/oauth/clients/contacts", headers=headers).json()["data"]]
-    yield base_url, demo
-    process.terminate()
-    process.wait(timeout=30)
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    asyncio.run(execute(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"{server.rsplit('/', 1)[0]}/{name}"
+    finally:
+        asyncio.run(execute(f'DROP DATABASE "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def footfall_on(request, tmp_path_factory):
+    """As footfall, once over SQLite and once over PostgreSQL (FOOTFALL_TEST_DATABASE_URL's server;
+    skipped without it)."""
+    if request.param == "sqlite":
+        with _served(f"sqlite:///{tmp_path_factory.mktemp('client-sqlite')}/footfall.db") as served:
+            yield served
+        return
+    if not os.environ.get("FOOTFALL_TEST_DATABASE_URL"):
+        pytest.skip("PostgreSQL: set FOOTFALL_TEST_DATABASE_URL")
+    with _postgres_database() as database_url, _served(database_url) as served:
+        yield served
 
 
 class FlakyProxy:

@@ -41,11 +41,54 @@ interface Answer {
   body: string;
 }
 
+/** A streamed answer's head, its body still to be read under the attempt's timer. */
+interface Streamed {
+  body: Response["body"];
+  timer: Timer;
+}
+
 export class Transport {
   constructor(private readonly options: TransportOptions) {}
 
   /** The answer's JSON (or text), or a rejection with FootfallError / FootfallConnectionError. */
   async send(operation: Operation): Promise<unknown> {
+    const answer = await this.exchange(operation, false);
+    if (answer === null) return null;
+    return operation.text ? answer.body : parseJson(answer);
+  }
+
+  /**
+   * The answer's lines as they arrive, without their line ends. Retried as send() is until the answer
+   * begins; a failure after that rejects, since a retry would repeat the lines already yielded. The
+   * timeout is then each read's: a stream that goes quiet for timeoutMs is cut off.
+   */
+  async *lines(operation: Operation): AsyncGenerator<string, void, undefined> {
+    const answer = await this.exchange(operation, true);
+    if (answer?.streamed?.body == null) return;
+    const { body, timer } = answer.streamed;
+    const reader = body.getReader();
+    const decoder = new TextDecoder();
+    let rest = "";
+    try {
+      for (;;) {
+        timer.restart();
+        const { done, value } = await reader.read();
+        if (done) break;
+        const parts = (rest + decoder.decode(value, { stream: true })).split("\n");
+        rest = parts.pop()!;
+        for (const line of parts) yield line.endsWith("\r") ? line.slice(0, -1) : line;
+      }
+      rest += decoder.decode();
+      if (rest !== "") yield rest;
+    } finally {
+      timer.clear();
+      // Left early (a break in for await): the rest of the body is not wanted.
+      await reader.cancel().catch(() => undefined);
+    }
+  }
+
+  /** The first answer under 300 (its body unread when `stream`), or null for a DELETE done after all. */
+  private async exchange(operation: Operation, stream: boolean): Promise<(Answer & { streamed?: Streamed }) | null> {
     const search = operation.query?.toString();
     const url = this.options.baseUrl + PREFIX + operation.path + (search ? `?${search}` : "");
     const body = operation.body === undefined ? undefined : JSON.stringify(operation.body);
@@ -54,14 +97,12 @@ export class Transport {
       let answer: Answer | undefined;
       let failure: unknown;
       try {
-        answer = await this.attempt(operation, url, body);
+        answer = await this.attempt(operation, url, body, stream);
       } catch (caught) {
         if (operation.signal?.aborted) throw caught;
         failure = caught;
       }
-      if (answer !== undefined && answer.status < 300) {
-        return operation.text ? answer.body : parseJson(answer);
-      }
+      if (answer !== undefined && answer.status < 300) return answer;
       // A DELETE without a key (a webhook subscription's) retried after a lost answer finds it gone: done.
       if (answer?.status === 404 && answerLost && operation.method === "DELETE" && !operation.idempotencyKey) {
         return null;
@@ -96,7 +137,8 @@ export class Transport {
     return asked > this.options.maxRetryDelayMs ? undefined : Math.max(asked, backoff);
   }
 
-  private async attempt(operation: Operation, url: string, body: string | undefined): Promise<Answer> {
+  private async attempt(operation: Operation, url: string, body: string | undefined,
+                        stream: boolean): Promise<Answer & { streamed?: Streamed }> {
     const headers: Record<string, string> = {
       Authorization: `Bearer ${this.options.token}`,
       Accept: operation.text ? "*/*" : "application/json",
@@ -104,13 +146,18 @@ export class Transport {
     };
     if (body !== undefined) headers["Content-Type"] = "application/json";
     if (operation.idempotencyKey !== undefined) headers["Idempotency-Key"] = operation.idempotencyKey;
-    // The timeout covers the whole attempt, the body's reading included.
-    const signal = withTimeout(this.options.timeoutMs, operation.signal);
+    // The timeout covers the whole attempt, the body's reading included (a stream's, each read).
+    const timer = withTimeout(this.options.timeoutMs, operation.signal);
+    let streaming = false;
     try {
-      const response = await this.options.fetch(url, { method: operation.method, headers, body, signal: signal.signal });
+      const response = await this.options.fetch(url, { method: operation.method, headers, body, signal: timer.signal });
+      if (stream && response.status < 300) {
+        streaming = true;
+        return { status: response.status, headers: response.headers, body: "", streamed: { body: response.body, timer } };
+      }
       return { status: response.status, headers: response.headers, body: await response.text() };
     } finally {
-      signal.clear();
+      if (!streaming) timer.clear();
     }
   }
 }
@@ -134,15 +181,28 @@ function retryAfterSeconds(headers: Headers): number | null {
   return Number.isNaN(date) ? null : Math.max(0, (date - Date.now()) / 1000);
 }
 
-/** A signal that aborts after timeoutMs, or when the caller's does (AbortSignal.any is not in Node 18). */
-function withTimeout(timeoutMs: number, given: AbortSignal | undefined): { signal: AbortSignal; clear(): void } {
+/** An attempt's signal: it aborts timeoutMs after the timer last (re)started, or when the caller's does. */
+interface Timer {
+  signal: AbortSignal;
+  /** Starts the timeoutMs again (a stream's next read). */
+  restart(): void;
+  clear(): void;
+}
+
+/** A Timer started now (AbortSignal.any is not in Node 18). */
+function withTimeout(timeoutMs: number, given: AbortSignal | undefined): Timer {
   const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(new Error(`timed out after ${timeoutMs} ms`)), timeoutMs);
+  const expire = () => controller.abort(new Error(`timed out after ${timeoutMs} ms`));
+  let timer = setTimeout(expire, timeoutMs);
   const onAbort = () => controller.abort(given?.reason);
   given?.addEventListener("abort", onAbort, { once: true });
   if (given?.aborted) onAbort();
   return {
     signal: controller.signal,
+    restart() {
+      clearTimeout(timer);
+      timer = setTimeout(expire, timeoutMs);
+    },
     clear() {
       clearTimeout(timer);
       given?.removeEventListener("abort", onAbort);

@@ -1,9 +1,9 @@
 import { PREFIX, Transport } from "./http.js";
-import { Contacts, Shops, Visits, WebhookSubscriptions } from "./resources.js";
+import { Contacts, Shops, VisitRules, Visits, WebhookSubscriptions } from "./resources.js";
 
 export { FootfallConnectionError, FootfallError, WebhookVerificationError } from "./errors.js";
 export { VERSION } from "./http.js";
-export { ChangesFeed, Contacts, Shops, Visits, WebhookSubscriptions } from "./resources.js";
+export { ChangesFeed, Contacts, Shops, VisitRules, Visits, WebhookSubscriptions } from "./resources.js";
 export * from "./types.js";
 export { TOLERANCE_SECONDS, verifyWebhook, type VerifyOptions, type WebhookHeaders } from "./webhooks.js";
 
@@ -29,6 +29,7 @@ export class Footfall {
   readonly visits: Visits;
   readonly shops: Shops;
   readonly contacts: Contacts;
+  readonly visitRules: VisitRules;
   readonly webhookSubscriptions: WebhookSubscriptions;
 
   constructor(options: FootfallOptions) {
@@ -45,6 +46,7 @@ export class Footfall {
     this.visits = new Visits(transport);
     this.shops = new Shops(transport);
     this.contacts = new Contacts(transport);
+    this.visitRules = new VisitRules(transport);
     this.webhookSubscriptions = new WebhookSubscriptions(transport);
   }
 }

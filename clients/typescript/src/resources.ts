@@ -1,8 +1,9 @@
 import { idempotencyKey, query, type Transport } from "./http.js";
 import type {
-  BatchOutcome, BatchResult, BatchVisit, Change, ChangesPage, ChangesParams, Contact, ContactListParams,
-  CreatedWebhookSubscription, ExportParams, PageMeta, Page, RequestOptions, Shop, Stats, StatsBucket, StatsMeta,
-  StatsParams, Visit, VisitCreate, VisitIterateParams, VisitListParams, VisitUpdate, WebhookDelivery,
+  BatchOutcome, BatchResult, BatchVisit, Change, ChangesPage, ChangesParams, Contact, ContactExportParams,
+  ContactIterateParams, ContactListParams, CreatedWebhookSubscription, ExportParams, PageMeta, Page, RequestOptions,
+  RuleProgress, Shop, Stats, StatsBucket, StatsMeta, StatsParams, Visit, VisitCreate, VisitIterateParams,
+  VisitListParams, VisitRule, VisitRuleCreate, VisitRuleListParams, VisitRuleUpdate, VisitUpdate, WebhookDelivery,
   WebhookSubscription, WebhookSubscriptionCreate, WebhookSubscriptionListParams, WebhookSubscriptionUpdate,
   WriteOptions,
 } from "./types.js";
@@ -148,9 +149,35 @@ export class Contacts {
       signal: options?.signal }));
   }
 
-  /** Newest first. */
+  /** Newest first; or an audience: the contacts whose visit count and first and last visit (of all
+   * their visits, or of one shop's) pass every bound given, in the order `sort` asks for. */
   async list(params: ContactListParams = {}, options?: RequestOptions): Promise<Page<Contact>> {
     return page(await this.transport.send({ method: "GET", path: "/contacts", query: query(params),
+      signal: options?.signal }));
+  }
+
+  /** Every contact of the audience (every contact, without filters), page after page. */
+  async *iterate(params: ContactIterateParams = {}, options?: RequestOptions): AsyncGenerator<Contact, void, undefined> {
+    for (let number = 1; ; number++) {
+      const result = await this.list({ limit: 100, ...params, page: number }, options);
+      yield* result.items;
+      if (number >= result.last_page || result.items.length === 0) return;
+    }
+  }
+
+  /**
+   * The audience's contacts as the export streams them, for a mailing tool: its lines, without their
+   * line ends, CSV's header first. Columns: uuid, email, visit_count, first_visit_at, last_visit_at
+   * (an NDJSON line parses to an ExportedContact). The request is sent when the iteration starts.
+   */
+  async *export(params: ContactExportParams = {}, options?: RequestOptions): AsyncGenerator<string, void, undefined> {
+    yield* this.transport.lines({ method: "GET", path: "/contacts/export", query: query(params), text: true,
+      signal: options?.signal });
+  }
+
+  /** The contact's standing with each of the account's visit rules. */
+  async ruleProgress(uuid: string, options?: RequestOptions): Promise<RuleProgress[]> {
+    return data(await this.transport.send({ method: "GET", path: `/contacts/${id(uuid)}/visit-rules`,
       signal: options?.signal }));
   }
 
@@ -183,6 +210,49 @@ export class Contacts {
     await this.transport.send({ method: "DELETE", path: `/contacts/${id(uuid)}`,
       query: query({ type: options?.gdpr ? "GDPR" : "DEFAULT" }), idempotencyKey: idempotencyKey(options),
       signal: options?.signal });
+  }
+}
+
+/** Milestones, frequencies and lapses: a contact's visits turned into webhook events (visit_milestone,
+ * contact_lapsed, contact_returned). */
+export class VisitRules {
+  constructor(private readonly transport: Transport) {}
+
+  /** Newest first. */
+  async list(params: VisitRuleListParams = {}, options?: RequestOptions): Promise<Page<VisitRule>> {
+    return page(await this.transport.send({ method: "GET", path: "/visit-rules", query: query(params),
+      signal: options?.signal }));
+  }
+
+  /** Every rule, page after page. */
+  async *iterate(params: { limit?: number } = {}, options?: RequestOptions): AsyncGenerator<VisitRule, void, undefined> {
+    for (let number = 1; ; number++) {
+      const result = await this.list({ limit: 100, ...params, page: number }, options);
+      yield* result.items;
+      if (number >= result.last_page || result.items.length === 0) return;
+    }
+  }
+
+  async create(rule: VisitRuleCreate, options?: WriteOptions): Promise<VisitRule> {
+    return data(await this.transport.send({ method: "POST", path: "/visit-rules", body: rule,
+      idempotencyKey: idempotencyKey(options), signal: options?.signal }));
+  }
+
+  /** Rejects with 404 (91301) when the account has no such rule. */
+  async get(uuid: string, options?: RequestOptions): Promise<VisitRule> {
+    return data(await this.transport.send({ method: "GET", path: `/visit-rules/${id(uuid)}`,
+      signal: options?.signal }));
+  }
+
+  async update(uuid: string, fields: VisitRuleUpdate, options?: WriteOptions): Promise<VisitRule> {
+    return data(await this.transport.send({ method: "PUT", path: `/visit-rules/${id(uuid)}`, body: fields,
+      idempotencyKey: idempotencyKey(options), signal: options?.signal }));
+  }
+
+  /** Deletes the rule and what it recorded of each contact. Like a subscription's delete, it takes no
+   * Idempotency-Key: a retry after a lost answer that finds it gone counts as done. */
+  async delete(uuid: string, options?: RequestOptions): Promise<void> {
+    await this.transport.send({ method: "DELETE", path: `/visit-rules/${id(uuid)}`, signal: options?.signal });
   }
 }
 

@@ -213,13 +213,151 @@ export interface Contact {
   last_visit_at: string | null;
 }
 
-export interface ContactListParams {
+/** A contact's visits: all of them, or with `shop_uuid` that shop's. A contact without visits has
+ * visit_count 0 and null dates (so visit_count `{ lte: 0 }` finds it, and no date bound passes it). */
+export interface AudienceFilters {
+  /** Count and date only the visits at this shop (an unknown shop matches no contact). */
+  shop_uuid?: string;
+  visit_count?: { gte?: number; lte?: number };
+  first_visit_at?: { gte?: Time; lt?: Time };
+  last_visit_at?: { gte?: Time; lt?: Time };
+}
+
+/** `-` for descending; contacts without visits come last by either date. */
+export type ContactSort = "-created_at" | "visit_count" | "-visit_count" | "last_visit_at" | "-last_visit_at"
+  | "first_visit_at" | "-first_visit_at";
+
+export interface ContactListParams extends AudienceFilters {
+  /** 0..100, default 30. */
+  limit?: number;
+  page?: number;
+  /** Default -created_at (newest contact first); the contact's id breaks ties, so pages never overlap. */
+  sort?: ContactSort;
+}
+
+export interface ContactIterateParams extends AudienceFilters {
+  /** Contacts fetched a page, 1..100, default 100. */
+  limit?: number;
+  sort?: ContactSort;
+}
+
+/** The export streams the audience's contacts in the order they were stored. */
+export interface ContactExportParams extends AudienceFilters {
+  /** ndjson (the default) or csv. */
+  format?: "ndjson" | "csv";
+}
+
+/** A line of the NDJSON contacts export, parsed (the CSV's columns are the same, in this order). */
+export type ExportedContact = Pick<Contact, "uuid" | "email" | "visit_count" | "first_visit_at" | "last_visit_at">;
+
+export type RuleKind = "milestone" | "frequency" | "lapse";
+
+export type RuleStatus = "ACTIVE" | "INACTIVE";
+
+/** A visit rule: the numbers of its kind are set, the others null. */
+export interface VisitRule {
+  uuid: string;
+  name: string;
+  kind: RuleKind;
+  /** milestone: fires at every multiple of it. */
+  every: number | null;
+  /** milestone: the counts it fires at, each once, ascending. */
+  at: number[] | null;
+  /** frequency: visits needed within within_days. */
+  count: number | null;
+  within_days: number | null;
+  /** lapse: days since the latest qualifying visit. */
+  after_days: number | null;
+  /** lapse: qualifying visits before a contact can lapse. */
+  min_visits: number | null;
+  /** Only this shop's visits count. */
+  shop_uuid: string | null;
+  /** Only visits with this source count. */
+  source: string | null;
+  /** An INACTIVE rule fires nothing, and does not catch up once ACTIVE again. */
+  status: RuleStatus;
+  created_at: string;
+}
+
+interface RuleScope {
+  name: string;
+  shop_uuid?: string | null;
+  source?: string | null;
+  /** Default ACTIVE. */
+  status?: RuleStatus;
+}
+
+/** A milestone (`every` or `at`), a frequency (`count` within `within_days`) or a lapse (`after_days`,
+ * `min_visits` default 1). A rule counts from when it is made: counts reached before never fire. */
+export type VisitRuleCreate = RuleScope & (
+  | { kind: "milestone"; every: number; at?: never }
+  | { kind: "milestone"; at: number[]; every?: never }
+  | { kind: "frequency"; count: number; within_days: number }
+  | { kind: "lapse"; after_days: number; min_visits?: number });
+
+/** Only the name and status change; a rule's kind, numbers, shop and source do not. */
+export interface VisitRuleUpdate {
+  name?: string;
+  status?: RuleStatus;
+}
+
+export interface VisitRuleListParams {
   /** 0..100, default 30. */
   limit?: number;
   page?: number;
 }
 
-export type EventType = "visit_created" | "visit_updated" | "visit_deleted" | "contact_created" | "contact_deleted";
+/** A contact's standing with one rule. */
+export interface RuleProgress {
+  rule: VisitRule;
+  /** The contact's qualifying visits. */
+  count: number;
+  /** milestone: the counts it fired at; frequency: the times it fired (1, 2, ...); lapse: empty. */
+  reached: number[];
+  /** milestone: the next count it fires at; null for the other kinds. */
+  next_at: number | null;
+  /** lapse: whether the contact has lapsed and not returned; null for the other kinds. */
+  lapsed: boolean | null;
+  /** The start of the contact's latest qualifying visit. */
+  last_visit_at: string | null;
+}
+
+/** The rule a rule's event is of. */
+export interface RuleRef {
+  uuid: string;
+  name: string;
+  kind: RuleKind;
+}
+
+/** visit_milestone: a visit reached a milestone's count, or a frequency's count within its days. */
+export interface VisitMilestone {
+  rule: RuleRef;
+  contact: VisitContact;
+  visit: Visit;
+  /** The contact's qualifying visits, this one included. */
+  count: number;
+}
+
+/** contact_lapsed: a contact's latest qualifying visit is more than the rule's after_days ago. */
+export interface ContactLapsed {
+  rule: RuleRef;
+  contact: VisitContact;
+  last_visit_at: string;
+  /** Whole days since last_visit_at. */
+  days: number;
+}
+
+/** contact_returned: a lapsed contact visited again. */
+export interface ContactReturned {
+  rule: RuleRef;
+  contact: VisitContact;
+  visit: Visit;
+  /** Whole days between the visit before the lapse and this one. */
+  days_away: number;
+}
+
+export type EventType = "visit_created" | "visit_updated" | "visit_deleted" | "contact_created" | "contact_deleted"
+  | "visit_milestone" | "contact_lapsed" | "contact_returned";
 
 export type SubscriptionStatus = "ACTIVE" | "INACTIVE";
 
@@ -303,7 +441,10 @@ export type WebhookEvent =
   | EventOf<"visit_created" | "visit_updated", Visit>
   | EventOf<"visit_deleted", Tombstone>
   | EventOf<"contact_created", Contact>
-  | EventOf<"contact_deleted", DeletedContact>;
+  | EventOf<"contact_deleted", DeletedContact>
+  | EventOf<"visit_milestone", VisitMilestone>
+  | EventOf<"contact_lapsed", ContactLapsed>
+  | EventOf<"contact_returned", ContactReturned>;
 
 /** Every call takes these. */
 export interface RequestOptions {

@@ -5,6 +5,7 @@ import { after } from "node:test";
 import { stopFootfall } from "./harness.js";
 import "./visits.js";
 import "./contacts.js";
+import "./rules.js";
 import "./errors.js";
 import "./webhooks.js";
 import "./openapi.js";

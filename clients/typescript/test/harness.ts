@@ -65,6 +65,8 @@ async function start(): Promise<{ live: Live; server: ChildProcess; directory: s
     env: {
       ...process.env, FOOTFALL_RATE_LIMIT: "0", FOOTFALL_WEBHOOK_ALLOW_PRIVATE_URLS: "1",
       FOOTFALL_WEBHOOK_POLL_INTERVAL: "0.1", FOOTFALL_LOG_LEVEL: "warning",
+      // The lapse pass every 0.2 s, so that a lapse rule's events come while a test waits.
+      FOOTFALL_RULES_INTERVAL: "0.2",
     },
     stdio: ["ignore", "ignore", openSync(log, "w")],
   });
@@ -178,6 +180,8 @@ export class FlakyProxy {
 }
 
 export interface Delivery {
+  /** The path (and query) it was sent to. */
+  url: string;
   headers: IncomingHttpHeaders;
   body: Buffer;
 }
@@ -188,7 +192,7 @@ export class Receiver {
   private readonly server = createServer(async (request, response) => {
     const chunks: Buffer[] = [];
     for await (const chunk of request) chunks.push(chunk as Buffer);
-    this.received.push({ headers: request.headers, body: Buffer.concat(chunks) });
+    this.received.push({ url: request.url!, headers: request.headers, body: Buffer.concat(chunks) });
     response.writeHead(204).end();
   });
 

@@ -101,6 +101,23 @@ describe("the client and the OpenAPI document", () => {
     const contact = await ff.contacts.create(`${unique("openapi")}@krabs.sea`);
     await ff.contacts.get(contact.uuid);
     await ff.contacts.list({ limit: 1, page: 2 });
+    const audience = { shop_uuid: live.shops[0]!, visit_count: { gte: 1, lte: 1000 },
+      first_visit_at: { gte: "2000-01-01", lt: new Date() }, last_visit_at: { gte: "2000-01-01", lt: "2100-01-01" } };
+    await ff.contacts.list({ ...audience, sort: "-last_visit_at", limit: 1, page: 1 });
+    for await (const _line of ff.contacts.export({ ...audience, format: "csv" })) break;
+    await ff.contacts.ruleProgress(contact.uuid);
+    const rule = await ff.visitRules.create({ name: "openapi", kind: "milestone", every: 3, shop_uuid: live.shops[0]!,
+      source: "Kiosk", status: "INACTIVE" });
+    await ff.visitRules.create({ name: "openapi", kind: "milestone", at: [2, 4] }).then((made) =>
+      ff.visitRules.delete(made.uuid));
+    await ff.visitRules.create({ name: "openapi", kind: "frequency", count: 2, within_days: 3 }).then((made) =>
+      ff.visitRules.delete(made.uuid));
+    await ff.visitRules.create({ name: "openapi", kind: "lapse", after_days: 3, min_visits: 2 }).then((made) =>
+      ff.visitRules.delete(made.uuid));
+    await ff.visitRules.list({ limit: 1, page: 1 });
+    await ff.visitRules.get(rule.uuid);
+    await ff.visitRules.update(rule.uuid, { name: "renamed", status: "ACTIVE" });
+    await ff.visitRules.delete(rule.uuid);
     await ff.contacts.findByEmail(contact.email!);
     await ff.contacts.findOrCreate(contact.email!);
     const anonymous = await ff.contacts.createAnonymous();

@@ -29,6 +29,24 @@ export async function refusedByTheTypes(ff: Footfall, change: Change, event: Web
   // @ts-expect-error an event's data is known only once its type is
   void event.data.contact;
   if (event.type === "visit_created") void event.data.contact.uuid;
+  // @ts-expect-error a milestone counts by every or at, not both
+  await ff.visitRules.create({ name: "n", kind: "milestone", every: 2, at: [3] });
+  // @ts-expect-error a frequency rule has no after_days
+  await ff.visitRules.create({ name: "n", kind: "frequency", count: 2, within_days: 3, after_days: 4 });
+  // @ts-expect-error a lapse rule needs its after_days
+  await ff.visitRules.create({ name: "n", kind: "lapse" });
+  // @ts-expect-error a rule's numbers cannot change
+  await ff.visitRules.update("r", { every: 3 });
+  // @ts-expect-error a visit count's bounds are gte and lte
+  await ff.contacts.list({ visit_count: { gt: 3 } });
+  // @ts-expect-error nor a date's lte
+  await ff.contacts.list({ last_visit_at: { lte: "2024-05-01" } });
+  // @ts-expect-error contacts sort by their visits, not by a visit's fields
+  await ff.contacts.list({ sort: "starts_at" });
+  if (event.type === "visit_milestone") void event.data.rule.kind;
+  if (event.type === "contact_lapsed") void event.data.days;
+  // @ts-expect-error a lapse has no visit: the contact did not come
+  if (event.type === "contact_lapsed") void event.data.visit;
   // @ts-expect-error a read takes no Idempotency-Key
   await ff.visits.get("v", { idempotencyKey: "k" });
 }

@@ -44,7 +44,7 @@ describe("visits", () => {
     const everything = await ff.visits.list({ limit: 0 });
     assert.deepEqual(everything.items, []);
     assert.equal(everything.last_page, 1);
-    assert.ok(everything.total >= 300);
+    assert.ok(everything.total >= 250); // the demo's: 7 regulars' 30 to 40 each, the lapsed one's fewer, 40 more
     const first = await ff.visits.list({ limit: 7 });
     assert.equal(first.items.length, 7);
     assert.deepEqual([first.current_page, first.per_page, first.total], [1, 7, everything.total]);
@@ -104,7 +104,7 @@ describe("visits", () => {
     const start = ff.visits.iterateChanges({ limit: 1000 });
     let before = 0;
     for await (const _change of start) before++;
-    assert.ok(before >= 300 && start.cursor !== undefined);
+    assert.ok(before >= 250 && start.cursor !== undefined);
     const cursor = start.cursor;
     const quiet = await ff.visits.changes({ cursor });
     assert.deepEqual([quiet.items, quiet.next_cursor, quiet.has_more], [[], cursor, false]);

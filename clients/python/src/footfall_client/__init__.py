@@ -17,12 +17,14 @@ from footfall_client.models import (
     ChangesPage,
     Contact,
     Page,
+    RuleProgress,
     Shop,
     Stats,
     StatsBucket,
     Tombstone,
     Visit,
     VisitContact,
+    VisitRule,
     WebhookDelivery,
     WebhookSubscription,
 )
@@ -30,7 +32,8 @@ from footfall_client.models import (
 __version__ = "0.1.0"
 __all__ = [
     "AsyncClient", "AuthenticationError", "ChangesPage", "Client", "ConflictError", "Contact", "FootfallError",
-    "NotFoundError", "Page", "PermissionDeniedError", "RateLimitError", "ServerError", "Shop", "Stats", "StatsBucket",
-    "Tombstone", "ValidationError", "Visit", "VisitContact", "WebhookDelivery", "WebhookSubscription",
+    "NotFoundError", "Page", "PermissionDeniedError", "RateLimitError", "RuleProgress", "ServerError", "Shop", "Stats",
+    "StatsBucket", "Tombstone", "ValidationError", "Visit", "VisitContact", "VisitRule", "WebhookDelivery",
+    "WebhookSubscription",
     "WebhookVerificationError", "webhooks",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 import random
 import time
 import uuid
@@ -18,9 +19,11 @@ from footfall_client.models import (
     ChangesPage,
     Contact,
     Page,
+    RuleProgress,
     Shop,
     Stats,
     Visit,
+    VisitRule,
     WebhookDelivery,
     WebhookSubscription,
     format_datetime,
@@ -125,6 +128,31 @@ class _SyncTransport:
                 raise error
             return _result(operation, response)
 
+    def lines(self, operation: _Operation) -> Iterator[str]:
+        """The answer's lines as they arrive. Retried as run() is until the answer begins; a failure
+        after that raises, since a retry would repeat the lines already yielded."""
+        attempt = 0
+        while True:
+            response, error = None, None
+            try:
+                with self.http.stream(**_prepare(operation)) as response:
+                    if response.status_code < 400:
+                        yield from response.iter_lines()
+                        return
+                    response.read()
+            except httpx.TransportError as caught:
+                if response is not None and response.status_code < 400:
+                    raise
+                error = caught
+            if attempt < self.policy.max_retries and self.policy.retryable(operation, response, error):
+                time.sleep(self.policy.delay(attempt, response))
+                attempt += 1
+                continue
+            if error is not None:
+                raise error
+            assert response is not None  # no transport error, so an answer came: an error answer, raised here
+            _result(operation, response)
+
 
 class _AsyncTransport:
     is_async = True
@@ -148,6 +176,31 @@ class _AsyncTransport:
             if error is not None:
                 raise error
             return _result(operation, response)
+
+    async def lines(self, operation: _Operation) -> AsyncIterator[str]:
+        """As _SyncTransport.lines, awaited."""
+        attempt = 0
+        while True:
+            response, error = None, None
+            try:
+                async with self.http.stream(**_prepare(operation)) as response:
+                    if response.status_code < 400:
+                        async for line in response.aiter_lines():
+                            yield line
+                        return
+                    await response.aread()
+            except httpx.TransportError as caught:
+                if response is not None and response.status_code < 400:
+                    raise
+                error = caught
+            if attempt < self.policy.max_retries and self.policy.retryable(operation, response, error):
+                await asyncio.sleep(self.policy.delay(attempt, response))
+                attempt += 1
+                continue
+            if error is not None:
+                raise error
+            assert response is not None  # no transport error, so an answer came: an error answer, raised here
+            _result(operation, response)
 
 
 def _data(parse: Callable[[dict], Any]) -> Callable[[dict], Any]:
@@ -256,12 +309,13 @@ class _Changes:
                 return
 
 
-def _iterate(visits: Visits, limit: int, filters: dict[str, Any]) -> Any:
-    if visits._t.is_async:
-        async def pages() -> AsyncIterator[Visit]:
+def _iterate(resource: Any, limit: int, filters: dict[str, Any]) -> Any:
+    """Every item of a resource's list, page after page (an async iterator on AsyncClient)."""
+    if resource._t.is_async:
+        async def pages() -> AsyncIterator[Any]:
             page = 1
             while True:
-                result = await visits.list(limit=limit, page=page, **filters)
+                result = await resource.list(limit=limit, page=page, **filters)
                 for item in result.items:
                     yield item
                 if page >= result.last_page or not result.items:
@@ -270,10 +324,10 @@ def _iterate(visits: Visits, limit: int, filters: dict[str, Any]) -> Any:
 
         return pages()
 
-    def sync_pages() -> Iterator[Visit]:
+    def sync_pages() -> Iterator[Any]:
         page = 1
         while True:
-            result = visits.list(limit=limit, page=page, **filters)
+            result = resource.list(limit=limit, page=page, **filters)
             yield from result.items
             if page >= result.last_page or not result.items:
                 return
@@ -298,9 +352,28 @@ class Contacts(_Resource):
     def get(self, uuid: str) -> Contact:
         return self._t.run(_Operation("GET", f"/contacts/{uuid}", _data(Contact.from_json)))
 
-    def list(self, limit: int = 30, page: int = 1) -> Page[Contact]:
-        return self._t.run(_Operation("GET", "/contacts", lambda b: Page.from_json(b, Contact.from_json),
-                                      {"limit": limit, "page": page}))
+    def list(self, limit: int = 30, page: int = 1, **filters: Any) -> Page[Contact]:
+        """Newest first; or an audience: shop_uuid (then counts and dates are that shop's visits),
+        visit_count_gte=, visit_count_lte=, last_visit_at_gte=, last_visit_at_lt=, first_visit_at_gte=,
+        first_visit_at_lt=, and sort ("visit_count", "-last_visit_at", ...)."""
+        params = {"limit": limit, "page": page, **_filters(filters)}
+        return self._t.run(_Operation("GET", "/contacts", lambda b: Page.from_json(b, Contact.from_json), params))
+
+    def iter(self, *, limit: int = 100, **filters: Any) -> Any:
+        """Every contact of the audience, page after page (an async iterator on AsyncClient)."""
+        return _iterate(self, limit, filters)
+
+    def export(self, format: str = "ndjson", **filters: Any) -> Any:
+        """The audience's contacts (list's filters; every contact without any) as the export streams
+        them: its lines, without their line ends, CSV's header first (an async iterator on
+        AsyncClient). Columns: uuid, email, visit_count, first_visit_at, last_visit_at."""
+        params = {"format": format, **_filters(filters)}
+        return self._t.lines(_Operation("GET", "/contacts/export", str, params, raw=True))
+
+    def rule_progress(self, uuid: str) -> builtins.list[RuleProgress]:
+        """The contact's standing with each of the account's visit rules."""
+        return self._t.run(_Operation("GET", f"/contacts/{uuid}/visit-rules",
+                                      lambda b: [RuleProgress.from_json(item) for item in b["data"]]))
 
     def find_by_email(self, email: str) -> Contact:
         """The account's contact with this email; NotFound when there is none."""
@@ -324,6 +397,43 @@ class Contacts(_Resource):
         """Deletes the contact and its visits; gdpr also erases its email from all Footfall keeps."""
         return self._t.run(_Operation("DELETE", f"/contacts/{uuid}", lambda b: None,
                                       {"type": "GDPR" if gdpr else "DEFAULT"}))
+
+
+class VisitRules(_Resource):
+    """Footfall's visit rules: milestones, frequencies and lapses, each sent as a webhook event."""
+
+    def list(self, limit: int = 30, page: int = 1) -> Page[VisitRule]:
+        """Newest first."""
+        return self._t.run(_Operation("GET", "/visit-rules", lambda b: Page.from_json(b, VisitRule.from_json),
+                                      {"limit": limit, "page": page}))
+
+    def iter(self, *, limit: int = 100) -> Any:
+        """Every rule, page after page (an async iterator on AsyncClient)."""
+        return _iterate(self, limit, {})
+
+    def create(self, name: str, kind: str, *, every: int | None = None, at: builtins.list[int] | None = None,
+               count: int | None = None, within_days: int | None = None, after_days: int | None = None,
+               min_visits: int | None = None, shop_uuid: str | None = None, source: str | None = None,
+               status: str | None = None, idempotency_key: str | None = None) -> VisitRule:
+        """kind "milestone" takes every or at, "frequency" count and within_days, "lapse" after_days
+        (and min_visits, default 1); shop_uuid and source narrow the visits that count."""
+        fields = {"every": every, "at": at, "count": count, "within_days": within_days, "after_days": after_days,
+                  "min_visits": min_visits, "shop_uuid": shop_uuid, "source": source, "status": status}
+        body = {"name": name, "kind": kind, **{k: v for k, v in fields.items() if v is not None}}
+        return self._t.run(_Operation("POST", "/visit-rules", _data(VisitRule.from_json), json=body,
+                                      idempotency_key=_key(idempotency_key)))
+
+    def get(self, uuid: str) -> VisitRule:
+        return self._t.run(_Operation("GET", f"/visit-rules/{uuid}", _data(VisitRule.from_json)))
+
+    def update(self, uuid: str, *, idempotency_key: str | None = None, **fields: Any) -> VisitRule:
+        """name, status; a rule's kind, numbers, shop and source cannot change."""
+        return self._t.run(_Operation("PUT", f"/visit-rules/{uuid}", _data(VisitRule.from_json), json=fields,
+                                      idempotency_key=_key(idempotency_key)))
+
+    def delete(self, uuid: str) -> None:
+        # As a subscription's: safe to repeat (a second one answers 404), so without a key and unretried.
+        return self._t.run(_Operation("DELETE", f"/visit-rules/{uuid}", lambda b: None))
 
 
 class WebhookSubscriptions(_Resource):
@@ -371,6 +481,7 @@ class _Base:
         self.visits = Visits(transport)
         self.shops = Shops(transport)
         self.contacts = Contacts(transport)
+        self.visit_rules = VisitRules(transport)
         self.webhook_subscriptions = WebhookSubscriptions(transport)
 
 

@@ -148,6 +148,53 @@ class Contact:
 
 
 @dataclass(frozen=True)
+class VisitRule:
+    """A visit rule: a milestone (every or at), a frequency (count within within_days) or a lapse
+    (after_days, min_visits); the numbers of the other kinds are None."""
+
+    uuid: str
+    name: str
+    kind: str  # milestone, frequency or lapse
+    status: str  # ACTIVE or INACTIVE
+    every: int | None = None
+    at: list[int] | None = None
+    count: int | None = None
+    within_days: int | None = None
+    after_days: int | None = None
+    min_visits: int | None = None
+    shop_uuid: str | None = None  # only this shop's visits count
+    source: str | None = None  # only visits with this source count
+    created_at: datetime | None = None
+
+    @classmethod
+    def from_json(cls, data: dict) -> VisitRule:
+        return cls(
+            uuid=data["uuid"], name=data["name"], kind=data["kind"], status=data["status"],
+            every=data.get("every"), at=data.get("at"), count=data.get("count"), within_days=data.get("within_days"),
+            after_days=data.get("after_days"), min_visits=data.get("min_visits"), shop_uuid=data.get("shop_uuid"),
+            source=data.get("source"), created_at=parse_datetime(data.get("created_at")),
+        )
+
+
+@dataclass(frozen=True)
+class RuleProgress:
+    """A contact's standing with one rule."""
+
+    rule: VisitRule
+    count: int  # the contact's qualifying visits
+    reached: list[int]  # milestone: the counts it fired at; frequency: the times it fired (1, 2, ...)
+    next_at: int | None  # milestone: the next count it fires at
+    lapsed: bool | None  # lapse: whether the contact lapsed and has not returned
+    last_visit_at: datetime | None  # the start of the contact's latest qualifying visit
+
+    @classmethod
+    def from_json(cls, data: dict) -> RuleProgress:
+        return cls(rule=VisitRule.from_json(data["rule"]), count=data.get("count", 0),
+                   reached=data.get("reached") or [], next_at=data.get("next_at"), lapsed=data.get("lapsed"),
+                   last_visit_at=parse_datetime(data.get("last_visit_at")))
+
+
+@dataclass(frozen=True)
 class WebhookSubscription:
     uuid: str
     name: str

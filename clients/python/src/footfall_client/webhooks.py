@@ -15,6 +15,14 @@ from footfall_client.errors import WebhookVerificationError
 
 TOLERANCE_SECONDS = 300  # Standard Webhooks: refuse timestamps more than 5 minutes off
 
+# What a subscription's event_type may be, and so the `type` of the events verify returns. Their data:
+# visit_created and visit_updated a visit; visit_deleted its tombstone (uuid, external_id, deleted_at);
+# contact_created a contact; contact_deleted uuid, email, deleted_at; and a visit rule's events
+# {"rule": {uuid, name, kind}, "contact": {uuid, email}} with, for visit_milestone, "visit" and "count";
+# for contact_lapsed, "last_visit_at" and "days"; for contact_returned, "visit" and "days_away".
+EVENT_TYPES = ("visit_created", "visit_updated", "visit_deleted", "contact_created", "contact_deleted",
+               "visit_milestone", "contact_lapsed", "contact_returned")
+
 
 def _standard_key(secret: str) -> bytes:
     if secret.startswith("whsec_"):
