@@ -178,6 +178,40 @@ def measure_batch(base: str, ids: dict, args, headers: dict) -> dict:
     return result
 
 
+# Five ACTIVE rules of every kind, as a loyalty programme keeps them; "kiosk regulars" is one source's.
+RULES = [
+    {"name": "every 10th visit", "kind": "milestone", "every": 10},
+    {"name": "welcome milestones", "kind": "milestone", "at": [1, 5, 25, 50, 100]},
+    {"name": "three in a month", "kind": "frequency", "count": 3, "within_days": 30},
+    {"name": "win back", "kind": "lapse", "after_days": 30},
+    {"name": "kiosk regulars", "kind": "milestone", "every": 5, "source": "Kiosk"},
+]
+RULE_ROUNDS = 3
+
+
+def measure_rules(base: str, ids: dict, args, headers: dict) -> dict:
+    """Creates (rotating over 100 contacts) with the five RULES ACTIVE against the same with them
+    INACTIVE (the path of an account without rules), in turns on one server and one account, the
+    median of RULE_ROUNDS turns each kept; the rules are deleted afterwards."""
+    api = f"{base}{API_PREFIX}/visit-rules"
+    made = [httpx.post(api, json={**rule, "status": "INACTIVE"}, headers=headers).json()["data"]["uuid"]
+            for rule in RULES]
+    url, script = requests_for(base, ids, 0, False)["create"]
+    rps: dict[str, list[float]] = {"none": [], "five": []}
+    for _ in range(RULE_ROUNDS):
+        for status, key in (("INACTIVE", "none"), ("ACTIVE", "five")):
+            for uuid in made:
+                httpx.put(f"{api}/{uuid}", json={"status": status}, headers=headers).raise_for_status()
+            if args.warmup > 0:
+                wrk(url, script, args.concurrency, args.warmup, headers)
+            rps[key].append(wrk(url, script, args.concurrency, args.duration, headers)["rps"])
+    for uuid in made:
+        httpx.delete(f"{api}/{uuid}", headers=headers).raise_for_status()
+    median = {key: sorted(values)[len(values) // 2] for key, values in rps.items()}
+    print(f"  footfall create with five rules / none {rps}", file=sys.stderr)
+    return {"create_rps": median, "turns": rps}
+
+
 def measure_export(base: str, headers: dict, server_pid: int) -> dict:
     """GET /visits/export of the whole account, as NDJSON and as CSV, read to the end by one client:
     visits per second, and the server's peak RSS afterwards (its whole life's, so an upper bound)."""
@@ -310,6 +344,7 @@ def run_size(url: str, size: int, folder: Path, args) -> dict:
             results = measure(base, ids, size, False, args, headers)
             exported = measure_export(base, headers, server.pid)
             batch = measure_batch(base, ids, args, headers)
+            rules = measure_rules(base, ids, args, headers) if "create" in args.endpoints else None
             purge = (measure_purge(base, ids, size, database_url, made["account_uuid"], args, headers)
                      if args.purge else None)
             rss = peak_rss_mb(server.pid)
@@ -319,8 +354,8 @@ def run_size(url: str, size: int, folder: Path, args) -> dict:
         observability = (measure_observability(database_url, ids, args, headers, folder)
                          if "show" in args.endpoints else None)
         return {"database": make_url(url).get_backend_name(), "size": size, "import": imported, "endpoints": results,
-                "export": exported, "batch": batch, "stats": stats, "purge": purge, "peak_rss_mb": round(rss, 1),
-                "observability": observability, "ids": ids}
+                "export": exported, "batch": batch, "rules": rules, "stats": stats, "purge": purge,
+                "peak_rss_mb": round(rss, 1), "observability": observability, "ids": ids}
     finally:
         if dropped:
             asyncio.run(drop_database(url, dropped))
@@ -504,6 +539,12 @@ def targets(report: dict) -> str:
             rss = run["export"]["peak_rss_mb"]
             rows.append((f"PostgreSQL server peak RSS through the export at {run['size']:,} < 150 MB", f"{rss}",
                          rss < 150))
+    for run in runs:
+        if run.get("rules"):
+            rps = run["rules"]["create_rps"]
+            ratio = _ratio(rps["five"], rps["none"])
+            rows.append((f"{run['database']} create rps at {run['size']:,}, five active rules / none >= 0.85",
+                         f"{ratio:.2f}", ratio >= 0.85))
     for run in runs:
         if run.get("observability"):
             rps = run["observability"]["show_rps"]
