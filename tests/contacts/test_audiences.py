@@ -256,3 +256,20 @@ async def test_the_routes_are_documented(app):
         assert parameter["description"], parameter["name"]
     assert exported_["responses"]["200"]["content"] == {"application/x-ndjson": {"schema": {"type": "string"}},
                                                         "text/csv": {"schema": {"type": "string"}}}
+
+
+async def test_the_export_writes_any_email_as_the_api_renders_it(client, app):
+    """On PostgreSQL the database writes the lines (COPY); on SQLite Python does: byte for byte alike."""
+    tenant = await make_tenant(app)
+    email = 'o"b\\ü,x\'y@x.sea'
+    made = (await client.post("/contacts", json={"email": email}, headers=tenant.headers)).json()["data"]
+    await client.post("/visits", headers=tenant.headers, json={
+        "contact_uuid": made["uuid"], "shop_uuid": tenant.shop_uuid, "starts_at": "2024-05-01T20:00:00.123456+02:00"})
+    lines = (await exported(client, tenant, **{"visit_count[gte]": 1})).content
+    expected = {"uuid": made["uuid"], "email": email, "visit_count": 1,
+                "first_visit_at": "2024-05-01T18:00:00+00:00", "last_visit_at": "2024-05-01T18:00:00+00:00"}
+    assert lines == json.dumps(expected, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+    text = io.StringIO()
+    csv.writer(text, lineterminator="\n").writerow(expected.values())
+    table = (await exported(client, tenant, format="csv", **{"visit_count[gte]": 1})).text
+    assert table == "uuid,email,visit_count,first_visit_at,last_visit_at\n" + text.getvalue()

@@ -7,9 +7,10 @@ from functools import partial
 from typing import Any, NamedTuple
 from uuid import UUID
 
-from sqlalchemy import BigInteger, String, bindparam, delete, func, insert, select, update
+from sqlalchemy import BigInteger, String, bindparam, cast, delete, func, insert, select, update
 
 from footfall.db import ConstraintViolation, Statement, Tx, binds, limit, listed_ids, paged, per_dialect, upsert
+from footfall.db.copy import copy_out, iso8601, ndjson_line
 from footfall.db.types import UTCDateTime
 from footfall.tables import accounts, contact_visit_counts, contacts, shops, visits
 
@@ -151,11 +152,20 @@ class Audience:
 EVERYONE = Audience()
 
 
+class ChunkBound(NamedTuple):
+    last_id: int | None  # the last contact id of an export's chunk; None when nothing is left
+    rows: int
+
+
 @dataclass(frozen=True)
 class AudienceStatements:
     count: Statement
     page: Statement[Contact]
     chunk: Statement[Contact]  # the export's next rows after a contact id, in id order
+    # PostgreSQL's: where the export's next chunk ends, and the chunk written by the database for
+    # COPY, by format (contacts/export.py).
+    bound: Statement[ChunkBound] | None
+    copy: dict[str, Statement]
 
 
 def _shop_spans() -> Any:
@@ -215,12 +225,29 @@ def audience_statements(dialect: str, shape: tuple) -> AudienceStatements:
     else:
         counted = counted.select_from(joined).where(*where)
     after = _c.id > bindparam("after_id", type_=_c.id.type)
+    chunk_bound: Statement[ChunkBound] | None = None
+    copy: dict[str, Statement] = {}
+    if dialect == "postgresql":
+        ids = limit(select(_c.id).select_from(joined).where(*where, after).order_by(_c.id)).subquery()
+        chunk_bound = statement(select(func.max(ids.c.id, type_=BigInteger).label("last_id"),
+                                       func.count(type_=BigInteger).label("rows")), ChunkBound, bulk=True)
+        fields = {"uuid": cast(_c.uuid, String), "email": _c.email, "visit_count": count,
+                  "first_visit_at": iso8601(spans.c.first_visit_at), "last_visit_at": iso8601(spans.c.last_visit_at)}
+        in_chunk = (*where, after, _c.id <= bindparam("last_id", type_=_c.id.type))
+        copy = {
+            "csv": statement(select(*(value.label(name) for name, value in fields.items()))
+                             .select_from(joined).where(*in_chunk).order_by(_c.id), bulk=True),
+            "ndjson": statement(select(ndjson_line(fields, as_json=("email", "visit_count")).label("line"))
+                                .select_from(joined).where(*in_chunk).order_by(_c.id), bulk=True),
+        }
     return AudienceStatements(
         count=statement(counted, bulk=True),
         page=statement(paged(select(*columns).select_from(joined).where(*where).order_by(*order)), Contact,
                        bulk=True),
         chunk=statement(limit(select(*columns).select_from(joined).where(*where, after).order_by(_c.id)), Contact,
                         bulk=True),
+        bound=chunk_bound,
+        copy=copy,
     )
 
 
@@ -297,3 +324,18 @@ class ContactRepository:
         chunk = audience_statements(self.tx.dialect, audience.shape()).chunk
         return await self.tx.fetch(chunk, {"account_id": account_id, **audience.params(), "after_id": after_id,
                                            "limit": limit})
+
+    async def audience_bound(self, account_id: int, audience: Audience, after_id: int, limit: int) -> ChunkBound:
+        """Where the export's next chunk ends (PostgreSQL's export)."""
+        bound = audience_statements(self.tx.dialect, audience.shape()).bound
+        assert bound is not None  # built for PostgreSQL
+        return await self.tx.fetchone(bound, {"account_id": account_id, **audience.params(), "after_id": after_id,
+                                              "limit": limit})
+
+    async def audience_copy(self, account_id: int, audience: Audience, after_id: int, last_id: int,
+                            format: str) -> tuple[int, bytes]:
+        """The audience's contacts with ids in (after_id, last_id], as PostgreSQL's COPY writes them in
+        the format: (how many, the bytes). PostgreSQL only."""
+        statement = audience_statements(self.tx.dialect, audience.shape()).copy[format]
+        params = {"account_id": account_id, **audience.params(), "after_id": after_id, "last_id": last_id}
+        return await copy_out(self.tx, statement, params, format)

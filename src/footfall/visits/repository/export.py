@@ -3,15 +3,14 @@ a chunk ends, and on PostgreSQL a chunk written by the database itself for COPY.
 combination of the list's filters at its first use."""
 
 import functools
-import json
 from datetime import datetime
 from typing import Any, NamedTuple
 from uuid import UUID
 
-from sqlalchemy import BigInteger, String, bindparam, cast, func, literal_column, select
+from sqlalchemy import BigInteger, String, bindparam, cast, func, select
 
 from footfall.db import Statement, Tx, limit
-from footfall.db.postgres import PostgresTx
+from footfall.db.copy import copy_out, iso8601, ndjson_line
 from footfall.tables import contacts, shops, visits
 from footfall.visits.repository.filters import VisitFilter, filtered_where
 
@@ -73,22 +72,13 @@ def export_bound_statement(dialect: str, shape: tuple) -> Statement[ExportBound]
                      ExportBound, dialect=dialect, bulk=True)
 
 
-def _quoted(constant: str) -> Any:
-    """A string constant written into the statement (COPY takes no parameters of its own)."""
-    return literal_column("'" + constant.replace("'", "''") + "'", String)
-
-
 def _export_fields() -> dict[str, Any]:
-    """The export's columns as PostgreSQL writes them: text, times in the API's format (UTC, whole
-    seconds, "+00:00"), NULL where the visit has none."""
-    def moment(column: Any) -> Any:
-        return func.to_char(func.timezone(_quoted("UTC"), column), _quoted('YYYY-MM-DD"T"HH24:MI:SS"+00:00"'),
-                            type_=String)
-
+    """The export's columns as PostgreSQL writes them: text, times in the API's format, NULL where the
+    visit has none."""
     return {"uuid": cast(_v.uuid, String), "contact_uuid": cast(_c.uuid, String), "contact_email": _c.email,
             "shop_uuid": cast(_s.uuid, String), "external_id": _v.external_id, "source": _v.source,
-            "starts_at": moment(_v.starts_at), "ends_at": moment(_v.ends_at), "created_at": moment(_v.created_at),
-            "updated_at": moment(_v.updated_at)}
+            "starts_at": iso8601(_v.starts_at), "ends_at": iso8601(_v.ends_at), "created_at": iso8601(_v.created_at),
+            "updated_at": iso8601(_v.updated_at)}
 
 
 _FREE_TEXT = ("contact_email", "external_id", "source")
@@ -103,12 +93,7 @@ def export_copy_statement(shape: tuple, format: str) -> Statement:
     if format == "csv":
         columns = [value.label(name) for name, value in fields.items()]
     else:
-        line = _quoted("{")
-        for n, (name, value) in enumerate(fields.items()):
-            key = ("," if n else "") + json.dumps(name) + ":"
-            text = cast(func.to_json(value), String) if name in _FREE_TEXT else _quoted('"') + value + _quoted('"')
-            line = line + _quoted(key) + func.coalesce(text, _quoted("null"))
-        columns = [(line + _quoted("}")).label("line")]
+        columns = [ndjson_line(fields, as_json=_FREE_TEXT).label("line")]
     return Statement(
         select(*columns)
         .select_from(_EXPORTED)
@@ -138,14 +123,5 @@ class ExportQueries:
                           format: str) -> tuple[int, bytes]:
         """The visits with ids in (after_id, last_id] that pass the filters, as PostgreSQL's COPY writes
         them in the format: (how many, the bytes). PostgreSQL only."""
-        tx = self.tx
-        if not isinstance(tx, PostgresTx):
-            raise TypeError("export_copy runs on PostgreSQL only")
         params = {"account_id": account_id, **filters.params(), "after_id": after_id, "last_id": last_id}
-        statement = export_copy_statement(filters.shape(), format)
-        if format == "csv":
-            return await tx.copy_out(statement, params, format="csv")
-        copied, data = await tx.copy_out(statement, params, format="text")
-        # COPY's text format doubles each backslash, and escapes only control characters besides,
-        # which a JSON line never holds raw: undoubling gives the lines back as written.
-        return copied, data.replace(b"\\\\", b"\\")
+        return await copy_out(self.tx, export_copy_statement(filters.shape(), format), params, format)
