@@ -33,8 +33,15 @@ ROUTES = [
     ("DELETE", "/webhook-subscriptions/{subscription}", None),
     ("GET", "/webhook-subscriptions/{subscription}/deliveries", None),
     ("POST", "/webhook-subscriptions/{subscription}/deliveries/{delivery}/retry", None),
+    ("GET", "/contacts/export", None),
+    ("GET", "/contacts/{contact}/visit-rules", None),
+    ("GET", "/visit-rules", None),
+    ("POST", "/visit-rules", {"name": "n", "kind": "milestone", "every": 5}),
+    ("GET", "/visit-rules/{rule}", None),
+    ("PUT", "/visit-rules/{rule}", {"name": "n"}),
+    ("DELETE", "/visit-rules/{rule}", None),
 ]
-PLACEHOLDERS = ("visit", "shop", "contact", "subscription", "delivery")
+PLACEHOLDERS = ("visit", "shop", "contact", "subscription", "delivery", "rule")
 
 
 def route_id(route) -> str:

@@ -110,7 +110,7 @@ def test_demo_is_made_once_and_served(database_url):
     assert all(first[name] == second[name] for name in ("contact_uuid", "shop_uuid", "visit_uuid", "subscription_uuid"))
     exported = footfall("demo", "--env", database_url=database_url).stdout.splitlines()
     assert [line.split("=", 1)[0] for line in exported] == [
-        f"export {name}" for name in ("B", "H", "C", "S", "V", "W", "ACCOUNT", "FROM", "TO")]
+        f"export {name}" for name in ("B", "H", "C", "S", "V", "W", "L", "ACCOUNT", "FROM", "TO")]
     assert f"export C={first['contact_uuid']}" in exported and f"export W={first['subscription_uuid']}" in exported
     assert f"export ACCOUNT={first['account_uuid']}" in exported
     assert "export B=http://127.0.0.1:8000/api/v3/oauth/clients" in exported

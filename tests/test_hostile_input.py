@@ -33,7 +33,7 @@ ROUTE_BY_ID = {route_id(route): route for route in FUZZED}
 # app opens its database at first use only: this one never does).
 DOCUMENT = create_app(Settings(database_url=f"sqlite:///{tempfile.gettempdir()}/footfall-unopened.db")).openapi()
 DESTRUCTIVE = {"DELETE /visits/{visit}", "DELETE /contacts/{contact}", "POST /contacts/{contact}/delete",
-               "DELETE /webhook-subscriptions/{subscription}"}
+               "DELETE /webhook-subscriptions/{subscription}", "DELETE /visit-rules/{rule}"}
 BOUNDARY = "hostile-7f3a9c"
 FORM = "application/x-www-form-urlencoded"
 
@@ -62,8 +62,8 @@ UUID_FORMS = [
     "../../etc/passwd", "' OR 1=1 --", "%s", "1",
     # Odd forms of our own and another account's uuids: {own:...} and {other:...} are filled at run time.
     "{own:contact}", "{own:contact|upper}", "{own:contact|braces}", "{own:contact|urn}", "{own:contact|hex}",
-    "{own:shop|upper}", "{own:visit|hex}", "{own:subscription|braces}",
-    "{other:contact}", "{other:shop}", "{other:visit}", "{other:subscription}", "{other:delivery}",
+    "{own:shop|upper}", "{own:visit|hex}", "{own:subscription|braces}", "{own:rule|upper}",
+    "{other:contact}", "{other:shop}", "{other:visit}", "{other:subscription}", "{other:delivery}", "{other:rule}",
     "{other:visit|upper}",
 ]
 EMAILS = ["a@b.sea", "A@B.SEA", "@b.sea", "a@", "a@b", "a b@c.sea", "a@@b.sea", "a@b.sea\x00", "\x00@b.sea",
@@ -228,7 +228,7 @@ def hostile_cases(route) -> st.SearchStrategy[Hostile]:
 
 async def make_owned(client, tenant, headers: dict[str, str] | None = None) -> dict[str, str]:
     """One of everything in the tenant's account: an anonymous contact (so a claim can succeed) with a
-    visit, a subscription and its delivery of that visit."""
+    visit, a subscription and its delivery of that visit, a visit rule."""
     headers = headers or tenant.headers
     subscription = (await client.post("/webhook-subscriptions", headers=headers, json={
         "name": "n", "event_type": "visit_created", "url": "http://127.0.0.1:9/h"})).json()["data"]
@@ -237,8 +237,11 @@ async def make_owned(client, tenant, headers: dict[str, str] | None = None) -> d
                                json={"contact_uuid": contact["uuid"], "shop_uuid": tenant.shop_uuid})).json()["data"]
     delivery = (await client.get(f"/webhook-subscriptions/{subscription['uuid']}/deliveries",
                                  headers=headers)).json()["data"][0]
+    rule = (await client.post("/visit-rules", headers=headers,
+                              json={"name": "n", "kind": "milestone", "every": 5})).json()["data"]
     return {"visit": visit["uuid"], "shop": tenant.shop_uuid, "contact": contact["uuid"],
-            "subscription": subscription["uuid"], "delivery": delivery["id"], "account": tenant.account_uuid}
+            "subscription": subscription["uuid"], "delivery": delivery["id"], "rule": rule["uuid"],
+            "account": tenant.account_uuid}
 
 
 def _symbols(text: str, own: dict[str, str], other: dict[str, str]) -> str:

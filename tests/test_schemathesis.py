@@ -31,7 +31,7 @@ def test_api_conforms_to_its_schema(served):
     base_url, token = served
     schema = schemathesis.openapi.from_url(f"{base_url}/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 30
+    assert len(operations) == 37
     for operation in operations:
 
         @given(case=operation.as_strategy())

@@ -25,8 +25,10 @@ async def owned(client, tenant):
     delivery = (
         await client.get(f"/webhook-subscriptions/{subscription['uuid']}/deliveries", headers=tenant.headers)
     ).json()["data"][0]
+    rule = (await client.post("/visit-rules", headers=tenant.headers,
+                              json={"name": "n", "kind": "milestone", "every": 5})).json()["data"]
     return {"visit": visit["uuid"], "shop": tenant.shop_uuid, "contact": tenant.contact_uuid,
-            "subscription": subscription["uuid"], "delivery": delivery["id"]}
+            "subscription": subscription["uuid"], "delivery": delivery["id"], "rule": rule["uuid"]}
 
 
 @pytest.mark.parametrize("route", ROUTES, ids=route_id)
