@@ -9,9 +9,6 @@ from typing import Any
 
 import click
 
-from footfall.cli.common import read_settings
-from footfall.kit import logs
-
 __all__ = ["main", "uvicorn_options"]  # bench/floor.py serves its floor with uvicorn_options
 
 # Each command's name, and where it is: "module:attribute".
@@ -19,7 +16,7 @@ COMMANDS = {
     "serve": "footfall.cli.server:serve",
     "worker": "footfall.cli.server:worker",
     "migrate": "footfall.cli.server:migrate_command",
-    "status": "footfall.cli.server:status",
+    "status": "footfall.cli.status:status",
     "demo": "footfall.cli.demo:demo",
     "accounts": "footfall.cli.accounts:accounts_group",
     "tokens": "footfall.cli.accounts:tokens_group",
@@ -56,6 +53,12 @@ def main() -> None:
     """Footfall: a self-hosted implementation of Leat's Visits API."""
     # Every command's log lines (migrations, the server, the worker) as FOOTFALL_LOG_FORMAT and
     # FOOTFALL_LOG_LEVEL say; a command's own output stays on stdout.
+    # `footfall status` logs nothing, and starts without the settings' validation (pydantic) for it.
+    if click.get_current_context().invoked_subcommand == "status":
+        return
+    from footfall.cli.common import read_settings
+    from footfall.kit import logs
+
     settings = read_settings()
     logs.configure(settings.log_format, settings.log_level)
 

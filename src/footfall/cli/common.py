@@ -11,10 +11,14 @@ from uuid import UUID
 import click
 from pydantic import BaseModel, ValidationError
 
+from footfall.cli.options import DEFAULT_DATABASE_URL, database_url_option
 from footfall.config import Settings
 from footfall.db import DATABASE_ERRORS, Database, Tx, migrate, open_database
 
-DEFAULT_DATABASE_URL = "sqlite:///footfall.db"
+__all__ = [
+    "DEFAULT_DATABASE_URL", "UUID_PARAM", "CommandError", "account_option", "database_url_option", "migrated",
+    "read_settings", "run", "run_async", "transact", "validate",
+]
 
 
 class CommandError(click.ClickException):
@@ -45,14 +49,6 @@ class UUIDParam(click.ParamType):
 
 
 UUID_PARAM = UUIDParam()
-
-database_url_option = click.option(
-    "--database-url",
-    envvar="FOOTFALL_DATABASE_URL",
-    default=DEFAULT_DATABASE_URL,
-    show_default=True,
-    help="sqlite:///PATH or postgresql://USER@HOST/DB; else FOOTFALL_DATABASE_URL.",
-)
 
 account_option = click.option("--account", "account_uuid", type=UUID_PARAM, required=True, help="Account UUID.")
 

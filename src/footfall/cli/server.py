@@ -1,4 +1,4 @@
-"""Running Footfall: serve, worker, migrate and status.
+"""Running Footfall: serve, worker and migrate (status is status.py's, light enough to start at once).
 
 What only serving or delivering needs (uvicorn, metrics, the delivery worker) is imported by the
 command that uses it, so `migrate` and `status` start without it."""
@@ -165,43 +165,3 @@ def migrate_command(database_url: str) -> None:
     """Bring the database schema up to date."""
     _run_migrations(database_url)
     click.echo(json.dumps({"migrated": True}))
-
-
-@click.command("status")
-@database_url_option
-def status(database_url: str) -> None:
-    """Print what an operator checks, as JSON, without changing anything: whether the database
-    answers, whether its schema is at the newest revision, and the webhook deliveries pending and
-    failed, with the age of the oldest pending one. Exits 1 when the database does not answer or
-    its schema is behind."""
-    from footfall.db.migrate import schema_revisions
-    from footfall.webhooks.outbox import outbox
-
-    async def run() -> dict[str, Any]:
-        current, head = await schema_revisions(database_url)
-        database = open_database(database_url, pool_size=1,
-                                 statement_cache_size=read_settings().database_statement_cache_size)
-        try:
-            async with database.transaction(write=False) as tx:
-                deliveries = await outbox(tx) if current == head else None
-        finally:
-            await database.close()
-        return {
-            "database": "reachable",
-            "schema": {"revision": current, "newest": head, "at_newest": current == head},
-            "deliveries": None if deliveries is None else {
-                "pending": deliveries.pending, "failed": deliveries.failed,
-                "oldest_pending_seconds": None if deliveries.oldest_pending_seconds is None else
-                round(deliveries.oldest_pending_seconds, 1),
-            },
-        }
-
-    try:
-        result = asyncio.run(run())
-    except DATABASE_ERRORS as error:
-        click.echo(json.dumps({"database": f"unreachable: {type(error).__name__}: {error}"[:500],
-                               "schema": None, "deliveries": None}))
-        sys.exit(1)
-    click.echo(json.dumps(result))
-    if not result["schema"]["at_newest"]:
-        sys.exit(1)

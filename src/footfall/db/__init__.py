@@ -1,36 +1,36 @@
 """The one way into the database: open_database() gives a Database, whose transactions (Tx) run the
-prebuilt Statements of every repository; migrate() brings the schema up to date."""
+prebuilt Statements of every repository; migrate() brings the schema up to date.
 
-import sqlite3
+Its names are imported from their modules when first used (PEP 562): `footfall status` reads the
+schema's revision and the outbox with the drivers alone, and pays for none of SQLAlchemy."""
 
-import asyncpg
-from sqlalchemy.exc import SQLAlchemyError
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from footfall.db.migrate import migrate
-from footfall.db.statement import (
-    Statement,
-    StatementError,
-    binds,
-    contains,
-    limit,
-    listed_ids,
-    paged,
-    per_dialect,
-    upsert,
-)
-from footfall.db.tx import ConstraintViolation, Database, Tx
 from footfall.db.urls import backend, sqlite_path
 
-# What a database that is missing, down or refusing raises: from the drivers, or from the migrations.
-DATABASE_ERRORS = (OSError, SQLAlchemyError, asyncpg.PostgresError, asyncpg.InterfaceError, sqlite3.Error)
-# The database cannot be reached, or the server reached cannot take this request now: down, starting,
-# shutting down, a standby (during a failover, until the new primary is found), or no host of a
-# multi-host URL accepting writes. A request that meets one answers 503, and a retry may succeed.
-UNAVAILABLE_ERRORS = (
-    ConnectionError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-    asyncpg.exceptions.OperatorInterventionError, asyncpg.exceptions.ReadOnlySQLTransactionError,
-    asyncpg.exceptions.TargetServerAttributeNotMatched,
-)
+if TYPE_CHECKING:
+    from footfall.db.failures import DATABASE_ERRORS, UNAVAILABLE_ERRORS
+    from footfall.db.migrate import migrate
+    from footfall.db.statement import (
+        Statement,
+        StatementError,
+        binds,
+        contains,
+        limit,
+        listed_ids,
+        paged,
+        per_dialect,
+        upsert,
+    )
+    from footfall.db.tx import ConstraintViolation, Database, Tx
+
+_WHERE = {
+    "DATABASE_ERRORS": "failures", "UNAVAILABLE_ERRORS": "failures", "migrate": "migrate",
+    "Statement": "statement", "StatementError": "statement", "binds": "statement", "contains": "statement",
+    "limit": "statement", "listed_ids": "statement", "paged": "statement", "per_dialect": "statement",
+    "upsert": "statement", "ConstraintViolation": "tx", "Database": "tx", "Tx": "tx",
+}
 
 __all__ = [
     "DATABASE_ERRORS", "UNAVAILABLE_ERRORS", "ConstraintViolation", "Database", "Statement", "StatementError", "Tx",
@@ -38,7 +38,16 @@ __all__ = [
 ]
 
 
-def open_database(url: str, *, pool_size: int = 20, statement_cache_size: int = 100) -> Database:
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'footfall.db' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"footfall.db.{module}"), name)
+    globals()[name] = value  # once
+    return value
+
+
+def open_database(url: str, *, pool_size: int = 20, statement_cache_size: int = 100) -> "Database":
     """PostgreSQL (asyncpg) or SQLite (sqlite3) by the URL; connections open at first use.
     statement_cache_size is asyncpg's per connection (0 behind PgBouncer's transaction pooling)."""
     if backend(url) == "postgresql":

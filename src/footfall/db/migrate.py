@@ -13,8 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from uuid import uuid4
 
-import asyncpg
-
 from footfall.db.urls import backend, postgres_dsn, sqlite_path
 
 if TYPE_CHECKING:
@@ -71,6 +69,8 @@ async def current_revision(url: str) -> str | None:
         finally:
             connection.close()
         return row[0] if row else None
+    import asyncpg  # here: `footfall status` on SQLite starts without it
+
     connection = await asyncpg.connect(postgres_dsn(url), statement_cache_size=0)
     try:
         revision: str | None = await connection.fetchval("SELECT version_num FROM alembic_version")
@@ -84,6 +84,7 @@ async def current_revision(url: str) -> str | None:
 def _engine(url: str) -> "AsyncEngine":
     """SQLAlchemy's engine for Alembic. On PostgreSQL asyncpg connects by the URL itself, so a URL
     naming several hosts (failover) works here as it does everywhere else."""
+    import asyncpg
     from sqlalchemy.engine import make_url
     from sqlalchemy.ext.asyncio import create_async_engine
 

@@ -2,9 +2,7 @@
 libpq's form, which may name several hosts for failover:
 postgresql://USER@HOST1:5432,HOST2:5433/DB?target_session_attrs=read-write."""
 
-from urllib.parse import urlsplit
-
-from sqlalchemy.engine import make_url
+from urllib.parse import unquote, urlsplit
 
 POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg")
 
@@ -35,7 +33,8 @@ def hosts(url: str) -> list[str]:
 
 
 def sqlite_path(url: str) -> str:
-    path = make_url(url).database
+    """The file of sqlite:///PATH (relative) or sqlite:////PATH (absolute), as SQLAlchemy reads it."""
+    path = unquote(url.split("://", 1)[-1].split("?", 1)[0].removeprefix("/"))
     if not path or path == ":memory:":
         raise ValueError("SQLite needs a file: sqlite:///PATH")
     return path

@@ -1,24 +1,18 @@
-"""What an operator watches of every account's webhook deliveries (`footfall status`, the metrics
-scrape): the one statement that counts them, in a module of its own so that `footfall status` builds
-it alone, not every statement of webhooks/repository.py."""
+"""What an operator watches of every account's webhook deliveries (the metrics scrape, the demo): the
+one statement that counts them (outbox_sql.py, which `footfall status` runs with the drivers alone),
+in a module of its own, not among every statement of webhooks/repository.py."""
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import BigInteger, column, text
 
 from footfall.db import Statement, Tx, per_dialect
+from footfall.db.types import UTCDateTime
 from footfall.kit.time import utcnow
-from footfall.tables import webhook_deliveries
+from footfall.webhooks.outbox_sql import OUTBOX_SQL, OutboxStatus, oldest_pending_seconds
 
-_d = webhook_deliveries.c
-
-
-class OutboxStatus(NamedTuple):
-    pending: int
-    failed: int
-    oldest_pending_at: datetime | None
+__all__ = ["Outbox", "OutboxStatus", "outbox", "outbox_status"]
 
 
 class Outbox(NamedTuple):
@@ -33,14 +27,10 @@ class OutboxStatements:
 
 
 def _build(dialect: str) -> OutboxStatements:
-    # Every account's. The WHERE lets the due index skip the succeeded rows, which the delivery log
-    # is mostly made of.
+    # The text `footfall status` runs with the drivers, its columns typed: SQLite's times read as UTC.
     return OutboxStatements(status=Statement(
-        select(
-            func.count().filter(_d.state == "pending").label("pending"),
-            func.count().filter(_d.state == "failed").label("failed"),
-            func.min(_d.created_at).filter(_d.state == "pending").label("oldest_pending_at"),
-        ).where(or_(_d.state == "pending", _d.state == "failed")),
+        text(OUTBOX_SQL).columns(column("pending", BigInteger), column("failed", BigInteger),
+                                 column("oldest_pending_at", UTCDateTime)),
         OutboxStatus,
         dialect=dialect,
         bulk=True,
@@ -56,5 +46,4 @@ async def outbox_status(tx: Tx) -> OutboxStatus:
 
 async def outbox(tx: Tx) -> Outbox:
     status = await outbox_status(tx)
-    age = None if status.oldest_pending_at is None else (utcnow() - status.oldest_pending_at).total_seconds()
-    return Outbox(status.pending, status.failed, age)
+    return Outbox(status.pending, status.failed, oldest_pending_seconds(status, utcnow()))
