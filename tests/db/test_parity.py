@@ -230,7 +230,7 @@ async def scenario(database, ran: set[Statement]) -> list[tuple[str, Any]]:
         t.note("rule count", await rules.count(account.id))
         t.note("rule page", await rules.page(account.id, 2, 1))
         await rules.update(every.id, "renamed", "ACTIVE", at(121))
-        t.note("contacts held", await rules.hold_contacts([contact.id, contact.id]))
+        t.note("contacts held in turn", await contacts.share([contact.id, contact.id], in_turn=True))
         third = await visits.get(account.id, uuid("visit-3"))
         for later in (0, 1):
             t.note("candidates", await rules.candidates(account.id, contact.id, third.id, shop.id, "Café/ü",

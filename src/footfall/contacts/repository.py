@@ -60,11 +60,14 @@ class ContactStatements:
     keys: Statement[ContactKey]
     lock: Statement
     share: Statement
+    share_in_turn: Statement
 
 
 def _build(dialect: str) -> ContactStatements:
     statement = partial(Statement, dialect=dialect)
     account = _c.account_id == bindparam("account_id")
+    # The contacts given, in id order: two writers lock the rows they share in the same order.
+    held = select(_c.id).where(_c.id.in_(listed_ids(dialect, "contact_ids"))).order_by(_c.id)
     return ContactStatements(
         # The unique key decides between "create" and "already there": the database settles
         # concurrent creates, where a read-then-write would let both through.
@@ -99,10 +102,10 @@ def _build(dialect: str) -> ContactStatements:
         # has one writer): the delete locks it FOR UPDATE first, the writes FOR KEY SHARE (which
         # writes do not block one another on) before they touch its visits, in id order.
         lock=statement(select(_c.id).where(_c.id == bindparam("contact_id", type_=_c.id.type)).with_for_update()),
-        share=statement(
-            select(_c.id).where(_c.id.in_(listed_ids(dialect, "contact_ids"))).order_by(_c.id)
-            .with_for_update(key_share=True, read=True)
-        ),
+        share=statement(held.with_for_update(key_share=True, read=True)),
+        # FOR NO KEY UPDATE: under visit rules one contact's writes wait for one another (their counts
+        # are read in turn: rules.service), and still not for a create's FOR KEY SHARE lookup.
+        share_in_turn=statement(held.with_for_update(key_share=True)),
     )
 
 
@@ -284,10 +287,12 @@ class ContactRepository:
         False when it is gone."""
         return await self.tx.fetchval(self.statements.lock, {"contact_id": contact_id}) is not None
 
-    async def share(self, contact_ids: Iterable[int]) -> set[int]:
-        """Holds the contacts against a delete until the transaction ends; the ids of those still there."""
+    async def share(self, contact_ids: Iterable[int], *, in_turn: bool = False) -> set[int]:
+        """Holds the contacts against a delete until the transaction ends; the ids of those still there.
+        `in_turn`: held against the contacts' other writes too, as visit rules need (rules.service)."""
         ids = json.dumps(sorted(set(contact_ids)))
-        return {row.id for row in await self.tx.fetch(self.statements.share, {"contact_ids": ids})}
+        statement = self.statements.share_in_turn if in_turn else self.statements.share
+        return {row.id for row in await self.tx.fetch(statement, {"contact_ids": ids})}
 
     async def account_uuid_of(self, uuid: UUID) -> UUID | None:
         """The uuid of the account that has this contact (for the admin commands, which name none)."""

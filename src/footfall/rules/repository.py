@@ -142,7 +142,6 @@ class RuleStatements:
     delete: Statement
     forget_rule: Statement
     forget_contact: Statement
-    hold_contacts: Statement
     candidates: Statement[Candidate]
     fire: Statement
     returned: Statement
@@ -313,12 +312,6 @@ def _build(dialect: str) -> RuleStatements:
             _rc.contact_id == contact_id,
             _rc.rule_id.in_(select(_r.id).where(_r.account_id == select(_c.account_id).where(
                 _c.id == contact_id).scalar_subquery())))),
-        # FOR NO KEY UPDATE: one contact's writes under rules wait for one another (their counts are
-        # read in turn), and still not for a create's FOR KEY SHARE lookup.
-        hold_contacts=statement(
-            select(_c.id).where(_c.id.in_(listed_ids(dialect, "contact_ids"))).order_by(_c.id)
-            .with_for_update(key_share=True)
-        ),
         candidates=statement(candidates, Candidate),
         fire=statement(fire),
         returned=statement(returned),
@@ -384,11 +377,6 @@ class RuleRepository:
     async def forget_contact(self, contact_id: int) -> None:
         """The contact's standing with every rule (its firings go by their foreign key)."""
         await self.tx.execute(self.statements.forget_contact, {"contact_id": contact_id})
-
-    async def hold_contacts(self, contact_ids: list[int]) -> set[int]:
-        """Locks the contacts (in id order) until the transaction ends; the ids of those still there."""
-        ids = json.dumps(sorted(set(contact_ids)))
-        return {row.id for row in await self.tx.fetch(self.statements.hold_contacts, {"contact_ids": ids})}
 
     async def candidates(
         self, account_id: int, contact_id: int, visit_id: int, shop_id: int, source: str | None,

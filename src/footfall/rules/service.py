@@ -1,12 +1,12 @@
 """Visit rules: milestones, frequencies and lapses, fired once each from the visits that reach them.
 
 A visit's rules run in the visit's own transaction, after its insert and with its contact's row held
-(hold_contacts), so each contact's visits are counted one after another and a count's firing is
+(ContactRepository.share in turn), so each contact's visits are counted one after another and a count's firing is
 recorded (visit_rule_firings' key) with the visit that reached it: exactly once, and never for a
 count reached before the rule was made (a milestone fires only at the count itself)."""
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -129,12 +129,6 @@ def saw_rules(account_id: int, active: bool) -> None:
 async def forget_contact(tx: Tx, contact_id: int) -> None:
     """A contact's delete: its standing with every rule goes (its firings with it, by their key)."""
     await RuleRepository(tx).forget_contact(contact_id)
-
-
-async def hold_contacts(tx: Tx, contact_ids: Iterable[int]) -> set[int]:
-    """Holds the contacts' rows until the transaction ends, for writes that run rules (see the module's
-    doc); the ids of those still there."""
-    return await RuleRepository(tx).hold_contacts(list(contact_ids))
 
 
 @dataclass(frozen=True)

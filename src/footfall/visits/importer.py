@@ -204,7 +204,7 @@ async def _write_once(
         # Under visit rules, held as a create holds its contact: counted in turn (rules.service).
         with_rules = await rules.account_has_active_rules(tx, account.id)
         contact_ids = [row["contact_id"] for row in batch]
-        held = await (rules.hold_contacts(tx, contact_ids) if with_rules else ContactRepository(tx).share(contact_ids))
+        held = await ContactRepository(tx).share(contact_ids, in_turn=with_rules)
         gone = [number for number, row in zip(numbers, batch, strict=True) if row["contact_id"] not in held]
         batch = [row for row in batch if row["contact_id"] in held]
         inserted = await write_rows(tx, account, batch, by_id, with_rules=with_rules, fire_rules=fire_rules)

@@ -76,7 +76,7 @@ async def create(tx: Tx, account: Account, data: VisitCreate) -> tuple[VisitRow,
     values = new_visit(account.id, data, found and found.id, found and found.shop_id, utcnow())
     assert found is not None  # new_visit refuses a missing contact or shop
     rules.saw_rules(account.id, found.rules)
-    if found.rules and not held and not await rules.hold_contacts(tx, [found.id]):  # counted in turn: rules.service
+    if found.rules and not held and not await ContactRepository(tx).share([found.id], in_turn=True):
         raise ContactNotFound()
     inserted = await repository.insert(values)
     if inserted is not None:
@@ -155,7 +155,7 @@ async def create_batch(tx: Tx, account: Account, items: Sequence[Any]) -> list[B
     # Under rules, held as a single create holds its contact: counted in turn (rules.service).
     with_rules = await rules.account_has_active_rules(tx, account.id)
     chosen_ids = [contact.id for contact in chosen.values() if contact]
-    held = await (rules.hold_contacts(tx, chosen_ids) if with_rules else ContactRepository(tx).share(chosen_ids))
+    held = await ContactRepository(tx).share(chosen_ids, in_turn=with_rules)
 
     now = utcnow()
     rows: list[dict[str, Any]] = []

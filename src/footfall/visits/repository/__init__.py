@@ -311,7 +311,7 @@ class VisitRepository(CountQueries, FeedQueries, FilteredQueries, ExportQueries)
     ) -> ContactAndShop | None:
         """The account's contact with the id of its shop (None when no such shop); None when no such
         contact. One round trip for what a create checks. `held`: the contact's row locked as visit
-        rules hold it (rules.service.hold_contacts), not only against a delete."""
+        rules hold it (ContactRepository.share in turn), not only against a delete."""
         params = {"account_id": account_id, "contact_uuid": contact_uuid, "shop_uuid": shop_uuid}
         statement = self.statements.contact_and_shop_held if held else self.statements.contact_and_shop
         return await self.tx.fetchrow(statement, params)
