@@ -13,8 +13,8 @@ import click
 from footfall.accounts import service as accounts
 from footfall.cli.common import CommandError, account_option, database_url_option, migrated, run_async
 from footfall.errors import FootfallError
+from footfall.kit.rendering import EXPORT_FORMATS
 from footfall.kit.time import format_iso8601, parse_iso8601
-from footfall.visits.export import FORMATS as EXPORT_FORMATS
 
 
 @click.group("visits")

@@ -14,7 +14,7 @@ from uuid import UUID
 import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import RedirectResponse, StreamingResponse
+from fastapi.responses import RedirectResponse
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -38,7 +38,9 @@ from footfall.contacts import service as contacts
 from footfall.contacts.repository import AUDIENCE_BOUNDS, AUDIENCE_SORTS
 from footfall.contacts.schemas import read_audience
 from footfall.errors import FootfallError, InvalidInput, ShopNotFound, TooManyRequests, field_errors
+from footfall.http.files import file_response
 from footfall.kit.pagination import PageParams
+from footfall.kit.rendering import EXPORT_FORMATS
 from footfall.kit.time import format_iso8601, utcnow
 from footfall.rules import service as rules
 from footfall.rules.repository import Rule
@@ -265,7 +267,7 @@ async def visits_page(request: Request, page: int = 1) -> Response:
 @router.get("/visits/export")
 async def visits_export(request: Request, format: str = "csv") -> Response:
     query = _visit_query(request)
-    if format not in export.FORMATS:
+    if format not in EXPORT_FORMATS:
         raise InvalidInput({"format": ["Must be ndjson or csv."]})
     async with session(request) as signed:
         filters = read_query_filters(query)
@@ -276,9 +278,7 @@ async def visits_export(request: Request, format: str = "csv") -> Response:
         async for chunk in export.export(database, account_id, filters, format):
             yield chunk.data
 
-    return StreamingResponse(body(), media_type=export.MEDIA_TYPES[format],
-                             headers={"Content-Disposition": f'attachment; filename="visits.{format}"',
-                                      "Cache-Control": "no-store"})
+    return file_response(body(), format, "visits", no_store=True)
 
 
 @router.get("/visits/{uuid}")
@@ -352,7 +352,7 @@ async def audiences_page(request: Request, page: int = 1) -> Response:
 async def audience_export(request: Request, format: str = "csv") -> Response:
     """GET /contacts/export's file, signed in with the session: the audiences page's CSV link."""
     query = _audience_query(request)
-    if format not in contacts_export.FORMATS:
+    if format not in EXPORT_FORMATS:
         raise InvalidInput({"format": ["Must be ndjson or csv."]})
     async with session(request) as signed:
         audience = read_audience(query)
@@ -363,9 +363,7 @@ async def audience_export(request: Request, format: str = "csv") -> Response:
         async for chunk in contacts_export.export(database, account_id, audience, format):
             yield chunk
 
-    return StreamingResponse(body(), media_type=contacts_export.MEDIA_TYPES[format],
-                             headers={"Content-Disposition": f'attachment; filename="contacts.{format}"',
-                                      "Cache-Control": "no-store"})
+    return file_response(body(), format, "contacts", no_store=True)
 
 
 @router.get("/shops")

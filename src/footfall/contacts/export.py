@@ -16,8 +16,6 @@ from footfall.db import Database
 from footfall.kit.rendering import dumps
 from footfall.kit.time import format_iso8601
 
-FORMATS = ("ndjson", "csv")
-MEDIA_TYPES = {"ndjson": "application/x-ndjson", "csv": "text/csv; charset=utf-8"}
 COLUMNS = ("uuid", "email", "visit_count", "first_visit_at", "last_visit_at")
 CHUNK_ROWS = 10000
 

@@ -18,8 +18,10 @@ from footfall.contacts.schemas import (
     read_audience,
 )
 from footfall.errors import ContactNotFound, ReadOnlyToken, error_responses, write_error_responses
+from footfall.http.files import file_response, file_responses
 from footfall.http.routing import ApiRoute, Caller, Idempotent, writes
 from footfall.kit.pagination import PageParams, page_params
+from footfall.kit.rendering import EXPORT_FORMATS
 
 router = APIRouter(prefix="/contacts", tags=["contacts"], route_class=ApiRoute)
 
@@ -46,22 +48,15 @@ async def list_contacts(
 
 @router.get(
     "/export",
-    # Streamed text, never JSON: a generated client reads it as a string, and the one `format` asks for.
     response_class=StreamingResponse,
-    responses={200: {"description": "The contacts, streamed: NDJSON (one contact a line) or CSV (a header row)",
-                     "headers": {"Content-Disposition": {
-                         "description": "attachment; filename=\"contacts.ndjson\" (or contacts.csv)",
-                         "schema": {"type": "string"}}},
-                     "content": {media_type: {"schema": {"type": "string"}}
-                                 for media_type in ("application/x-ndjson", "text/csv")}},
-               **error_responses()},
+    responses={**file_responses("contacts", "contact"), **error_responses()},
     summary="Export Contacts",
     operation_id="exportContacts",
     openapi_extra={"parameters": audience_parameters(ordered=False)},  # in the order stored
 )
 async def export_contacts(
     request: Request,
-    format: Annotated[Literal[export.FORMATS], Query(description="ndjson (the default) or csv")] = "ndjson",  # type: ignore[valid-type]
+    format: Annotated[Literal[EXPORT_FORMATS], Query(description="ndjson (the default) or csv")] = "ndjson",  # type: ignore[valid-type]
 ) -> Response:
     """Every contact of the audience (every contact, with no filter), in the order they were stored,
     streamed a chunk at a time for a mailing tool: uuid, email, visit_count, first_visit_at and
@@ -74,8 +69,7 @@ async def export_contacts(
         async for chunk in export.export(database, account_id, audience, format):
             yield chunk
 
-    return StreamingResponse(body(), media_type=export.MEDIA_TYPES[format],
-                             headers={"Content-Disposition": f'attachment; filename="contacts.{format}"'})
+    return file_response(body(), format, "contacts")
 
 
 @router.post(

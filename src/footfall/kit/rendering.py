@@ -16,6 +16,10 @@ from starlette.responses import Response
 
 from footfall.kit.time import format_iso8601
 
+# An export's formats (the visits', the contacts'), and the media type each is sent as.
+EXPORT_FORMATS = ("ndjson", "csv")
+EXPORT_MEDIA_TYPES = {"ndjson": "application/x-ndjson", "csv": "text/csv; charset=utf-8"}
+
 _OPTIONS = orjson.OPT_OMIT_MICROSECONDS
 
 

@@ -15,8 +15,6 @@ from footfall.kit.rendering import dumps
 from footfall.kit.time import format_iso8601
 from footfall.visits.repository import ExportRow, VisitFilter, VisitRepository
 
-FORMATS = ("ndjson", "csv")
-MEDIA_TYPES = {"ndjson": "application/x-ndjson", "csv": "text/csv; charset=utf-8"}
 COLUMNS = tuple(name for name in ExportRow._fields if name != "id")
 CHUNK_ROWS = 10000
 

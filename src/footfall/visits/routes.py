@@ -15,9 +15,10 @@ from footfall.errors import (
     error_responses,
     write_error_responses,
 )
+from footfall.http.files import file_response, file_responses
 from footfall.http.routing import ApiRoute, Caller, Idempotent
 from footfall.kit.pagination import PageParams, PageQuery, limit_query
-from footfall.kit.rendering import json_answer
+from footfall.kit.rendering import EXPORT_FORMATS, json_answer
 from footfall.kit.types import DeletedResponse
 from footfall.visits import export, service
 from footfall.visits.repository import VisitFilter
@@ -104,22 +105,15 @@ async def create_visits(body: VisitBatch, request: Request) -> Response:
 
 @router.get(
     "/export",
-    # Streamed text, never JSON: a generated client reads it as a string, and the one `format` asks for.
     response_class=StreamingResponse,
-    responses={200: {"description": "The visits, streamed: NDJSON (one visit a line) or CSV (a header row)",
-                     "headers": {"Content-Disposition": {
-                         "description": "attachment; filename=\"visits.ndjson\" (or visits.csv)",
-                         "schema": {"type": "string"}}},
-                     "content": {media_type: {"schema": {"type": "string"}}
-                                 for media_type in ("application/x-ndjson", "text/csv")}},
-               **error_responses()},
+    responses={**file_responses("visits", "visit"), **error_responses()},
     summary="Export Visits",
     operation_id="exportVisits",
     openapi_extra={"parameters": filter_parameters(ordered=False)},  # in the order stored
 )
 async def export_visits(
     request: Request,
-    format: Annotated[Literal[export.FORMATS], Query(description="ndjson (the default) or csv")] = "ndjson",  # type: ignore[valid-type]
+    format: Annotated[Literal[EXPORT_FORMATS], Query(description="ndjson (the default) or csv")] = "ndjson",  # type: ignore[valid-type]
     contact_uuid: Annotated[UUID | None, Query(description="A contact's UUID to filter the Visits by")] = None,
 ) -> Response:
     """Every visit that passes the list's filters, in the order they were stored, streamed a chunk at
@@ -133,8 +127,7 @@ async def export_visits(
         async for chunk in export.export(database, account_id, filters, format):
             yield chunk.data
 
-    return StreamingResponse(body(), media_type=export.MEDIA_TYPES[format],
-                             headers={"Content-Disposition": f'attachment; filename="visits.{format}"'})
+    return file_response(body(), format, "visits")
 
 
 @router.get(
