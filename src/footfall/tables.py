@@ -145,8 +145,10 @@ visits = Table(
     Index("ix_visits_account_starts", "account_id", "starts_at", "id"),
     Index("ix_visits_account_updated", "account_id", "updated_at", "id"),
     Index("ix_visits_account_changes", "account_id", "change_xid", "change_seq"),
-    # A contact's first and last visit (the contact resource), each one probe of this index.
-    Index("ix_visits_contact_starts", "contact_id", "starts_at"),
+    # A contact's first and last visit (the contact resource), each one probe of this index; on
+    # it carries what a visit rule counts by (rules.repository.moments; SQLite's rowid is the id), so
+    # the contact's qualifying visits are counted from the index alone.
+    Index("ix_visits_contact_starts", "contact_id", "starts_at", "shop_id", "source", postgresql_include=["id"]),
 )
 
 # What is left of a deleted visit, for the changes feed: its place there is a change like any other.
@@ -270,7 +272,10 @@ visit_rules = Table(
 visit_rule_firings = Table(
     "visit_rule_firings",
     metadata,
-    Column("rule_id", BigIntPK, ForeignKey("visit_rules.id", ondelete="CASCADE"), primary_key=True),
+    # No foreign key to the rule: its check share-locks the rule's row, and every create that fires
+    # it from every connection piles up locks on those few rows (PostgreSQL's multixacts). A rule's
+    # delete removes its firings itself (RuleRepository.delete).
+    Column("rule_id", BigIntPK, primary_key=True),
     Column("contact_id", BigIntPK, ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True, index=True),
     Column("count", BigInteger, primary_key=True),
     Column("visit_id", BigInteger, nullable=False),

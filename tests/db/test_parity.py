@@ -27,7 +27,7 @@ from footfall.db.statement import prebuilt
 from footfall.idempotency import repository as idempotency
 from footfall.idempotency.repository import IdempotencyRepository
 from footfall.rules import repository as rules_
-from footfall.rules.repository import RuleRepository
+from footfall.rules.repository import RuledVisit, RuleRepository
 from footfall.shops import repository as shops_
 from footfall.shops.repository import ShopRepository
 from footfall.stats import repository as stats_
@@ -232,30 +232,33 @@ async def scenario(database, ran: set[Statement]) -> list[tuple[str, Any]]:
         await rules.update(every.id, "renamed", "ACTIVE", at(121))
         t.note("contacts held in turn", await contacts.share([contact.id, contact.id], in_turn=True))
         third = await visits.get(account.id, uuid("visit-3"))
-        for later in (0, 1):
-            t.note("candidates", await rules.candidates(account.id, contact.id, third.id, shop.id, "Café/ü",
-                                                        at(33), later))
-        t.note("fired", await rules.fire(every.id, contact.id, 2, third.id, at(122)))
-        t.note("fired again", await rules.fire(every.id, contact.id, 2, third.id, at(123)))
-        t.note("frequency fired", await rules.fire(frequency.id, contact.id, 1, third.id, at(124)))
-        t.note("frequency after firing", await rules.candidates(account.id, contact.id, third.id, shop.id, None,
-                                                                at(33), 0))
+        def ruled(starts_at: datetime, later: int = 0, source: str | None = None) -> RuledVisit:
+            return RuledVisit(account.id, contact.id, third.id, shop.id, source, starts_at, later, at(122))
+
+        for later in (1, 0, 0):
+            t.note("moments", await rules.record(ruled(at(33), later, "Café/ü")))
+        t.note("fired", await rules.fire(every.id, contact.id, 4, third.id, at(122)))
+        t.note("fired again", await rules.fire(every.id, contact.id, 4, third.id, at(123)))
+        t.note("frequency fired", await rules.fire(frequency.id, contact.id, 9, third.id, at(124)))
+        t.note("frequency after firing", await rules.record(ruled(at(33))))
+        t.note("counted with its rules", await visits.add_one_with_rules(7, (at(33), at(33)), ruled(at(33))))
         lapse_rules = t.note("lapse rules", await rules.lapse_rules())
         end = t.note("batch end", await rules.batch_end(account.id, 0))
         for lapse_rule in lapse_rules:
             t.note("lapsed", await rules.lapse(lapse_rule, 0, end, at(2000), at(2001)))
             t.note("lapsed again", await rules.lapse(lapse_rule, 0, end, at(2000), at(2002)))
         t.note("lapsed contacts", await rules.contacts_of(lapse_rules[0].id, [contact.id]))
-        t.note("lapsed, standing", await rules.candidates(account.id, contact.id, third.id, shop.id, None, at(33), 0))
+        t.note("lapsed, a visit from before", await rules.record(ruled(at(33))))
         t.note("returned too early", await rules.returned(lapse_rules[0].id, contact.id, at(30)))
-        t.note("returned", await rules.returned(lapse_rules[0].id, contact.id, at(3000)))
+        t.note("returned by a visit", await rules.record(ruled(at(3000))))
+        t.note("returned", await rules.returned(lapse_rules[1].id, contact.id, at(3000)))
         t.note("returned again", await rules.returned(lapse_rules[0].id, contact.id, at(3001)))
         t.note("progress", await rules.progress(account.id, contact.id))
         t.note("firings", await rules.firings(contact.id))
         t.note("recent", await rules.recent(account.id, at(0)))
         await rules.delete(every.id)
         await rules.forget_contact(contact.id)
-        t.note("forgotten", await rules.candidates(account.id, contact.id, third.id, shop.id, None, at(33), 0))
+        t.note("forgotten", await rules.record(ruled(at(4000))))
         t.note("rule deleted", await rules.get(account.id, uuid("rule-every")))
 
         t.note("active ids", await outbox.active_subscription_ids(account.id, "visit_created"))

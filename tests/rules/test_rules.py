@@ -13,10 +13,13 @@ from footfall.accounts.service import get_account
 from footfall.db import Statement, per_dialect
 from footfall.kit.time import utcnow
 from footfall.rules.lapses import lapse_pass
+from footfall.rules.repository import MAX_CONTACT_ID, RuleRepository
 from footfall.shops import service as shops
 from footfall.shops.schemas import ShopCreate
 from footfall.tables import webhook_events
 from footfall.testing.serving import footfall_json
+from footfall.visits import service as visits_service
+from footfall.visits.schemas import VisitCreate
 from tests.conftest import make_tenant
 
 EVENTS = per_dialect(lambda dialect: Statement(
@@ -293,6 +296,51 @@ async def test_a_lapse_fires_once_then_a_return_rearms_it(client, app):
     await lapse_pass(app.state.database, now=utcnow() + timedelta(days=31))
     later = [event["contact"]["uuid"] for event in await events(app, tenant, "contact_lapsed")][1:]
     assert sorted(later) == sorted([away, tenant.contact_uuid])
+
+
+@pytest.mark.parametrize("source", [None, "Kiosk"], ids=["every source", "one source"])
+async def test_a_visit_and_a_lapse_pass_at_once_never_leave_a_visitor_lapsed(client, app, source):
+    """The pass holds the contacts it marks as a create under rules holds its contact, whichever
+    comes first: a visit in flight keeps its contact from lapsing, and a pass in flight makes the
+    visit a return."""
+    tenant = await make_tenant(app)
+    await subscribe(client, tenant)
+    first, second = await new_contact(client, tenant), await new_contact(client, tenant)
+    long_ago = (utcnow() - timedelta(days=45)).replace(microsecond=0)
+    for contact in (first, second):
+        await visit(client, tenant, contact, starts_at=long_ago.isoformat(), source="Kiosk")
+    await rule(client, tenant, kind="lapse", after_days=30, source=source)
+    await visit(client, tenant)  # the hint that the account has rules, as a running server has it
+    account = await get_account_of(app, tenant)
+
+    # A visit in flight (its transaction open), then a pass: the visitor does not lapse.
+    async with app.state.database.transaction(write=True) as tx:
+        await visits_service.create(tx, account, VisitCreate(
+            contact_uuid=UUID(first), shop_uuid=UUID(tenant.shop_uuid), source="Kiosk"))
+        passing = asyncio.create_task(lapse_pass(app.state.database))
+        await asyncio.sleep(0.3)
+    await passing
+    assert [event["contact"]["uuid"] for event in await events(app, tenant, "contact_lapsed")] == [second]
+
+    # A pass in flight (it has marked the contact), then a visit: the visit is a return.
+    async with app.state.database.transaction(write=False) as tx:
+        [lapse_rule] = [found for found in await RuleRepository(tx).lapse_rules() if found.account_id == account.id]
+    await client.delete(f"/contacts/{second}", headers=tenant.headers)
+    third = await new_contact(client, tenant)
+    await visit(client, tenant, third, starts_at=long_ago.isoformat(), source="Kiosk")
+    async with app.state.database.transaction(write=True) as tx:
+        marked = await RuleRepository(tx).lapse(lapse_rule, 0, MAX_CONTACT_ID, utcnow() - timedelta(days=30), utcnow())
+        assert [row.last_visit_at for row in marked] == [long_ago]
+        visiting = asyncio.create_task(client.post("/visits", headers=tenant.headers, json={
+            "contact_uuid": third, "shop_uuid": tenant.shop_uuid, "source": "Kiosk"}))
+        await asyncio.sleep(0.3)
+    assert (await visiting).status_code == 201
+    assert [event["contact"]["uuid"] for event in await events(app, tenant, "contact_returned")] == [third]
+
+
+async def get_account_of(app, tenant):
+    async with app.state.database.transaction(write=False) as tx:
+        return await get_account(tx, UUID(tenant.account_uuid))
 
 
 async def test_min_visits_and_an_old_visit_imported_late(client, app):

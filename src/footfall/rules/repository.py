@@ -8,7 +8,8 @@ from functools import partial
 from typing import Any, NamedTuple
 from uuid import UUID
 
-from sqlalchemy import BigInteger, and_, bindparam, case, delete, func, insert, or_, select, update
+from sqlalchemy import BigInteger, and_, bindparam, case, cast, delete, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import JSONB
 
 from footfall.db import Statement, Tx, binds, listed_ids, paged, per_dialect, upsert
 from footfall.tables import (
@@ -50,21 +51,38 @@ class Rule(NamedTuple):
     shop_uuid: UUID | None
 
 
-class Candidate(NamedTuple):
-    """An ACTIVE rule a new visit qualifies for, the contact's qualifying visits up to that visit
-    (`total`), a frequency rule's visits in its window and times fired, and the contact's standing."""
+class RuledVisit(NamedTuple):
+    """A new visit, as its rules read it: its contact held, its insert and count made in its
+    transaction. `later`: the contact's visits recorded after this one in the same transaction."""
+
+    account_id: int
+    contact_id: int
+    visit_id: int
+    shop_id: int
+    source: str | None
+    starts_at: datetime
+    later: int
+    now: datetime
+
+    def params(self) -> dict[str, Any]:
+        """The parameters of the moments statement (named apart from the columns it writes)."""
+        return {"rule_account": self.account_id, "rule_contact": self.contact_id, "new_visit": self.visit_id,
+                "visit_shop": self.shop_id, "visit_source": self.source, "visit_start": self.starts_at,
+                "later": self.later, "moment_at": self.now}
+
+
+class Moment(NamedTuple):
+    """What an ACTIVE rule does on a new visit: fire (`fires_at`, the key count of the firing: a
+    milestone's count, a frequency rule's times fired) or end the contact's lapse (`returns`; its
+    `last_visit_at` is the one it lapsed after). `total`: the contact's qualifying visits."""
 
     id: int
     uuid: UUID
     name: str
     kind: str
-    every: int | None
-    at: str | None
-    needed: int | None  # the column `count`
     total: int
-    in_window: int | None
-    times_fired: int | None
-    lapsed_at: datetime | None
+    fires_at: int | None
+    returns: bool
     last_visit_at: datetime | None
     milestone_subscribed: bool
     returned_subscribed: bool
@@ -107,10 +125,12 @@ _RULE = (*(_r.count.label("needed") if column is _r.count else column for column
 _rules_with_shop = visit_rules.outerjoin(shops, _s.id == _r.shop_id)
 
 
-def _qualifying(rule: Any = visit_rules) -> Any:
+def _qualifying(contact_id: Any = None, rule: Any = visit_rules) -> Any:
     """The visits (of the contact `contact_id`) the rule counts: its shop's, its source's."""
+    if contact_id is None:
+        contact_id = bindparam("contact_id", type_=_v.contact_id.type)
     return and_(
-        _v.contact_id == bindparam("contact_id", type_=_v.contact_id.type),
+        _v.contact_id == contact_id,
         or_(rule.c.shop_id.is_(None), _v.shop_id == rule.c.shop_id),
         or_(rule.c.source.is_(None), _v.source == rule.c.source),
     )
@@ -131,6 +151,106 @@ def has_active_rules(account_id: Any) -> Any:
     return select(_r.id).where(_r.account_id == account_id, _r.status == "ACTIVE").exists()
 
 
+def _listed(dialect: str, counts: Any, count: Any) -> Any:
+    """Whether a JSON list of counts (a milestone's `at`) holds `count`."""
+    if dialect == "postgresql":
+        return cast(counts, JSONB).op("@>", is_comparison=True)(func.to_jsonb(count))
+    listed = func.json_each(counts).table_valued("value")
+    return select(listed.c.value).where(listed.c.value == count).exists()
+
+
+def moments(dialect: str, kept: Any) -> Any:
+    """The statement of what a new visit's ACTIVE rules do (Moment rows; parameters: RuledVisit.params).
+
+    `facts` reads, for every rule the visit qualifies for, all a rule needs to decide: the contact's
+    count of qualifying visits up to this one (`total`), a frequency rule's window and the times it
+    fired, and the contact's lapse standing. A rule of every shop and source counts from `kept`, the
+    contact's kept count (moved by this visit's transaction already), less the contact's visits
+    recorded after this one in the same transaction (a batch's `later`); a rule of one shop or source
+    counts the contact's visits up to this one (ids grow in the order a contact's visits are recorded:
+    its row, held, orders them). `decided` keeps the rules that fire or end a lapse.
+
+    On PostgreSQL the same statement records them (firings keyed by (rule, contact, count), so a
+    count never fires twice; a lapse ends only while the row is still lapsed) and answers only what it
+    recorded; SQLite has no data-modifying WITH, so RuleRepository.record writes each one after."""
+    contact_id = bindparam("rule_contact", type_=_c.id.type)
+    visit_id = bindparam("new_visit", type_=_v.id.type)
+    starts_at = bindparam("visit_start", type_=_v.starts_at.type)
+    account_id = bindparam("rule_account", type_=_r.account_id.type)
+
+    counted = (select(func.count().label("counted")).select_from(visits)
+               .where(_qualifying(contact_id), _v.id <= visit_id).scalar_subquery())
+    total = case((and_(_r.shop_id.is_(None), _r.source.is_(None)),
+                  func.coalesce(kept, 0) - bindparam("later", type_=BigInteger)), else_=counted)
+    standing = visit_rule_contacts.alias("standing")
+    # Only visits recorded after the one that last fired the rule count toward the next time.
+    last_fired = (select(func.coalesce(func.max(_f.visit_id), 0).label("last_fired")).select_from(visit_rule_firings)
+                  .where(_f.rule_id == _r.id, _f.contact_id == contact_id)
+                  .correlate(visit_rules).scalar_subquery())  # two levels down: named, or it is read afresh
+    in_window = (
+        select(func.count().label("in_window")).select_from(visits).where(
+            _qualifying(contact_id), _v.id <= visit_id, _v.id > last_fired,
+            _v.starts_at > _days_before(dialect, starts_at, _r.within_days), _v.starts_at <= starts_at,
+        ).scalar_subquery()
+    )
+    times_fired = (select(func.count().label("times")).select_from(visit_rule_firings)
+                   .where(_f.rule_id == _r.id, _f.contact_id == contact_id).scalar_subquery())
+    # Materialized: `decided` reads each fact more than once, and each is to be counted once.
+    facts = (
+        select(_r.id, _r.uuid, _r.name, _r.kind, _r.every, _r.at, _r.count.label("needed"), total.label("total"),
+               case((_r.kind == "frequency", in_window), else_=None).label("in_window"),
+               case((_r.kind == "frequency", times_fired), else_=None).label("times_fired"),
+               standing.c.lapsed_at, standing.c.last_visit_at)
+        .select_from(visit_rules.outerjoin(
+            standing, and_(standing.c.rule_id == _r.id, standing.c.contact_id == contact_id)))
+        .where(_r.account_id == account_id, _r.status == "ACTIVE",
+               or_(_r.shop_id.is_(None), _r.shop_id == bindparam("visit_shop", type_=_r.shop_id.type)),
+               or_(_r.source.is_(None), _r.source == bindparam("visit_source", type_=_r.source.type)))
+        .cte("facts").prefix_with("MATERIALIZED")
+    )
+    fact = facts.c
+    fires_at = case(
+        (fact.kind == "frequency", case((fact.in_window >= fact.needed, fact.times_fired + 1))),
+        (fact.every.is_not(None), case((fact.total % fact.every == 0, fact.total))),
+        (fact.at.is_not(None), case((_listed(dialect, fact.at, fact.total), fact.total))),
+    )
+    returns = and_(fact.kind == "lapse", fact.lapsed_at.is_not(None), fact.last_visit_at < starts_at)
+    decided = (
+        select(fact.id, fact.uuid, fact.name, fact.kind, fact.total, fires_at.label("fires_at"),
+               returns.label("returns"), fact.last_visit_at,
+               # Asked in passing, as a visit's lookup asks: no outbox query for an account without them.
+               subscribed(account_id, "visit_milestone").label("milestone_subscribed"),
+               subscribed(account_id, "contact_returned").label("returned_subscribed"))
+        .where(or_(fires_at.is_not(None), returns))
+    )
+    if dialect != "postgresql":
+        return decided.order_by(fact.id)
+    made = decided.cte("decided")
+    fired = (
+        upsert(dialect, visit_rule_firings).from_select(
+            ["rule_id", "contact_id", "count", "visit_id", "fired_at"],
+            select(made.c.id, contact_id, made.c.fires_at, visit_id,
+                   bindparam("moment_at", type_=_f.fired_at.type)).where(made.c.fires_at.is_not(None)))
+        .on_conflict_do_nothing().returning(_f.rule_id).cte("fired")
+    )
+    came_back = (
+        update(visit_rule_contacts)
+        .where(_rc.rule_id.in_(select(made.c.id).where(made.c.returns)), _rc.contact_id == contact_id,
+               _rc.lapsed_at.is_not(None), _rc.last_visit_at < starts_at)
+        .values(lapsed_at=None, last_visit_at=starts_at)
+        .returning(_rc.rule_id).cte("came_back")
+    )
+    return (select(*made.c)
+            .where(or_(made.c.id.in_(select(fired.c.rule_id)), made.c.id.in_(select(came_back.c.rule_id))))
+            .order_by(made.c.id))
+
+
+def kept_count() -> Any:
+    """The contact's kept visit count (contact_visit_counts), as moments() reads it in a statement of its own."""
+    return select(_k.count.label("kept")).where(
+        _k.contact_id == bindparam("rule_contact", type_=_k.contact_id.type)).scalar_subquery()
+
+
 @dataclass(frozen=True)
 class RuleStatements:
     insert: Statement
@@ -141,14 +261,16 @@ class RuleStatements:
     update: Statement
     delete: Statement
     forget_rule: Statement
+    forget_firings: Statement
     forget_contact: Statement
-    candidates: Statement[Candidate]
+    moments: Statement[Moment]
     fire: Statement
     returned: Statement
     lapse_rules: Statement[LapseRule]
     batch_end: Statement
     lapse_kept: Statement[Lapsed]
     lapse_scanned: Statement[Lapsed]
+    hold_batch: Statement
     contacts_of: Statement[LapsedContact]
     progress: Statement
     firings: Statement
@@ -160,55 +282,13 @@ def _build(dialect: str) -> RuleStatements:
     account = _r.account_id == bindparam("account_id")
     rule_id = bindparam("rule_id", type_=_r.id.type)
     contact_id = bindparam("contact_id", type_=_c.id.type)
-    visit_id = bindparam("visit_id", type_=_v.id.type)
 
-    # One statement reads, for a new visit, every ACTIVE rule it qualifies for with all a rule needs to
-    # decide: the contact's count of qualifying visits up to this one (`total`), a frequency rule's
-    # window and the times it fired, and the contact's standing. Writes follow only when one fires.
-    # A rule of every shop and source counts from the kept count (moved by this visit's transaction
-    # already), less the contact's own visits recorded after this one in the same transaction (a
-    # batch's `later`); a rule of one shop or source counts the contact's visits up to this one (ids
-    # grow in the order visits are recorded, and the contact's row, held, orders one contact's writes).
-    kept = (select(_k.count.label("kept")).where(_k.contact_id == contact_id).scalar_subquery())
-    counted = (select(func.count().label("counted")).select_from(visits)
-               .where(_qualifying(), _v.id <= visit_id).scalar_subquery())
-    total = case((and_(_r.shop_id.is_(None), _r.source.is_(None)),
-                  func.coalesce(kept, 0) - bindparam("later", type_=BigInteger)), else_=counted)
-    starts_at = bindparam("starts_at", type_=_v.starts_at.type)
-    standing = visit_rule_contacts.alias("standing")
-    # Only visits recorded after the one that last fired the rule count toward the next time.
-    last_fired = (select(func.coalesce(func.max(_f.visit_id), 0).label("last_fired")).select_from(visit_rule_firings)
-                  .where(_f.rule_id == _r.id, _f.contact_id == contact_id)
-                  .correlate(visit_rules).scalar_subquery())  # two levels down: named, or it is read afresh
-    in_window = (
-        select(func.count().label("in_window")).select_from(visits).where(
-            _qualifying(), _v.id <= visit_id, _v.id > last_fired,
-            _v.starts_at > _days_before(dialect, starts_at, _r.within_days), _v.starts_at <= starts_at,
-        ).scalar_subquery()
-    )
-    times_fired = (select(func.count().label("times")).select_from(visit_rule_firings)
-                   .where(_f.rule_id == _r.id, _f.contact_id == contact_id).scalar_subquery())
-    candidates = (
-        select(_r.id, _r.uuid, _r.name, _r.kind, _r.every, _r.at, _r.count.label("needed"),
-               total.label("total"),
-               case((_r.kind == "frequency", in_window), else_=None).label("in_window"),
-               case((_r.kind == "frequency", times_fired), else_=None).label("times_fired"),
-               standing.c.lapsed_at, standing.c.last_visit_at,
-               # Asked in passing, as a visit's lookup asks: no outbox query for an account without them.
-               subscribed(_r.account_id, "visit_milestone").label("milestone_subscribed"),
-               subscribed(_r.account_id, "contact_returned").label("returned_subscribed"))
-        .select_from(visit_rules.outerjoin(
-            standing, and_(standing.c.rule_id == _r.id, standing.c.contact_id == contact_id)))
-        .where(account, _r.status == "ACTIVE",
-               or_(_r.shop_id.is_(None), _r.shop_id == bindparam("shop_id", type_=_r.shop_id.type)),
-               or_(_r.source.is_(None), _r.source == bindparam("source", type_=_r.source.type)))
-        .order_by(_r.id)
-    )
     fire = upsert(dialect, visit_rule_firings).values(
         binds(visit_rule_firings, "rule_id", "contact_id", "count", "visit_id", "fired_at")
     ).on_conflict_do_nothing().returning(_f.count)
     # A lapsed contact's qualifying visit, later than the one it lapsed after: returned (once: the
     # row must still be lapsed when this runs).
+    starts_at = bindparam("starts_at", type_=_v.starts_at.type)
     returned = (
         update(visit_rule_contacts)
         .where(_rc.rule_id == rule_id, _rc.contact_id == contact_id, _rc.lapsed_at.is_not(None),
@@ -243,18 +323,27 @@ def _build(dialect: str) -> RuleStatements:
             _rc.contact_id <= bindparam("upto_contact", type_=BigInteger))
         return contact_id.not_in(lapsed)
 
-    # Locked, so that a visit committed meanwhile takes its contact out (PostgreSQL reads a locked
-    # row's WHERE again on its newest version); a visit that waits for the lock then finds the contact
-    # lapsed, and returned.
+    # The contacts it marks are held as a create under rules holds its contact (FOR NO KEY UPDATE,
+    # contact first, then its count row), so a contact's visit and its lapse never interleave: a
+    # visit committed meanwhile takes its contact out (PostgreSQL reads a locked row's WHERE again on
+    # its newest count row), and a visit that waits for the contact then finds it lapsed, and returned.
     lapse_kept = lapse(
         select(rule_id, _k.contact_id, _k.last_visit_at, now)
+        .select_from(contact_visit_counts.join(contacts, _c.id == _k.contact_id))
         .where(_k.account_id == bindparam("account_id", type_=_k.account_id.type), in_batch,
                select(_r.id).where(_r.id == rule_id, _r.status == "ACTIVE").exists(),
                _k.count >= bindparam("min_visits", type_=_k.count.type), _k.last_visit_at < cutoff,
                not_lapsed(_k.contact_id))
-        .with_for_update(of=contact_visit_counts)
+        .with_for_update(of=[contacts, contact_visit_counts], key_share=True)
     )
-    # A rule of one shop or source: the batch's visits, grouped by contact.
+    # A rule of one shop or source: the batch's visits, grouped by contact (no lock can be taken on
+    # a grouped row: the batch's contacts are held first, by hold_batch, and this reads after).
+    hold_batch = (
+        select(_c.id).where(_c.account_id == bindparam("account_id", type_=_c.account_id.type),
+                            bindparam("after_contact", type_=BigInteger) < _c.id,
+                            _c.id <= bindparam("upto_contact", type_=BigInteger))
+        .order_by(_c.id).with_for_update(key_share=True)
+    )
     scanned = visit_rules.alias("rule")
     lapse_scanned = lapse(
         select(rule_id, _v.contact_id, func.max(_v.starts_at), now)
@@ -306,13 +395,14 @@ def _build(dialect: str) -> RuleStatements:
             updated_at=bindparam("updated_at", type_=_r.updated_at.type))),
         delete=statement(delete(visit_rules).where(_r.id == rule_id)),
         forget_rule=statement(delete(visit_rule_contacts).where(_rc.rule_id == rule_id), bulk=True),
+        forget_firings=statement(delete(visit_rule_firings).where(_f.rule_id == rule_id), bulk=True),
         # By the contact's account's rules: the key (rule_id, contact_id) finds each row, and the table
         # keeps no index of its own on contact_id (the lapse pass writes it in bulk).
         forget_contact=statement(delete(visit_rule_contacts).where(
             _rc.contact_id == contact_id,
             _rc.rule_id.in_(select(_r.id).where(_r.account_id == select(_c.account_id).where(
                 _c.id == contact_id).scalar_subquery())))),
-        candidates=statement(candidates, Candidate),
+        moments=statement(moments(dialect, kept_count()), Moment),
         fire=statement(fire),
         returned=statement(returned),
         lapse_rules=statement(
@@ -329,6 +419,7 @@ def _build(dialect: str) -> RuleStatements:
         ),
         lapse_kept=statement(lapse_kept, Lapsed, bulk=True),
         lapse_scanned=statement(lapse_scanned, Lapsed, bulk=True),
+        hold_batch=statement(hold_batch, bulk=True),
         contacts_of=statement(
             select(_c.uuid, _c.email, _rc.last_visit_at)
             .select_from(contacts.join(visit_rule_contacts, _rc.contact_id == _c.id))
@@ -370,23 +461,27 @@ class RuleRepository:
                               {"rule_id": rule_id, "name": name, "status": status, "updated_at": updated_at})
 
     async def delete(self, rule_id: int) -> None:
-        """The rule, its firings (by their foreign key) and its contacts' standing."""
+        """The rule, its firings and its contacts' standing (neither table has a foreign key to it)."""
         await self.tx.execute(self.statements.forget_rule, {"rule_id": rule_id})
+        await self.tx.execute(self.statements.forget_firings, {"rule_id": rule_id})
         await self.tx.execute(self.statements.delete, {"rule_id": rule_id})
 
     async def forget_contact(self, contact_id: int) -> None:
         """The contact's standing with every rule (its firings go by their foreign key)."""
         await self.tx.execute(self.statements.forget_contact, {"contact_id": contact_id})
 
-    async def candidates(
-        self, account_id: int, contact_id: int, visit_id: int, shop_id: int, source: str | None,
-        starts_at: datetime, later: int = 0,
-    ) -> list[Candidate]:
-        """The ACTIVE rules the visit qualifies for, and what each needs to decide (see _build);
-        `later`: the contact's visits recorded after this one in the same transaction."""
-        return await self.tx.fetch(self.statements.candidates, {
-            "account_id": account_id, "contact_id": contact_id, "visit_id": visit_id, "shop_id": shop_id,
-            "source": source, "starts_at": starts_at, "later": later})
+    async def record(self, visit: RuledVisit) -> list[Moment]:
+        """What the visit's rules do, recorded: firings, ended lapses (see moments())."""
+        found = await self.tx.fetch(self.statements.moments, visit.params())
+        if self.tx.dialect == "postgresql":
+            return found  # recorded by the statement itself
+        return [moment for moment in found if await self._record_one(moment, visit)]
+
+    async def _record_one(self, moment: Moment, visit: RuledVisit) -> bool:
+        """Records one moment that the statement decided; False when it was recorded before."""
+        if moment.fires_at is not None:
+            return await self.fire(moment.id, visit.contact_id, moment.fires_at, visit.visit_id, visit.now)
+        return await self.returned(moment.id, visit.contact_id, visit.starts_at)
 
     async def fire(self, rule_id: int, contact_id: int, count: int, visit_id: int, fired_at: datetime) -> bool:
         """Records the firing; False when this (rule, contact, count) has fired before."""
@@ -418,6 +513,8 @@ class RuleRepository:
         restricted = rule.shop_id is not None or rule.source is not None
         if not restricted:
             return await self.tx.fetch(self.statements.lapse_kept, params)
+        await self.tx.execute(self.statements.hold_batch, {name: params[name] for name in
+                                                           ("account_id", "after_contact", "upto_contact")})
         del params["account_id"]
         return await self.tx.fetch(self.statements.lapse_scanned, params)
 

@@ -18,7 +18,7 @@ from footfall.db import Tx
 from footfall.errors import ContactNotFound, InvalidInput, RuleNotFound, ShopNotFound
 from footfall.kit.pagination import PageParams
 from footfall.kit.time import utcnow
-from footfall.rules.repository import Progress, Rule, RuleRepository
+from footfall.rules.repository import Moment, Progress, Rule, RuledVisit, RuleRepository
 from footfall.rules.schemas import RuleCreate, RuleUpdate
 from footfall.shops.repository import ShopRepository
 from footfall.webhooks import service as webhooks
@@ -153,43 +153,38 @@ def rule_ref(rule: Any) -> dict[str, Any]:
     return {"uuid": rule.uuid, "name": rule.name, "kind": rule.kind}
 
 
+def ruled(account_id: int, contact: VisitedContact, visit: RecordedVisit, later: int = 0) -> RuledVisit:
+    """The visit as its rules read it. `later`: the contact's visits recorded after this one in the same
+    transaction."""
+    return RuledVisit(account_id, contact.id, visit.id, visit.shop_id, visit.source, visit.starts_at, later, utcnow())
+
+
 async def on_visit(
     tx: Tx, account_id: int, contact: VisitedContact, visit: RecordedVisit, *, later: int = 0, send: bool
 ) -> None:
     """Runs the account's ACTIVE rules on a visit just inserted and counted, its contact held: records
     what fires and, with `send`, emits its events (an import without --fire-rules records them
-    silently). `later`: the contact's visits recorded after this one in the same transaction."""
-    repository = RuleRepository(tx)
-    candidates = await repository.candidates(account_id, contact.id, visit.id, visit.shop_id, visit.source,
-                                             visit.starts_at, later)
-    now = utcnow()
-    who = {"uuid": contact.uuid, "email": contact.email}
-    events: list[tuple[str, dict[str, Any]]] = []
-    for rule in candidates:
-        if rule.kind == "milestone":
-            reached = rule.total % rule.every == 0 if rule.every else rule.total in json.loads(rule.at or "[]")
-            if reached and await repository.fire(rule.id, contact.id, rule.total, visit.id, now):
-                events.append(("visit_milestone", {"rule": rule_ref(rule), "contact": who, "visit": visit.fields,
-                                                   "count": rule.total}))
-        elif rule.kind == "frequency":
-            assert rule.needed is not None and rule.in_window is not None  # a frequency rule's own
-            fired = rule.in_window >= rule.needed and await repository.fire(
-                rule.id, contact.id, (rule.times_fired or 0) + 1, visit.id, now)
-            if fired:
-                events.append(("visit_milestone", {"rule": rule_ref(rule), "contact": who, "visit": visit.fields,
-                                                   "count": rule.total}))
-        elif rule.lapsed_at is not None and rule.last_visit_at is not None and visit.starts_at > rule.last_visit_at:
-            # A visit from before the one it lapsed after (history recorded late) returns no one.
-            if await repository.returned(rule.id, contact.id, visit.starts_at):
-                events.append(("contact_returned", {
-                    "rule": rule_ref(rule), "contact": who, "visit": visit.fields,
-                    "days_away": (visit.starts_at - rule.last_visit_at).days}))
-    subscribed = {"visit_milestone": any(rule.milestone_subscribed for rule in candidates),
-                  "contact_returned": any(rule.returned_subscribed for rule in candidates)}
+    silently)."""
+    moments = await RuleRepository(tx).record(ruled(account_id, contact, visit, later))
     if send:
-        for event_type, data in events:
-            if subscribed[event_type]:
-                await webhooks.emit(tx, account_id, event_type, data)
+        await announce(tx, account_id, contact, visit, moments)
+
+
+async def announce(
+    tx: Tx, account_id: int, contact: VisitedContact, visit: RecordedVisit, moments: Sequence[Moment]
+) -> None:
+    """Emits the events of what the visit's rules did (recorded already), to the account's subscribers."""
+    who = {"uuid": contact.uuid, "email": contact.email}
+    for moment in moments:
+        if moment.returns:
+            assert moment.last_visit_at is not None  # a lapsed standing has its last visit
+            if moment.returned_subscribed:
+                await webhooks.emit(tx, account_id, "contact_returned", {
+                    "rule": rule_ref(moment), "contact": who, "visit": visit.fields,
+                    "days_away": (visit.starts_at - moment.last_visit_at).days})
+        elif moment.milestone_subscribed:
+            await webhooks.emit(tx, account_id, "visit_milestone", {
+                "rule": rule_ref(moment), "contact": who, "visit": visit.fields, "count": moment.total})
 
 
 async def progress(tx: Tx, account: Account, contact_uuid: UUID) -> list[tuple[Progress, list[int]]]:

@@ -81,12 +81,16 @@ async def create(tx: Tx, account: Account, data: VisitCreate) -> tuple[VisitRow,
     inserted = await repository.insert(values)
     if inserted is not None:
         visit = VisitRow.of(inserted, found.uuid, found.email)
-        await repository.add_to_counts(account.id, {found.id: 1}, slot=visit.id,
-                                       spans={found.id: (visit.starts_at, visit.starts_at)})
+        span = (visit.starts_at, visit.starts_at)
+        if found.rules:  # asked in passing too: counted, and the rules run, in one statement
+            contact, recorded = _ruled(visit)
+            moments = await repository.add_one_with_rules(visit.id, span, rules.ruled(account.id, contact, recorded))
+        else:
+            await repository.add_to_counts(account.id, {found.id: 1}, slot=visit.id, spans={found.id: span})
         if found.notify:  # the lookup asked in passing: no outbox query for an account without webhooks
             await webhooks.emit(tx, account.id, "visit_created", visit_fields(visit))
-        if found.rules:  # asked in passing too
-            await run_rules(tx, account.id, [visit], send=True)
+        if found.rules:
+            await rules.announce(tx, account.id, contact, recorded, moments)
         return visit, True
 
     assert found.shop_id is not None  # as above
@@ -203,10 +207,13 @@ async def run_rules(tx: Tx, account_id: int, created: Sequence[VisitRow], *, sen
     left = Counter(visit.contact_id for visit in in_order)  # each contact's visits from this one on
     for visit in in_order:
         left[visit.contact_id] -= 1
-        await rules.on_visit(
-            tx, account_id, rules.VisitedContact(visit.contact_id, visit.contact_uuid, visit.contact_email),
-            rules.RecordedVisit(visit.id, visit.shop_id, visit.source, visit.starts_at, visit_fields(visit)),
-            later=left[visit.contact_id], send=send)
+        await rules.on_visit(tx, account_id, *_ruled(visit), later=left[visit.contact_id], send=send)
+
+
+def _ruled(visit: VisitRow) -> tuple[rules.VisitedContact, rules.RecordedVisit]:
+    """The visit's contact and the visit, as its rules read them."""
+    return (rules.VisitedContact(visit.contact_id, visit.contact_uuid, visit.contact_email),
+            rules.RecordedVisit(visit.id, visit.shop_id, visit.source, visit.starts_at, visit_fields(visit)))
 
 
 async def get(tx: Tx, account: Account, uuid: UUID) -> VisitRow:
