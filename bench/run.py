@@ -46,10 +46,10 @@ from bench.dataset import HISTORY_START, SECONDS_APART, import_file, make_accoun
 from footfall.app import API_PREFIX  # noqa: E402
 from footfall.testing.serving import free_port  # noqa: E402
 
-ENDPOINTS = ["show", "list", "list_500", "last_page", "by_contact", "filtered", "changes", "stats", "create",
-             "create_one_contact", "update"]
+ENDPOINTS = ["show", "list", "list_500", "last_page", "by_contact", "filtered", "filtered_month", "changes", "stats",
+             "create", "create_one_contact", "update"]
 # Footfall's own routes, which the floor has no match for: measured for their growth, not against it.
-FOOTFALL_ONLY = {"filtered", "changes", "stats"}
+FOOTFALL_ONLY = {"filtered", "filtered_month", "changes", "stats"}
 # A dashboard's request: measured from one client, as a person opening a chart waits for it.
 ALONE = {"stats"}
 SERVER_CORE, LOAD_CORE = "0", "1"
@@ -141,6 +141,11 @@ def requests_for(base: str, ids: dict, total: int, floor: bool) -> dict[str, tup
     end = HISTORY_START + timedelta(seconds=total * SECONDS_APART)
     day = {"shop_uuid": ids["shop"], "created_at[gte]": (end - timedelta(days=1)).isoformat(),
            "created_at[lt]": end.isoformat()}
+    # One shop's visits that started in the history's first 30 days, newest recorded first: a total
+    # that stops growing once the history is longer than a month, and a page whose rows lie ever
+    # further back behind the shop's newer visits.
+    month = {"shop_uuid": ids["shop"], "starts_at[gte]": HISTORY_START.isoformat(),
+             "starts_at[lt]": (HISTORY_START + timedelta(days=30)).isoformat()}
     year = {"interval": "day", "starts_at[gte]": HISTORY_START.isoformat(),
             "starts_at[lt]": (HISTORY_START + timedelta(days=366)).isoformat()}
     feed = [f"{path}/visits/changes?limit=500" + (f"&cursor={cursor}" if cursor else "") for cursor in ids["cursors"]]
@@ -152,6 +157,7 @@ def requests_for(base: str, ids: dict, total: int, floor: bool) -> dict[str, tup
         "by_contact": (f"{prefix}/visits?contact_uuid={ids['contact']}" if not floor else f"{prefix}/visits",
                        lua("GET")),
         "filtered": (f"{prefix}/visits?{urlencode(day)}", lua("GET")),
+        "filtered_month": (f"{prefix}/visits?{urlencode(month)}", lua("GET")),
         "changes": (f"{prefix}/visits/changes", lua_rotating("GET", feed, [{}])),
         "stats": (f"{prefix}/visits/stats?{urlencode(year)}", lua("GET")),
         "create": (f"{prefix}/visits", lua_rotating("POST", [f"{path}/visits"], creates)),
@@ -519,7 +525,7 @@ def targets(report: dict) -> str:
         sizes = sorted(size for d, size in by if d == database)
         if len(sizes) >= 2:
             small, large = by[(database, sizes[0])], by[(database, sizes[-1])]
-            for endpoint in ("show", "list", "by_contact", "filtered", "changes"):
+            for endpoint in ("show", "list", "by_contact", "filtered", "filtered_month", "changes"):
                 if endpoint not in large:
                     continue
                 growth = _ratio(large[endpoint]["p50_ms"], small[endpoint]["p50_ms"])

@@ -141,6 +141,10 @@ visits = Table(
     Index("ix_visits_contact_created", "contact_id", "created_at", "id"),
     # The list's filters and sorts (GET /visits), each read in order off an index.
     Index("ix_visits_shop_created", "shop_id", "created_at", "id"),
+    # A shop and a range of starts_at (a month of one shop): the total counts the matches alone, and
+    # on PostgreSQL a page in any sort is cut from the matches alone too (a page sorted by created_at
+    # otherwise walks the shop's visits newer than the range, backwards, to find its rows).
+    Index("ix_visits_shop_starts", "shop_id", "starts_at", "id", postgresql_include=["created_at", "updated_at"]),
     Index("ix_visits_account_source_created", "account_id", "source", "created_at", "id"),
     Index("ix_visits_account_starts", "account_id", "starts_at", "id"),
     Index("ix_visits_account_updated", "account_id", "updated_at", "id"),
