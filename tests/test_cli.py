@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from footfall.app import API_PREFIX
+from footfall.db.urls import postgres_dsn
 from footfall.kit.time import utcnow
 from footfall.testing.serving import footfall, footfall_json, running_server
 
@@ -164,6 +165,25 @@ def test_a_service_waits_for_a_database_that_is_down_then_says_why_it_gave_up():
     assert result.stderr.count("database not reachable") >= 2 and "retrying in 2 s" in result.stderr
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("Error: database:")
+
+
+async def test_a_service_whose_migration_fails_says_why_at_once(database_url, fresh_database_url):
+    """A database that answers but refuses a migration is no database to wait for."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("only a PostgreSQL server is waited for")
+    import asyncpg
+
+    connection = await asyncpg.connect(postgres_dsn(fresh_database_url))
+    try:
+        await connection.execute("CREATE TABLE accounts (id text)")  # what the first migration creates
+    finally:
+        await connection.close()
+    result = footfall("worker", database_url=fresh_database_url, check=False,
+                      env={"FOOTFALL_DATABASE_START_TIMEOUT": "60"})
+    assert result.returncode == 1
+    assert "database not reachable" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("Error: database:")
+    assert "already exists" in result.stderr
 
 
 def test_a_service_stopped_while_it_waits_for_its_database_exits_cleanly():

@@ -16,7 +16,7 @@ import click
 
 from footfall.cli.common import database_url_option, read_settings
 from footfall.config import Settings
-from footfall.db import DATABASE_ERRORS, backend, migrate, open_database
+from footfall.db import DATABASE_ERRORS, backend, migrate, open_database, unreachable
 from footfall.kit import logs
 
 log = logging.getLogger("footfall")
@@ -126,7 +126,8 @@ async def _deliver(settings: Settings) -> None:
 
 def _run_migrations(database_url: str, *, wait: bool = False) -> None:
     """Migrates; with `wait`, a PostgreSQL server that does not answer yet is waited for (a service
-    starting beside its database), saying so every few seconds, up to FOOTFALL_DATABASE_START_TIMEOUT."""
+    starting beside its database), saying so every few seconds, up to FOOTFALL_DATABASE_START_TIMEOUT.
+    An error of the database that answered (a migration it refused, a wrong password) ends it at once."""
 
     async def run() -> None:
         is_postgresql = backend(database_url) == "postgresql"
@@ -136,7 +137,8 @@ def _run_migrations(database_url: str, *, wait: bool = False) -> None:
                 await migrate(database_url)
                 return
             except DATABASE_ERRORS as error:
-                if not (wait and is_postgresql and time.monotonic() < deadline):
+                # Only a database that does not answer is waited for: a migration it refused fails now.
+                if not (wait and is_postgresql and unreachable(error) and time.monotonic() < deadline):
                     raise
                 reason = str(error).splitlines()[0] if str(error) else type(error).__name__
                 log.warning("database not reachable (%s); retrying in 2 s", reason)

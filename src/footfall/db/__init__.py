@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from footfall.db.urls import backend, sqlite_path
 
 if TYPE_CHECKING:
-    from footfall.db.failures import DATABASE_ERRORS, UNAVAILABLE_ERRORS
+    from footfall.db.failures import DATABASE_ERRORS, UNAVAILABLE_ERRORS, unreachable
     from footfall.db.migrate import migrate
     from footfall.db.statement import (
         Statement,
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from footfall.db.tx import ConstraintViolation, Database, Tx
 
 _WHERE = {
-    "DATABASE_ERRORS": "failures", "UNAVAILABLE_ERRORS": "failures", "migrate": "migrate",
+    "DATABASE_ERRORS": "failures", "UNAVAILABLE_ERRORS": "failures", "unreachable": "failures", "migrate": "migrate",
     "Statement": "statement", "StatementError": "statement", "binds": "statement", "contains": "statement",
     "limit": "statement", "listed_ids": "statement", "paged": "statement", "per_dialect": "statement",
     "upsert": "statement", "ConstraintViolation": "tx", "Database": "tx", "Tx": "tx",
@@ -35,6 +35,7 @@ _WHERE = {
 __all__ = [
     "DATABASE_ERRORS", "UNAVAILABLE_ERRORS", "ConstraintViolation", "Database", "Statement", "StatementError", "Tx",
     "binds", "contains", "limit", "listed_ids", "paged", "per_dialect", "upsert", "migrate", "open_database",
+    "unreachable",
 ]
 
 

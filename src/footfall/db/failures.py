@@ -15,3 +15,13 @@ UNAVAILABLE_ERRORS = (
     asyncpg.exceptions.OperatorInterventionError, asyncpg.exceptions.ReadOnlySQLTransactionError,
     asyncpg.exceptions.TargetServerAttributeNotMatched,
 )
+
+
+def unreachable(error: BaseException | None) -> bool:
+    """Whether an error, or a driver's error it wraps, says that no database answers now (worth
+    waiting for), rather than that the one which answered refused what was asked of it."""
+    while error is not None:
+        if isinstance(error, (OSError, *UNAVAILABLE_ERRORS)):
+            return True
+        error = getattr(error, "orig", None) or error.__cause__
+    return False
