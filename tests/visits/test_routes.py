@@ -409,3 +409,29 @@ async def test_every_page_of_every_size_is_the_right_slice(client, tenant):
             )
         ).json()
         assert [v["uuid"] for v in by_contact["data"]] == newest_first[(last_page - 1) * limit : last_page * limit]
+
+
+async def test_a_visit_deleted_while_its_contact_is_deleted_waits_and_answers_404(client, app, tenant):
+    """A visit's delete holds its contact before it touches the visit, as every write to a contact's
+    visits does: it waits for the contact's delete instead of deadlocking with it (the delete holds
+    the contact and then deletes its visits; the visit's counts then read the contact)."""
+    from uuid import UUID
+
+    from footfall.accounts.service import get_account
+    from footfall.contacts.repository import ContactRepository
+    from footfall.kit.time import utcnow
+    from footfall.visits.repository import VisitRepository
+
+    visit = (await create_visit(client, tenant)).json()["data"]
+    async with app.state.database.transaction(write=False) as tx:
+        account = await get_account(tx, UUID(tenant.account_uuid))
+        contact = await ContactRepository(tx).get(account.id, UUID(tenant.contact_uuid))
+    async with app.state.database.transaction(write=True) as tx:
+        assert await ContactRepository(tx).lock(contact.id)
+        deleting = asyncio.create_task(client.delete(f"/visits/{visit['uuid']}", headers=tenant.headers))
+        await asyncio.sleep(0.3)
+        assert [row.uuid for row in await VisitRepository(tx).delete_contact_visits(
+            account.id, contact.id, utcnow())] == [UUID(visit["uuid"])]
+        assert await ContactRepository(tx).delete(contact.id)
+    response = await deleting
+    assert response.status_code == 404, response.text

@@ -196,6 +196,13 @@ def _build(dialect: str) -> VisitStatements:
         .limit(bindparam("limit", type_=Integer))
     )
 
+    found = visits.alias("found")
+    held_contact = (
+        select(_c.id).select_from(found.join(contacts, _c.id == found.c.contact_id))
+        .where(found.c.account_id == bindparam("account_id"), found.c.uuid == bindparam("uuid", type_=_v.uuid.type))
+        .with_for_update(of=contacts, key_share=True, read=True).cte("held_contact")
+    )
+
     contact_and_shop = select(
         _c.id,
         _c.uuid,
@@ -272,8 +279,12 @@ def _build(dialect: str) -> VisitStatements:
             DeletedVisit,
             bulk=True,
         ),
+        # The visit's contact held first (ContactRepository.share), as every write to a contact's
+        # visits holds it: a contact's delete, which holds the contact and then deletes its visits,
+        # and a visit's delete, whose counts then read the contact, otherwise wait for each other.
         delete=statement(
-            delete(visits).where(account, _v.uuid == bindparam("uuid", type_=_v.uuid.type)).returning(*_DELETED),
+            delete(visits).where(account, _v.uuid == bindparam("uuid", type_=_v.uuid.type),
+                                 _v.contact_id.in_(select(held_contact.c.id))).returning(*_DELETED),
             DeletedVisit,
         ),
         insert_tombstone=statement(
