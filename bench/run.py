@@ -207,9 +207,9 @@ def measure_rules(base: str, ids: dict, args, headers: dict) -> dict:
     made = [httpx.post(api, json={**rule, "status": "INACTIVE"}, headers=headers).json()["data"]["uuid"]
             for rule in RULES]
     # Over the contacts no earlier measurement wrote to (900 at 100,000 visits, each with its share of
-    # the history): a contact's writes under rules take turns (rules.service), so 32 clients on 100
-    # contacts would measure that queue; and the batch has piled hundreds of visits more on each of
-    # the first 100, which a rule of one shop or source counts on every create (docs/performance.md).
+    # the history; every contact at smaller sizes): a contact's writes under rules take turns
+    # (rules.service), so 32 clients on 100 contacts would measure that queue; and a rule of one shop
+    # or source counts the contact's visits on every create (docs/performance.md).
     untouched = ids["every_contact"][len(ids["contacts"]):] or ids["every_contact"]
     url, script = requests_for(base, {**ids, "contacts": untouched}, 0, False)["create"]
     rps: dict[str, list[float]] = {"none": [], "five": []}
@@ -359,9 +359,11 @@ def run_size(url: str, size: int, folder: Path, args) -> dict:
                    "every_contact": made["contacts"]}
             stats = measure_stats(base, ids, size, args, headers) if "stats" in args.endpoints else None
             results = measure(base, ids, size, False, args, headers)
+            # Before the batch, which piles hundreds of visits on each of the first 100 contacts (at
+            # 10,000 visits, every contact there is).
+            rules = measure_rules(base, ids, args, headers) if "create" in args.endpoints else None
             exported = measure_export(base, headers, server.pid)
             batch = measure_batch(base, ids, args, headers)
-            rules = measure_rules(base, ids, args, headers) if "create" in args.endpoints else None
             purge = (measure_purge(base, ids, size, database_url, made["account_uuid"], args, headers)
                      if args.purge else None)
             rss = peak_rss_mb(server.pid)
