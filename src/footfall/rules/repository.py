@@ -159,6 +159,17 @@ def _listed(dialect: str, counts: Any, count: Any) -> Any:
     return select(listed.c.value).where(listed.c.value == count).exists()
 
 
+def _end_lapse(rules: Any, contact_id: Any, starts_at: Any) -> Any:
+    """A lapsed contact's qualifying visit, later than the one it lapsed after, returns it: the
+    contact's rows of `rules` still lapsed are re-armed (once: the row must still be lapsed)."""
+    return (
+        update(visit_rule_contacts)
+        .where(rules, _rc.contact_id == contact_id, _rc.lapsed_at.is_not(None), _rc.last_visit_at < starts_at)
+        .values(lapsed_at=None, last_visit_at=starts_at)
+        .returning(_rc.rule_id)
+    )
+
+
 def moments(dialect: str, kept: Any) -> Any:
     """The statement of what a new visit's ACTIVE rules do (Moment rows; parameters: RuledVisit.params).
 
@@ -233,13 +244,8 @@ def moments(dialect: str, kept: Any) -> Any:
                    bindparam("moment_at", type_=_f.fired_at.type)).where(made.c.fires_at.is_not(None)))
         .on_conflict_do_nothing().returning(_f.rule_id).cte("fired")
     )
-    came_back = (
-        update(visit_rule_contacts)
-        .where(_rc.rule_id.in_(select(made.c.id).where(made.c.returns)), _rc.contact_id == contact_id,
-               _rc.lapsed_at.is_not(None), _rc.last_visit_at < starts_at)
-        .values(lapsed_at=None, last_visit_at=starts_at)
-        .returning(_rc.rule_id).cte("came_back")
-    )
+    came_back = _end_lapse(_rc.rule_id.in_(select(made.c.id).where(made.c.returns)), contact_id,
+                           starts_at).cte("came_back")
     return (select(*made.c)
             .where(or_(made.c.id.in_(select(fired.c.rule_id)), made.c.id.in_(select(came_back.c.rule_id))))
             .order_by(made.c.id))
@@ -286,16 +292,7 @@ def _build(dialect: str) -> RuleStatements:
     fire = upsert(dialect, visit_rule_firings).values(
         binds(visit_rule_firings, "rule_id", "contact_id", "count", "visit_id", "fired_at")
     ).on_conflict_do_nothing().returning(_f.count)
-    # A lapsed contact's qualifying visit, later than the one it lapsed after: returned (once: the
-    # row must still be lapsed when this runs).
-    starts_at = bindparam("starts_at", type_=_v.starts_at.type)
-    returned = (
-        update(visit_rule_contacts)
-        .where(_rc.rule_id == rule_id, _rc.contact_id == contact_id, _rc.lapsed_at.is_not(None),
-               _rc.last_visit_at < starts_at)
-        .values(lapsed_at=None, last_visit_at=starts_at)
-        .returning(_rc.rule_id)
-    )
+    returned = _end_lapse(_rc.rule_id == rule_id, contact_id, bindparam("starts_at", type_=_v.starts_at.type))
 
     # The lapse pass. A contact lapses once: a row already lapsed, or visited since the cut-off (a
     # visit committed while the pass ran), is left as it is, and RETURNING gives only the new lapses.

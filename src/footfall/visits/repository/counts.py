@@ -200,6 +200,13 @@ def _build(dialect: str) -> CountStatements:
 STATEMENTS = per_dialect(_build)
 
 
+def _count_one_params(account_id: int, contact_id: int, added: int, slot: int, span: Span | None) -> dict[str, Any]:
+    """The parameters of count_one (and count_one_moments's counting): one contact's visits added."""
+    first, last = span or (None, None)
+    return {"counted_account": account_id, "counted_slot": slot % COUNT_SLOTS, "added_visits": added,
+            "counted_contact": contact_id, "added": added, "first_start": first, "last_start": last}
+
+
 class CountQueries:
     """VisitRepository's reads and writes of the kept counts, on its transaction."""
 
@@ -222,14 +229,11 @@ class CountQueries:
         inserts (deletes) them. `spans`, each contact's new visits' first and last start (spans_of),
         widens its kept ones; without them (a delete), they are read afresh from the visits (respan)."""
         statements = STATEMENTS[self.tx.dialect]
-        account = {"counted_account": account_id, "counted_slot": slot % COUNT_SLOTS,
-                   "added_visits": sum(per_contact.values())}
         if len(per_contact) == 1:
             [(contact_id, added)] = per_contact.items()
-            first, last = spans[contact_id] if spans else (None, None)
+            params = _count_one_params(account_id, contact_id, added, slot, spans[contact_id] if spans else None)
             for statement in statements.count_one:
-                await self.tx.execute(statement, {**account, "counted_contact": contact_id, "added": added,
-                                                  "first_start": first, "last_start": last})
+                await self.tx.execute(statement, params)
         else:
             # In contact id order: two writers lock the count rows of the contacts they share in the same order.
             moment = datetime.isoformat if self.tx.dialect == "postgresql" else sqlite_text
@@ -238,7 +242,9 @@ class CountQueries:
                 for contact_id, added in sorted(per_contact.items())
             })
             await self.tx.execute(statements.count_contacts, {"counts": counts, "counted_account": account_id})
-            await self.tx.execute(statements.count_account, account)
+            await self.tx.execute(statements.count_account, {
+                "counted_account": account_id, "counted_slot": slot % COUNT_SLOTS,
+                "added_visits": sum(per_contact.values())})
         if spans is None:
             await self.respan(per_contact, held=True)
 
@@ -248,11 +254,8 @@ class CountQueries:
         if statement is None:
             await self.add_to_counts(visit.account_id, {visit.contact_id: 1}, slot, {visit.contact_id: span})
             return await RuleRepository(self.tx).record(visit)
-        first, last = span
         return await self.tx.fetch(statement, {
-            "counted_account": visit.account_id, "counted_slot": slot % COUNT_SLOTS, "added_visits": 1,
-            "counted_contact": visit.contact_id, "added": 1, "first_start": first, "last_start": last,
-            **visit.params()})
+            **_count_one_params(visit.account_id, visit.contact_id, 1, slot, span), **visit.params()})
 
     async def respan(self, contact_ids: Iterable[int], *, held: bool) -> None:
         """Reads the contacts' first and last visit start afresh from their visits, after a delete or a
