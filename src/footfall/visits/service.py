@@ -81,16 +81,15 @@ async def create(tx: Tx, account: Account, data: VisitCreate) -> tuple[VisitRow,
     inserted = await repository.insert(values)
     if inserted is not None:
         visit = VisitRow.of(inserted, found.uuid, found.email)
+        if found.notify:  # the lookup asked in passing: no outbox query for an account without webhooks
+            await webhooks.emit(tx, account.id, "visit_created", visit_fields(visit))
         span = (visit.starts_at, visit.starts_at)
         if found.rules:  # asked in passing too: counted, and the rules run, in one statement
             contact, recorded = _ruled(visit)
             moments = await repository.add_one_with_rules(visit.id, span, rules.ruled(account.id, contact, recorded))
+            await rules.announce(tx, account.id, contact, recorded, moments)
         else:
             await repository.add_to_counts(account.id, {found.id: 1}, slot=visit.id, spans={found.id: span})
-        if found.notify:  # the lookup asked in passing: no outbox query for an account without webhooks
-            await webhooks.emit(tx, account.id, "visit_created", visit_fields(visit))
-        if found.rules:
-            await rules.announce(tx, account.id, contact, recorded, moments)
         return visit, True
 
     assert found.shop_id is not None  # as above
