@@ -31,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -396,41 +397,39 @@ async def database_yardsticks(database_url: str, account_uuid: str, shop_uuid: s
         return None
     connection = await asyncpg.connect(parsed.set(drivername="postgresql").render_as_string(hide_password=False))
 
-    async def fastest(sql: str, *args) -> tuple[float, Any]:
+    async def fastest(run: Callable[[], Awaitable[Any]], before: str | None = None,
+                      after: str | None = None) -> tuple[float, Any]:
+        """The shorter of two runs of `run` (each between `before` and `after`, untimed), and its answer."""
         best, answer = math.inf, None
         for _ in range(2):
+            if before:
+                await connection.execute(before)
             started = time.perf_counter()
-            answer = await connection.fetchval(sql, *args)
+            answer = await run()
             best = min(best, time.perf_counter() - started)
+            if after:
+                await connection.execute(after)
         return best, answer
 
     try:
         account_id = await connection.fetchval("SELECT id FROM accounts WHERE uuid = $1", UUID(account_uuid))
         shop_id = await connection.fetchval("SELECT id FROM shops WHERE uuid = $1", UUID(shop_uuid))
-        copied, seconds = 0, math.inf
-        for _ in range(2):
-            await connection.execute("CREATE TABLE bench_copy (LIKE visits INCLUDING ALL)")
-            started = time.perf_counter()
-            status = await connection.execute("INSERT INTO bench_copy SELECT * FROM visits WHERE account_id = $1",
-                                              account_id)
-            seconds = min(seconds, time.perf_counter() - started)
-            copied = int(status.rsplit(" ", 1)[-1])
-            await connection.execute("DROP TABLE bench_copy")
+        seconds, status = await fastest(
+            lambda: connection.execute("INSERT INTO bench_copy SELECT * FROM visits WHERE account_id = $1", account_id),
+            before="CREATE TABLE bench_copy (LIKE visits INCLUDING ALL)", after="DROP TABLE bench_copy")
+        copied = int(status.rsplit(" ", 1)[-1])
         # COPY takes no parameters: the values are the bench's own (an id, two times).
         start, end = (moment.isoformat() for moment in YEAR)
         year = (f"COPY (SELECT contact_id, starts_at FROM visits WHERE account_id = {int(account_id)} "
                 f"AND starts_at >= '{start}' AND starts_at < '{end}') TO '/dev/null'")
-        year_seconds: float | None = math.inf
+        year_seconds: float | None
         try:
-            for _ in range(2):
-                started = time.perf_counter()
-                await connection.execute(year)
-                year_seconds = min(year_seconds or math.inf, time.perf_counter() - started)
+            year_seconds, _ = await fastest(lambda: connection.execute(year))
         except asyncpg.InsufficientPrivilegeError:  # COPY to a server file: a superuser's, or pg_write_server_files
             year_seconds = None
-        month_seconds, month_visits = await fastest(
+        month_seconds, month_visits = await fastest(lambda: connection.fetchval(
             "SELECT count(*) FROM visits WHERE account_id = $1 AND starts_at >= $2 AND starts_at < $3",
-            account_id, *MONTH)
+            account_id, *MONTH))
         shop_month = await connection.fetchval(
             "SELECT count(*) FROM visits WHERE shop_id = $1 AND starts_at >= $2 AND starts_at < $3", shop_id, *MONTH)
     finally:
