@@ -102,6 +102,9 @@ contact_visit_counts = Table(
     Column("account_id", BigIntPK, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
     Column("first_visit_at", UTCDateTime),
     Column("last_visit_at", UTCDateTime),
+    # Moved by every write of the contact's visits (each visit added or deleted, each start or source
+    # changed): a rule's kept state (visit_rule_counts) holds only while this is what it was counted at.
+    Column("writes", BigInteger, nullable=False, server_default="0"),
     Index("ix_contact_visit_counts_account_last", "account_id", "last_visit_at"),
     Index("ix_contact_visit_counts_account_count", "account_id", "count"),
 )
@@ -297,4 +300,24 @@ visit_rule_contacts = Table(
     Column("contact_id", BigIntPK, primary_key=True),
     Column("last_visit_at", UTCDateTime),
     Column("lapsed_at", UTCDateTime),
+)
+
+# What a rule of one shop or source, and a frequency rule, kept of a contact at its last qualifying
+# visit, so the next one reads a row rather than counting the contact's visits. It holds while the
+# contact's `writes` (contact_visit_counts) is the one it was kept at; otherwise the next visit counts
+# afresh (rules.repository.moments). No foreign keys, as visit_rule_contacts.
+visit_rule_counts = Table(
+    "visit_rule_counts",
+    metadata,
+    Column("rule_id", BigIntPK, primary_key=True),
+    Column("contact_id", BigIntPK, primary_key=True),
+    Column("writes", BigInteger, nullable=False),
+    Column("counted", BigInteger),  # a milestone's: the contact's qualifying visits
+    # A frequency rule's: the qualifying visits since it last fired, their first and last start, the
+    # times it fired and the visit that last fired it (0: none).
+    Column("pending", BigInteger),
+    Column("pending_first", UTCDateTime),
+    Column("pending_last", UTCDateTime),
+    Column("fired", BigInteger),
+    Column("fired_visit", BigInteger),
 )

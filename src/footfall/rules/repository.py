@@ -17,6 +17,7 @@ from footfall.tables import (
     contacts,
     shops,
     visit_rule_contacts,
+    visit_rule_counts,
     visit_rule_firings,
     visit_rules,
     visits,
@@ -170,62 +171,162 @@ def _end_lapse(rules: Any, contact_id: Any, starts_at: Any) -> Any:
     )
 
 
-def moments(dialect: str, kept: Any) -> Any:
-    """The statement of what a new visit's ACTIVE rules do (Moment rows; parameters: RuledVisit.params).
+def _first_or_last(dialect: str, kept: Any, new: Any, first: bool) -> Any:
+    """The earlier (later) of a kept start, which may be NULL, and a new one."""
+    if dialect == "postgresql":
+        return (func.least if first else func.greatest)(kept, new)  # they skip NULLs
+    return (func.min if first else func.max)(func.coalesce(kept, new), new)
 
-    `facts` reads, for every rule the visit qualifies for, all a rule needs to decide: the contact's
-    count of qualifying visits up to this one (`total`), a frequency rule's window and the times it
-    fired, and the contact's lapse standing. A rule of every shop and source counts from `kept`, the
-    contact's kept count (moved by this visit's transaction already), less the contact's visits
-    recorded after this one in the same transaction (a batch's `later`); a rule of one shop or source
-    counts the contact's visits up to this one (ids grow in the order a contact's visits are recorded:
-    its row, held, orders them). `decided` keeps the rules that fire or end a lapse.
 
-    On PostgreSQL the same statement records them (firings keyed by (rule, contact, count), so a
-    count never fires twice; a lapse ends only while the row is still lapsed) and answers only what it
-    recorded; SQLite has no data-modifying WITH, so RuleRepository.record writes each one after."""
+def _facts(dialect: str, kept: Any, writes: Any) -> Any:
+    """What a new visit's ACTIVE rules read to decide and to keep their state, a row a rule (see moments()).
+
+    Three levels, each reading the one below: `base` reads each rule, the contact's standing with
+    it and what the rule kept of the contact (`held` when the contact's writes are still the ones
+    it was kept at, less this visit's); `counts` gives a rule's count and a frequency rule's visits
+    since it last fired, from the kept state when it holds and counted from the visits when it does
+    not; `facts` adds this visit and gives a frequency rule's visits in its window, counted from
+    the visits only when the kept first and last start cannot tell."""
     contact_id = bindparam("rule_contact", type_=_c.id.type)
     visit_id = bindparam("new_visit", type_=_v.id.type)
     starts_at = bindparam("visit_start", type_=_v.starts_at.type)
-    account_id = bindparam("rule_account", type_=_r.account_id.type)
-
-    counted = (select(func.count().label("counted")).select_from(visits)
-               .where(_qualifying(contact_id), _v.id <= visit_id).scalar_subquery())
-    total = case((and_(_r.shop_id.is_(None), _r.source.is_(None)),
-                  func.coalesce(kept, 0) - bindparam("later", type_=BigInteger)), else_=counted)
-    standing = visit_rule_contacts.alias("standing")
-    # Only visits recorded after the one that last fired the rule count toward the next time.
+    later = bindparam("later", type_=BigInteger)
+    standing, state = visit_rule_contacts.alias("standing"), visit_rule_counts.alias("state")
+    # Never NULL (a visit without a source qualifies for no rule of one): a column of its own here.
+    visit_source = bindparam("visit_source", type_=_r.source.type)
+    qualifies = and_(or_(_r.shop_id.is_(None), _r.shop_id == bindparam("visit_shop", type_=_r.shop_id.type)),
+                     or_(_r.source.is_(None), _r.source.is_not_distinct_from(visit_source)))
+    frequency = _r.kind == "frequency"
+    # The contact's writes once this visit's transaction has written its visits up to this one.
+    writes_after = writes - later
+    held = state.c.writes == writes_after - 1
     last_fired = (select(func.coalesce(func.max(_f.visit_id), 0).label("last_fired")).select_from(visit_rule_firings)
-                  .where(_f.rule_id == _r.id, _f.contact_id == contact_id)
-                  .correlate(visit_rules).scalar_subquery())  # two levels down: named, or it is read afresh
-    in_window = (
-        select(func.count().label("in_window")).select_from(visits).where(
-            _qualifying(contact_id), _v.id <= visit_id, _v.id > last_fired,
-            _v.starts_at > _days_before(dialect, starts_at, _r.within_days), _v.starts_at <= starts_at,
-        ).scalar_subquery()
-    )
+                  .where(_f.rule_id == _r.id, _f.contact_id == contact_id).correlate(visit_rules).scalar_subquery())
     times_fired = (select(func.count().label("times")).select_from(visit_rule_firings)
-                   .where(_f.rule_id == _r.id, _f.contact_id == contact_id).scalar_subquery())
-    # Materialized: `decided` reads each fact more than once, and each is to be counted once.
-    facts = (
-        select(_r.id, _r.uuid, _r.name, _r.kind, _r.every, _r.at, _r.count.label("needed"), total.label("total"),
-               case((_r.kind == "frequency", in_window), else_=None).label("in_window"),
-               case((_r.kind == "frequency", times_fired), else_=None).label("times_fired"),
-               standing.c.lapsed_at, standing.c.last_visit_at)
-        .select_from(visit_rules.outerjoin(
-            standing, and_(standing.c.rule_id == _r.id, standing.c.contact_id == contact_id)))
-        .where(_r.account_id == account_id, _r.status == "ACTIVE",
-               or_(_r.shop_id.is_(None), _r.shop_id == bindparam("visit_shop", type_=_r.shop_id.type)),
-               or_(_r.source.is_(None), _r.source == bindparam("visit_source", type_=_r.source.type)))
+                   .where(_f.rule_id == _r.id, _f.contact_id == contact_id).correlate(visit_rules).scalar_subquery())
+    base = (
+        select(_r.id, _r.uuid, _r.name, _r.kind, _r.every, _r.at, _r.count.label("needed"), _r.within_days,
+               _r.shop_id, _r.source, qualifies.label("qualifies"), held.label("held"),
+               writes_after.label("writes_after"), state.c.counted, state.c.pending, state.c.pending_first,
+               state.c.pending_last, standing.c.lapsed_at, standing.c.last_visit_at,
+               case((~frequency, None), (held, state.c.fired_visit), (~qualifies, None),
+                    else_=last_fired).label("last_fired"),
+               case((~frequency, None), (held, state.c.fired), (~qualifies, None),
+                    else_=times_fired).label("times_fired"))
+        .select_from(visit_rules
+                     .outerjoin(standing, and_(standing.c.rule_id == _r.id, standing.c.contact_id == contact_id))
+                     .outerjoin(state, and_(state.c.rule_id == _r.id, state.c.contact_id == contact_id)))
+        .where(_r.account_id == bindparam("rule_account", type_=_r.account_id.type), _r.status == "ACTIVE")
+        .subquery("base")
+    )
+    b = base.c
+
+    def counted(aggregate: Any, *where: Any) -> Any:
+        return (select(aggregate).select_from(visits).where(_qualifying(contact_id, base), *where)
+                .correlate(base).scalar_subquery())
+
+    # A rule of every shop and source counts from `kept`, the contact's kept count (moved by this
+    # visit's transaction already), less the contact's visits recorded after this one in the same
+    # transaction (a batch's `later`); ids grow in the order a contact's visits are recorded (its
+    # row, held, orders them).
+    unrestricted = and_(b.shop_id.is_(None), b.source.is_(None))
+    since_fired = (_v.id > b.last_fired, _v.id < visit_id)
+
+    def pending(aggregate: Any, kept_value: Any) -> Any:
+        return case((b.kind != "frequency", None), (b.held, kept_value), (~b.qualifies, None),
+                    else_=counted(aggregate, *since_fired))
+
+    counts = select(
+        *(column for column in b if column.key not in ("pending", "pending_first", "pending_last")),
+        case((~b.qualifies, b.counted), (unrestricted, func.coalesce(kept, 0) - later),
+             (b.held, b.counted + 1), else_=counted(func.count(), _v.id <= visit_id)).label("total"),
+        pending(func.count(), b.pending).label("pending"),
+        pending(func.min(_v.starts_at), b.pending_first).label("pending_first"),
+        pending(func.max(_v.starts_at), b.pending_last).label("pending_last"),
+    ).subquery("counts")
+    c = counts.c
+    window_start = _days_before(dialect, starts_at, c.within_days)
+    first = _first_or_last(dialect, c.pending_first, starts_at, True)
+    last = _first_or_last(dialect, c.pending_last, starts_at, False)
+    # This visit and those since the rule last fired; the window holds them all when they started
+    # inside it, and cannot hold `needed` when they are fewer.
+    in_window = case(
+        (c.pending + 1 < c.needed, c.pending + 1),
+        (and_(first > window_start, last <= starts_at), c.pending + 1),
+        else_=(select(func.count().label("in_window")).select_from(visits).where(
+            _qualifying(contact_id, counts), _v.id > c.last_fired, _v.id <= visit_id,
+            _v.starts_at > window_start, _v.starts_at <= starts_at).correlate(counts).scalar_subquery()),
+    )
+    # Materialized: `decided` and the kept state read each fact more than once, and each is to be counted once.
+    return (
+        select(*c, case((and_(c.kind == "frequency", c.qualifies), in_window)).label("in_window"),
+               first.label("first_start"), last.label("last_start"))
         .cte("facts").prefix_with("MATERIALIZED")
     )
-    fact = facts.c
+
+
+def _decisions(dialect: str, fact: Any) -> tuple[Any, Any]:
+    """(fires_at, returns) of a rule's facts: the key count it fires at (None: it does not), and
+    whether the visit ends the contact's lapse."""
     fires_at = case(
+        (~fact.qualifies, None),
         (fact.kind == "frequency", case((fact.in_window >= fact.needed, fact.times_fired + 1))),
         (fact.every.is_not(None), case((fact.total % fact.every == 0, fact.total))),
         (fact.at.is_not(None), case((_listed(dialect, fact.at, fact.total), fact.total))),
     )
-    returns = and_(fact.kind == "lapse", fact.lapsed_at.is_not(None), fact.last_visit_at < starts_at)
+    returns = and_(fact.qualifies, fact.kind == "lapse", fact.lapsed_at.is_not(None),
+                   fact.last_visit_at < bindparam("visit_start", type_=_v.starts_at.type))
+    return fires_at, returns
+
+
+def _keep(dialect: str, facts: Any) -> Any:
+    """The upsert of what each rule of one shop or source, and each frequency rule, keeps of the
+    contact after the visit: a qualifying visit counted, or (when what it kept holds) the contact's
+    writes moved past a visit that does not qualify."""
+    fact = facts.c
+    fires_at, _ = _decisions(dialect, fact)
+    fires = fires_at.is_not(None)
+    frequency = fact.kind == "frequency"
+
+    def pending(qualified: Any, kept_value: Any) -> Any:
+        return case((~frequency, None), (~fact.qualifies, kept_value), (fires, None), else_=qualified)
+
+    kept = upsert(dialect, visit_rule_counts).from_select(
+        ["rule_id", "contact_id", "writes", "counted", "pending", "pending_first", "pending_last", "fired",
+         "fired_visit"],
+        select(fact.id, bindparam("rule_contact", type_=_c.id.type), fact.writes_after,
+               case((frequency, None), else_=fact.total),
+               case((~frequency, None), (~fact.qualifies, fact.pending), (fires, 0), else_=fact.pending + 1),
+               pending(fact.first_start, fact.pending_first), pending(fact.last_start, fact.pending_last),
+               case((~frequency, None), (fires, fact.times_fired + 1), else_=fact.times_fired),
+               case((~frequency, None), (fires, bindparam("new_visit", type_=_v.id.type)), else_=fact.last_fired))
+        .where(or_(frequency, fact.shop_id.is_not(None), fact.source.is_not(None)), or_(fact.qualifies, fact.held))
+    )
+    excluded = kept.excluded
+    return kept.on_conflict_do_update(
+        index_elements=["rule_id", "contact_id"],
+        set_={name: excluded[name] for name in
+              ("writes", "counted", "pending", "pending_first", "pending_last", "fired", "fired_visit")})
+
+
+def moments(dialect: str, kept: Any, writes: Any) -> Any:
+    """The statement of what a new visit's ACTIVE rules do (Moment rows; parameters: RuledVisit.params).
+
+    `kept` and `writes` are the contact's kept count and writes, moved by this visit's transaction
+    already. `facts` (_facts) reads all a rule needs to decide: the contact's count of qualifying
+    visits up to this one (`total`), a frequency rule's visits in its window since it last fired and
+    the times it fired, the contact's lapse standing. `decided` keeps the rules that fire or end a
+    lapse.
+
+    On PostgreSQL the same statement records them (firings keyed by (rule, contact, count), so a
+    count never fires twice; a lapse ends only while the row is still lapsed), keeps the rules'
+    state (_keep) and answers only what it recorded; SQLite has no data-modifying WITH, so
+    RuleRepository.record keeps the state and writes each one after."""
+    contact_id = bindparam("rule_contact", type_=_c.id.type)
+    account_id = bindparam("rule_account", type_=_r.account_id.type)
+    facts = _facts(dialect, kept, writes)
+    fact = facts.c
+    fires_at, returns = _decisions(dialect, fact)
     decided = (
         select(fact.id, fact.uuid, fact.name, fact.kind, fact.total, fires_at.label("fires_at"),
                returns.label("returns"), fact.last_visit_at,
@@ -240,20 +341,27 @@ def moments(dialect: str, kept: Any) -> Any:
     fired = (
         upsert(dialect, visit_rule_firings).from_select(
             ["rule_id", "contact_id", "count", "visit_id", "fired_at"],
-            select(made.c.id, contact_id, made.c.fires_at, visit_id,
+            select(made.c.id, contact_id, made.c.fires_at, bindparam("new_visit", type_=_v.id.type),
                    bindparam("moment_at", type_=_f.fired_at.type)).where(made.c.fires_at.is_not(None)))
         .on_conflict_do_nothing().returning(_f.rule_id).cte("fired")
     )
     came_back = _end_lapse(_rc.rule_id.in_(select(made.c.id).where(made.c.returns)), contact_id,
-                           starts_at).cte("came_back")
+                           bindparam("visit_start", type_=_v.starts_at.type)).cte("came_back")
+    kept_state = _keep(dialect, facts).returning(visit_rule_counts.c.rule_id).cte("kept_state")
     return (select(*made.c)
             .where(or_(made.c.id.in_(select(fired.c.rule_id)), made.c.id.in_(select(came_back.c.rule_id))))
-            .order_by(made.c.id))
+            .order_by(made.c.id).add_cte(kept_state))
 
 
 def kept_count() -> Any:
     """The contact's kept visit count (contact_visit_counts), as moments() reads it in a statement of its own."""
     return select(_k.count.label("kept")).where(
+        _k.contact_id == bindparam("rule_contact", type_=_k.contact_id.type)).scalar_subquery()
+
+
+def kept_writes() -> Any:
+    """The contact's writes (contact_visit_counts), as moments() reads them in a statement of its own."""
+    return select(_k.writes.label("writes")).where(
         _k.contact_id == bindparam("rule_contact", type_=_k.contact_id.type)).scalar_subquery()
 
 
@@ -266,10 +374,10 @@ class RuleStatements:
     page: Statement[Rule]
     update: Statement
     delete: Statement
-    forget_rule: Statement
-    forget_firings: Statement
-    forget_contact: Statement
+    forget_rule: tuple[Statement, ...]  # its contacts' standing, kept state and firings
+    forget_contact: tuple[Statement, ...]  # its standing and kept state with every rule
     moments: Statement[Moment]
+    keep: Statement | None  # SQLite's: moments() keeps the state itself on PostgreSQL
     fire: Statement
     returned: Statement
     lapse_rules: Statement[LapseRule]
@@ -391,15 +499,17 @@ def _build(dialect: str) -> RuleStatements:
             name=bindparam("name", type_=_r.name.type), status=bindparam("status", type_=_r.status.type),
             updated_at=bindparam("updated_at", type_=_r.updated_at.type))),
         delete=statement(delete(visit_rules).where(_r.id == rule_id)),
-        forget_rule=statement(delete(visit_rule_contacts).where(_rc.rule_id == rule_id), bulk=True),
-        forget_firings=statement(delete(visit_rule_firings).where(_f.rule_id == rule_id), bulk=True),
-        # By the contact's account's rules: the key (rule_id, contact_id) finds each row, and the table
-        # keeps no index of its own on contact_id (the lapse pass writes it in bulk).
-        forget_contact=statement(delete(visit_rule_contacts).where(
-            _rc.contact_id == contact_id,
-            _rc.rule_id.in_(select(_r.id).where(_r.account_id == select(_c.account_id).where(
-                _c.id == contact_id).scalar_subquery())))),
-        moments=statement(moments(dialect, kept_count()), Moment),
+        forget_rule=tuple(statement(delete(table).where(table.c.rule_id == rule_id), bulk=True)
+                          for table in (visit_rule_contacts, visit_rule_counts, visit_rule_firings)),
+        # By the contact's account's rules: the key (rule_id, contact_id) finds each row, and neither
+        # table keeps an index of its own on contact_id (the lapse pass writes one in bulk).
+        forget_contact=tuple(statement(delete(table).where(
+            table.c.contact_id == contact_id,
+            table.c.rule_id.in_(select(_r.id).where(_r.account_id == select(_c.account_id).where(
+                _c.id == contact_id).scalar_subquery())))) for table in (visit_rule_contacts, visit_rule_counts)),
+        moments=statement(moments(dialect, kept_count(), kept_writes()), Moment),
+        keep=(statement(_keep(dialect, _facts(dialect, kept_count(), kept_writes())))
+              if dialect == "sqlite" else None),
         fire=statement(fire),
         returned=statement(returned),
         lapse_rules=statement(
@@ -458,20 +568,23 @@ class RuleRepository:
                               {"rule_id": rule_id, "name": name, "status": status, "updated_at": updated_at})
 
     async def delete(self, rule_id: int) -> None:
-        """The rule, its firings and its contacts' standing (neither table has a foreign key to it)."""
-        await self.tx.execute(self.statements.forget_rule, {"rule_id": rule_id})
-        await self.tx.execute(self.statements.forget_firings, {"rule_id": rule_id})
+        """The rule, its firings, its contacts' standing and what it kept of them (no foreign key to it)."""
+        for statement in self.statements.forget_rule:
+            await self.tx.execute(statement, {"rule_id": rule_id})
         await self.tx.execute(self.statements.delete, {"rule_id": rule_id})
 
     async def forget_contact(self, contact_id: int) -> None:
-        """The contact's standing with every rule (its firings go by their foreign key)."""
-        await self.tx.execute(self.statements.forget_contact, {"contact_id": contact_id})
+        """The contact's standing with every rule and what each kept of it (its firings go by their foreign key)."""
+        for statement in self.statements.forget_contact:
+            await self.tx.execute(statement, {"contact_id": contact_id})
 
     async def record(self, visit: RuledVisit) -> list[Moment]:
-        """What the visit's rules do, recorded: firings, ended lapses (see moments())."""
-        found = await self.tx.fetch(self.statements.moments, visit.params())
-        if self.tx.dialect == "postgresql":
-            return found  # recorded by the statement itself
+        """What the visit's rules do, recorded: firings, ended lapses, the rules' kept state (see moments())."""
+        params = visit.params()
+        found = await self.tx.fetch(self.statements.moments, params)
+        if self.statements.keep is None:
+            return found  # recorded by the statement itself (PostgreSQL)
+        await self.tx.execute(self.statements.keep, params)  # after the decision, which reads the state before
         return [moment for moment in found if await self._record_one(moment, visit)]
 
     async def _record_one(self, moment: Moment, visit: RuledVisit) -> bool:

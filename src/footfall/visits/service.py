@@ -237,7 +237,11 @@ async def update(tx: Tx, account: Account, uuid: UUID, data: VisitUpdate) -> Vis
         raise ExternalIdConflict() from None
     if updated is None:  # deleted since it was read
         raise VisitNotFound()
-    if changes.get("starts_at", found.starts_at) != found.starts_at:
+    moved_start = changes.get("starts_at", found.starts_at) != found.starts_at
+    if moved_start or changes.get("source", found.source) != found.source:
+        # The contact's first or last visit may have moved, and what its rules counted.
+        await repository.respan([found.contact_id], held=False)
+    if moved_start:
         await repository.reshaped(account.id)
     visit = VisitRow.of(updated, found.contact_uuid, found.contact_email)
     if found.notify:

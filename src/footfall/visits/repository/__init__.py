@@ -380,8 +380,6 @@ class VisitRepository(CountQueries, FeedQueries, FilteredQueries, ExportQueries)
                     updated = await self.tx.fetchrow(self.statements.update, params)
             except ConstraintViolation:
                 raise DuplicateExternalId() from None
-        if updated is not None and "starts_at" in values:  # the contact's first or last visit may have moved
-            await self.respan([updated.contact_id], held=False)
         return updated
 
     async def touch_contact_visits(self, contact_id: int, updated_at: datetime) -> None:

@@ -93,11 +93,12 @@ def _widened(dialect: str, kept: Any, new: Any, earlier: bool) -> Any:
     return (func.min if earlier else func.max)(func.coalesce(kept, new), func.coalesce(new, kept))
 
 
-def _spans_widened(dialect: str, inserted: Any) -> dict[str, Any]:
-    """The ON CONFLICT assignments of a count row's span: the kept one widened by the new row's."""
+def _moved(dialect: str, inserted: Any) -> dict[str, Any]:
+    """The ON CONFLICT assignments of a count row's span (the kept one widened by the new row's) and writes."""
     counts = contact_visit_counts.c
     return {"first_visit_at": _widened(dialect, counts.first_visit_at, inserted.excluded.first_visit_at, True),
-            "last_visit_at": _widened(dialect, counts.last_visit_at, inserted.excluded.last_visit_at, False)}
+            "last_visit_at": _widened(dialect, counts.last_visit_at, inserted.excluded.last_visit_at, False),
+            "writes": counts.writes + inserted.excluded.writes}
 
 
 def _build(dialect: str) -> CountStatements:
@@ -118,18 +119,20 @@ def _build(dialect: str) -> CountStatements:
     count_contact = count_contact.values(
         contact_id=bindparam("counted_contact", type_=contact_counts.contact_id.type),
         count=bindparam("added", type_=contact_counts.count.type),
+        writes=func.abs(bindparam("added", type_=contact_counts.count.type)),
         account_id=bindparam("counted_account", type_=contact_counts.account_id.type),
         first_visit_at=bindparam("first_start", type_=UTCDateTime),
         last_visit_at=bindparam("last_start", type_=UTCDateTime),
     )
     count_contact = count_contact.on_conflict_do_update(
         index_elements=["contact_id"],
-        set_={"count": contact_counts.count + count_contact.excluded.count, **_spans_widened(dialect, count_contact)})
+        set_={"count": contact_counts.count + count_contact.excluded.count, **_moved(dialect, count_contact)})
     if dialect == "postgresql":
         # The account's row is written from the contact's RETURNING, so the contact's row is locked
         # first, as every other writer of counts locks them (a WITH's statements otherwise run in
         # no set order, and a create deadlocked with a batch that held its contact's row).
-        counted = count_contact.returning(contact_counts.contact_id, contact_counts.count).cte("counted_contact")
+        counted = count_contact.returning(contact_counts.contact_id, contact_counts.count,
+                                          contact_counts.writes).cte("counted_contact")
         account_after_contact = upsert(dialect, account_visit_counts).from_select(
             ["account_id", "slot", "count"],
             select(bindparam("counted_account", type_=counts.account_id.type),
@@ -145,7 +148,8 @@ def _build(dialect: str) -> CountStatements:
         # the contact, and of the lapse pass (which holds the contact too).
         counted_account = account_after_contact.returning(counts.slot).cte("counted_account")
         count_one_moments: Statement[Moment] | None = statement(
-            moments(dialect, select(counted.c.count).scalar_subquery()).add_cte(counted, counted_account), Moment)
+            moments(dialect, select(counted.c.count).scalar_subquery(), select(counted.c.writes).scalar_subquery())
+            .add_cte(counted, counted_account), Moment)
         added = func.json_each(cast(bindparam("counts", type_=Text), JSON)).table_valued("key", "value").alias("added")
 
         def item(n: int) -> Any:
@@ -163,13 +167,13 @@ def _build(dialect: str) -> CountStatements:
         first, last = item(1), item(2)  # text in the form SQLite keeps times in (db.types.sqlite_text)
     # `WHERE true`: SQLite reads an upsert's SELECT without a WHERE as ambiguous.
     count_contacts = upsert(dialect, contact_visit_counts).from_select(
-        ["contact_id", "count", "account_id", "first_visit_at", "last_visit_at"],
-        select(cast(added.c.key, BigInteger), cast(item(0), BigInteger),
+        ["contact_id", "count", "writes", "account_id", "first_visit_at", "last_visit_at"],
+        select(cast(added.c.key, BigInteger), cast(item(0), BigInteger), func.abs(cast(item(0), BigInteger)),
                bindparam("counted_account", type_=contact_counts.account_id.type), first, last).where(true()),
     )
     count_contacts = count_contacts.on_conflict_do_update(
         index_elements=["contact_id"],
-        set_={"count": contact_counts.count + count_contacts.excluded.count, **_spans_widened(dialect, count_contacts)})
+        set_={"count": contact_counts.count + count_contacts.excluded.count, **_moved(dialect, count_contacts)})
     listed_contacts = contact_counts.contact_id.in_(listed_ids(dialect, "contact_ids"))
 
     return CountStatements(
@@ -191,6 +195,7 @@ def _build(dialect: str) -> CountStatements:
             update(contact_visit_counts).where(listed_contacts).values(
                 first_visit_at=_visit_start(func.min, contact_counts.contact_id),
                 last_visit_at=_visit_start(func.max, contact_counts.contact_id),
+                writes=contact_counts.writes + 1,
             ),
             bulk=True,
         ),
@@ -258,9 +263,10 @@ class CountQueries:
             **_count_one_params(visit.account_id, visit.contact_id, 1, slot, span), **visit.params()})
 
     async def respan(self, contact_ids: Iterable[int], *, held: bool) -> None:
-        """Reads the contacts' first and last visit start afresh from their visits, after a delete or a
-        moved start. `held`: this transaction has locked their count rows already (add_to_counts does);
-        otherwise they are locked here first, in id order."""
+        """Reads the contacts' first and last visit start afresh from their visits, after a delete, a
+        moved start or a changed source, and moves their writes (what their rules kept is counted afresh).
+        `held`: this transaction has locked their count rows already (add_to_counts does); otherwise
+        they are locked here first, in id order."""
         statements = STATEMENTS[self.tx.dialect]
         ids = {"contact_ids": json.dumps(sorted(set(contact_ids)))}
         if not held:

@@ -1,0 +1,147 @@
+"""What rules keep of a contact (visit_rule_counts) against counting afresh: random creates, batches,
+deletes, moved sources and starts and paused rules, and after each the firings a model of the
+rules' definitions gives, counted from every visit there is."""
+
+import random
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+
+from footfall.db import Statement, per_dialect
+from footfall.kit.time import utcnow
+from footfall.shops import service as shops
+from footfall.shops.schemas import ShopCreate
+from footfall.tables import visit_rule_counts
+from tests.conftest import make_tenant
+from tests.rules.test_rules import get_account_of, new_contact, rule
+
+KEPT_ROWS = per_dialect(lambda dialect: Statement(select(func.count().label("rows")).select_from(visit_rule_counts),
+                                                  dialect=dialect))
+
+
+@dataclass
+class Visit:
+    seq: int  # the order visits were recorded in (their ids' order)
+    uuid: str
+    contact: str
+    shop: str
+    source: str | None
+    starts_at: datetime
+    alive: bool = True
+
+
+@dataclass
+class Model:
+    """Each rule's firings as its definition gives them, from every visit there is."""
+
+    rules: dict[str, dict]
+    visits: list[Visit] = field(default_factory=list)
+    active: dict[str, bool] = field(default_factory=dict)
+    fired: dict[tuple[str, str], list[tuple[int, int]]] = field(default_factory=dict)  # -> [(key, visit seq)]
+
+    def qualifies(self, rule: dict, visit: Visit) -> bool:
+        return ((rule["shop_uuid"] is None or rule["shop_uuid"] == visit.shop)
+                and (rule["source"] is None or rule["source"] == visit.source))
+
+    def record(self, new: Visit) -> None:
+        self.visits.append(new)
+        for uuid, definition in self.rules.items():
+            if not self.active[uuid] or not self.qualifies(definition, new):
+                continue
+            counted = [visit for visit in self.visits if visit.alive and visit.contact == new.contact
+                       and visit.seq <= new.seq and self.qualifies(definition, visit)]
+            fired = self.fired.setdefault((uuid, new.contact), [])
+            keys = {key for key, _ in fired}
+            if definition["kind"] == "milestone":
+                total = len(counted)
+                every = definition["every"]
+                reached = total % every == 0 if every else total in definition["at"]
+                if reached and total not in keys:
+                    fired.append((total, new.seq))
+            else:
+                last = max((seq for _, seq in fired), default=0)
+                start = new.starts_at - timedelta(days=definition["within_days"])
+                in_window = [visit for visit in counted
+                             if visit.seq > last and start < visit.starts_at <= new.starts_at]
+                if len(in_window) >= definition["count"]:
+                    fired.append((len(fired) + 1, new.seq))
+
+    def reached(self, rule_uuid: str, contact: str) -> list[int]:
+        return sorted(key for key, _ in self.fired.get((rule_uuid, contact), []))
+
+
+async def test_what_rules_keep_agrees_with_counting_afresh(client, app):
+    tenant = await make_tenant(app)
+    async with app.state.database.transaction(write=True) as tx:
+        other_shop = str((await shops.create(tx, await get_account_of(app, tenant), ShopCreate(name="Other"))).uuid)
+    made = [
+        await rule(client, tenant, kind="milestone", every=3, source="kiosk"),
+        await rule(client, tenant, kind="milestone", at=[2, 4, 7, 11], shop_uuid=other_shop),
+        await rule(client, tenant, kind="frequency", count=2, within_days=10),
+        await rule(client, tenant, kind="frequency", count=3, within_days=20, source="kiosk"),
+        await rule(client, tenant, kind="milestone", every=4),
+    ]
+    model = Model({made_rule["uuid"]: made_rule for made_rule in made})
+    model.active = {uuid: True for uuid in model.rules}
+    contacts = [tenant.contact_uuid, await new_contact(client, tenant)]
+    rng = random.Random(23)
+    now = utcnow().replace(microsecond=0)
+    seq = 0
+
+    def fields() -> dict:
+        return {"contact_uuid": rng.choice(contacts), "shop_uuid": rng.choice([tenant.shop_uuid, other_shop]),
+                "source": rng.choice(["kiosk", "kiosk", "till", None]),
+                "starts_at": (now - timedelta(hours=rng.randrange(0, 40 * 24))).isoformat()}
+
+    def add(body: dict, uuid: str) -> None:
+        nonlocal seq
+        seq += 1
+        model.record(Visit(seq, uuid, body["contact_uuid"], body["shop_uuid"], body["source"],
+                           datetime.fromisoformat(body["starts_at"])))
+
+    for step in range(160):
+        alive = [visit for visit in model.visits if visit.alive]
+        roll = rng.random()
+        if roll < 0.55 or not alive:
+            body = fields()
+            response = await client.post("/visits", headers=tenant.headers, json=body)
+            assert response.status_code == 201, response.text
+            add(body, response.json()["data"]["uuid"])
+        elif roll < 0.65:
+            bodies = [fields() for _ in range(rng.randrange(1, 5))]
+            response = await client.post("/visits/batch", headers=tenant.headers, json={"visits": bodies})
+            assert response.status_code == 200, response.text
+            for body, outcome in zip(bodies, response.json()["data"], strict=True):
+                assert outcome["status"] == 201, outcome
+                add(body, outcome["data"]["uuid"])
+        elif roll < 0.75:
+            gone = rng.choice(alive)
+            response = await client.delete(f"/visits/{gone.uuid}", headers=tenant.headers)
+            assert response.status_code == 200, response.text
+            gone.alive = False
+        elif roll < 0.85:
+            moved = rng.choice(alive)
+            moved.source = rng.choice(["kiosk", "till"])
+            response = await client.put(f"/visits/{moved.uuid}", headers=tenant.headers, json={"source": moved.source})
+            assert response.status_code == 200, response.text
+        elif roll < 0.95:
+            moved = rng.choice(alive)
+            moved.starts_at = now - timedelta(hours=rng.randrange(0, 40 * 24))
+            response = await client.put(f"/visits/{moved.uuid}", headers=tenant.headers,
+                                        json={"starts_at": moved.starts_at.isoformat()})
+            assert response.status_code == 200, response.text
+        else:
+            paused = rng.choice(list(model.rules))
+            model.active[paused] = not model.active[paused]
+            status = "ACTIVE" if model.active[paused] else "INACTIVE"
+            response = await client.put(f"/visit-rules/{paused}", headers=tenant.headers, json={"status": status})
+            assert response.status_code == 200, response.text
+        if step % 20 == 19 or step == 159:
+            for contact in contacts:
+                response = await client.get(f"/contacts/{contact}/visit-rules", headers=tenant.headers)
+                reached = {standing["rule"]["uuid"]: standing["reached"] for standing in response.json()["data"]}
+                assert reached == {uuid: model.reached(uuid, contact) for uuid in model.rules}, f"step {step}"
+    assert sum(len(fired) for fired in model.fired.values()) > 40  # the rules fired, often
+    async with app.state.database.transaction(write=False) as tx:
+        assert await tx.fetchval(KEPT_ROWS[tx.dialect]) > 0  # and kept their state
