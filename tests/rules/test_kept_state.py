@@ -2,10 +2,13 @@
 deletes, moved sources and starts and paused rules, and after each the firings a model of the
 rules' definitions gives, counted from every visit there is."""
 
+import asyncio
 import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from uuid import UUID
 
+import pytest
 from sqlalchemy import func, select
 
 from footfall.db import Statement, per_dialect
@@ -13,8 +16,10 @@ from footfall.kit.time import utcnow
 from footfall.shops import service as shops
 from footfall.shops.schemas import ShopCreate
 from footfall.tables import visit_rule_counts
+from footfall.visits import service as visits_service
+from footfall.visits.schemas import VisitUpdate
 from tests.conftest import make_tenant
-from tests.rules.test_rules import get_account_of, new_contact, rule
+from tests.rules.test_rules import get_account_of, new_contact, rule, visit
 
 KEPT_ROWS = per_dialect(lambda dialect: Statement(select(func.count().label("rows")).select_from(visit_rule_counts),
                                                   dialect=dialect))
@@ -145,3 +150,35 @@ async def test_what_rules_keep_agrees_with_counting_afresh(client, app):
     assert sum(len(fired) for fired in model.fired.values()) > 40  # the rules fired, often
     async with app.state.database.transaction(write=False) as tx:
         assert await tx.fetchval(KEPT_ROWS[tx.dialect]) > 0  # and kept their state
+
+
+@pytest.mark.parametrize("change", ["delete", "source"])
+async def test_a_change_in_flight_is_counted_by_the_create_that_waits_for_it(client, app, change):
+    """A delete or a moved source holds the visit's contact against a create under rules: the create
+    waits for it before it counts, so what the rule keeps is counted without the change's visit.
+    (A create that waited inside its counting statement would count in a snapshot from before the
+    change, and keep that count.)"""
+    tenant = await make_tenant(app)
+    kiosk = await rule(client, tenant, kind="milestone", every=3, source="kiosk")
+    contact = await new_contact(client, tenant)
+    account = await get_account_of(app, tenant)
+    made = [await visit(client, tenant, contact, source="kiosk") for _ in range(3)]  # fires 3
+
+    async with app.state.database.transaction(write=True) as tx:
+        if change == "delete":
+            await visits_service.delete(tx, account, UUID(made[0]["uuid"]))
+        else:
+            await visits_service.update(tx, account, UUID(made[0]["uuid"]), VisitUpdate(source="till"))
+        creating = asyncio.create_task(client.post("/visits", headers=tenant.headers, json={
+            "contact_uuid": contact, "shop_uuid": tenant.shop_uuid, "source": "kiosk"}))
+        await asyncio.sleep(0.3)
+    assert (await creating).status_code == 201
+    for _ in range(2):  # the kiosk visits now number 5
+        await visit(client, tenant, contact, source="kiosk")
+    response = await client.get(f"/contacts/{contact}/visit-rules", headers=tenant.headers)
+    [standing] = [found for found in response.json()["data"] if found["rule"]["uuid"] == kiosk["uuid"]]
+    assert (standing["count"], standing["reached"]) == (5, [3])
+    await visit(client, tenant, contact, source="kiosk")
+    response = await client.get(f"/contacts/{contact}/visit-rules", headers=tenant.headers)
+    [standing] = [found for found in response.json()["data"] if found["rule"]["uuid"] == kiosk["uuid"]]
+    assert (standing["count"], standing["reached"]) == (6, [3, 6])

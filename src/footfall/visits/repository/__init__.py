@@ -200,7 +200,7 @@ def _build(dialect: str) -> VisitStatements:
     held_contact = (
         select(_c.id).select_from(found.join(contacts, _c.id == found.c.contact_id))
         .where(found.c.account_id == bindparam("account_id"), found.c.uuid == bindparam("uuid", type_=_v.uuid.type))
-        .with_for_update(of=contacts, key_share=True, read=True).cte("held_contact")
+        .with_for_update(of=contacts, read=True).cte("held_contact")  # FOR SHARE: see get_to_update
     )
 
     contact_and_shop = select(
@@ -223,7 +223,11 @@ def _build(dialect: str) -> VisitStatements:
         get_to_update=statement(
             visit_rows.add_columns(subscribed(account_id, "visit_updated").label("notify"))
             .where(account, _v.uuid == bindparam("uuid"))
-            .with_for_update(of=contacts, key_share=True, read=True),  # as contact_and_shop
+            # FOR SHARE, as every change to a contact's existing visits holds it: against its delete
+            # (as contact_and_shop), and against a create under rules (FOR NO KEY UPDATE), which so
+            # waits for the change before its counting statement starts, not inside it, where its
+            # snapshot would be older than the change it waited for.
+            .with_for_update(of=contacts, read=True),
             VisitToUpdate,
         ),
         get_by_external_id=statement(
@@ -267,7 +271,7 @@ def _build(dialect: str) -> VisitStatements:
             select(_c.id)
             .where(_c.id.in_(oldest.with_only_columns(_v.contact_id).scalar_subquery()))
             .order_by(_c.id)
-            .with_for_update(of=contacts, key_share=True, read=True),
+            .with_for_update(of=contacts, read=True),  # FOR SHARE: see get_to_update
             bulk=True,
         ),
         purge_batch=statement(
