@@ -217,7 +217,7 @@ def _facts(dialect: str, kept: Any, writes: Any) -> Any:
                      .outerjoin(standing, and_(standing.c.rule_id == _r.id, standing.c.contact_id == contact_id))
                      .outerjoin(state, and_(state.c.rule_id == _r.id, state.c.contact_id == contact_id)))
         .where(_r.account_id == bindparam("rule_account", type_=_r.account_id.type), _r.status == "ACTIVE")
-        .subquery("base")
+        .cte("base").prefix_with("MATERIALIZED")  # computed once a rule, not copied into each use
     )
     b = base.c
 
@@ -243,7 +243,7 @@ def _facts(dialect: str, kept: Any, writes: Any) -> Any:
         pending(func.count(), b.pending).label("pending"),
         pending(func.min(_v.starts_at), b.pending_first).label("pending_first"),
         pending(func.max(_v.starts_at), b.pending_last).label("pending_last"),
-    ).subquery("counts")
+    ).cte("counts").prefix_with("MATERIALIZED")
     c = counts.c
     window_start = _days_before(dialect, starts_at, c.within_days)
     first = _first_or_last(dialect, c.pending_first, starts_at, True)
