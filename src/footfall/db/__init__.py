@@ -17,6 +17,7 @@ if TYPE_CHECKING:
         StatementError,
         binds,
         contains,
+        earlier_or_later,
         limit,
         listed_ids,
         paged,
@@ -28,14 +29,15 @@ if TYPE_CHECKING:
 _WHERE = {
     "DATABASE_ERRORS": "failures", "UNAVAILABLE_ERRORS": "failures", "unreachable": "failures", "migrate": "migrate",
     "Statement": "statement", "StatementError": "statement", "binds": "statement", "contains": "statement",
+    "earlier_or_later": "statement",
     "limit": "statement", "listed_ids": "statement", "paged": "statement", "per_dialect": "statement",
     "upsert": "statement", "ConstraintViolation": "tx", "Database": "tx", "Tx": "tx",
 }
 
 __all__ = [
     "DATABASE_ERRORS", "UNAVAILABLE_ERRORS", "ConstraintViolation", "Database", "Statement", "StatementError", "Tx",
-    "binds", "contains", "limit", "listed_ids", "paged", "per_dialect", "upsert", "migrate", "open_database",
-    "unreachable",
+    "binds", "contains", "earlier_or_later", "limit", "listed_ids", "paged", "per_dialect", "upsert", "migrate",
+    "open_database", "unreachable",
 ]
 
 

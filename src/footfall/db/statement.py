@@ -201,6 +201,14 @@ def contains(dialect: str, text: Any, needle: Any) -> Any:
     return position(text, needle) > 0
 
 
+def earlier_or_later(dialect: str, kept: Any, new: Any, earlier: bool) -> Any:
+    """The earlier (or later) of a kept time and a new one, either of which may be NULL."""
+    if dialect == "postgresql":
+        return (func.least if earlier else func.greatest)(kept, new)  # they skip NULLs
+    # SQLite's two-argument min() and max() answer NULL when either is.
+    return (func.min if earlier else func.max)(func.coalesce(kept, new), func.coalesce(new, kept))
+
+
 def listed_ids(dialect: str, name: str) -> Any:
     """The integers of the JSON array given as parameter `name`, as a subquery for IN: one statement
     for a list of any length (a post-compile IN is not what a Statement can run)."""

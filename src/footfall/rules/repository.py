@@ -11,7 +11,7 @@ from uuid import UUID
 from sqlalchemy import BigInteger, and_, bindparam, case, cast, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 
-from footfall.db import Statement, Tx, binds, listed_ids, paged, per_dialect, upsert
+from footfall.db import Statement, Tx, binds, earlier_or_later, listed_ids, paged, per_dialect, upsert
 from footfall.tables import (
     contact_visit_counts,
     contacts,
@@ -171,13 +171,6 @@ def _end_lapse(rules: Any, contact_id: Any, starts_at: Any) -> Any:
     )
 
 
-def _first_or_last(dialect: str, kept: Any, new: Any, first: bool) -> Any:
-    """The earlier (later) of a kept start, which may be NULL, and a new one."""
-    if dialect == "postgresql":
-        return (func.least if first else func.greatest)(kept, new)  # they skip NULLs
-    return (func.min if first else func.max)(func.coalesce(kept, new), new)
-
-
 def _facts(dialect: str, kept: Any, writes: Any) -> Any:
     """What a new visit's ACTIVE rules read to decide and to keep their state, a row a rule (see moments()).
 
@@ -246,8 +239,8 @@ def _facts(dialect: str, kept: Any, writes: Any) -> Any:
     ).cte("counts").prefix_with("MATERIALIZED")
     c = counts.c
     window_start = _days_before(dialect, starts_at, c.within_days)
-    first = _first_or_last(dialect, c.pending_first, starts_at, True)
-    last = _first_or_last(dialect, c.pending_last, starts_at, False)
+    first = earlier_or_later(dialect, c.pending_first, starts_at, True)
+    last = earlier_or_later(dialect, c.pending_last, starts_at, False)
     # This visit and those since the rule last fired; the window holds them all when they started
     # inside it, and cannot hold `needed` when they are fewer.
     in_window = case(
@@ -353,16 +346,10 @@ def moments(dialect: str, kept: Any, writes: Any) -> Any:
             .order_by(made.c.id).add_cte(kept_state))
 
 
-def kept_count() -> Any:
-    """The contact's kept visit count (contact_visit_counts), as moments() reads it in a statement of its own."""
-    return select(_k.count.label("kept")).where(
-        _k.contact_id == bindparam("rule_contact", type_=_k.contact_id.type)).scalar_subquery()
-
-
-def kept_writes() -> Any:
-    """The contact's writes (contact_visit_counts), as moments() reads them in a statement of its own."""
-    return select(_k.writes.label("writes")).where(
-        _k.contact_id == bindparam("rule_contact", type_=_k.contact_id.type)).scalar_subquery()
+def _of_count_row(column: Any) -> Any:
+    """A column of the contact's count row (contact_visit_counts: its kept count, its writes), as
+    moments() reads it in a statement of its own."""
+    return select(column).where(_k.contact_id == bindparam("rule_contact", type_=_k.contact_id.type)).scalar_subquery()
 
 
 @dataclass(frozen=True)
@@ -507,8 +494,8 @@ def _build(dialect: str) -> RuleStatements:
             table.c.contact_id == contact_id,
             table.c.rule_id.in_(select(_r.id).where(_r.account_id == select(_c.account_id).where(
                 _c.id == contact_id).scalar_subquery())))) for table in (visit_rule_contacts, visit_rule_counts)),
-        moments=statement(moments(dialect, kept_count(), kept_writes()), Moment),
-        keep=(statement(_keep(dialect, _facts(dialect, kept_count(), kept_writes())))
+        moments=statement(moments(dialect, _of_count_row(_k.count), _of_count_row(_k.writes)), Moment),
+        keep=(statement(_keep(dialect, _facts(dialect, _of_count_row(_k.count), _of_count_row(_k.writes))))
               if dialect == "sqlite" else None),
         fire=statement(fire),
         returned=statement(returned),

@@ -22,7 +22,7 @@ from uuid import UUID
 from sqlalchemy import JSON, BigInteger, DateTime, Text, bindparam, cast, func, select, true, update
 
 from footfall.contacts.repository import kept_visit_count
-from footfall.db import Statement, Tx, listed_ids, per_dialect, upsert
+from footfall.db import Statement, Tx, earlier_or_later, listed_ids, per_dialect, upsert
 from footfall.db.types import UTCDateTime, sqlite_text
 from footfall.rules.repository import Moment, RuledVisit, RuleRepository, moments
 from footfall.tables import account_visit_counts, contact_visit_counts, contacts, visits
@@ -85,20 +85,13 @@ def _visit_start(aggregate: Any, contact_id: Any) -> Any:
     return select(aggregate(_v.starts_at)).where(_v.contact_id == contact_id).scalar_subquery()
 
 
-def _widened(dialect: str, kept: Any, new: Any, earlier: bool) -> Any:
-    """The earlier (or later) of a kept start and a new one, either of which may be NULL."""
-    if dialect == "postgresql":
-        return (func.least if earlier else func.greatest)(kept, new)  # they skip NULLs
-    # SQLite's two-argument min() and max() answer NULL when either is.
-    return (func.min if earlier else func.max)(func.coalesce(kept, new), func.coalesce(new, kept))
-
-
 def _moved(dialect: str, inserted: Any) -> dict[str, Any]:
     """The ON CONFLICT assignments of a count row's span (the kept one widened by the new row's) and writes."""
     counts = contact_visit_counts.c
-    return {"first_visit_at": _widened(dialect, counts.first_visit_at, inserted.excluded.first_visit_at, True),
-            "last_visit_at": _widened(dialect, counts.last_visit_at, inserted.excluded.last_visit_at, False),
-            "writes": counts.writes + inserted.excluded.writes}
+    new = inserted.excluded
+    return {"first_visit_at": earlier_or_later(dialect, counts.first_visit_at, new.first_visit_at, True),
+            "last_visit_at": earlier_or_later(dialect, counts.last_visit_at, new.last_visit_at, False),
+            "writes": counts.writes + new.writes}
 
 
 def _build(dialect: str) -> CountStatements:
