@@ -312,7 +312,7 @@ visit_rule_counts = Table(
     Column("rule_id", BigIntPK, primary_key=True),
     Column("contact_id", BigIntPK, primary_key=True),
     Column("writes", BigInteger, nullable=False),
-    Column("counted", BigInteger),  # a milestone's: the contact's qualifying visits
+    Column("counted", BigInteger),  # the contact's qualifying visits
     # A frequency rule's: the qualifying visits since it last fired, their first and last start, the
     # times it fired and the visit that last fired it (0: none).
     Column("pending", BigInteger),

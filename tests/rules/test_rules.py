@@ -408,6 +408,18 @@ async def test_a_frequency_rule_counts_from_its_own_last_firing_not_another_rule
     assert await milestone_counts(app, tenant, twice["uuid"]) == [2]
 
 
+
+async def test_a_frequency_rule_of_one_source_tells_its_qualifying_count(client, app):
+    """The event's count is the contact's visits of the rule's source, whether the rule counted them
+    afresh (its first visit) or from what it kept (the visits after)."""
+    tenant = await make_tenant(app)
+    await subscribe(client, tenant)
+    kiosk_twice = await rule(client, tenant, kind="frequency", count=2, within_days=7, source="Kiosk")
+    for source in ("Till", "Kiosk", "Till", "Kiosk", "Kiosk", "Till", "Kiosk"):
+        await visit(client, tenant, source=source)
+    assert await milestone_counts(app, tenant, kiosk_twice["uuid"]) == [2, 4]
+
+
 # Imports
 
 async def test_an_import_counts_toward_rules_silently_unless_told_to_fire(client, app, database_url, tmp_path):

@@ -13,11 +13,13 @@ if TYPE_CHECKING:
     from footfall.db.failures import DATABASE_ERRORS, UNAVAILABLE_ERRORS, unreachable
     from footfall.db.migrate import migrate
     from footfall.db.statement import (
+        KeyedRows,
         Statement,
         StatementError,
         binds,
         contains,
         earlier_or_later,
+        json_time,
         limit,
         listed_ids,
         paged,
@@ -28,16 +30,16 @@ if TYPE_CHECKING:
 
 _WHERE = {
     "DATABASE_ERRORS": "failures", "UNAVAILABLE_ERRORS": "failures", "unreachable": "failures", "migrate": "migrate",
-    "Statement": "statement", "StatementError": "statement", "binds": "statement", "contains": "statement",
-    "earlier_or_later": "statement",
+    "KeyedRows": "statement", "Statement": "statement", "StatementError": "statement", "binds": "statement",
+    "contains": "statement", "earlier_or_later": "statement", "json_time": "statement",
     "limit": "statement", "listed_ids": "statement", "paged": "statement", "per_dialect": "statement",
     "upsert": "statement", "ConstraintViolation": "tx", "Database": "tx", "Tx": "tx",
 }
 
 __all__ = [
-    "DATABASE_ERRORS", "UNAVAILABLE_ERRORS", "ConstraintViolation", "Database", "Statement", "StatementError", "Tx",
-    "binds", "contains", "earlier_or_later", "limit", "listed_ids", "paged", "per_dialect", "upsert", "migrate",
-    "open_database", "unreachable",
+    "DATABASE_ERRORS", "UNAVAILABLE_ERRORS", "ConstraintViolation", "Database", "KeyedRows", "Statement",
+    "StatementError", "Tx", "binds", "contains", "earlier_or_later", "json_time", "limit", "listed_ids", "paged",
+    "per_dialect", "upsert", "migrate", "open_database", "unreachable",
 ]
 
 

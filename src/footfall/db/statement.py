@@ -12,9 +12,24 @@ import dataclasses
 import typing
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Generic, NamedTuple, TypeVar
 
-from sqlalchemy import JSON, BigInteger, Boolean, Integer, String, Table, Text, Uuid, bindparam, cast, func, select
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Integer,
+    String,
+    Table,
+    Text,
+    Uuid,
+    bindparam,
+    cast,
+    func,
+    select,
+)
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.dialects.sqlite.pysqlite import dialect as pysqlite_dialect
 from sqlalchemy.sql import ClauseElement, ColumnElement
@@ -22,7 +37,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.ddl import ExecutableDDLElement
 from sqlalchemy.types import NullType, TypeEngine
 
-from footfall.db.types import UTCDateTime
+from footfall.db.types import UTCDateTime, sqlite_text
 
 DIALECTS = {"postgresql": asyncpg_dialect(), "sqlite": pysqlite_dialect()}
 # Types whose values both drivers carry alike, through SQLAlchemy's processors where it has them.
@@ -207,6 +222,41 @@ def earlier_or_later(dialect: str, kept: Any, new: Any, earlier: bool) -> Any:
         return (func.least if earlier else func.greatest)(kept, new)  # they skip NULLs
     # SQLite's two-argument min() and max() answer NULL when either is.
     return (func.min if earlier else func.max)(func.coalesce(kept, new), func.coalesce(new, kept))
+
+
+class KeyedRows:
+    """The rows of a JSON object given as parameter `name`, `{"<integer key>": [value, ...]}`, as a FROM
+    item: one statement writes any number of rows. `key` is the integer key; item(n) and time(n) the
+    row's n-th value, as an integer or as a time comparable with the dialect's time columns (written
+    by json_time)."""
+
+    def __init__(self, dialect: str, name: str) -> None:
+        parameter = bindparam(name, type_=Text)
+        self.dialect = dialect
+        if dialect == "postgresql":
+            self.rows = func.json_each(cast(parameter, JSON)).table_valued("key", "value").alias("keyed")
+        else:
+            self.rows = func.json_each(parameter).table_valued("key", "value").alias("keyed")
+        self.key = cast(self.rows.c.key, BigInteger)
+
+    def _text(self, n: int) -> Any:
+        if self.dialect == "postgresql":
+            return func.json_extract_path_text(self.rows.c.value, str(n))
+        return func.json_extract(self.rows.c.value, f"$[{n}]")
+
+    def item(self, n: int) -> Any:
+        return cast(self._text(n), BigInteger)
+
+    def time(self, n: int) -> Any:
+        # SQLite's value is already the text it keeps times as.
+        return cast(self._text(n), DateTime(timezone=True)) if self.dialect == "postgresql" else self._text(n)
+
+
+def json_time(dialect: str, moment: datetime | None) -> str | None:
+    """A time as KeyedRows.time reads it: ISO 8601, or on SQLite the text it keeps times as."""
+    if moment is None:
+        return None
+    return moment.isoformat() if dialect == "postgresql" else sqlite_text(moment)
 
 
 def listed_ids(dialect: str, name: str) -> Any:

@@ -8,10 +8,9 @@ from functools import partial
 from typing import Any, NamedTuple
 from uuid import UUID
 
-from sqlalchemy import BigInteger, and_, bindparam, case, cast, delete, func, insert, or_, select, update
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import BigInteger, and_, bindparam, delete, func, insert, or_, select, true, update
 
-from footfall.db import Statement, Tx, binds, earlier_or_later, listed_ids, paged, per_dialect, upsert
+from footfall.db import KeyedRows, Statement, Tx, binds, json_time, listed_ids, paged, per_dialect, upsert
 from footfall.tables import (
     contact_visit_counts,
     contacts,
@@ -52,41 +51,46 @@ class Rule(NamedTuple):
     shop_uuid: UUID | None
 
 
-class RuledVisit(NamedTuple):
-    """A new visit, as its rules read it: its contact held, its insert and count made in its
-    transaction. `later`: the contact's visits recorded after this one in the same transaction."""
-
-    account_id: int
-    contact_id: int
-    visit_id: int
-    shop_id: int
-    source: str | None
-    starts_at: datetime
-    later: int
-    now: datetime
-
-    def params(self) -> dict[str, Any]:
-        """The parameters of the moments statement (named apart from the columns it writes)."""
-        return {"rule_account": self.account_id, "rule_contact": self.contact_id, "new_visit": self.visit_id,
-                "visit_shop": self.shop_id, "visit_source": self.source, "visit_start": self.starts_at,
-                "later": self.later, "moment_at": self.now}
-
-
-class Moment(NamedTuple):
-    """What an ACTIVE rule does on a new visit: fire (`fires_at`, the key count of the firing: a
-    milestone's count, a frequency rule's times fired) or end the contact's lapse (`returns`; its
-    `last_visit_at` is the one it lapsed after). `total`: the contact's qualifying visits."""
+class RuleState(NamedTuple):
+    """An ACTIVE rule and what a new visit of the contact reads to decide on it: what the rule kept of
+    the contact (visit_rule_counts; None without a row), the contact's standing with it
+    (visit_rule_contacts), the contact's kept count and writes once the visit's transaction has
+    moved them, and whether the account subscribes to the rules' events."""
 
     id: int
     uuid: UUID
     name: str
     kind: str
-    total: int
-    fires_at: int | None
-    returns: bool
+    every: int | None
+    at: str | None  # a JSON list of counts
+    needed: int | None  # the column `count`
+    within_days: int | None
+    shop_id: int | None
+    source: str | None
+    kept_writes: int | None  # the contact's writes the kept row was kept at
+    counted: int | None
+    pending: int | None
+    pending_first: datetime | None
+    pending_last: datetime | None
+    fired: int | None
+    fired_visit: int | None
+    lapsed_at: datetime | None
     last_visit_at: datetime | None
+    contact_count: int
+    contact_writes: int
     milestone_subscribed: bool
     returned_subscribed: bool
+
+
+class Recount(NamedTuple):
+    """A rule's standing with a contact counted from its visits and firings (see _recount)."""
+
+    total: int
+    times_fired: int
+    last_fired: int
+    pending: int
+    pending_first: datetime | None
+    pending_last: datetime | None
 
 
 class LapseRule(NamedTuple):
@@ -137,27 +141,10 @@ def _qualifying(contact_id: Any = None, rule: Any = visit_rules) -> Any:
     )
 
 
-def _days_before(dialect: str, moment: Any, days: Any) -> Any:
-    """`moment` less `days` days, comparable with a time column of the dialect (SQLite keeps times as
-    fixed-width text: see db.types.sqlite_text)."""
-    if dialect == "postgresql":
-        return moment - func.make_interval(0, 0, 0, days)
-    earlier = func.strftime("%Y-%m-%d %H:%M:%f", moment, func.printf("-%d days", days))
-    return earlier.op("||")("000")  # milliseconds to the stored microseconds
-
-
 def has_active_rules(account_id: Any) -> Any:
     """EXISTS an ACTIVE rule of the account: for a visit's own lookup to ask in passing, so an
     account without rules costs no rules query."""
     return select(_r.id).where(_r.account_id == account_id, _r.status == "ACTIVE").exists()
-
-
-def _listed(dialect: str, counts: Any, count: Any) -> Any:
-    """Whether a JSON list of counts (a milestone's `at`) holds `count`."""
-    if dialect == "postgresql":
-        return cast(counts, JSONB).op("@>", is_comparison=True)(func.to_jsonb(count))
-    listed = func.json_each(counts).table_valued("value")
-    return select(listed.c.value).where(listed.c.value == count).exists()
 
 
 def _end_lapse(rules: Any, contact_id: Any, starts_at: Any) -> Any:
@@ -171,185 +158,88 @@ def _end_lapse(rules: Any, contact_id: Any, starts_at: Any) -> Any:
     )
 
 
-def _facts(dialect: str, kept: Any, writes: Any) -> Any:
-    """What a new visit's ACTIVE rules read to decide and to keep their state, a row a rule (see moments()).
+def kept_and_standing(kept: Any, writes: Any) -> Any:
+    """The account's ACTIVE rules, each with what a new visit of the contact reads to decide on it
+    (RuleState rows; parameters rule_account and rule_contact, rules.service.record decides).
 
-    Three levels, each reading the one below: `base` reads each rule, the contact's standing with
-    it and what the rule kept of the contact (`held` when the contact's writes are still the ones
-    it was kept at, less this visit's); `counts` gives a rule's count and a frequency rule's visits
-    since it last fired, from the kept state when it holds and counted from the visits when it does
-    not; `facts` adds this visit and gives a frequency rule's visits in its window, counted from
-    the visits only when the kept first and last start cannot tell."""
-    contact_id = bindparam("rule_contact", type_=_c.id.type)
-    visit_id = bindparam("new_visit", type_=_v.id.type)
-    starts_at = bindparam("visit_start", type_=_v.starts_at.type)
-    later = bindparam("later", type_=BigInteger)
-    standing, state = visit_rule_contacts.alias("standing"), visit_rule_counts.alias("state")
-    # Never NULL (a visit without a source qualifies for no rule of one): a column of its own here.
-    visit_source = bindparam("visit_source", type_=_r.source.type)
-    qualifies = and_(or_(_r.shop_id.is_(None), _r.shop_id == bindparam("visit_shop", type_=_r.shop_id.type)),
-                     or_(_r.source.is_(None), _r.source.is_not_distinct_from(visit_source)))
-    frequency = _r.kind == "frequency"
-    # The contact's writes once this visit's transaction has written its visits up to this one.
-    writes_after = writes - later
-    held = state.c.writes == writes_after - 1
-    last_fired = (select(func.coalesce(func.max(_f.visit_id), 0).label("last_fired")).select_from(visit_rule_firings)
-                  .where(_f.rule_id == _r.id, _f.contact_id == contact_id).correlate(visit_rules).scalar_subquery())
-    times_fired = (select(func.count().label("times")).select_from(visit_rule_firings)
-                   .where(_f.rule_id == _r.id, _f.contact_id == contact_id).correlate(visit_rules).scalar_subquery())
-    base = (
-        select(_r.id, _r.uuid, _r.name, _r.kind, _r.every, _r.at, _r.count.label("needed"), _r.within_days,
-               _r.shop_id, _r.source, qualifies.label("qualifies"), held.label("held"),
-               writes_after.label("writes_after"), state.c.counted, state.c.pending, state.c.pending_first,
-               state.c.pending_last, standing.c.lapsed_at, standing.c.last_visit_at,
-               case((~frequency, None), (held, state.c.fired_visit), (~qualifies, None),
-                    else_=last_fired).label("last_fired"),
-               case((~frequency, None), (held, state.c.fired), (~qualifies, None),
-                    else_=times_fired).label("times_fired"))
-        .select_from(visit_rules
-                     .outerjoin(standing, and_(standing.c.rule_id == _r.id, standing.c.contact_id == contact_id))
-                     .outerjoin(state, and_(state.c.rule_id == _r.id, state.c.contact_id == contact_id)))
-        .where(_r.account_id == bindparam("rule_account", type_=_r.account_id.type), _r.status == "ACTIVE")
-        .cte("base").prefix_with("MATERIALIZED")  # computed once a rule, not copied into each use
-    )
-    b = base.c
-
-    def counted(aggregate: Any, *where: Any) -> Any:
-        return (select(aggregate).select_from(visits).where(_qualifying(contact_id, base), *where)
-                .correlate(base).scalar_subquery())
-
-    # A rule of every shop and source counts from `kept`, the contact's kept count (moved by this
-    # visit's transaction already), less the contact's visits recorded after this one in the same
-    # transaction (a batch's `later`); ids grow in the order a contact's visits are recorded (its
-    # row, held, orders them).
-    unrestricted = and_(b.shop_id.is_(None), b.source.is_(None))
-    since_fired = (_v.id > b.last_fired, _v.id < visit_id)
-
-    def pending(aggregate: Any, kept_value: Any) -> Any:
-        return case((b.kind != "frequency", None), (b.held, kept_value), (~b.qualifies, None),
-                    else_=counted(aggregate, *since_fired))
-
-    counts = select(
-        *(column for column in b if column.key not in ("pending", "pending_first", "pending_last")),
-        case((~b.qualifies, b.counted), (unrestricted, func.coalesce(kept, 0) - later),
-             (b.held, b.counted + 1), else_=counted(func.count(), _v.id <= visit_id)).label("total"),
-        pending(func.count(), b.pending).label("pending"),
-        pending(func.min(_v.starts_at), b.pending_first).label("pending_first"),
-        pending(func.max(_v.starts_at), b.pending_last).label("pending_last"),
-    ).cte("counts").prefix_with("MATERIALIZED")
-    c = counts.c
-    window_start = _days_before(dialect, starts_at, c.within_days)
-    first = earlier_or_later(dialect, c.pending_first, starts_at, True)
-    last = earlier_or_later(dialect, c.pending_last, starts_at, False)
-    # This visit and those since the rule last fired; the window holds them all when they started
-    # inside it, and cannot hold `needed` when they are fewer.
-    in_window = case(
-        (c.pending + 1 < c.needed, c.pending + 1),
-        (and_(first > window_start, last <= starts_at), c.pending + 1),
-        else_=(select(func.count().label("in_window")).select_from(visits).where(
-            _qualifying(contact_id, counts), _v.id > c.last_fired, _v.id <= visit_id,
-            _v.starts_at > window_start, _v.starts_at <= starts_at).correlate(counts).scalar_subquery()),
-    )
-    # Materialized: `decided` and the kept state read each fact more than once, and each is to be counted once.
-    return (
-        select(*c, case((and_(c.kind == "frequency", c.qualifies), in_window)).label("in_window"),
-               first.label("first_start"), last.label("last_start"))
-        .cte("facts").prefix_with("MATERIALIZED")
-    )
-
-
-def _decisions(dialect: str, fact: Any) -> tuple[Any, Any]:
-    """(fires_at, returns) of a rule's facts: the key count it fires at (None: it does not), and
-    whether the visit ends the contact's lapse."""
-    fires_at = case(
-        (~fact.qualifies, None),
-        (fact.kind == "frequency", case((fact.in_window >= fact.needed, fact.times_fired + 1))),
-        (fact.every.is_not(None), case((fact.total % fact.every == 0, fact.total))),
-        (fact.at.is_not(None), case((_listed(dialect, fact.at, fact.total), fact.total))),
-    )
-    returns = and_(fact.qualifies, fact.kind == "lapse", fact.lapsed_at.is_not(None),
-                   fact.last_visit_at < bindparam("visit_start", type_=_v.starts_at.type))
-    return fires_at, returns
-
-
-def _keep(dialect: str, facts: Any) -> Any:
-    """The upsert of what each rule of one shop or source, and each frequency rule, keeps of the
-    contact after the visit: a qualifying visit counted, or (when what it kept holds) the contact's
-    writes moved past a visit that does not qualify."""
-    fact = facts.c
-    fires_at, _ = _decisions(dialect, fact)
-    fires = fires_at.is_not(None)
-    frequency = fact.kind == "frequency"
-
-    def pending(qualified: Any, kept_value: Any) -> Any:
-        return case((~frequency, None), (~fact.qualifies, kept_value), (fires, None), else_=qualified)
-
-    kept = upsert(dialect, visit_rule_counts).from_select(
-        ["rule_id", "contact_id", "writes", "counted", "pending", "pending_first", "pending_last", "fired",
-         "fired_visit"],
-        select(fact.id, bindparam("rule_contact", type_=_c.id.type), fact.writes_after,
-               case((frequency, None), else_=fact.total),
-               case((~frequency, None), (~fact.qualifies, fact.pending), (fires, 0), else_=fact.pending + 1),
-               pending(fact.first_start, fact.pending_first), pending(fact.last_start, fact.pending_last),
-               case((~frequency, None), (fires, fact.times_fired + 1), else_=fact.times_fired),
-               case((~frequency, None), (fires, bindparam("new_visit", type_=_v.id.type)), else_=fact.last_fired))
-        .where(or_(frequency, fact.shop_id.is_not(None), fact.source.is_not(None)), or_(fact.qualifies, fact.held))
-    )
-    excluded = kept.excluded
-    return kept.on_conflict_do_update(
-        index_elements=["rule_id", "contact_id"],
-        set_={name: excluded[name] for name in
-              ("writes", "counted", "pending", "pending_first", "pending_last", "fired", "fired_visit")})
-
-
-def moments(dialect: str, kept: Any, writes: Any) -> Any:
-    """The statement of what a new visit's ACTIVE rules do (Moment rows; parameters: RuledVisit.params).
-
-    `kept` and `writes` are the contact's kept count and writes, moved by this visit's transaction
-    already. `facts` (_facts) reads all a rule needs to decide: the contact's count of qualifying
-    visits up to this one (`total`), a frequency rule's visits in its window since it last fired and
-    the times it fired, the contact's lapse standing. `decided` keeps the rules that fire or end a
-    lapse.
-
-    On PostgreSQL the same statement records them (firings keyed by (rule, contact, count), so a
-    count never fires twice; a lapse ends only while the row is still lapsed), keeps the rules'
-    state (_keep) and answers only what it recorded; SQLite has no data-modifying WITH, so
-    RuleRepository.record keeps the state and writes each one after."""
+    `kept` and `writes` are the contact's kept count and writes, as this visit's transaction has
+    moved them: read from the count row in a statement of its own, or from the RETURNING of the
+    statement that moves it (a statement's snapshot does not see its own write)."""
     contact_id = bindparam("rule_contact", type_=_c.id.type)
     account_id = bindparam("rule_account", type_=_r.account_id.type)
-    facts = _facts(dialect, kept, writes)
-    fact = facts.c
-    fires_at, returns = _decisions(dialect, fact)
-    decided = (
-        select(fact.id, fact.uuid, fact.name, fact.kind, fact.total, fires_at.label("fires_at"),
-               returns.label("returns"), fact.last_visit_at,
+    state, standing = visit_rule_counts.alias("state"), visit_rule_contacts.alias("standing")
+    return (
+        select(_r.id, _r.uuid, _r.name, _r.kind, _r.every, _r.at, _r.count.label("needed"), _r.within_days,
+               _r.shop_id, _r.source, state.c.writes.label("kept_writes"), state.c.counted, state.c.pending,
+               state.c.pending_first, state.c.pending_last, state.c.fired, state.c.fired_visit,
+               standing.c.lapsed_at, standing.c.last_visit_at,
+               func.coalesce(kept, 0).label("contact_count"), func.coalesce(writes, 0).label("contact_writes"),
                # Asked in passing, as a visit's lookup asks: no outbox query for an account without them.
                subscribed(account_id, "visit_milestone").label("milestone_subscribed"),
                subscribed(account_id, "contact_returned").label("returned_subscribed"))
-        .where(or_(fires_at.is_not(None), returns))
+        .select_from(visit_rules
+                     .outerjoin(standing, and_(standing.c.rule_id == _r.id, standing.c.contact_id == contact_id))
+                     .outerjoin(state, and_(state.c.rule_id == _r.id, state.c.contact_id == contact_id)))
+        .where(_r.account_id == account_id, _r.status == "ACTIVE")
+        .order_by(_r.id)
     )
-    if dialect != "postgresql":
-        return decided.order_by(fact.id)
-    made = decided.cte("decided")
-    fired = (
-        upsert(dialect, visit_rule_firings).from_select(
-            ["rule_id", "contact_id", "count", "visit_id", "fired_at"],
-            select(made.c.id, contact_id, made.c.fires_at, bindparam("new_visit", type_=_v.id.type),
-                   bindparam("moment_at", type_=_f.fired_at.type)).where(made.c.fires_at.is_not(None)))
-        .on_conflict_do_nothing().returning(_f.rule_id).cte("fired")
-    )
-    came_back = _end_lapse(_rc.rule_id.in_(select(made.c.id).where(made.c.returns)), contact_id,
-                           bindparam("visit_start", type_=_v.starts_at.type)).cte("came_back")
-    kept_state = _keep(dialect, facts).returning(visit_rule_counts.c.rule_id).cte("kept_state")
-    return (select(*made.c)
-            .where(or_(made.c.id.in_(select(fired.c.rule_id)), made.c.id.in_(select(came_back.c.rule_id))))
-            .order_by(made.c.id).add_cte(kept_state))
 
 
 def _of_count_row(column: Any) -> Any:
-    """A column of the contact's count row (contact_visit_counts: its kept count, its writes), as
-    moments() reads it in a statement of its own."""
+    """A column of the contact's count row (contact_visit_counts: its kept count, its writes)."""
     return select(column).where(_k.contact_id == bindparam("rule_contact", type_=_k.contact_id.type)).scalar_subquery()
+
+
+def _recount() -> Any:
+    """What a rule would keep of the contact, counted from the visits and firings (its kept row does
+    not hold): the qualifying visits up to the visit `visit_id`, and a frequency rule's times fired,
+    the visit that last fired it and the qualifying visits since, with their first and last start."""
+    contact_id = bindparam("contact_id", type_=_c.id.type)
+    visit_id = bindparam("visit_id", type_=_v.id.type)
+    of_rule = (_f.rule_id == _r.id, _f.contact_id == contact_id)
+    last_fired = (select(func.coalesce(func.max(_f.visit_id), 0)).where(*of_rule)
+                  .correlate(visit_rules).scalar_subquery())
+
+    def counted(aggregate: Any, *where: Any) -> Any:
+        return (select(aggregate).select_from(visits).where(_qualifying(contact_id), *where)
+                .correlate(visit_rules).scalar_subquery())
+
+    since = (_v.id > last_fired, _v.id < visit_id)
+    return select(
+        counted(func.count(), _v.id <= visit_id).label("total"),
+        select(func.count()).select_from(visit_rule_firings).where(*of_rule).correlate(visit_rules)
+        .scalar_subquery().label("times_fired"),
+        last_fired.label("last_fired"),
+        counted(func.count(), *since).label("pending"),
+        counted(func.min(_v.starts_at), *since).label("pending_first"),
+        counted(func.max(_v.starts_at), *since).label("pending_last"),
+    ).where(_r.id == bindparam("rule_id", type_=_r.id.type))
+
+
+def _keep(dialect: str) -> Any:
+    """The upsert of what rules keep of the contact, from a parameter `kept`: {rule id: [writes,
+    counted, pending, pending_first, pending_last, fired, fired_visit]} (see visit_rule_counts)."""
+    kept = KeyedRows(dialect, "kept")
+    columns = ("writes", "counted", "pending", "pending_first", "pending_last", "fired", "fired_visit")
+    values = [kept.time(n) if name.startswith("pending_") else kept.item(n) for n, name in enumerate(columns)]
+    made = upsert(dialect, visit_rule_counts).from_select(
+        ["rule_id", "contact_id", *columns],
+        select(kept.key, bindparam("contact_id", type_=_c.id.type), *values).select_from(kept.rows).where(true()))
+    return made.on_conflict_do_update(index_elements=["rule_id", "contact_id"],
+                                      set_={name: made.excluded[name] for name in columns})
+
+
+def _fire(dialect: str) -> Any:
+    """The firings of one visit, from a parameter `fired`: {rule id: [count]}; a (rule, contact, count)
+    that fired before is left as it is, and RETURNING gives only the new ones."""
+    fired = KeyedRows(dialect, "fired")
+    return upsert(dialect, visit_rule_firings).from_select(
+        ["rule_id", "contact_id", "count", "visit_id", "fired_at"],
+        select(fired.key, bindparam("contact_id", type_=_c.id.type), fired.item(0),
+               bindparam("visit_id", type_=_v.id.type), bindparam("fired_at", type_=_f.fired_at.type))
+        .select_from(fired.rows).where(true()),
+    ).on_conflict_do_nothing().returning(_f.rule_id)
+
 
 
 @dataclass(frozen=True)
@@ -363,8 +253,10 @@ class RuleStatements:
     delete: Statement
     forget_rule: tuple[Statement, ...]  # its contacts' standing, kept state and firings
     forget_contact: tuple[Statement, ...]  # its standing and kept state with every rule
-    moments: Statement[Moment]
-    keep: Statement | None  # SQLite's: moments() keeps the state itself on PostgreSQL
+    states: Statement["RuleState"]
+    recount: Statement["Recount"]
+    in_window: Statement
+    keep: Statement
     fire: Statement
     returned: Statement
     lapse_rules: Statement[LapseRule]
@@ -384,9 +276,6 @@ def _build(dialect: str) -> RuleStatements:
     rule_id = bindparam("rule_id", type_=_r.id.type)
     contact_id = bindparam("contact_id", type_=_c.id.type)
 
-    fire = upsert(dialect, visit_rule_firings).values(
-        binds(visit_rule_firings, "rule_id", "contact_id", "count", "visit_id", "fired_at")
-    ).on_conflict_do_nothing().returning(_f.count)
     returned = _end_lapse(_rc.rule_id == rule_id, contact_id, bindparam("starts_at", type_=_v.starts_at.type))
 
     # The lapse pass. A contact lapses once: a row already lapsed, or visited since the cut-off (a
@@ -494,10 +383,16 @@ def _build(dialect: str) -> RuleStatements:
             table.c.contact_id == contact_id,
             table.c.rule_id.in_(select(_r.id).where(_r.account_id == select(_c.account_id).where(
                 _c.id == contact_id).scalar_subquery())))) for table in (visit_rule_contacts, visit_rule_counts)),
-        moments=statement(moments(dialect, _of_count_row(_k.count), _of_count_row(_k.writes)), Moment),
-        keep=(statement(_keep(dialect, _facts(dialect, _of_count_row(_k.count), _of_count_row(_k.writes))))
-              if dialect == "sqlite" else None),
-        fire=statement(fire),
+        states=statement(kept_and_standing(_of_count_row(_k.count), _of_count_row(_k.writes)), RuleState),
+        recount=statement(_recount(), Recount),
+        # A frequency rule's qualifying visits since it last fired that started in its window.
+        in_window=statement(select(func.count().label("in_window")).select_from(visits).where(
+            _qualifying(contact_id, visit_rules), _r.id == rule_id,
+            _v.id > bindparam("last_fired", type_=_v.id.type), _v.id <= bindparam("visit_id", type_=_v.id.type),
+            _v.starts_at > bindparam("window_start", type_=_v.starts_at.type),
+            _v.starts_at <= bindparam("starts_at", type_=_v.starts_at.type))),
+        keep=statement(_keep(dialect)),
+        fire=statement(_fire(dialect)),
         returned=statement(returned),
         lapse_rules=statement(
             select(_r.id, _r.uuid, _r.account_id, _r.name, _r.kind, _r.after_days,
@@ -565,26 +460,36 @@ class RuleRepository:
         for statement in self.statements.forget_contact:
             await self.tx.execute(statement, {"contact_id": contact_id})
 
-    async def record(self, visit: RuledVisit) -> list[Moment]:
-        """What the visit's rules do, recorded: firings, ended lapses, the rules' kept state (see moments())."""
-        params = visit.params()
-        found = await self.tx.fetch(self.statements.moments, params)
-        if self.statements.keep is None:
-            return found  # recorded by the statement itself (PostgreSQL)
-        await self.tx.execute(self.statements.keep, params)  # after the decision, which reads the state before
-        return [moment for moment in found if await self._record_one(moment, visit)]
+    async def states(self, account_id: int, contact_id: int) -> list[RuleState]:
+        """The account's ACTIVE rules and the contact's standing with each (see kept_and_standing)."""
+        return await self.tx.fetch(self.statements.states, {"rule_account": account_id, "rule_contact": contact_id})
 
-    async def _record_one(self, moment: Moment, visit: RuledVisit) -> bool:
-        """Records one moment that the statement decided; False when it was recorded before."""
-        if moment.fires_at is not None:
-            return await self.fire(moment.id, visit.contact_id, moment.fires_at, visit.visit_id, visit.now)
-        return await self.returned(moment.id, visit.contact_id, visit.starts_at)
+    async def recount(self, rule_id: int, contact_id: int, visit_id: int) -> Recount:
+        row = await self.tx.fetchrow(self.statements.recount,
+                                     {"rule_id": rule_id, "contact_id": contact_id, "visit_id": visit_id})
+        assert row is not None  # the rule was read in this transaction, and a delete waits for the contact
+        return row
 
-    async def fire(self, rule_id: int, contact_id: int, count: int, visit_id: int, fired_at: datetime) -> bool:
-        """Records the firing; False when this (rule, contact, count) has fired before."""
-        return await self.tx.fetchval(self.statements.fire, {
-            "rule_id": rule_id, "contact_id": contact_id, "count": count, "visit_id": visit_id,
-            "fired_at": fired_at}) is not None
+    async def in_window(self, rule_id: int, contact_id: int, last_fired: int, visit_id: int,
+                        window_start: datetime, starts_at: datetime) -> int:
+        return int(await self.tx.fetchval(self.statements.in_window, {
+            "rule_id": rule_id, "contact_id": contact_id, "last_fired": last_fired, "visit_id": visit_id,
+            "window_start": window_start, "starts_at": starts_at}))
+
+    async def keep(self, contact_id: int, kept: dict[int, list[Any]]) -> None:
+        """What each rule keeps of the contact: {rule id: [writes, counted, pending, pending_first,
+        pending_last, fired, fired_visit]}."""
+        dialect = self.tx.dialect
+        rows = {str(rule_id): [json_time(dialect, value) if isinstance(value, datetime) else value for value in row]
+                for rule_id, row in kept.items()}
+        await self.tx.execute(self.statements.keep, {"contact_id": contact_id, "kept": json.dumps(rows)})
+
+    async def fire(self, contact_id: int, visit_id: int, fired_at: datetime, counts: dict[int, int]) -> set[int]:
+        """Records each rule's firing at its count; the rules whose (rule, contact, count) had not fired before."""
+        rows = await self.tx.fetch(self.statements.fire, {
+            "contact_id": contact_id, "visit_id": visit_id, "fired_at": fired_at,
+            "fired": json.dumps({str(rule_id): [count] for rule_id, count in counts.items()})})
+        return {row.rule_id for row in rows}
 
     async def returned(self, rule_id: int, contact_id: int, starts_at: datetime) -> bool:
         """Ends the contact's lapse with a visit that started after its last; False when it was not lapsed."""

@@ -8,8 +8,8 @@ count reached before the rule was made (a milestone fires only at the count itse
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple
 from uuid import UUID, uuid4
 
 from footfall.accounts.repository import Account
@@ -18,7 +18,7 @@ from footfall.db import Tx
 from footfall.errors import ContactNotFound, InvalidInput, RuleNotFound, ShopNotFound
 from footfall.kit.pagination import PageParams
 from footfall.kit.time import utcnow
-from footfall.rules.repository import Moment, Progress, Rule, RuledVisit, RuleRepository
+from footfall.rules.repository import Progress, Rule, RuleRepository, RuleState
 from footfall.rules.schemas import RuleCreate, RuleUpdate
 from footfall.shops.repository import ShopRepository
 from footfall.webhooks import service as webhooks
@@ -153,10 +153,33 @@ def rule_ref(rule: Any) -> dict[str, Any]:
     return {"uuid": rule.uuid, "name": rule.name, "kind": rule.kind}
 
 
+@dataclass(frozen=True)
+class RuledVisit:
+    """A new visit, as its rules read it: its contact held, its insert and count made in its
+    transaction. `later`: the contact's visits recorded after this one in the same transaction."""
+
+    account_id: int
+    contact: VisitedContact
+    visit: RecordedVisit
+    later: int
+    now: datetime
+
+
+class Moment(NamedTuple):
+    """What an ACTIVE rule does on a new visit: fire (`fires_at`, the key count of the firing: a
+    milestone's count, a frequency rule's times fired) or end the contact's lapse (`returns`; its
+    `last_visit_at` is the one it lapsed after). `total`: the contact's qualifying visits."""
+
+    rule: RuleState
+    total: int
+    fires_at: int | None
+    returns: bool
+
+
 def ruled(account_id: int, contact: VisitedContact, visit: RecordedVisit, later: int = 0) -> RuledVisit:
     """The visit as its rules read it. `later`: the contact's visits recorded after this one in the same
     transaction."""
-    return RuledVisit(account_id, contact.id, visit.id, visit.shop_id, visit.source, visit.starts_at, later, utcnow())
+    return RuledVisit(account_id, contact, visit, later, utcnow())
 
 
 async def on_visit(
@@ -165,26 +188,137 @@ async def on_visit(
     """Runs the account's ACTIVE rules on a visit just inserted and counted, its contact held: records
     what fires and, with `send`, emits its events (an import without --fire-rules records them
     silently)."""
-    moments = await RuleRepository(tx).record(ruled(account_id, contact, visit, later))
+    ruled_visit = ruled(account_id, contact, visit, later)
+    moments = await record(tx, ruled_visit, await RuleRepository(tx).states(account_id, contact.id))
     if send:
-        await announce(tx, account_id, contact, visit, moments)
+        await announce(tx, ruled_visit, moments)
 
 
-async def announce(
-    tx: Tx, account_id: int, contact: VisitedContact, visit: RecordedVisit, moments: Sequence[Moment]
-) -> None:
+def _window_start(starts_at: datetime, days: int) -> datetime:
+    try:
+        return starts_at - timedelta(days=days)
+    except OverflowError:  # a window reaching before year 1 holds every visit
+        return datetime.min.replace(tzinfo=UTC)
+
+
+async def _decide(
+    repository: RuleRepository, ruled_visit: RuledVisit, rule: RuleState
+) -> tuple[Moment, list[Any] | None]:
+    """What the rule does on the visit, and what it keeps of the contact afterwards (None: nothing).
+
+    A rule of every shop and source counts from the contact's kept count, less its visits recorded
+    after this one in the same transaction (ids grow in the order a contact's visits are recorded:
+    its row, held, orders them). A rule of one shop or source, and a frequency rule, keep their own
+    counts (visit_rule_counts), which hold while the contact's writes are the ones they were kept at
+    (less this visit's); otherwise they are counted afresh from the visits."""
+    visit, contact_id = ruled_visit.visit, ruled_visit.contact.id
+    frequency = rule.kind == "frequency"
+    restricted = rule.shop_id is not None or rule.source is not None
+    qualifies = ((rule.shop_id is None or rule.shop_id == visit.shop_id)
+                 and (rule.source is None or (visit.source is not None and rule.source == visit.source)))
+    writes_after = rule.contact_writes - ruled_visit.later
+    # (A row kept before it counted a frequency rule's visits has no `counted`: counted afresh once.)
+    held = rule.kept_writes == writes_after - 1 and rule.counted is not None
+    recount = None
+    if qualifies and not held and (frequency or restricted):
+        recount = await repository.recount(rule.id, contact_id, visit.id)
+
+    if not qualifies:
+        total = rule.counted or 0
+    elif not restricted:
+        total = rule.contact_count - ruled_visit.later
+    elif held:
+        total = (rule.counted or 0) + 1
+    else:
+        assert recount is not None
+        total = recount.total
+
+    fires_at = None
+    if frequency:
+        if held:
+            times, last_fired = rule.fired or 0, rule.fired_visit or 0
+            pending, first, last = rule.pending or 0, rule.pending_first, rule.pending_last
+        elif recount is not None:
+            times, last_fired = recount.times_fired, recount.last_fired
+            pending, first, last = recount.pending, recount.pending_first, recount.pending_last
+        else:  # neither kept nor counted: it does not qualify, and keeps nothing
+            times = last_fired = pending = 0
+            first = last = None
+        if qualifies:
+            first = min(first or visit.starts_at, visit.starts_at)
+            last = max(last or visit.starts_at, visit.starts_at)
+            assert rule.needed is not None and rule.within_days is not None  # a frequency rule's
+            window_start = _window_start(visit.starts_at, rule.within_days)
+            # This visit and those since the rule last fired; the window holds them all when they
+            # started inside it, and cannot hold `needed` when they are fewer.
+            if pending + 1 < rule.needed or (first > window_start and last <= visit.starts_at):
+                in_window = pending + 1
+            else:
+                in_window = await repository.in_window(rule.id, contact_id, last_fired, visit.id, window_start,
+                                                       visit.starts_at)
+            if in_window >= rule.needed:
+                fires_at = times + 1
+    elif qualifies and rule.every:
+        fires_at = total if total % rule.every == 0 else None
+    elif qualifies and rule.at is not None:
+        fires_at = total if total in json.loads(rule.at) else None
+    returns = (qualifies and rule.kind == "lapse" and rule.lapsed_at is not None
+               and rule.last_visit_at is not None and rule.last_visit_at < visit.starts_at)
+    moment = Moment(rule, total, fires_at, returns)
+
+    if not (frequency or restricted) or not (qualifies or held):
+        return moment, None
+    if not qualifies:  # held: the contact's writes move past a visit it does not count
+        return moment, [writes_after, rule.counted, rule.pending, rule.pending_first, rule.pending_last, rule.fired,
+                        rule.fired_visit]
+    if not frequency:
+        return moment, [writes_after, total, None, None, None, None, None]
+    if fires_at is not None:
+        return moment, [writes_after, total, 0, None, None, times + 1, visit.id]
+    return moment, [writes_after, total, pending + 1, first, last, times, last_fired]
+
+
+async def record(tx: Tx, ruled_visit: RuledVisit, rules: Sequence[RuleState]) -> list[Moment]:
+    """Decides what each of the account's ACTIVE rules (`rules`, read after the visit was counted) does
+    on the visit, keeps their state and records what fires and what ends a lapse: firings keyed by
+    (rule, contact, count), so a count never fires twice; a lapse ends only while it is still lapsed.
+    What was recorded, in rule order."""
+    repository = RuleRepository(tx)
+    contact_id, visit = ruled_visit.contact.id, ruled_visit.visit
+    decided, kept = [], {}
+    for rule in rules:
+        moment, keeps = await _decide(repository, ruled_visit, rule)
+        if keeps is not None:
+            kept[rule.id] = keeps
+        if moment.fires_at is not None or moment.returns:
+            decided.append(moment)
+    if kept:
+        await repository.keep(contact_id, kept)
+    firing = {moment.rule.id: moment.fires_at for moment in decided if moment.fires_at is not None}
+    fired = await repository.fire(contact_id, visit.id, ruled_visit.now, firing) if firing else set()
+    recorded = []
+    for moment in decided:
+        if moment.rule.id in fired or (moment.returns and await repository.returned(
+                moment.rule.id, contact_id, visit.starts_at)):
+            recorded.append(moment)
+    return recorded
+
+
+async def announce(tx: Tx, ruled_visit: RuledVisit, moments: Sequence[Moment]) -> None:
     """Emits the events of what the visit's rules did (recorded already), to the account's subscribers."""
+    contact, visit = ruled_visit.contact, ruled_visit.visit
     who = {"uuid": contact.uuid, "email": contact.email}
     for moment in moments:
+        rule = moment.rule
         if moment.returns:
-            assert moment.last_visit_at is not None  # a lapsed standing has its last visit
-            if moment.returned_subscribed:
-                await webhooks.emit(tx, account_id, "contact_returned", {
-                    "rule": rule_ref(moment), "contact": who, "visit": visit.fields,
-                    "days_away": (visit.starts_at - moment.last_visit_at).days})
-        elif moment.milestone_subscribed:
-            await webhooks.emit(tx, account_id, "visit_milestone", {
-                "rule": rule_ref(moment), "contact": who, "visit": visit.fields, "count": moment.total})
+            assert rule.last_visit_at is not None  # a lapsed standing has its last visit
+            if rule.returned_subscribed:
+                await webhooks.emit(tx, ruled_visit.account_id, "contact_returned", {
+                    "rule": rule_ref(rule), "contact": who, "visit": visit.fields,
+                    "days_away": (visit.starts_at - rule.last_visit_at).days})
+        elif rule.milestone_subscribed:
+            await webhooks.emit(tx, ruled_visit.account_id, "visit_milestone", {
+                "rule": rule_ref(rule), "contact": who, "visit": visit.fields, "count": moment.total})
 
 
 async def progress(tx: Tx, account: Account, contact_uuid: UUID) -> list[tuple[Progress, list[int]]]:

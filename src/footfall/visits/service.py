@@ -84,10 +84,10 @@ async def create(tx: Tx, account: Account, data: VisitCreate) -> tuple[VisitRow,
         if found.notify:  # the lookup asked in passing: no outbox query for an account without webhooks
             await webhooks.emit(tx, account.id, "visit_created", visit_fields(visit))
         span = (visit.starts_at, visit.starts_at)
-        if found.rules:  # asked in passing too: counted, and the rules run, in one statement
-            contact, recorded = _ruled(visit)
-            moments = await repository.add_one_with_rules(visit.id, span, rules.ruled(account.id, contact, recorded))
-            await rules.announce(tx, account.id, contact, recorded, moments)
+        if found.rules:  # asked in passing too: counted, and what the rules read, in one statement
+            ruled_visit = rules.ruled(account.id, *_ruled(visit))
+            states = await repository.add_one_with_rules(account.id, found.id, visit.id, span)
+            await rules.announce(tx, ruled_visit, await rules.record(tx, ruled_visit, states))
         else:
             await repository.add_to_counts(account.id, {found.id: 1}, slot=visit.id, spans={found.id: span})
         return visit, True

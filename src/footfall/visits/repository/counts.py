@@ -19,12 +19,12 @@ from functools import partial
 from typing import Any, NamedTuple
 from uuid import UUID
 
-from sqlalchemy import JSON, BigInteger, DateTime, Text, bindparam, cast, func, select, true, update
+from sqlalchemy import bindparam, func, select, true, update
 
 from footfall.contacts.repository import kept_visit_count
-from footfall.db import Statement, Tx, earlier_or_later, listed_ids, per_dialect, upsert
-from footfall.db.types import UTCDateTime, sqlite_text
-from footfall.rules.repository import Moment, RuledVisit, RuleRepository, moments
+from footfall.db import KeyedRows, Statement, Tx, earlier_or_later, json_time, listed_ids, per_dialect, upsert
+from footfall.db.types import UTCDateTime
+from footfall.rules.repository import RuleRepository, RuleState, kept_and_standing
 from footfall.tables import account_visit_counts, contact_visit_counts, contacts, visits
 
 COUNT_SLOTS = 16  # rows an account's visit count is spread over
@@ -60,9 +60,9 @@ class CountStatements:
     # Both counts of one new visit, run in turn with the same parameters: one statement on
     # PostgreSQL (a data-modifying WITH, a round trip fewer per create), two on SQLite (no such WITH).
     count_one: tuple[Statement, ...]
-    # count_one and the visit's rules (rules.repository.moments) in one statement on PostgreSQL: a
-    # create under rules costs no more round trips than one without. None on SQLite.
-    count_one_moments: Statement[Moment] | None
+    # count_one and what the visit's rules read to decide (rules.repository.kept_and_standing) in one
+    # statement on PostgreSQL: a round trip fewer per create under rules. None on SQLite.
+    count_one_states: Statement[RuleState] | None
     # Many contacts at once, from a JSON object {contact id: [added, first start, last start]}.
     count_contacts: Statement
     count_account: Statement
@@ -140,29 +140,19 @@ def _build(dialect: str) -> CountStatements:
         # contact was held before this statement began, so its snapshot has every earlier write of
         # the contact, and of the lapse pass (which holds the contact too).
         counted_account = account_after_contact.returning(counts.slot).cte("counted_account")
-        count_one_moments: Statement[Moment] | None = statement(
-            moments(dialect, select(counted.c.count).scalar_subquery(), select(counted.c.writes).scalar_subquery())
-            .add_cte(counted, counted_account), Moment)
-        added = func.json_each(cast(bindparam("counts", type_=Text), JSON)).table_valued("key", "value").alias("added")
-
-        def item(n: int) -> Any:
-            return func.json_extract_path_text(added.c.value, str(n))
-
-        first, last = (cast(item(n), DateTime(timezone=True)) for n in (1, 2))
+        count_one_states: Statement[RuleState] | None = statement(
+            kept_and_standing(select(counted.c.count).scalar_subquery(), select(counted.c.writes).scalar_subquery())
+            .add_cte(counted, counted_account), RuleState)
     else:
         count_one = (statement(count_contact), statement(count_account))
-        count_one_moments = None
-        added = func.json_each(bindparam("counts", type_=Text)).table_valued("key", "value").alias("added")
-
-        def item(n: int) -> Any:
-            return func.json_extract(added.c.value, f"$[{n}]")
-
-        first, last = item(1), item(2)  # text in the form SQLite keeps times in (db.types.sqlite_text)
+        count_one_states = None
+    added = KeyedRows(dialect, "counts")  # {contact id: [added, first start, last start]}
     # `WHERE true`: SQLite reads an upsert's SELECT without a WHERE as ambiguous.
     count_contacts = upsert(dialect, contact_visit_counts).from_select(
         ["contact_id", "count", "writes", "account_id", "first_visit_at", "last_visit_at"],
-        select(cast(added.c.key, BigInteger), cast(item(0), BigInteger), func.abs(cast(item(0), BigInteger)),
-               bindparam("counted_account", type_=contact_counts.account_id.type), first, last).where(true()),
+        select(added.key, added.item(0), func.abs(added.item(0)),
+               bindparam("counted_account", type_=contact_counts.account_id.type), added.time(1), added.time(2))
+        .select_from(added.rows).where(true()),
     )
     count_contacts = count_contacts.on_conflict_do_update(
         index_elements=["contact_id"],
@@ -171,7 +161,7 @@ def _build(dialect: str) -> CountStatements:
 
     return CountStatements(
         count_one=count_one,
-        count_one_moments=count_one_moments,
+        count_one_states=count_one_states,
         count_contacts=statement(count_contacts, bulk=True),
         count_account=statement(count_account),
         account_count=statement(account_total()),
@@ -234,9 +224,10 @@ class CountQueries:
                 await self.tx.execute(statement, params)
         else:
             # In contact id order: two writers lock the count rows of the contacts they share in the same order.
-            moment = datetime.isoformat if self.tx.dialect == "postgresql" else sqlite_text
+            dialect = self.tx.dialect
             counts = json.dumps({
-                str(contact_id): [added, *((moment(start) for start in spans[contact_id]) if spans else (None, None))]
+                str(contact_id): [added, *((json_time(dialect, start) for start in spans[contact_id])
+                                           if spans else (None, None))]
                 for contact_id, added in sorted(per_contact.items())
             })
             await self.tx.execute(statements.count_contacts, {"counts": counts, "counted_account": account_id})
@@ -246,14 +237,14 @@ class CountQueries:
         if spans is None:
             await self.respan(per_contact, held=True)
 
-    async def add_one_with_rules(self, slot: int, span: Span, visit: RuledVisit) -> list[Moment]:
-        """add_to_counts for one new visit, then its rules (RuleRepository.record): what they did."""
-        statement = STATEMENTS[self.tx.dialect].count_one_moments
+    async def add_one_with_rules(self, account_id: int, contact_id: int, slot: int, span: Span) -> list[RuleState]:
+        """add_to_counts for one new visit, then what its rules read to decide (RuleRepository.states)."""
+        statement = STATEMENTS[self.tx.dialect].count_one_states
         if statement is None:
-            await self.add_to_counts(visit.account_id, {visit.contact_id: 1}, slot, {visit.contact_id: span})
-            return await RuleRepository(self.tx).record(visit)
-        return await self.tx.fetch(statement, {
-            **_count_one_params(visit.account_id, visit.contact_id, 1, slot, span), **visit.params()})
+            await self.add_to_counts(account_id, {contact_id: 1}, slot, {contact_id: span})
+            return await RuleRepository(self.tx).states(account_id, contact_id)
+        return await self.tx.fetch(statement, {**_count_one_params(account_id, contact_id, 1, slot, span),
+                                               "rule_account": account_id, "rule_contact": contact_id})
 
     async def respan(self, contact_ids: Iterable[int], *, held: bool) -> None:
         """Reads the contacts' first and last visit start afresh from their visits, after a delete, a
