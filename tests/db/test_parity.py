@@ -27,7 +27,8 @@ from footfall.db.statement import prebuilt
 from footfall.idempotency import repository as idempotency
 from footfall.idempotency.repository import IdempotencyRepository
 from footfall.rules import repository as rules_
-from footfall.rules.repository import RuledVisit, RuleRepository
+from footfall.rules import service as rules_service
+from footfall.rules.repository import RuleRepository
 from footfall.shops import repository as shops_
 from footfall.shops.repository import ShopRepository
 from footfall.stats import repository as stats_
@@ -233,25 +234,48 @@ async def scenario(database, ran: set[Statement]) -> list[tuple[str, Any]]:
         await rules.update(every.id, "renamed", "ACTIVE", at(121))
         t.note("contacts held in turn", await contacts.share([contact.id, contact.id], in_turn=True))
         third = await visits.get(account.id, uuid("visit-3"))
-        def ruled(starts_at: datetime, later: int = 0, source: str | None = None) -> RuledVisit:
-            return RuledVisit(account.id, contact.id, third.id, shop.id, source, starts_at, later, at(122))
+        who = rules_service.VisitedContact(contact.id, contact.uuid, contact.email)
+
+        def ruled(starts_at: datetime, later: int = 0, source: str | None = None,
+                  visit_id: int = third.id) -> rules_service.RuledVisit:
+            return rules_service.RuledVisit(account.id, who, rules_service.RecordedVisit(
+                visit_id, shop.id, source, starts_at, {}), later, at(122))
+
+        async def record(visit: rules_service.RuledVisit) -> list[rules_service.Moment]:
+            return await rules_service.record(tx, visit, await rules.states(account.id, contact.id))
 
         for later in (1, 0, 0):
-            t.note("moments", await rules.record(ruled(at(33), later, "Café/ü")))
-        t.note("fired", await rules.fire(every.id, contact.id, 4, third.id, at(122)))
-        t.note("fired again", await rules.fire(every.id, contact.id, 4, third.id, at(123)))
-        t.note("frequency fired", await rules.fire(frequency.id, contact.id, 9, third.id, at(124)))
-        t.note("frequency after firing", await rules.record(ruled(at(33))))
-        t.note("counted with its rules", await visits.add_one_with_rules(7, (at(33), at(33)), ruled(at(33))))
+            t.note("moments", await record(ruled(at(33), later, "Café/ü")))
+        t.note("fired", await rules.fire(contact.id, third.id, at(122), {every.id: 4}))
+        t.note("fired again", await rules.fire(contact.id, third.id, at(123), {every.id: 4}))
+        t.note("frequency fired", await rules.fire(contact.id, third.id, at(124), {frequency.id: 9}))
+        t.note("frequency after firing", await record(ruled(at(33))))
+        t.note("recounted", await rules.recount(frequency.id, contact.id, third.id))
+        t.note("in window", await rules.in_window(frequency.id, contact.id, 0, third.id, at(31), at(34)))
+        t.note("states once counted", await rules.states_once_counted(account.id, contact.id))
+        # A create's own path: the insert reads the rules, the count writes what they decided.
+        for n, external_id in enumerate((None, "ext-ruled", "ext-ruled")):
+            inserted, states = t.note("inserted reading rules", await visits.insert_reading_rules({
+                **values, "uuid": uuid(f"ruled-{n}"), "external_id": external_id, "starts_at": at(33)}, account.id))
+            if inserted is None:
+                continue
+            decisions = await rules_service.decide(tx, ruled(at(33), visit_id=inserted.id), states)
+            t.note("decided", (decisions.moments, list(decisions.kept.values())))
+            t.note("counted with its rules", await visits.add_one_recording_rules(
+                account.id, contact.id, inserted.id, (at(33), at(33)), decisions.kept, decisions.firing, at(125)))
+        kept = {frequency.id: rules_.Kept(99, 7, 1, at(33), at(33), 2, third.id)}
+        for kept_rows, firing in ((kept, {}), ({}, {every.id: 100}), (kept, {every.id: 102})):
+            t.note("counted, kept and fired", await visits.add_one_recording_rules(
+                account.id, contact.id, third.id, (at(33), at(33)), kept_rows, firing, at(126)))
         lapse_rules = t.note("lapse rules", await rules.lapse_rules())
         end = t.note("batch end", await rules.batch_end(account.id, 0))
         for lapse_rule in lapse_rules:
             t.note("lapsed", await rules.lapse(lapse_rule, 0, end, at(2000), at(2001)))
             t.note("lapsed again", await rules.lapse(lapse_rule, 0, end, at(2000), at(2002)))
         t.note("lapsed contacts", await rules.contacts_of(lapse_rules[0].id, [contact.id]))
-        t.note("lapsed, a visit from before", await rules.record(ruled(at(33))))
+        t.note("lapsed, a visit from before", await record(ruled(at(33))))
         t.note("returned too early", await rules.returned(lapse_rules[0].id, contact.id, at(30)))
-        t.note("returned by a visit", await rules.record(ruled(at(3000))))
+        t.note("returned by a visit", await record(ruled(at(3000))))
         t.note("returned", await rules.returned(lapse_rules[1].id, contact.id, at(3000)))
         t.note("returned again", await rules.returned(lapse_rules[0].id, contact.id, at(3001)))
         t.note("progress", await rules.progress(account.id, contact.id))
@@ -259,7 +283,7 @@ async def scenario(database, ran: set[Statement]) -> list[tuple[str, Any]]:
         t.note("recent", await rules.recent(account.id, at(0)))
         await rules.delete(every.id)
         await rules.forget_contact(contact.id)
-        t.note("forgotten", await rules.record(ruled(at(4000))))
+        t.note("forgotten", await record(ruled(at(4000))))
         t.note("rule deleted", await rules.get(account.id, uuid("rule-every")))
 
         t.note("active ids", await outbox.active_subscription_ids(account.id, "visit_created"))

@@ -73,13 +73,25 @@ class RuleState(NamedTuple):
     pending_first: datetime | None
     pending_last: datetime | None
     fired: int | None
-    fired_visit: int | None
+    fired_visit_id: int | None
     lapsed_at: datetime | None
     last_visit_at: datetime | None
     contact_count: int
     contact_writes: int
     milestone_subscribed: bool
     returned_subscribed: bool
+
+
+class Kept(NamedTuple):
+    """What a rule keeps of a contact (visit_rule_counts, less its key)."""
+
+    writes: int
+    counted: int | None
+    pending: int | None
+    pending_first: datetime | None
+    pending_last: datetime | None
+    fired: int | None
+    fired_visit_id: int | None
 
 
 class Recount(NamedTuple):
@@ -171,7 +183,7 @@ def kept_and_standing(kept: Any, writes: Any) -> Any:
     return (
         select(_r.id, _r.uuid, _r.name, _r.kind, _r.every, _r.at, _r.count.label("needed"), _r.within_days,
                _r.shop_id, _r.source, state.c.writes.label("kept_writes"), state.c.counted, state.c.pending,
-               state.c.pending_first, state.c.pending_last, state.c.fired, state.c.fired_visit,
+               state.c.pending_first, state.c.pending_last, state.c.fired, state.c.fired_visit.label("fired_visit_id"),
                standing.c.lapsed_at, standing.c.last_visit_at,
                func.coalesce(kept, 0).label("contact_count"), func.coalesce(writes, 0).label("contact_writes"),
                # Asked in passing, as a visit's lookup asks: no outbox query for an account without them.
@@ -183,6 +195,26 @@ def kept_and_standing(kept: Any, writes: Any) -> Any:
         .where(_r.account_id == account_id, _r.status == "ACTIVE")
         .order_by(_r.id)
     )
+
+
+def states_once_counted() -> Any:
+    """kept_and_standing before the new visit is counted, as its count row will be once it is (one
+    visit more, one write more): for the statement that inserts it."""
+    return kept_and_standing(func.coalesce(_of_count_row(_k.count), 0) + 1,
+                             func.coalesce(_of_count_row(_k.writes), 0) + 1)
+
+
+def keep_params(dialect: str, contact_id: int, kept: dict[int, Kept]) -> dict[str, Any]:
+    """The parameters of keep_rows: what each rule keeps of the contact, by rule id."""
+    rows = {str(rule_id): [json_time(dialect, value) if isinstance(value, datetime) else value for value in row]
+            for rule_id, row in kept.items()}
+    return {"rule_contact": contact_id, "kept": json.dumps(rows)}
+
+
+def fire_params(contact_id: int, visit_id: int, fired_at: datetime, counts: dict[int, int]) -> dict[str, Any]:
+    """The parameters of fire_rows: each rule's firing at its count, {rule id: count}, by the visit."""
+    return {"rule_contact": contact_id, "new_visit": visit_id, "moment_at": fired_at,
+            "fired": json.dumps({str(rule_id): [count] for rule_id, count in counts.items()})}
 
 
 def _of_count_row(column: Any) -> Any:
@@ -216,27 +248,26 @@ def _recount() -> Any:
     ).where(_r.id == bindparam("rule_id", type_=_r.id.type))
 
 
-def _keep(dialect: str) -> Any:
-    """The upsert of what rules keep of the contact, from a parameter `kept`: {rule id: [writes,
-    counted, pending, pending_first, pending_last, fired, fired_visit]} (see visit_rule_counts)."""
+def keep_rows(dialect: str) -> Any:
+    """The upsert of what rules keep of the contact `rule_contact`, from a parameter `kept` (keep_params)."""
     kept = KeyedRows(dialect, "kept")
-    columns = ("writes", "counted", "pending", "pending_first", "pending_last", "fired", "fired_visit")
+    columns = ("writes", "counted", "pending", "pending_first", "pending_last", "fired", "fired_visit")  # as Kept
     values = [kept.time(n) if name.startswith("pending_") else kept.item(n) for n, name in enumerate(columns)]
     made = upsert(dialect, visit_rule_counts).from_select(
         ["rule_id", "contact_id", *columns],
-        select(kept.key, bindparam("contact_id", type_=_c.id.type), *values).select_from(kept.rows).where(true()))
+        select(kept.key, bindparam("rule_contact", type_=_c.id.type), *values).select_from(kept.rows).where(true()))
     return made.on_conflict_do_update(index_elements=["rule_id", "contact_id"],
                                       set_={name: made.excluded[name] for name in columns})
 
 
-def _fire(dialect: str) -> Any:
-    """The firings of one visit, from a parameter `fired`: {rule id: [count]}; a (rule, contact, count)
-    that fired before is left as it is, and RETURNING gives only the new ones."""
+def fire_rows(dialect: str) -> Any:
+    """The firings of one visit (fire_params); a (rule, contact, count) that fired before is left as it
+    is, and RETURNING gives only the new ones."""
     fired = KeyedRows(dialect, "fired")
     return upsert(dialect, visit_rule_firings).from_select(
         ["rule_id", "contact_id", "count", "visit_id", "fired_at"],
-        select(fired.key, bindparam("contact_id", type_=_c.id.type), fired.item(0),
-               bindparam("visit_id", type_=_v.id.type), bindparam("fired_at", type_=_f.fired_at.type))
+        select(fired.key, bindparam("rule_contact", type_=_c.id.type), fired.item(0),
+               bindparam("new_visit", type_=_v.id.type), bindparam("moment_at", type_=_f.fired_at.type))
         .select_from(fired.rows).where(true()),
     ).on_conflict_do_nothing().returning(_f.rule_id)
 
@@ -254,6 +285,7 @@ class RuleStatements:
     forget_rule: tuple[Statement, ...]  # its contacts' standing, kept state and firings
     forget_contact: tuple[Statement, ...]  # its standing and kept state with every rule
     states: Statement["RuleState"]
+    states_once_counted: Statement["RuleState"]
     recount: Statement["Recount"]
     in_window: Statement
     keep: Statement
@@ -384,6 +416,7 @@ def _build(dialect: str) -> RuleStatements:
             table.c.rule_id.in_(select(_r.id).where(_r.account_id == select(_c.account_id).where(
                 _c.id == contact_id).scalar_subquery())))) for table in (visit_rule_contacts, visit_rule_counts)),
         states=statement(kept_and_standing(_of_count_row(_k.count), _of_count_row(_k.writes)), RuleState),
+        states_once_counted=statement(states_once_counted(), RuleState),
         recount=statement(_recount(), Recount),
         # A frequency rule's qualifying visits since it last fired that started in its window.
         in_window=statement(select(func.count().label("in_window")).select_from(visits).where(
@@ -391,8 +424,8 @@ def _build(dialect: str) -> RuleStatements:
             _v.id > bindparam("last_fired", type_=_v.id.type), _v.id <= bindparam("visit_id", type_=_v.id.type),
             _v.starts_at > bindparam("window_start", type_=_v.starts_at.type),
             _v.starts_at <= bindparam("starts_at", type_=_v.starts_at.type))),
-        keep=statement(_keep(dialect)),
-        fire=statement(_fire(dialect)),
+        keep=statement(keep_rows(dialect)),
+        fire=statement(fire_rows(dialect)),
         returned=statement(returned),
         lapse_rules=statement(
             select(_r.id, _r.uuid, _r.account_id, _r.name, _r.kind, _r.after_days,
@@ -464,6 +497,11 @@ class RuleRepository:
         """The account's ACTIVE rules and the contact's standing with each (see kept_and_standing)."""
         return await self.tx.fetch(self.statements.states, {"rule_account": account_id, "rule_contact": contact_id})
 
+    async def states_once_counted(self, account_id: int, contact_id: int) -> list[RuleState]:
+        """states, read before a new visit is counted (see states_once_counted())."""
+        return await self.tx.fetch(self.statements.states_once_counted,
+                                   {"rule_account": account_id, "rule_contact": contact_id})
+
     async def recount(self, rule_id: int, contact_id: int, visit_id: int) -> Recount:
         row = await self.tx.fetchrow(self.statements.recount,
                                      {"rule_id": rule_id, "contact_id": contact_id, "visit_id": visit_id})
@@ -476,19 +514,12 @@ class RuleRepository:
             "rule_id": rule_id, "contact_id": contact_id, "last_fired": last_fired, "visit_id": visit_id,
             "window_start": window_start, "starts_at": starts_at}))
 
-    async def keep(self, contact_id: int, kept: dict[int, list[Any]]) -> None:
-        """What each rule keeps of the contact: {rule id: [writes, counted, pending, pending_first,
-        pending_last, fired, fired_visit]}."""
-        dialect = self.tx.dialect
-        rows = {str(rule_id): [json_time(dialect, value) if isinstance(value, datetime) else value for value in row]
-                for rule_id, row in kept.items()}
-        await self.tx.execute(self.statements.keep, {"contact_id": contact_id, "kept": json.dumps(rows)})
+    async def keep(self, contact_id: int, kept: dict[int, Kept]) -> None:
+        await self.tx.execute(self.statements.keep, keep_params(self.tx.dialect, contact_id, kept))
 
     async def fire(self, contact_id: int, visit_id: int, fired_at: datetime, counts: dict[int, int]) -> set[int]:
         """Records each rule's firing at its count; the rules whose (rule, contact, count) had not fired before."""
-        rows = await self.tx.fetch(self.statements.fire, {
-            "contact_id": contact_id, "visit_id": visit_id, "fired_at": fired_at,
-            "fired": json.dumps({str(rule_id): [count] for rule_id, count in counts.items()})})
+        rows = await self.tx.fetch(self.statements.fire, fire_params(contact_id, visit_id, fired_at, counts))
         return {row.rule_id for row in rows}
 
     async def returned(self, rule_id: int, contact_id: int, starts_at: datetime) -> bool:

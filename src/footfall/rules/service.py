@@ -18,7 +18,7 @@ from footfall.db import Tx
 from footfall.errors import ContactNotFound, InvalidInput, RuleNotFound, ShopNotFound
 from footfall.kit.pagination import PageParams
 from footfall.kit.time import utcnow
-from footfall.rules.repository import Progress, Rule, RuleRepository, RuleState
+from footfall.rules.repository import Kept, Progress, Rule, RuleRepository, RuleState
 from footfall.rules.schemas import RuleCreate, RuleUpdate
 from footfall.shops.repository import ShopRepository
 from footfall.webhooks import service as webhooks
@@ -203,7 +203,7 @@ def _window_start(starts_at: datetime, days: int) -> datetime:
 
 async def _decide(
     repository: RuleRepository, ruled_visit: RuledVisit, rule: RuleState
-) -> tuple[Moment, list[Any] | None]:
+) -> tuple[Moment, Kept | None]:
     """What the rule does on the visit, and what it keeps of the contact afterwards (None: nothing).
 
     A rule of every shop and source counts from the contact's kept count, less its visits recorded
@@ -236,7 +236,7 @@ async def _decide(
     fires_at = None
     if frequency:
         if held:
-            times, last_fired = rule.fired or 0, rule.fired_visit or 0
+            times, last_fired = rule.fired or 0, rule.fired_visit_id or 0
             pending, first, last = rule.pending or 0, rule.pending_first, rule.pending_last
         elif recount is not None:
             times, last_fired = recount.times_fired, recount.last_fired
@@ -269,39 +269,65 @@ async def _decide(
     if not (frequency or restricted) or not (qualifies or held):
         return moment, None
     if not qualifies:  # held: the contact's writes move past a visit it does not count
-        return moment, [writes_after, rule.counted, rule.pending, rule.pending_first, rule.pending_last, rule.fired,
-                        rule.fired_visit]
+        return moment, Kept(writes_after, rule.counted, rule.pending, rule.pending_first, rule.pending_last,
+                            rule.fired, rule.fired_visit_id)
     if not frequency:
-        return moment, [writes_after, total, None, None, None, None, None]
+        return moment, Kept(writes_after, total, None, None, None, None, None)
     if fires_at is not None:
-        return moment, [writes_after, total, 0, None, None, times + 1, visit.id]
-    return moment, [writes_after, total, pending + 1, first, last, times, last_fired]
+        return moment, Kept(writes_after, total, 0, None, None, times + 1, visit.id)
+    return moment, Kept(writes_after, total, pending + 1, first, last, times, last_fired)
 
 
-async def record(tx: Tx, ruled_visit: RuledVisit, rules: Sequence[RuleState]) -> list[Moment]:
-    """Decides what each of the account's ACTIVE rules (`rules`, read after the visit was counted) does
-    on the visit, keeps their state and records what fires and what ends a lapse: firings keyed by
-    (rule, contact, count), so a count never fires twice; a lapse ends only while it is still lapsed.
-    What was recorded, in rule order."""
+@dataclass(frozen=True)
+class Decisions:
+    """What a visit's rules decided: what fires or ends a lapse (`moments`, in rule order), and what
+    each rule keeps of the contact (`kept`: RuleRepository.keep)."""
+
+    moments: list[Moment]
+    kept: dict[int, Kept]
+
+    @property
+    def firing(self) -> dict[int, int]:
+        """Each firing rule's key count: RuleRepository.fire."""
+        return {moment.rule.id: moment.fires_at for moment in self.moments if moment.fires_at is not None}
+
+
+async def decide(tx: Tx, ruled_visit: RuledVisit, rules: Sequence[RuleState]) -> Decisions:
+    """What each of the account's ACTIVE rules (`rules`, read once the visit is counted or as they
+    will be) does on the visit; nothing is written yet."""
     repository = RuleRepository(tx)
-    contact_id, visit = ruled_visit.contact.id, ruled_visit.visit
-    decided, kept = [], {}
+    moments, kept = [], {}
     for rule in rules:
         moment, keeps = await _decide(repository, ruled_visit, rule)
         if keeps is not None:
             kept[rule.id] = keeps
         if moment.fires_at is not None or moment.returns:
-            decided.append(moment)
-    if kept:
-        await repository.keep(contact_id, kept)
-    firing = {moment.rule.id: moment.fires_at for moment in decided if moment.fires_at is not None}
+            moments.append(moment)
+    return Decisions(moments, kept)
+
+
+async def recorded(tx: Tx, ruled_visit: RuledVisit, decisions: Decisions, fired: set[int]) -> list[Moment]:
+    """The decided moments that were recorded: the firings that were new (`fired`, the rules whose
+    (rule, contact, count) had not fired before), and the lapses ended here, each only while it is
+    still lapsed."""
+    repository = RuleRepository(tx)
+    contact_id, starts_at = ruled_visit.contact.id, ruled_visit.visit.starts_at
+    return [moment for moment in decisions.moments
+            if moment.rule.id in fired
+            or (moment.returns and await repository.returned(moment.rule.id, contact_id, starts_at))]
+
+
+async def record(tx: Tx, ruled_visit: RuledVisit, rules: Sequence[RuleState]) -> list[Moment]:
+    """Decides (decide), keeps the rules' state and records what fires and what ends a lapse: what
+    was recorded, in rule order."""
+    decisions = await decide(tx, ruled_visit, rules)
+    repository = RuleRepository(tx)
+    contact_id, visit = ruled_visit.contact.id, ruled_visit.visit
+    if decisions.kept:
+        await repository.keep(contact_id, decisions.kept)
+    firing = decisions.firing
     fired = await repository.fire(contact_id, visit.id, ruled_visit.now, firing) if firing else set()
-    recorded = []
-    for moment in decided:
-        if moment.rule.id in fired or (moment.returns and await repository.returned(
-                moment.rule.id, contact_id, visit.starts_at)):
-            recorded.append(moment)
-    return recorded
+    return await recorded(tx, ruled_visit, decisions, fired)
 
 
 async def announce(tx: Tx, ruled_visit: RuledVisit, moments: Sequence[Moment]) -> None:

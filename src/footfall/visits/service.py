@@ -78,16 +78,21 @@ async def create(tx: Tx, account: Account, data: VisitCreate) -> tuple[VisitRow,
     rules.saw_rules(account.id, found.rules)
     if found.rules and not held and not await ContactRepository(tx).share([found.id], in_turn=True):
         raise ContactNotFound()
-    inserted = await repository.insert(values)
+    if found.rules:  # asked in passing too: the rules are read as the visit is inserted
+        inserted, states = await repository.insert_reading_rules(values, account.id)
+    else:
+        inserted, states = await repository.insert(values), []
     if inserted is not None:
         visit = VisitRow.of(inserted, found.uuid, found.email)
         if found.notify:  # the lookup asked in passing: no outbox query for an account without webhooks
             await webhooks.emit(tx, account.id, "visit_created", visit_fields(visit))
         span = (visit.starts_at, visit.starts_at)
-        if found.rules:  # asked in passing too: counted, and what the rules read, in one statement
+        if found.rules:  # counted, and what the rules decided written, in one statement
             ruled_visit = rules.ruled(account.id, *_ruled(visit))
-            states = await repository.add_one_with_rules(account.id, found.id, visit.id, span)
-            await rules.announce(tx, ruled_visit, await rules.record(tx, ruled_visit, states))
+            decisions = await rules.decide(tx, ruled_visit, states)
+            fired = await repository.add_one_recording_rules(account.id, found.id, visit.id, span, decisions.kept,
+                                                             decisions.firing, ruled_visit.now)
+            await rules.announce(tx, ruled_visit, await rules.recorded(tx, ruled_visit, decisions, fired))
         else:
             await repository.add_to_counts(account.id, {found.id: 1}, slot=visit.id, spans={found.id: span})
         return visit, True

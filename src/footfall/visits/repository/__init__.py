@@ -26,6 +26,7 @@ from sqlalchemy import (
     insert,
     select,
     text,
+    true,
     update,
 )
 from sqlalchemy.schema import CreateTable
@@ -33,7 +34,7 @@ from sqlalchemy.schema import CreateTable
 from footfall.contacts.repository import kept_visit_count
 from footfall.db import ConstraintViolation, Statement, Tx, binds, limit, listed_ids, paged, per_dialect, upsert
 from footfall.db.types import UTCDateTime
-from footfall.rules.repository import has_active_rules
+from footfall.rules.repository import RuleRepository, RuleState, has_active_rules, states_once_counted
 from footfall.tables import accounts, contacts, shops, visit_tombstones, visits
 from footfall.visits.repository.counts import COUNT_SLOTS, ContactCount, CountQueries, Span, account_total, spans_of
 from footfall.visits.repository.export import (
@@ -115,6 +116,9 @@ class VisitStatements:
     get_by_external_id: Statement[VisitRow]
     insert: Statement[Visit]
     insert_unless_external_id_exists: Statement[Visit]
+    # The same, each with the account's rules as they will read the visit (RuleState's columns, named
+    # rule_*, after the visit's; no rule: NULLs), one row a rule. None on SQLite (no data-modifying WITH).
+    insert_reading_rules: dict[bool, Statement] | None  # by whether the visit has an external_id
     update: Statement[Visit]
     pages: dict[tuple[bool, bool], Statement[PageRow]]  # (by contact, newest first)
     first_pages: dict[bool, Statement[PageRow]]  # by contact
@@ -132,6 +136,15 @@ class VisitStatements:
     clear_import_rows: Statement
 
 
+def _reading_rules(inserting: Any) -> Any:
+    """The visit's insert, and the account's rules as they will read it (rules.repository.states_once_counted):
+    its contact is held, so the statement's snapshot has every earlier write of the contact's visits."""
+    inserted = inserting.returning(*_VISIT).cte("inserted")
+    rules = states_once_counted().subquery("rule_state")
+    return (select(*inserted.c, *(column.label(f"rule_{column.key}") for column in rules.c))
+            .select_from(inserted.outerjoin(rules, true())).order_by(rules.c.id))
+
+
 def _build(dialect: str) -> VisitStatements:
     statement = partial(Statement, dialect=dialect)
     account = _v.account_id == bindparam("account_id")
@@ -141,6 +154,7 @@ def _build(dialect: str) -> VisitStatements:
         binds(visits, "uuid", "account_id", "contact_id", "shop_id", "external_id", "source", "starts_at", "ends_at",
               "created_at", "updated_at")
     )
+    insert_unless_external_id_exists = insert_visit.on_conflict_do_nothing(index_elements=["account_id", "external_id"])
     account_id = bindparam("account_id", type_=_v.account_id.type)
 
     # (by contact, newest first) -> a page at any offset, the contact given by id: the rows found on
@@ -234,10 +248,10 @@ def _build(dialect: str) -> VisitStatements:
             visit_rows.where(account, _v.external_id == bindparam("external_id")), VisitRow
         ),
         insert=statement(insert_visit.returning(*_VISIT), Visit),
-        insert_unless_external_id_exists=statement(
-            insert_visit.on_conflict_do_nothing(index_elements=["account_id", "external_id"]).returning(*_VISIT),
-            Visit,
-        ),
+        insert_unless_external_id_exists=statement(insert_unless_external_id_exists.returning(*_VISIT), Visit),
+        insert_reading_rules=None if dialect != "postgresql" else {
+            external: statement(_reading_rules(insert_unless_external_id_exists if external else insert_visit))
+            for external in (False, True)},
         # Every column a PUT may change, each set to itself unless given: one statement for all PUTs.
         update=statement(
             update(visits)
@@ -336,6 +350,25 @@ class VisitRepository(CountQueries, FeedQueries, FilteredQueries, ExportQueries)
         statements = self.statements
         statement = statements.insert if values["external_id"] is None else statements.insert_unless_external_id_exists
         return await self.tx.fetchrow(statement, values)
+
+    async def insert_reading_rules(
+        self, values: dict[str, Any], account_id: int
+    ) -> tuple[Visit | None, list[RuleState]]:
+        """insert, and the account's ACTIVE rules as they will read the visit (RuleState, before it is
+        counted: RuleRepository.states_once_counted); nothing read when nothing was inserted."""
+        statements = self.statements.insert_reading_rules
+        if statements is None:
+            inserted = await self.insert(values)
+            if inserted is None:
+                return None, []
+            return inserted, await RuleRepository(self.tx).states_once_counted(account_id, inserted.contact_id)
+        rows = await self.tx.fetch(statements[values["external_id"] is not None],
+                                   {**values, "rule_account": account_id, "rule_contact": values["contact_id"]})
+        if not rows:
+            return None, []
+        width = len(Visit._fields)  # the visit's columns, then its rule's
+        return (Visit._make(tuple(rows[0])[:width]),
+                [RuleState._make(tuple(row)[width:]) for row in rows if row.rule_id is not None])
 
     async def insert_many(self, rows: list[dict[str, Any]], *, full: bool) -> list[Any]:
         """Inserts visits in the given order, skipping those whose external_id the account has, or an

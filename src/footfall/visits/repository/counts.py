@@ -24,7 +24,7 @@ from sqlalchemy import bindparam, func, select, true, update
 from footfall.contacts.repository import kept_visit_count
 from footfall.db import KeyedRows, Statement, Tx, earlier_or_later, json_time, listed_ids, per_dialect, upsert
 from footfall.db.types import UTCDateTime
-from footfall.rules.repository import RuleRepository, RuleState, kept_and_standing
+from footfall.rules.repository import Kept, RuleRepository, fire_params, fire_rows, keep_params, keep_rows
 from footfall.tables import account_visit_counts, contact_visit_counts, contacts, visits
 
 COUNT_SLOTS = 16  # rows an account's visit count is spread over
@@ -60,9 +60,9 @@ class CountStatements:
     # Both counts of one new visit, run in turn with the same parameters: one statement on
     # PostgreSQL (a data-modifying WITH, a round trip fewer per create), two on SQLite (no such WITH).
     count_one: tuple[Statement, ...]
-    # count_one and what the visit's rules read to decide (rules.repository.kept_and_standing) in one
-    # statement on PostgreSQL: a round trip fewer per create under rules. None on SQLite.
-    count_one_states: Statement[RuleState] | None
+    # count_one and the writes of the visit's rules, by (keeps, fires), in one statement on
+    # PostgreSQL: a create under rules makes no more round trips than one without. None on SQLite.
+    count_one_recording: dict[tuple[bool, bool], Statement] | None
     # Many contacts at once, from a JSON object {contact id: [added, first start, last start]}.
     count_contacts: Statement
     count_account: Statement
@@ -139,13 +139,22 @@ def _build(dialect: str) -> CountStatements:
         # snapshot does not see its own write); the row's lock is taken before they read, and their
         # contact was held before this statement began, so its snapshot has every earlier write of
         # the contact, and of the lapse pass (which holds the contact too).
-        counted_account = account_after_contact.returning(counts.slot).cte("counted_account")
-        count_one_states: Statement[RuleState] | None = statement(
-            kept_and_standing(select(counted.c.count).scalar_subquery(), select(counted.c.writes).scalar_subquery())
-            .add_cte(counted, counted_account), RuleState)
+        # With the visit's rules' writes (rules.service.decide), each only when there is one: what
+        # they keep of the contact (keep_rows) and their firings (fire_rows, RETURNING the new ones).
+        recordings: dict[tuple[bool, bool], Statement] = {}
+        for keeps, fires in ((True, False), (False, True), (True, True)):
+            written = [counted, *([keep_rows(dialect).cte("kept")] if keeps else [])]
+            if fires:
+                fired = fire_rows(dialect).cte("fired")
+                counted_account = account_after_contact.returning(counts.slot).cte("counted_account")
+                recording = select(fired.c.rule_id).add_cte(*written, counted_account, fired)
+            else:
+                recording = account_after_contact.add_cte(*written)
+            recordings[keeps, fires] = statement(recording)
+        count_one_recording: dict[tuple[bool, bool], Statement] | None = recordings
     else:
         count_one = (statement(count_contact), statement(count_account))
-        count_one_states = None
+        count_one_recording = None
     added = KeyedRows(dialect, "counts")  # {contact id: [added, first start, last start]}
     # `WHERE true`: SQLite reads an upsert's SELECT without a WHERE as ambiguous.
     count_contacts = upsert(dialect, contact_visit_counts).from_select(
@@ -161,7 +170,7 @@ def _build(dialect: str) -> CountStatements:
 
     return CountStatements(
         count_one=count_one,
-        count_one_states=count_one_states,
+        count_one_recording=count_one_recording,
         count_contacts=statement(count_contacts, bulk=True),
         count_account=statement(count_account),
         account_count=statement(account_total()),
@@ -237,14 +246,27 @@ class CountQueries:
         if spans is None:
             await self.respan(per_contact, held=True)
 
-    async def add_one_with_rules(self, account_id: int, contact_id: int, slot: int, span: Span) -> list[RuleState]:
-        """add_to_counts for one new visit, then what its rules read to decide (RuleRepository.states)."""
-        statement = STATEMENTS[self.tx.dialect].count_one_states
-        if statement is None:
-            await self.add_to_counts(account_id, {contact_id: 1}, slot, {contact_id: span})
-            return await RuleRepository(self.tx).states(account_id, contact_id)
-        return await self.tx.fetch(statement, {**_count_one_params(account_id, contact_id, 1, slot, span),
-                                               "rule_account": account_id, "rule_contact": contact_id})
+    async def add_one_recording_rules(
+        self, account_id: int, contact_id: int, visit_id: int, span: Span, kept: dict[int, Kept],
+        firing: dict[int, int], fired_at: datetime,
+    ) -> set[int]:
+        """add_to_counts for one new visit, with what its rules decided (rules.service.Decisions): their
+        kept state and their firings (RuleRepository.keep and fire). The rules whose firing was new."""
+        statements = STATEMENTS[self.tx.dialect].count_one_recording
+        if statements is None or not (kept or firing):
+            await self.add_to_counts(account_id, {contact_id: 1}, visit_id, {contact_id: span})
+            rules = RuleRepository(self.tx)
+            if kept:
+                await rules.keep(contact_id, kept)
+            return await rules.fire(contact_id, visit_id, fired_at, firing) if firing else set()
+        params = _count_one_params(account_id, contact_id, 1, visit_id, span)
+        if kept:
+            params.update(keep_params(self.tx.dialect, contact_id, kept))
+        if not firing:
+            await self.tx.execute(statements[True, False], params)
+            return set()
+        params.update(fire_params(contact_id, visit_id, fired_at, firing))
+        return {row.rule_id for row in await self.tx.fetch(statements[bool(kept), True], params)}
 
     async def respan(self, contact_ids: Iterable[int], *, held: bool) -> None:
         """Reads the contacts' first and last visit start afresh from their visits, after a delete, a
