@@ -153,7 +153,7 @@ visits = Table(
     Index("ix_visits_account_updated", "account_id", "updated_at", "id"),
     Index("ix_visits_account_changes", "account_id", "change_xid", "change_seq"),
     # A contact's first and last visit (the contact resource), each one probe of this index; on
-    # it carries what a visit rule counts by (rules.repository.moments; SQLite's rowid is the id), so
+    # it carries what a visit rule counts by (rules.repository; SQLite's rowid is the id), so
     # the contact's qualifying visits are counted from the index alone.
     Index("ix_visits_contact_starts", "contact_id", "starts_at", "shop_id", "source", postgresql_include=["id"]),
 )
@@ -305,7 +305,7 @@ visit_rule_contacts = Table(
 # What a rule of one shop or source, and a frequency rule, kept of a contact at its last qualifying
 # visit, so the next one reads a row rather than counting the contact's visits. It holds while the
 # contact's `writes` (contact_visit_counts) is the one it was kept at; otherwise the next visit counts
-# afresh (rules.repository.moments). No foreign keys, as visit_rule_contacts.
+# afresh (rules.service). No foreign keys, as visit_rule_contacts.
 visit_rule_counts = Table(
     "visit_rule_counts",
     metadata,

@@ -172,11 +172,10 @@ def _end_lapse(rules: Any, contact_id: Any, starts_at: Any) -> Any:
 
 def kept_and_standing(kept: Any, writes: Any) -> Any:
     """The account's ACTIVE rules, each with what a new visit of the contact reads to decide on it
-    (RuleState rows; parameters rule_account and rule_contact, rules.service.record decides).
+    (RuleState rows; parameters rule_account and rule_contact; rules.service.decide decides).
 
     `kept` and `writes` are the contact's kept count and writes, as this visit's transaction has
-    moved them: read from the count row in a statement of its own, or from the RETURNING of the
-    statement that moves it (a statement's snapshot does not see its own write)."""
+    moved them (read from the count row) or will (states_once_counted)."""
     contact_id = bindparam("rule_contact", type_=_c.id.type)
     account_id = bindparam("rule_account", type_=_r.account_id.type)
     state, standing = visit_rule_counts.alias("state"), visit_rule_contacts.alias("standing")
@@ -521,6 +520,15 @@ class RuleRepository:
         """Records each rule's firing at its count; the rules whose (rule, contact, count) had not fired before."""
         rows = await self.tx.fetch(self.statements.fire, fire_params(contact_id, visit_id, fired_at, counts))
         return {row.rule_id for row in rows}
+
+    async def keep_and_fire(
+        self, contact_id: int, visit_id: int, fired_at: datetime, kept: dict[int, Kept], firing: dict[int, int]
+    ) -> set[int]:
+        """keep, then fire, each only when there is something to write: what a visit's rules decided,
+        in statements of their own. The rules whose firing was new."""
+        if kept:
+            await self.keep(contact_id, kept)
+        return await self.fire(contact_id, visit_id, fired_at, firing) if firing else set()
 
     async def returned(self, rule_id: int, contact_id: int, starts_at: datetime) -> bool:
         """Ends the contact's lapse with a visit that started after its last; False when it was not lapsed."""

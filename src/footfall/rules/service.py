@@ -167,8 +167,8 @@ class RuledVisit:
 
 class Moment(NamedTuple):
     """What an ACTIVE rule does on a new visit: fire (`fires_at`, the key count of the firing: a
-    milestone's count, a frequency rule's times fired) or end the contact's lapse (`returns`; its
-    `last_visit_at` is the one it lapsed after). `total`: the contact's qualifying visits."""
+    milestone's count, a frequency rule's times fired) or end the contact's lapse (`returns`; the
+    rule's `last_visit_at` is the one it lapsed after). `total`: the contact's qualifying visits."""
 
     rule: RuleState
     total: int
@@ -321,12 +321,8 @@ async def record(tx: Tx, ruled_visit: RuledVisit, rules: Sequence[RuleState]) ->
     """Decides (decide), keeps the rules' state and records what fires and what ends a lapse: what
     was recorded, in rule order."""
     decisions = await decide(tx, ruled_visit, rules)
-    repository = RuleRepository(tx)
-    contact_id, visit = ruled_visit.contact.id, ruled_visit.visit
-    if decisions.kept:
-        await repository.keep(contact_id, decisions.kept)
-    firing = decisions.firing
-    fired = await repository.fire(contact_id, visit.id, ruled_visit.now, firing) if firing else set()
+    fired = await RuleRepository(tx).keep_and_fire(ruled_visit.contact.id, ruled_visit.visit.id, ruled_visit.now,
+                                                   decisions.kept, decisions.firing)
     return await recorded(tx, ruled_visit, decisions, fired)
 
 

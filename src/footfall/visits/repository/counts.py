@@ -124,8 +124,7 @@ def _build(dialect: str) -> CountStatements:
         # The account's row is written from the contact's RETURNING, so the contact's row is locked
         # first, as every other writer of counts locks them (a WITH's statements otherwise run in
         # no set order, and a create deadlocked with a batch that held its contact's row).
-        counted = count_contact.returning(contact_counts.contact_id, contact_counts.count,
-                                          contact_counts.writes).cte("counted_contact")
+        counted = count_contact.returning(contact_counts.contact_id).cte("counted_contact")
         account_after_contact = upsert(dialect, account_visit_counts).from_select(
             ["account_id", "slot", "count"],
             select(bindparam("counted_account", type_=counts.account_id.type),
@@ -135,10 +134,6 @@ def _build(dialect: str) -> CountStatements:
         account_after_contact = account_after_contact.on_conflict_do_update(
             index_elements=["account_id", "slot"], set_={"count": counts.count + account_after_contact.excluded.count})
         count_one: tuple[Statement, ...] = (statement(account_after_contact.add_cte(counted)),)
-        # The rules count from the count row this statement moves (its RETURNING: the statement's
-        # snapshot does not see its own write); the row's lock is taken before they read, and their
-        # contact was held before this statement began, so its snapshot has every earlier write of
-        # the contact, and of the lapse pass (which holds the contact too).
         # With the visit's rules' writes (rules.service.decide), each only when there is one: what
         # they keep of the contact (keep_rows) and their firings (fire_rows, RETURNING the new ones).
         recordings: dict[tuple[bool, bool], Statement] = {}
@@ -198,7 +193,7 @@ STATEMENTS = per_dialect(_build)
 
 
 def _count_one_params(account_id: int, contact_id: int, added: int, slot: int, span: Span | None) -> dict[str, Any]:
-    """The parameters of count_one (and count_one_moments's counting): one contact's visits added."""
+    """The parameters of count_one (and count_one_recording's counting): one contact's visits added."""
     first, last = span or (None, None)
     return {"counted_account": account_id, "counted_slot": slot % COUNT_SLOTS, "added_visits": added,
             "counted_contact": contact_id, "added": added, "first_start": first, "last_start": last}
@@ -255,10 +250,7 @@ class CountQueries:
         statements = STATEMENTS[self.tx.dialect].count_one_recording
         if statements is None or not (kept or firing):
             await self.add_to_counts(account_id, {contact_id: 1}, visit_id, {contact_id: span})
-            rules = RuleRepository(self.tx)
-            if kept:
-                await rules.keep(contact_id, kept)
-            return await rules.fire(contact_id, visit_id, fired_at, firing) if firing else set()
+            return await RuleRepository(self.tx).keep_and_fire(contact_id, visit_id, fired_at, kept, firing)
         params = _count_one_params(account_id, contact_id, 1, visit_id, span)
         if kept:
             params.update(keep_params(self.tx.dialect, contact_id, kept))
