@@ -8,7 +8,7 @@ from functools import partial
 from typing import Any, NamedTuple
 from uuid import UUID
 
-from sqlalchemy import BigInteger, and_, bindparam, delete, func, insert, or_, select, true, update
+from sqlalchemy import BigInteger, and_, bindparam, delete, func, insert, literal_column, or_, select, true, update
 
 from footfall.db import KeyedRows, Statement, Tx, binds, json_time, listed_ids, paged, per_dialect, upsert
 from footfall.tables import (
@@ -153,6 +153,15 @@ def _qualifying(contact_id: Any = None, rule: Any = visit_rules) -> Any:
     )
 
 
+def _unindexed(column: Any) -> Any:
+    """The column in an expression no index matches. A contact's visits in a frequency window are
+    read on ix_visits_contact_starts alone (contact, start, shop, source; id included); a range of
+    ids there would make the planner's generic plan prefer ix_visits_contact_created, whose third
+    column is the id, and fetch each visit from the heap (0.2 ms a contact of 100 visits, 1 to 2 ms
+    under load at 1,000,000 visits)."""
+    return column + literal_column("0")
+
+
 def has_active_rules(account_id: Any) -> Any:
     """EXISTS an ACTIVE rule of the account: for a visit's own lookup to ask in passing, so an
     account without rules costs no rules query."""
@@ -224,27 +233,25 @@ def _of_count_row(column: Any) -> Any:
 def _recount() -> Any:
     """What a rule would keep of the contact, counted from the visits and firings (its kept row does
     not hold): the qualifying visits up to the visit `visit_id`, and a frequency rule's times fired,
-    the visit that last fired it and the qualifying visits since, with their first and last start."""
+    the visit that last fired it and the qualifying visits since, with their first and last start.
+    One read of the contact's visits on `ix_visits_contact_starts`, which holds every column it needs."""
     contact_id = bindparam("contact_id", type_=_c.id.type)
     visit_id = bindparam("visit_id", type_=_v.id.type)
-    of_rule = (_f.rule_id == _r.id, _f.contact_id == contact_id)
-    last_fired = (select(func.coalesce(func.max(_f.visit_id), 0)).where(*of_rule)
-                  .correlate(visit_rules).scalar_subquery())
-
-    def counted(aggregate: Any, *where: Any) -> Any:
-        return (select(aggregate).select_from(visits).where(_qualifying(contact_id), *where)
-                .correlate(visit_rules).scalar_subquery())
-
-    since = (_v.id > last_fired, _v.id < visit_id)
-    return select(
-        counted(func.count(), _v.id <= visit_id).label("total"),
-        select(func.count()).select_from(visit_rule_firings).where(*of_rule).correlate(visit_rules)
-        .scalar_subquery().label("times_fired"),
-        last_fired.label("last_fired"),
-        counted(func.count(), *since).label("pending"),
-        counted(func.min(_v.starts_at), *since).label("pending_first"),
-        counted(func.max(_v.starts_at), *since).label("pending_last"),
-    ).where(_r.id == bindparam("rule_id", type_=_r.id.type))
+    rule_id = bindparam("rule_id", type_=_r.id.type)
+    of_rule = (_f.rule_id == rule_id, _f.contact_id == contact_id)
+    last_fired = select(func.coalesce(func.max(_f.visit_id), 0)).where(*of_rule).scalar_subquery()
+    since = and_(_v.id > last_fired, _v.id < visit_id)
+    return (
+        select(func.count().filter(_v.id <= visit_id).label("total"),
+               select(func.count()).select_from(visit_rule_firings).where(*of_rule).scalar_subquery()
+               .label("times_fired"),
+               last_fired.label("last_fired"),
+               func.count().filter(since).label("pending"),
+               func.min(_v.starts_at).filter(since).label("pending_first"),
+               func.max(_v.starts_at).filter(since).label("pending_last"))
+        .select_from(visits.join(visit_rules, _r.id == rule_id))
+        .where(_qualifying(contact_id))
+    )
 
 
 def keep_rows(dialect: str) -> Any:
@@ -420,7 +427,8 @@ def _build(dialect: str) -> RuleStatements:
         # A frequency rule's qualifying visits since it last fired that started in its window.
         in_window=statement(select(func.count().label("in_window")).select_from(visits).where(
             _qualifying(contact_id, visit_rules), _r.id == rule_id,
-            _v.id > bindparam("last_fired", type_=_v.id.type), _v.id <= bindparam("visit_id", type_=_v.id.type),
+            _unindexed(_v.id) > bindparam("last_fired", type_=_v.id.type),
+            _unindexed(_v.id) <= bindparam("visit_id", type_=_v.id.type),
             _v.starts_at > bindparam("window_start", type_=_v.starts_at.type),
             _v.starts_at <= bindparam("starts_at", type_=_v.starts_at.type))),
         keep=statement(keep_rows(dialect)),
@@ -504,7 +512,7 @@ class RuleRepository:
     async def recount(self, rule_id: int, contact_id: int, visit_id: int) -> Recount:
         row = await self.tx.fetchrow(self.statements.recount,
                                      {"rule_id": rule_id, "contact_id": contact_id, "visit_id": visit_id})
-        assert row is not None  # the rule was read in this transaction, and a delete waits for the contact
+        assert row is not None  # an aggregate without GROUP BY: always one row
         return row
 
     async def in_window(self, rule_id: int, contact_id: int, last_fired: int, visit_id: int,
