@@ -314,10 +314,13 @@ visit_rule_counts = Table(
     Column("writes", BigInteger, nullable=False),
     Column("counted", BigInteger),  # the contact's qualifying visits
     # A frequency rule's: the qualifying visits since it last fired, their first and last start, the
-    # times it fired and the visit that last fired it (0: none).
+    # times it fired and the visit that last fired it (0: none); and the latest starts of those
+    # visits, count - 1 of them at most, newest first, as a JSON list of microseconds since the epoch
+    # (NULL: not known, or a count above rules.service.KEPT_STARTS + 1).
     Column("pending", BigInteger),
     Column("pending_first", UTCDateTime),
     Column("pending_last", UTCDateTime),
     Column("fired", BigInteger),
     Column("fired_visit", BigInteger),
+    Column("latest_starts", Text),
 )

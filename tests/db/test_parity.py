@@ -263,7 +263,7 @@ async def scenario(database, ran: set[Statement]) -> list[tuple[str, Any]]:
             t.note("decided", (decisions.moments, list(decisions.kept.values())))
             t.note("counted with its rules", await visits.add_one_recording_rules(
                 account.id, contact.id, inserted.id, (at(33), at(33)), decisions.kept, decisions.firing, at(125)))
-        kept = {frequency.id: rules_.Kept(99, 7, 1, at(33), at(33), 2, third.id)}
+        kept = {frequency.id: rules_.Kept(99, 7, 1, at(33), at(33), 2, third.id, "[1234567]")}
         for kept_rows, firing in ((kept, {}), ({}, {every.id: 100}), (kept, {every.id: 102})):
             t.note("counted, kept and fired", await visits.add_one_recording_rules(
                 account.id, contact.id, third.id, (at(33), at(33)), kept_rows, firing, at(126)))

@@ -227,7 +227,7 @@ def earlier_or_later(dialect: str, kept: Any, new: Any, earlier: bool) -> Any:
 class KeyedRows:
     """The rows of a JSON object given as parameter `name`, `{"<integer key>": [value, ...]}`, as a FROM
     item: one statement writes any number of rows. `key` is the integer key; item(n) and time(n) the
-    row's n-th value, as an integer or as a time comparable with the dialect's time columns (written
+    row's n-th value, as an integer, as text or as a time comparable with the dialect's time columns (written
     by json_time)."""
 
     def __init__(self, dialect: str, name: str) -> None:
@@ -246,6 +246,9 @@ class KeyedRows:
 
     def item(self, n: int) -> Any:
         return cast(self._text(n), BigInteger)
+
+    def text(self, n: int) -> Any:
+        return self._text(n)
 
     def time(self, n: int) -> Any:
         # SQLite's value is already the text it keeps times as.

@@ -74,6 +74,7 @@ class RuleState(NamedTuple):
     pending_last: datetime | None
     fired: int | None
     fired_visit_id: int | None
+    latest_starts: str | None  # a JSON list (visit_rule_counts.latest_starts)
     lapsed_at: datetime | None
     last_visit_at: datetime | None
     contact_count: int
@@ -92,6 +93,7 @@ class Kept(NamedTuple):
     pending_last: datetime | None
     fired: int | None
     fired_visit_id: int | None
+    latest_starts: str | None  # a JSON list of microseconds since the epoch, newest first
 
 
 class Recount(NamedTuple):
@@ -192,7 +194,7 @@ def kept_and_standing(kept: Any, writes: Any) -> Any:
         select(_r.id, _r.uuid, _r.name, _r.kind, _r.every, _r.at, _r.count.label("needed"), _r.within_days,
                _r.shop_id, _r.source, state.c.writes.label("kept_writes"), state.c.counted, state.c.pending,
                state.c.pending_first, state.c.pending_last, state.c.fired, state.c.fired_visit.label("fired_visit_id"),
-               standing.c.lapsed_at, standing.c.last_visit_at,
+               state.c.latest_starts, standing.c.lapsed_at, standing.c.last_visit_at,
                func.coalesce(kept, 0).label("contact_count"), func.coalesce(writes, 0).label("contact_writes"),
                # Asked in passing, as a visit's lookup asks: no outbox query for an account without them.
                subscribed(account_id, "visit_milestone").label("milestone_subscribed"),
@@ -257,8 +259,10 @@ def _recount() -> Any:
 def keep_rows(dialect: str) -> Any:
     """The upsert of what rules keep of the contact `rule_contact`, from a parameter `kept` (keep_params)."""
     kept = KeyedRows(dialect, "kept")
-    columns = ("writes", "counted", "pending", "pending_first", "pending_last", "fired", "fired_visit")  # as Kept
-    values = [kept.time(n) if name.startswith("pending_") else kept.item(n) for n, name in enumerate(columns)]
+    columns = ("writes", "counted", "pending", "pending_first", "pending_last", "fired", "fired_visit",
+               "latest_starts")  # as Kept
+    values = [kept.time(n) if name.startswith("pending_") else kept.text(n) if name == "latest_starts"
+              else kept.item(n) for n, name in enumerate(columns)]
     made = upsert(dialect, visit_rule_counts).from_select(
         ["rule_id", "contact_id", *columns],
         select(kept.key, bindparam("rule_contact", type_=_c.id.type), *values).select_from(kept.rows).where(true()))
@@ -294,6 +298,7 @@ class RuleStatements:
     states_once_counted: Statement["RuleState"]
     recount: Statement["Recount"]
     in_window: Statement
+    latest_starts: Statement
     keep: Statement
     fire: Statement
     returned: Statement
@@ -424,13 +429,22 @@ def _build(dialect: str) -> RuleStatements:
         states=statement(kept_and_standing(_of_count_row(_k.count), _of_count_row(_k.writes)), RuleState),
         states_once_counted=statement(states_once_counted(), RuleState),
         recount=statement(_recount(), Recount),
-        # A frequency rule's qualifying visits since it last fired that started in its window.
+        # A frequency rule's qualifying visits since it last fired that started in its window (for a count
+        # above rules.service.KEPT_STARTS + 1, which keeps no starts).
         in_window=statement(select(func.count().label("in_window")).select_from(visits).where(
             _qualifying(contact_id, visit_rules), _r.id == rule_id,
             _unindexed(_v.id) > bindparam("last_fired", type_=_v.id.type),
             _unindexed(_v.id) <= bindparam("visit_id", type_=_v.id.type),
             _v.starts_at > bindparam("window_start", type_=_v.starts_at.type),
             _v.starts_at <= bindparam("starts_at", type_=_v.starts_at.type))),
+        # ... and the latest starts of those recorded before the visit `visit_id`, up to its start.
+        latest_starts=statement(
+            select(_v.starts_at).select_from(visits).where(
+                _qualifying(contact_id, visit_rules), _r.id == rule_id,
+                _unindexed(_v.id) > bindparam("last_fired", type_=_v.id.type),
+                _unindexed(_v.id) < bindparam("visit_id", type_=_v.id.type),
+                _v.starts_at <= bindparam("starts_at", type_=_v.starts_at.type))
+            .order_by(_v.starts_at.desc()).limit(bindparam("limit", type_=BigInteger))),
         keep=statement(keep_rows(dialect)),
         fire=statement(fire_rows(dialect)),
         returned=statement(returned),
@@ -520,6 +534,13 @@ class RuleRepository:
         return int(await self.tx.fetchval(self.statements.in_window, {
             "rule_id": rule_id, "contact_id": contact_id, "last_fired": last_fired, "visit_id": visit_id,
             "window_start": window_start, "starts_at": starts_at}))
+
+    async def latest_starts(self, rule_id: int, contact_id: int, last_fired: int, visit_id: int,
+                            starts_at: datetime, limit: int) -> list[datetime]:
+        rows = await self.tx.fetch(self.statements.latest_starts, {
+            "rule_id": rule_id, "contact_id": contact_id, "last_fired": last_fired, "visit_id": visit_id,
+            "starts_at": starts_at, "limit": limit})
+        return [row.starts_at for row in rows]
 
     async def keep(self, contact_id: int, kept: dict[int, Kept]) -> None:
         await self.tx.execute(self.statements.keep, keep_params(self.tx.dialect, contact_id, kept))

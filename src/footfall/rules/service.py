@@ -194,11 +194,70 @@ async def on_visit(
         await announce(tx, ruled_visit, moments)
 
 
+# A frequency rule whose count is at most this + 1 keeps the latest starts of its pending visits
+# (visit_rule_counts.latest_starts): they decide its window without counting it from the visits.
+KEPT_STARTS = 10
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _micros(moment: datetime) -> int:
+    """A time as latest_starts keeps it: microseconds since the epoch."""
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
 def _window_start(starts_at: datetime, days: int) -> datetime:
     try:
         return starts_at - timedelta(days=days)
     except OverflowError:  # a window reaching before year 1 holds every visit
         return datetime.min.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class _Window:
+    """A frequency rule's window on a visit: the window ends at the visit's start, and holds the visit
+    and those of the contact's qualifying visits since the rule last fired (`pending`, `first` and
+    `last` their count and their first and last start) that started inside it."""
+
+    rule: RuleState
+    visit: RecordedVisit
+    last_fired: int
+    pending: int
+    first: datetime | None
+    last: datetime | None
+
+    async def reached(self, repository: RuleRepository, contact_id: int,
+                      latest: list[int] | None) -> tuple[bool, list[int] | None]:
+        """Whether the window holds the rule's count of visits; and the latest starts of the pending
+        visits once this one counts (`latest`: those before it; None: not known).
+
+        Kept latest starts decide it when every pending visit started by this one's start (the usual
+        order): the window holds `needed` visits when it holds the `needed - 1` latest. Otherwise the
+        window is counted from the visits, and the latest starts learnt while doing so."""
+        rule, visit = self.rule, self.visit
+        assert rule.needed is not None and rule.within_days is not None  # a frequency rule's
+        needed, window_start = rule.needed, _window_start(visit.starts_at, rule.within_days)
+        keeps = needed - 1 <= KEPT_STARTS
+        in_order = self.last is None or self.last <= visit.starts_at
+        if self.pending + 1 < needed:  # too few since it last fired
+            reached = False
+        elif in_order and (self.first is None or self.first > window_start):  # all of them in the window
+            reached = True
+        elif not keeps:
+            reached = await repository.in_window(rule.id, contact_id, self.last_fired, visit.id, window_start,
+                                                 visit.starts_at) >= needed
+        else:
+            found = latest
+            if found is None or not in_order:
+                found = [_micros(start) for start in await repository.latest_starts(
+                    rule.id, contact_id, self.last_fired, visit.id, visit.starts_at, needed - 1)]
+                latest = found if in_order else latest
+            after = _micros(window_start)
+            reached = 1 + sum(1 for start in found[:needed - 1] if start > after) >= needed
+        if reached:
+            return True, [] if keeps else None
+        if latest is None or not keeps:
+            return False, None
+        return False, sorted([*latest, _micros(visit.starts_at)], reverse=True)[:needed - 1]
 
 
 async def _decide(
@@ -234,30 +293,26 @@ async def _decide(
         total = recount.total
 
     fires_at = None
+    latest: list[int] | None = None  # a frequency rule's latest pending starts, once this visit counts
     if frequency:
         if held:
             times, last_fired = rule.fired or 0, rule.fired_visit_id or 0
             pending, first, last = rule.pending or 0, rule.pending_first, rule.pending_last
+            latest = None if rule.latest_starts is None else json.loads(rule.latest_starts)
         elif recount is not None:
             times, last_fired = recount.times_fired, recount.last_fired
             pending, first, last = recount.pending, recount.pending_first, recount.pending_last
+            latest = [] if pending == 0 else None
         else:  # neither kept nor counted: it does not qualify, and keeps nothing
             times = last_fired = pending = 0
             first = last = None
         if qualifies:
+            window = _Window(rule, visit, last_fired, pending, first, last)
+            reached, latest = await window.reached(repository, contact_id, latest)
+            if reached:
+                fires_at = times + 1
             first = min(first or visit.starts_at, visit.starts_at)
             last = max(last or visit.starts_at, visit.starts_at)
-            assert rule.needed is not None and rule.within_days is not None  # a frequency rule's
-            window_start = _window_start(visit.starts_at, rule.within_days)
-            # This visit and those since the rule last fired; the window holds them all when they
-            # started inside it, and cannot hold `needed` when they are fewer.
-            if pending + 1 < rule.needed or (first > window_start and last <= visit.starts_at):
-                in_window = pending + 1
-            else:
-                in_window = await repository.in_window(rule.id, contact_id, last_fired, visit.id, window_start,
-                                                       visit.starts_at)
-            if in_window >= rule.needed:
-                fires_at = times + 1
     elif qualifies and rule.every:
         fires_at = total if total % rule.every == 0 else None
     elif qualifies and rule.at is not None:
@@ -270,12 +325,13 @@ async def _decide(
         return moment, None
     if not qualifies:  # held: the contact's writes move past a visit it does not count
         return moment, Kept(writes_after, rule.counted, rule.pending, rule.pending_first, rule.pending_last,
-                            rule.fired, rule.fired_visit_id)
+                            rule.fired, rule.fired_visit_id, rule.latest_starts)
     if not frequency:
-        return moment, Kept(writes_after, total, None, None, None, None, None)
+        return moment, Kept(writes_after, total, None, None, None, None, None, None)
+    starts = None if latest is None else json.dumps(latest)
     if fires_at is not None:
-        return moment, Kept(writes_after, total, 0, None, None, times + 1, visit.id)
-    return moment, Kept(writes_after, total, pending + 1, first, last, times, last_fired)
+        return moment, Kept(writes_after, total, 0, None, None, times + 1, visit.id, starts)
+    return moment, Kept(writes_after, total, pending + 1, first, last, times, last_fired, starts)
 
 
 @dataclass(frozen=True)
