@@ -9,6 +9,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any, NamedTuple
 from uuid import UUID, uuid4
 
@@ -205,6 +206,12 @@ def _micros(moment: datetime) -> int:
     return (moment - _EPOCH) // timedelta(microseconds=1)
 
 
+@lru_cache(maxsize=1024)
+def _counts_at(at: str) -> frozenset[int]:
+    """A milestone's `at` (a JSON list), parsed once per process rather than once per visit."""
+    return frozenset(json.loads(at))
+
+
 def _window_start(starts_at: datetime, days: int) -> datetime:
     try:
         return starts_at - timedelta(days=days)
@@ -316,7 +323,7 @@ async def _decide(
     elif qualifies and rule.every:
         fires_at = total if total % rule.every == 0 else None
     elif qualifies and rule.at is not None:
-        fires_at = total if total in json.loads(rule.at) else None
+        fires_at = total if total in _counts_at(rule.at) else None
     returns = (qualifies and rule.kind == "lapse" and rule.lapsed_at is not None
                and rule.last_visit_at is not None and rule.last_visit_at < visit.starts_at)
     moment = Moment(rule, total, fires_at, returns)
