@@ -320,6 +320,12 @@ def _build(dialect: str) -> RuleStatements:
     contact_id = bindparam("contact_id", type_=_c.id.type)
 
     returned = _end_lapse(_rc.rule_id == rule_id, contact_id, bindparam("starts_at", type_=_v.starts_at.type))
+    before_visit = (
+        _qualifying(contact_id, visit_rules), _r.id == rule_id,
+        _unindexed(_v.id) > bindparam("last_fired", type_=_v.id.type),
+        _unindexed(_v.id) < bindparam("visit_id", type_=_v.id.type),
+        _v.starts_at <= bindparam("starts_at", type_=_v.starts_at.type),
+    )
 
     # The lapse pass. A contact lapses once: a row already lapsed, or visited since the cut-off (a
     # visit committed while the pass ran), is left as it is, and RETURNING gives only the new lapses.
@@ -429,21 +435,13 @@ def _build(dialect: str) -> RuleStatements:
         states=statement(kept_and_standing(_of_count_row(_k.count), _of_count_row(_k.writes)), RuleState),
         states_once_counted=statement(states_once_counted(), RuleState),
         recount=statement(_recount(), Recount),
-        # A frequency rule's qualifying visits since it last fired that started in its window (for a count
-        # above rules.service.KEPT_STARTS + 1, which keeps no starts).
+        # A frequency rule's qualifying visits since it last fired, recorded before the visit
+        # `visit_id` and started by its start: those in its window, counted (for a count above
+        # rules.service.KEPT_STARTS + 1, which keeps no starts), or the latest of them.
         in_window=statement(select(func.count().label("in_window")).select_from(visits).where(
-            _qualifying(contact_id, visit_rules), _r.id == rule_id,
-            _unindexed(_v.id) > bindparam("last_fired", type_=_v.id.type),
-            _unindexed(_v.id) <= bindparam("visit_id", type_=_v.id.type),
-            _v.starts_at > bindparam("window_start", type_=_v.starts_at.type),
-            _v.starts_at <= bindparam("starts_at", type_=_v.starts_at.type))),
-        # ... and the latest starts of those recorded before the visit `visit_id`, up to its start.
+            *before_visit, _v.starts_at > bindparam("window_start", type_=_v.starts_at.type))),
         latest_starts=statement(
-            select(_v.starts_at).select_from(visits).where(
-                _qualifying(contact_id, visit_rules), _r.id == rule_id,
-                _unindexed(_v.id) > bindparam("last_fired", type_=_v.id.type),
-                _unindexed(_v.id) < bindparam("visit_id", type_=_v.id.type),
-                _v.starts_at <= bindparam("starts_at", type_=_v.starts_at.type))
+            select(_v.starts_at).select_from(visits).where(*before_visit)
             .order_by(_v.starts_at.desc()).limit(bindparam("limit", type_=BigInteger))),
         keep=statement(keep_rows(dialect)),
         fire=statement(fire_rows(dialect)),
@@ -531,6 +529,7 @@ class RuleRepository:
 
     async def in_window(self, rule_id: int, contact_id: int, last_fired: int, visit_id: int,
                         window_start: datetime, starts_at: datetime) -> int:
+        """The rule's visits since it last fired, before the visit `visit_id`, in its window (the visit not counted)."""
         return int(await self.tx.fetchval(self.statements.in_window, {
             "rule_id": rule_id, "contact_id": contact_id, "last_fired": last_fired, "visit_id": visit_id,
             "window_start": window_start, "starts_at": starts_at}))

@@ -250,8 +250,8 @@ class _Window:
         elif in_order and (self.first is None or self.first > window_start):  # all of them in the window
             reached = True
         elif not keeps:
-            reached = await repository.in_window(rule.id, contact_id, self.last_fired, visit.id, window_start,
-                                                 visit.starts_at) >= needed
+            reached = 1 + await repository.in_window(rule.id, contact_id, self.last_fired, visit.id, window_start,
+                                                     visit.starts_at) >= needed
         else:
             found = latest
             if found is None or not in_order:
@@ -259,7 +259,7 @@ class _Window:
                     rule.id, contact_id, self.last_fired, visit.id, visit.starts_at, needed - 1)]
                 latest = found if in_order else latest
             after = _micros(window_start)
-            reached = 1 + sum(1 for start in found[:needed - 1] if start > after) >= needed
+            reached = 1 + sum(1 for start in found if start > after) >= needed
         if reached:
             return True, [] if keeps else None
         if latest is None or not keeps:
