@@ -103,8 +103,12 @@ contact_visit_counts = Table(
     Column("first_visit_at", UTCDateTime),
     Column("last_visit_at", UTCDateTime),
     # Moved by every write of the contact's visits (each visit added or deleted, each start or source
-    # changed): a rule's kept state (visit_rule_counts) holds only while this is what it was counted at.
+    # changed): what rules kept of the contact (rule_state) holds only while this is what it was kept at.
     Column("writes", BigInteger, nullable=False, server_default="0"),
+    # What the account's rules of one shop or source, and its frequency rules, kept of the contact at
+    # its last visit under them, so the next one reads it here rather than counting the contact's
+    # visits: a JSON object written and read by rules.repository (KeptState) alone.
+    Column("rule_state", Text),
     Index("ix_contact_visit_counts_account_last", "account_id", "last_visit_at"),
     Index("ix_contact_visit_counts_account_count", "account_id", "count"),
 )
@@ -300,27 +304,4 @@ visit_rule_contacts = Table(
     Column("contact_id", BigIntPK, primary_key=True),
     Column("last_visit_at", UTCDateTime),
     Column("lapsed_at", UTCDateTime),
-)
-
-# What a rule of one shop or source, and a frequency rule, kept of a contact at its last qualifying
-# visit, so the next one reads a row rather than counting the contact's visits. It holds while the
-# contact's `writes` (contact_visit_counts) is the one it was kept at; otherwise the next visit counts
-# afresh (rules.service). No foreign keys, as visit_rule_contacts.
-visit_rule_counts = Table(
-    "visit_rule_counts",
-    metadata,
-    Column("rule_id", BigIntPK, primary_key=True),
-    Column("contact_id", BigIntPK, primary_key=True),
-    Column("writes", BigInteger, nullable=False),
-    Column("counted", BigInteger),  # the contact's qualifying visits
-    # A frequency rule's: the qualifying visits since it last fired, their first and last start, the
-    # times it fired and the visit that last fired it (0: none); and the latest starts of those
-    # visits, count - 1 of them at most, newest first, as a JSON list of microseconds since the epoch
-    # (NULL: not known, or a count above rules.service.KEPT_STARTS + 1).
-    Column("pending", BigInteger),
-    Column("pending_first", UTCDateTime),
-    Column("pending_last", UTCDateTime),
-    Column("fired", BigInteger),
-    Column("fired_visit", BigInteger),
-    Column("latest_starts", Text),
 )

@@ -92,6 +92,10 @@ class Transcript:
         self.ids: dict[str, dict[int, int]] = {}
 
     def plain(self, value: Any, name: str = "") -> Any:
+        if name == "kept" and isinstance(value, str):  # RuleState.kept: a KeptState's text, with ids inside
+            value = rules_.KeptState.read(value)
+        if isinstance(value, rules_.KeptState):
+            return {"writes": value.writes, "rules": self.plain(value.rules)}
         if isinstance(value, tuple) and hasattr(value, "_fields"):
             return {field: self.plain(item, field) for field, item in zip(value._fields, value, strict=True)}
         if isinstance(value, (list, tuple)):
@@ -260,13 +264,14 @@ async def scenario(database, ran: set[Statement]) -> list[tuple[str, Any]]:
             if inserted is None:
                 continue
             decisions = await rules_service.decide(tx, ruled(at(33), visit_id=inserted.id), states)
-            t.note("decided", (decisions.moments, list(decisions.kept.values())))
+            t.note("decided", (decisions.moments, decisions.kept))
             t.note("counted with its rules", await visits.add_one_recording_rules(
                 account.id, contact.id, inserted.id, (at(33), at(33)), decisions.kept, decisions.firing, at(125)))
-        kept = {frequency.id: rules_.Kept(99, 7, 1, at(33), at(33), 2, third.id, "[1234567]")}
-        for kept_rows, firing in ((kept, {}), ({}, {every.id: 100}), (kept, {every.id: 102})):
+        kept = rules_.KeptState(99, {frequency.uuid.hex: rules_.Kept(7, 1, at(33), at(33), 2, third.id, [1234567])})
+        for kept_state, firing in ((kept, {}), (None, {every.id: 100}), (kept, {every.id: 102})):
             t.note("counted, kept and fired", await visits.add_one_recording_rules(
-                account.id, contact.id, third.id, (at(33), at(33)), kept_rows, firing, at(126)))
+                account.id, contact.id, third.id, (at(33), at(33)), kept_state, firing, at(126)))
+        t.note("kept state", await rules.states(account.id, contact.id))
         lapse_rules = t.note("lapse rules", await rules.lapse_rules())
         end = t.note("batch end", await rules.batch_end(account.id, 0))
         for lapse_rule in lapse_rules:

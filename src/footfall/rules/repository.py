@@ -3,20 +3,19 @@ transaction), the lapse pass's scan, and a contact's progress."""
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, NamedTuple
 from uuid import UUID
 
 from sqlalchemy import BigInteger, and_, bindparam, delete, func, insert, literal_column, or_, select, true, update
 
-from footfall.db import KeyedRows, Statement, Tx, binds, json_time, listed_ids, paged, per_dialect, upsert
+from footfall.db import KeyedRows, Statement, Tx, binds, listed_ids, paged, per_dialect, upsert
 from footfall.tables import (
     contact_visit_counts,
     contacts,
     shops,
     visit_rule_contacts,
-    visit_rule_counts,
     visit_rule_firings,
     visit_rules,
     visits,
@@ -52,10 +51,10 @@ class Rule(NamedTuple):
 
 
 class RuleState(NamedTuple):
-    """An ACTIVE rule and what a new visit of the contact reads to decide on it: what the rule kept of
-    the contact (visit_rule_counts; None without a row), the contact's standing with it
-    (visit_rule_contacts), the contact's kept count and writes once the visit's transaction has
-    moved them, and whether the account subscribes to the rules' events."""
+    """An ACTIVE rule and what a new visit of the contact reads to decide on it: what the account's
+    rules kept of the contact (`kept`: KeptState's text, the same in every rule's row), the contact's
+    standing with it (visit_rule_contacts), the contact's kept count and writes once the visit's
+    transaction has moved them, and whether the account subscribes to the rules' events."""
 
     id: int
     uuid: UUID
@@ -67,14 +66,7 @@ class RuleState(NamedTuple):
     within_days: int | None
     shop_id: int | None
     source: str | None
-    kept_writes: int | None  # the contact's writes the kept row was kept at
-    counted: int | None
-    pending: int | None
-    pending_first: datetime | None
-    pending_last: datetime | None
-    fired: int | None
-    fired_visit_id: int | None
-    latest_starts: str | None  # a JSON list (visit_rule_counts.latest_starts)
+    kept: str | None  # contact_visit_counts.rule_state
     lapsed_at: datetime | None
     last_visit_at: datetime | None
     contact_count: int
@@ -84,16 +76,59 @@ class RuleState(NamedTuple):
 
 
 class Kept(NamedTuple):
-    """What a rule keeps of a contact (visit_rule_counts, less its key)."""
+    """What a rule of one shop or source, or a frequency rule, keeps of a contact: its qualifying
+    visits; a frequency rule's visits since it last fired (`pending`), their first and last start,
+    the times it fired and the visit that last fired it (0: none), and the latest starts of the
+    pending visits, newest first (None: not known, or a count above rules.service.KEPT_STARTS + 1)."""
 
-    writes: int
-    counted: int | None
+    counted: int
     pending: int | None
     pending_first: datetime | None
     pending_last: datetime | None
     fired: int | None
     fired_visit_id: int | None
-    latest_starts: str | None  # a JSON list of microseconds since the epoch, newest first
+    latest_starts: list[int] | None  # microseconds since the epoch
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def micros(moment: datetime) -> int:
+    """A time as kept state holds it: microseconds since the epoch."""
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+def _moment(value: int | None) -> datetime | None:
+    return None if value is None else _EPOCH + timedelta(microseconds=value)
+
+
+@dataclass(frozen=True)
+class KeptState:
+    """What the account's rules kept of a contact (contact_visit_counts.rule_state), as of the
+    contact's `writes`: each rule's Kept by the rule's uuid (a rule's id can come back on SQLite once
+    the rule is deleted). Written whole by each visit under rules, with the rules it decided on, in
+    the statement that counts the visit; a rule not in it counts afresh. Its text is JSON that only
+    this class reads and writes (times as microseconds since the epoch)."""
+
+    writes: int
+    rules: dict[str, Kept]
+
+    @classmethod
+    def read(cls, text: str | None) -> "KeptState | None":
+        if text is None:
+            return None
+        kept = json.loads(text)
+        return cls(kept["writes"], {uuid: Kept(counted, pending, _moment(first), _moment(last), fired, fired_visit,
+                                               latest)
+                                    for uuid, (counted, pending, first, last, fired, fired_visit, latest)
+                                    in kept["rules"].items()})
+
+    def text(self) -> str:
+        return json.dumps({"writes": self.writes, "rules": {
+            uuid: [kept.counted, kept.pending, None if kept.pending_first is None else micros(kept.pending_first),
+                   None if kept.pending_last is None else micros(kept.pending_last), kept.fired,
+                   kept.fired_visit_id, kept.latest_starts]
+            for uuid, kept in self.rules.items()}}, separators=(",", ":"))
 
 
 class Recount(NamedTuple):
@@ -181,27 +216,25 @@ def _end_lapse(rules: Any, contact_id: Any, starts_at: Any) -> Any:
     )
 
 
-def kept_and_standing(kept: Any, writes: Any) -> Any:
+def kept_and_standing(count: Any, writes: Any) -> Any:
     """The account's ACTIVE rules, each with what a new visit of the contact reads to decide on it
     (RuleState rows; parameters rule_account and rule_contact; rules.service.decide decides).
 
-    `kept` and `writes` are the contact's kept count and writes, as this visit's transaction has
+    `count` and `writes` are the contact's kept count and writes, as this visit's transaction has
     moved them (read from the count row) or will (states_once_counted)."""
     contact_id = bindparam("rule_contact", type_=_c.id.type)
     account_id = bindparam("rule_account", type_=_r.account_id.type)
-    state, standing = visit_rule_counts.alias("state"), visit_rule_contacts.alias("standing")
+    standing = visit_rule_contacts.alias("standing")
     return (
         select(_r.id, _r.uuid, _r.name, _r.kind, _r.every, _r.at, _r.count.label("needed"), _r.within_days,
-               _r.shop_id, _r.source, state.c.writes.label("kept_writes"), state.c.counted, state.c.pending,
-               state.c.pending_first, state.c.pending_last, state.c.fired, state.c.fired_visit.label("fired_visit_id"),
-               state.c.latest_starts, standing.c.lapsed_at, standing.c.last_visit_at,
-               func.coalesce(kept, 0).label("contact_count"), func.coalesce(writes, 0).label("contact_writes"),
+               _r.shop_id, _r.source, _of_count_row(_k.rule_state).label("kept"), standing.c.lapsed_at,
+               standing.c.last_visit_at,
+               func.coalesce(count, 0).label("contact_count"), func.coalesce(writes, 0).label("contact_writes"),
                # Asked in passing, as a visit's lookup asks: no outbox query for an account without them.
                subscribed(account_id, "visit_milestone").label("milestone_subscribed"),
                subscribed(account_id, "contact_returned").label("returned_subscribed"))
         .select_from(visit_rules
-                     .outerjoin(standing, and_(standing.c.rule_id == _r.id, standing.c.contact_id == contact_id))
-                     .outerjoin(state, and_(state.c.rule_id == _r.id, state.c.contact_id == contact_id)))
+                     .outerjoin(standing, and_(standing.c.rule_id == _r.id, standing.c.contact_id == contact_id)))
         .where(_r.account_id == account_id, _r.status == "ACTIVE")
         .order_by(_r.id)
     )
@@ -214,11 +247,10 @@ def states_once_counted() -> Any:
                              func.coalesce(_of_count_row(_k.writes), 0) + 1)
 
 
-def keep_params(dialect: str, contact_id: int, kept: dict[int, Kept]) -> dict[str, Any]:
-    """The parameters of keep_rows: what each rule keeps of the contact, by rule id."""
-    rows = {str(rule_id): [json_time(dialect, value) if isinstance(value, datetime) else value for value in row]
-            for rule_id, row in kept.items()}
-    return {"rule_contact": contact_id, "kept": json.dumps(rows)}
+def keep_params(contact_id: int, kept: KeptState) -> dict[str, Any]:
+    """The parameters of keeping what rules kept of the contact (RuleStatements.keep, and the count
+    statement that keeps it in passing)."""
+    return {"rule_contact": contact_id, "kept_state": kept.text()}
 
 
 def fire_params(contact_id: int, visit_id: int, fired_at: datetime, counts: dict[int, int]) -> dict[str, Any]:
@@ -256,18 +288,9 @@ def _recount() -> Any:
     )
 
 
-def keep_rows(dialect: str) -> Any:
-    """The upsert of what rules keep of the contact `rule_contact`, from a parameter `kept` (keep_params)."""
-    kept = KeyedRows(dialect, "kept")
-    columns = ("writes", "counted", "pending", "pending_first", "pending_last", "fired", "fired_visit",
-               "latest_starts")  # as Kept
-    values = [kept.time(n) if name.startswith("pending_") else kept.text(n) if name == "latest_starts"
-              else kept.item(n) for n, name in enumerate(columns)]
-    made = upsert(dialect, visit_rule_counts).from_select(
-        ["rule_id", "contact_id", *columns],
-        select(kept.key, bindparam("rule_contact", type_=_c.id.type), *values).select_from(kept.rows).where(true()))
-    return made.on_conflict_do_update(index_elements=["rule_id", "contact_id"],
-                                      set_={name: made.excluded[name] for name in columns})
+def kept_rule_state() -> Any:
+    """What rules kept of the contact, as the count statement keeps it (keep_params' `kept_state`)."""
+    return bindparam("kept_state", type_=_k.rule_state.type)
 
 
 def fire_rows(dialect: str) -> Any:
@@ -292,8 +315,8 @@ class RuleStatements:
     page: Statement[Rule]
     update: Statement
     delete: Statement
-    forget_rule: tuple[Statement, ...]  # its contacts' standing, kept state and firings
-    forget_contact: tuple[Statement, ...]  # its standing and kept state with every rule
+    forget_rule: tuple[Statement, ...]  # its contacts' standing and its firings
+    forget_contact: Statement  # its standing with every rule
     states: Statement["RuleState"]
     states_once_counted: Statement["RuleState"]
     recount: Statement["Recount"]
@@ -425,13 +448,13 @@ def _build(dialect: str) -> RuleStatements:
             updated_at=bindparam("updated_at", type_=_r.updated_at.type))),
         delete=statement(delete(visit_rules).where(_r.id == rule_id)),
         forget_rule=tuple(statement(delete(table).where(table.c.rule_id == rule_id), bulk=True)
-                          for table in (visit_rule_contacts, visit_rule_counts, visit_rule_firings)),
-        # By the contact's account's rules: the key (rule_id, contact_id) finds each row, and neither
-        # table keeps an index of its own on contact_id (the lapse pass writes one in bulk).
-        forget_contact=tuple(statement(delete(table).where(
-            table.c.contact_id == contact_id,
-            table.c.rule_id.in_(select(_r.id).where(_r.account_id == select(_c.account_id).where(
-                _c.id == contact_id).scalar_subquery())))) for table in (visit_rule_contacts, visit_rule_counts)),
+                          for table in (visit_rule_contacts, visit_rule_firings)),
+        # By the contact's account's rules: the key (rule_id, contact_id) finds each row, and the
+        # table keeps no index of its own on contact_id (the lapse pass writes it in bulk).
+        forget_contact=statement(delete(visit_rule_contacts).where(
+            _rc.contact_id == contact_id,
+            _rc.rule_id.in_(select(_r.id).where(_r.account_id == select(_c.account_id).where(
+                _c.id == contact_id).scalar_subquery())))),
         states=statement(kept_and_standing(_of_count_row(_k.count), _of_count_row(_k.writes)), RuleState),
         states_once_counted=statement(states_once_counted(), RuleState),
         recount=statement(_recount(), Recount),
@@ -443,7 +466,9 @@ def _build(dialect: str) -> RuleStatements:
         latest_starts=statement(
             select(_v.starts_at).select_from(visits).where(*before_visit)
             .order_by(_v.starts_at.desc()).limit(bindparam("limit", type_=BigInteger))),
-        keep=statement(keep_rows(dialect)),
+        keep=statement(update(contact_visit_counts)
+                       .where(_k.contact_id == bindparam("rule_contact", type_=_k.contact_id.type))
+                       .values(rule_state=kept_rule_state())),
         fire=statement(fire_rows(dialect)),
         returned=statement(returned),
         lapse_rules=statement(
@@ -502,15 +527,17 @@ class RuleRepository:
                               {"rule_id": rule_id, "name": name, "status": status, "updated_at": updated_at})
 
     async def delete(self, rule_id: int) -> None:
-        """The rule, its firings, its contacts' standing and what it kept of them (no foreign key to it)."""
+        """The rule, its firings and its contacts' standing (no foreign key to it). What it kept of a
+        contact stays in the contact's KeptState until its next visit under rules, which keeps only
+        the rules it decided on."""
         for statement in self.statements.forget_rule:
             await self.tx.execute(statement, {"rule_id": rule_id})
         await self.tx.execute(self.statements.delete, {"rule_id": rule_id})
 
     async def forget_contact(self, contact_id: int) -> None:
-        """The contact's standing with every rule and what each kept of it (its firings go by their foreign key)."""
-        for statement in self.statements.forget_contact:
-            await self.tx.execute(statement, {"contact_id": contact_id})
+        """The contact's standing with every rule (its firings go by their foreign key, what rules
+        kept of it with its count row)."""
+        await self.tx.execute(self.statements.forget_contact, {"contact_id": contact_id})
 
     async def states(self, account_id: int, contact_id: int) -> list[RuleState]:
         """The account's ACTIVE rules and the contact's standing with each (see kept_and_standing)."""
@@ -541,8 +568,9 @@ class RuleRepository:
             "starts_at": starts_at, "limit": limit})
         return [row.starts_at for row in rows]
 
-    async def keep(self, contact_id: int, kept: dict[int, Kept]) -> None:
-        await self.tx.execute(self.statements.keep, keep_params(self.tx.dialect, contact_id, kept))
+    async def keep(self, contact_id: int, kept: KeptState) -> None:
+        """What rules kept of the contact, in its count row (which the visit's count made)."""
+        await self.tx.execute(self.statements.keep, keep_params(contact_id, kept))
 
     async def fire(self, contact_id: int, visit_id: int, fired_at: datetime, counts: dict[int, int]) -> set[int]:
         """Records each rule's firing at its count; the rules whose (rule, contact, count) had not fired before."""
@@ -550,11 +578,11 @@ class RuleRepository:
         return {row.rule_id for row in rows}
 
     async def keep_and_fire(
-        self, contact_id: int, visit_id: int, fired_at: datetime, kept: dict[int, Kept], firing: dict[int, int]
+        self, contact_id: int, visit_id: int, fired_at: datetime, kept: KeptState | None, firing: dict[int, int]
     ) -> set[int]:
         """keep, then fire, each only when there is something to write: what a visit's rules decided,
         in statements of their own. The rules whose firing was new."""
-        if kept:
+        if kept is not None:
             await self.keep(contact_id, kept)
         return await self.fire(contact_id, visit_id, fired_at, firing) if firing else set()
 

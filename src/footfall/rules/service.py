@@ -19,7 +19,7 @@ from footfall.db import Tx
 from footfall.errors import ContactNotFound, InvalidInput, RuleNotFound, ShopNotFound
 from footfall.kit.pagination import PageParams
 from footfall.kit.time import utcnow
-from footfall.rules.repository import Kept, Progress, Rule, RuleRepository, RuleState
+from footfall.rules.repository import Kept, KeptState, Progress, Rule, RuleRepository, RuleState, micros
 from footfall.rules.schemas import RuleCreate, RuleUpdate
 from footfall.shops.repository import ShopRepository
 from footfall.webhooks import service as webhooks
@@ -196,14 +196,8 @@ async def on_visit(
 
 
 # A frequency rule whose count is at most this + 1 keeps the latest starts of its pending visits
-# (visit_rule_counts.latest_starts): they decide its window without counting it from the visits.
+# (Kept.latest_starts): they decide its window without counting it from the visits.
 KEPT_STARTS = 10
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _micros(moment: datetime) -> int:
-    """A time as latest_starts keeps it: microseconds since the epoch."""
-    return (moment - _EPOCH) // timedelta(microseconds=1)
 
 
 @lru_cache(maxsize=1024)
@@ -255,46 +249,43 @@ class _Window:
         else:
             found = latest
             if found is None or not in_order:
-                found = [_micros(start) for start in await repository.latest_starts(
+                found = [micros(start) for start in await repository.latest_starts(
                     rule.id, contact_id, self.last_fired, visit.id, visit.starts_at, needed - 1)]
                 latest = found if in_order else latest
-            after = _micros(window_start)
+            after = micros(window_start)
             reached = 1 + sum(1 for start in found if start > after) >= needed
         if reached:
             return True, [] if keeps else None
         if latest is None or not keeps:
             return False, None
-        return False, sorted([*latest, _micros(visit.starts_at)], reverse=True)[:needed - 1]
+        return False, sorted([*latest, micros(visit.starts_at)], reverse=True)[:needed - 1]
 
 
 async def _decide(
-    repository: RuleRepository, ruled_visit: RuledVisit, rule: RuleState
+    repository: RuleRepository, ruled_visit: RuledVisit, rule: RuleState, kept: Kept | None
 ) -> tuple[Moment, Kept | None]:
     """What the rule does on the visit, and what it keeps of the contact afterwards (None: nothing).
 
     A rule of every shop and source counts from the contact's kept count, less its visits recorded
     after this one in the same transaction (ids grow in the order a contact's visits are recorded:
     its row, held, orders them). A rule of one shop or source, and a frequency rule, keep their own
-    counts (visit_rule_counts), which hold while the contact's writes are the ones they were kept at
-    (less this visit's); otherwise they are counted afresh from the visits."""
+    counts (`kept`: what the rule kept at the contact's write before this visit, None when it kept
+    nothing then); without them they are counted afresh from the visits."""
     visit, contact_id = ruled_visit.visit, ruled_visit.contact.id
     frequency = rule.kind == "frequency"
     restricted = rule.shop_id is not None or rule.source is not None
     qualifies = ((rule.shop_id is None or rule.shop_id == visit.shop_id)
                  and (rule.source is None or (visit.source is not None and rule.source == visit.source)))
-    writes_after = rule.contact_writes - ruled_visit.later
-    # (A row kept before it counted a frequency rule's visits has no `counted`: counted afresh once.)
-    held = rule.kept_writes == writes_after - 1 and rule.counted is not None
     recount = None
-    if qualifies and not held and (frequency or restricted):
+    if qualifies and kept is None and (frequency or restricted):
         recount = await repository.recount(rule.id, contact_id, visit.id)
 
     if not qualifies:
-        total = rule.counted or 0
+        total = 0 if kept is None else kept.counted
     elif not restricted:
         total = rule.contact_count - ruled_visit.later
-    elif held:
-        total = (rule.counted or 0) + 1
+    elif kept is not None:
+        total = kept.counted + 1
     else:
         assert recount is not None
         total = recount.total
@@ -302,10 +293,10 @@ async def _decide(
     fires_at = None
     latest: list[int] | None = None  # a frequency rule's latest pending starts, once this visit counts
     if frequency:
-        if held:
-            times, last_fired = rule.fired or 0, rule.fired_visit_id or 0
-            pending, first, last = rule.pending or 0, rule.pending_first, rule.pending_last
-            latest = None if rule.latest_starts is None else json.loads(rule.latest_starts)
+        if kept is not None:
+            times, last_fired = kept.fired or 0, kept.fired_visit_id or 0
+            pending, first, last = kept.pending or 0, kept.pending_first, kept.pending_last
+            latest = kept.latest_starts
         elif recount is not None:
             times, last_fired = recount.times_fired, recount.last_fired
             pending, first, last = recount.pending, recount.pending_first, recount.pending_last
@@ -328,26 +319,22 @@ async def _decide(
                and rule.last_visit_at is not None and rule.last_visit_at < visit.starts_at)
     moment = Moment(rule, total, fires_at, returns)
 
-    if not (frequency or restricted) or not (qualifies or held):
-        return moment, None
-    if not qualifies:  # held: the contact's writes move past a visit it does not count
-        return moment, Kept(writes_after, rule.counted, rule.pending, rule.pending_first, rule.pending_last,
-                            rule.fired, rule.fired_visit_id, rule.latest_starts)
+    if not (frequency or restricted) or not qualifies:
+        return moment, kept  # a visit it does not count leaves what it kept as it was
     if not frequency:
-        return moment, Kept(writes_after, total, None, None, None, None, None, None)
-    starts = None if latest is None else json.dumps(latest)
+        return moment, Kept(total, None, None, None, None, None, None)
     if fires_at is not None:
-        return moment, Kept(writes_after, total, 0, None, None, times + 1, visit.id, starts)
-    return moment, Kept(writes_after, total, pending + 1, first, last, times, last_fired, starts)
+        return moment, Kept(total, 0, None, None, times + 1, visit.id, latest)
+    return moment, Kept(total, pending + 1, first, last, times, last_fired, latest)
 
 
 @dataclass(frozen=True)
 class Decisions:
     """What a visit's rules decided: what fires or ends a lapse (`moments`, in rule order), and what
-    each rule keeps of the contact (`kept`: RuleRepository.keep)."""
+    they keep of the contact (`kept`: RuleRepository.keep; None: nothing)."""
 
     moments: list[Moment]
-    kept: dict[int, Kept]
+    kept: KeptState | None
 
     @property
     def firing(self) -> dict[int, int]:
@@ -358,15 +345,23 @@ class Decisions:
 async def decide(tx: Tx, ruled_visit: RuledVisit, rules: Sequence[RuleState]) -> Decisions:
     """What each of the account's ACTIVE rules (`rules`, read once the visit is counted or as they
     will be) does on the visit; nothing is written yet."""
+    if not rules:
+        return Decisions([], None)
     repository = RuleRepository(tx)
+    # The contact's writes once this visit is counted, less those recorded after it in the same
+    # transaction: what was kept at the write before it holds.
+    writes = rules[0].contact_writes - ruled_visit.later
+    state = KeptState.read(rules[0].kept)
+    held = state.rules if state is not None and state.writes == writes - 1 else {}
     moments, kept = [], {}
     for rule in rules:
-        moment, keeps = await _decide(repository, ruled_visit, rule)
+        key = rule.uuid.hex
+        moment, keeps = await _decide(repository, ruled_visit, rule, held.get(key))
         if keeps is not None:
-            kept[rule.id] = keeps
+            kept[key] = keeps
         if moment.fires_at is not None or moment.returns:
             moments.append(moment)
-    return Decisions(moments, kept)
+    return Decisions(moments, KeptState(writes, kept) if kept else None)
 
 
 async def recorded(tx: Tx, ruled_visit: RuledVisit, decisions: Decisions, fired: set[int]) -> list[Moment]:

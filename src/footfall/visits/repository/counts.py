@@ -24,7 +24,7 @@ from sqlalchemy import bindparam, func, select, true, update
 from footfall.contacts.repository import kept_visit_count
 from footfall.db import KeyedRows, Statement, Tx, earlier_or_later, json_time, listed_ids, per_dialect, upsert
 from footfall.db.types import UTCDateTime
-from footfall.rules.repository import Kept, RuleRepository, fire_params, fire_rows, keep_params, keep_rows
+from footfall.rules.repository import KeptState, RuleRepository, fire_params, fire_rows, keep_params, kept_rule_state
 from footfall.tables import account_visit_counts, contact_visit_counts, contacts, visits
 
 COUNT_SLOTS = 16  # rows an account's visit count is spread over
@@ -61,7 +61,8 @@ class CountStatements:
     # PostgreSQL (a data-modifying WITH, a round trip fewer per create), two on SQLite (no such WITH).
     count_one: tuple[Statement, ...]
     # count_one and the writes of the visit's rules, by (keeps, fires), in one statement on
-    # PostgreSQL: a create under rules makes no more round trips than one without. None on SQLite.
+    # PostgreSQL: a create under rules makes no more round trips than one without, and what they
+    # keep of the contact goes into the count row it writes anyway. None on SQLite.
     count_one_recording: dict[tuple[bool, bool], Statement] | None
     # Many contacts at once, from a JSON object {contact id: [added, first start, last start]}.
     count_contacts: Statement
@@ -117,34 +118,39 @@ def _build(dialect: str) -> CountStatements:
         first_visit_at=bindparam("first_start", type_=UTCDateTime),
         last_visit_at=bindparam("last_start", type_=UTCDateTime),
     )
-    count_contact = count_contact.on_conflict_do_update(
-        index_elements=["contact_id"],
-        set_={"count": contact_counts.count + count_contact.excluded.count, **_moved(dialect, count_contact)})
+    moved = {"count": contact_counts.count + count_contact.excluded.count, **_moved(dialect, count_contact)}
+    # The same, keeping what the visit's rules keep of the contact (RuleRepository.keep's value).
+    count_contact_keeping = count_contact.values(rule_state=kept_rule_state()).on_conflict_do_update(
+        index_elements=["contact_id"], set_={**moved, "rule_state": kept_rule_state()})
+    count_contact = count_contact.on_conflict_do_update(index_elements=["contact_id"], set_=moved)
     if dialect == "postgresql":
         # The account's row is written from the contact's RETURNING, so the contact's row is locked
         # first, as every other writer of counts locks them (a WITH's statements otherwise run in
         # no set order, and a create deadlocked with a batch that held its contact's row).
+        def account_after(counted: Any) -> Any:
+            made = upsert(dialect, account_visit_counts).from_select(
+                ["account_id", "slot", "count"],
+                select(bindparam("counted_account", type_=counts.account_id.type),
+                       bindparam("counted_slot", type_=counts.slot.type),
+                       bindparam("added_visits", type_=counts.count.type)).select_from(counted),
+            )
+            return made.on_conflict_do_update(index_elements=["account_id", "slot"],
+                                              set_={"count": counts.count + made.excluded.count})
+
         counted = count_contact.returning(contact_counts.contact_id).cte("counted_contact")
-        account_after_contact = upsert(dialect, account_visit_counts).from_select(
-            ["account_id", "slot", "count"],
-            select(bindparam("counted_account", type_=counts.account_id.type),
-                   bindparam("counted_slot", type_=counts.slot.type),
-                   bindparam("added_visits", type_=counts.count.type)).select_from(counted),
-        )
-        account_after_contact = account_after_contact.on_conflict_do_update(
-            index_elements=["account_id", "slot"], set_={"count": counts.count + account_after_contact.excluded.count})
-        count_one: tuple[Statement, ...] = (statement(account_after_contact.add_cte(counted)),)
+        count_one: tuple[Statement, ...] = (statement(account_after(counted).add_cte(counted)),)
         # With the visit's rules' writes (rules.service.decide), each only when there is one: what
-        # they keep of the contact (keep_rows) and their firings (fire_rows, RETURNING the new ones).
+        # they keep of the contact (in its count row) and their firings (fire_rows, RETURNING the new ones).
         recordings: dict[tuple[bool, bool], Statement] = {}
         for keeps, fires in ((True, False), (False, True), (True, True)):
-            written = [counted, *([keep_rows(dialect).cte("kept")] if keeps else [])]
+            counted = (count_contact_keeping if keeps else count_contact).returning(
+                contact_counts.contact_id).cte("counted_contact")
             if fires:
                 fired = fire_rows(dialect).cte("fired")
-                counted_account = account_after_contact.returning(counts.slot).cte("counted_account")
-                recording = select(fired.c.rule_id).add_cte(*written, counted_account, fired)
+                counted_account = account_after(counted).returning(counts.slot).cte("counted_account")
+                recording = select(fired.c.rule_id).add_cte(counted, counted_account, fired)
             else:
-                recording = account_after_contact.add_cte(*written)
+                recording = account_after(counted).add_cte(counted)
             recordings[keeps, fires] = statement(recording)
         count_one_recording: dict[tuple[bool, bool], Statement] | None = recordings
     else:
@@ -242,7 +248,7 @@ class CountQueries:
             await self.respan(per_contact, held=True)
 
     async def add_one_recording_rules(
-        self, account_id: int, contact_id: int, visit_id: int, span: Span, kept: dict[int, Kept],
+        self, account_id: int, contact_id: int, visit_id: int, span: Span, kept: KeptState | None,
         firing: dict[int, int], fired_at: datetime,
     ) -> set[int]:
         """add_to_counts for one new visit, with what its rules decided (rules.service.Decisions): their
@@ -252,13 +258,13 @@ class CountQueries:
             await self.add_to_counts(account_id, {contact_id: 1}, visit_id, {contact_id: span})
             return await RuleRepository(self.tx).keep_and_fire(contact_id, visit_id, fired_at, kept, firing)
         params = _count_one_params(account_id, contact_id, 1, visit_id, span)
-        if kept:
-            params.update(keep_params(self.tx.dialect, contact_id, kept))
+        if kept is not None:
+            params.update(keep_params(contact_id, kept))
         if not firing:
             await self.tx.execute(statements[True, False], params)
             return set()
         params.update(fire_params(contact_id, visit_id, fired_at, firing))
-        return {row.rule_id for row in await self.tx.fetch(statements[bool(kept), True], params)}
+        return {row.rule_id for row in await self.tx.fetch(statements[kept is not None, True], params)}
 
     async def respan(self, contact_ids: Iterable[int], *, held: bool) -> None:
         """Reads the contacts' first and last visit start afresh from their visits, after a delete, a
