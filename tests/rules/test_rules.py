@@ -7,16 +7,17 @@ from datetime import timedelta
 from uuid import UUID, uuid4
 
 import pytest
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, func, select
 
 from footfall.accounts.service import get_account
+from footfall.contacts.repository import ContactRepository
 from footfall.db import Statement, per_dialect
 from footfall.kit.time import utcnow
 from footfall.rules.lapses import lapse_pass
 from footfall.rules.repository import MAX_CONTACT_ID, RuleRepository
 from footfall.shops import service as shops
 from footfall.shops.schemas import ShopCreate
-from footfall.tables import webhook_events
+from footfall.tables import visit_rule_contacts, visit_rule_firings, webhook_events
 from footfall.testing.serving import footfall_json
 from footfall.visits import service as visits_service
 from footfall.visits.schemas import VisitCreate
@@ -379,6 +380,12 @@ async def test_progress_shows_each_rule(client, app):
     assert unknown.status_code == 404
 
 
+# A contact's rows in the rules' tables (neither has a foreign key to contacts).
+ROWS_OF_CONTACT = {table.name: per_dialect(lambda dialect, table=table: Statement(
+    select(func.count().label("rows")).select_from(table).where(table.c.contact_id == bindparam("contact_id")),
+    dialect=dialect)) for table in (visit_rule_firings, visit_rule_contacts)}
+
+
 async def test_deleting_a_contact_deletes_its_rule_state_and_gdpr_erases_its_events(client, app):
     tenant = await make_tenant(app)
     await subscribe(client, tenant)
@@ -387,8 +394,14 @@ async def test_deleting_a_contact_deletes_its_rule_state_and_gdpr_erases_its_eve
     doomed = (await client.post("/contacts", headers=tenant.headers, json={"email": doomed_email})).json()["data"]
     await visit(client, tenant, doomed["uuid"])
     assert [event["contact"]["email"] for event in await events(app, tenant, "visit_milestone")] == [doomed_email]
+    account = await get_account_of(app, tenant)
+    async with app.state.database.transaction(write=False) as tx:
+        doomed_id = (await ContactRepository(tx).get(account.id, UUID(doomed["uuid"]))).id
     response = await client.delete(f"/contacts/{doomed['uuid']}", params={"type": "GDPR"}, headers=tenant.headers)
     assert response.status_code == 200
+    async with app.state.database.transaction(write=False) as tx:  # its firings and standing went with it
+        for rows_of in ROWS_OF_CONTACT.values():
+            assert await tx.fetchval(rows_of[tx.dialect], {"contact_id": doomed_id}) == 0
     bodies = json.dumps(await events(app, tenant))
     assert doomed_email not in bodies
     # A contact made again with the same email starts from nothing.

@@ -91,11 +91,12 @@ class Kept(NamedTuple):
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)  # made once: a create under rules converts a few times
 
 
 def micros(moment: datetime) -> int:
     """A time as kept state holds it: microseconds since the epoch."""
-    return (moment - _EPOCH) // timedelta(microseconds=1)
+    return (moment - _EPOCH) // _MICROSECOND
 
 
 def _moment(value: int | None) -> datetime | None:
@@ -128,7 +129,7 @@ class KeptState:
             uuid: [kept.counted, kept.pending, None if kept.pending_first is None else micros(kept.pending_first),
                    None if kept.pending_last is None else micros(kept.pending_last), kept.fired,
                    kept.fired_visit_id, kept.latest_starts]
-            for uuid, kept in self.rules.items()}}, separators=(",", ":"))
+            for uuid, kept in self.rules.items()}})
 
 
 class Recount(NamedTuple):
@@ -199,6 +200,12 @@ def _unindexed(column: Any) -> Any:
     return column + literal_column("0")
 
 
+def _contact_account_rules(contact_id: Any) -> Any:
+    """The ids of the rules of the contact's account: with the contact, the key of its rows in the
+    rules' tables, which keep no index on contact_id."""
+    return select(_r.id).where(_r.account_id == select(_c.account_id).where(_c.id == contact_id).scalar_subquery())
+
+
 def has_active_rules(account_id: Any) -> Any:
     """EXISTS an ACTIVE rule of the account: for a visit's own lookup to ask in passing, so an
     account without rules costs no rules query."""
@@ -216,20 +223,26 @@ def _end_lapse(rules: Any, contact_id: Any, starts_at: Any) -> Any:
     )
 
 
-def kept_and_standing(count: Any, writes: Any) -> Any:
+def kept_and_standing(added: int) -> Any:
     """The account's ACTIVE rules, each with what a new visit of the contact reads to decide on it
     (RuleState rows; parameters rule_account and rule_contact; rules.service.decide decides).
 
-    `count` and `writes` are the contact's kept count and writes, as this visit's transaction has
-    moved them (read from the count row) or will (states_once_counted)."""
+    The contact's kept count and writes are read from its count row as this visit's transaction has
+    moved them (`added` 0) or as they will be once it counts the visit (`added` 1: one visit more,
+    one write more; states_once_counted). The row is read once (a CTE) for every rule's row."""
     contact_id = bindparam("rule_contact", type_=_c.id.type)
     account_id = bindparam("rule_account", type_=_r.account_id.type)
     standing = visit_rule_contacts.alias("standing")
+    count_row = select(_k.count, _k.writes, _k.rule_state).where(_k.contact_id == contact_id).cte("count_row")
+
+    def counted(column: Any) -> Any:
+        return func.coalesce(select(column).scalar_subquery(), 0) + added
+
     return (
         select(_r.id, _r.uuid, _r.name, _r.kind, _r.every, _r.at, _r.count.label("needed"), _r.within_days,
-               _r.shop_id, _r.source, _of_count_row(_k.rule_state).label("kept"), standing.c.lapsed_at,
-               standing.c.last_visit_at,
-               func.coalesce(count, 0).label("contact_count"), func.coalesce(writes, 0).label("contact_writes"),
+               _r.shop_id, _r.source, select(count_row.c.rule_state).scalar_subquery().label("kept"),
+               standing.c.lapsed_at, standing.c.last_visit_at, counted(count_row.c.count).label("contact_count"),
+               counted(count_row.c.writes).label("contact_writes"),
                # Asked in passing, as a visit's lookup asks: no outbox query for an account without them.
                subscribed(account_id, "visit_milestone").label("milestone_subscribed"),
                subscribed(account_id, "contact_returned").label("returned_subscribed"))
@@ -241,10 +254,9 @@ def kept_and_standing(count: Any, writes: Any) -> Any:
 
 
 def states_once_counted() -> Any:
-    """kept_and_standing before the new visit is counted, as its count row will be once it is (one
-    visit more, one write more): for the statement that inserts it."""
-    return kept_and_standing(func.coalesce(_of_count_row(_k.count), 0) + 1,
-                             func.coalesce(_of_count_row(_k.writes), 0) + 1)
+    """kept_and_standing before the new visit is counted, as its count row will be once it is: for
+    the statement that inserts it."""
+    return kept_and_standing(added=1)
 
 
 def keep_params(contact_id: int, kept: KeptState) -> dict[str, Any]:
@@ -257,11 +269,6 @@ def fire_params(contact_id: int, visit_id: int, fired_at: datetime, counts: dict
     """The parameters of fire_rows: each rule's firing at its count, {rule id: count}, by the visit."""
     return {"rule_contact": contact_id, "new_visit": visit_id, "moment_at": fired_at,
             "fired": json.dumps({str(rule_id): [count] for rule_id, count in counts.items()})}
-
-
-def _of_count_row(column: Any) -> Any:
-    """A column of the contact's count row (contact_visit_counts: its kept count, its writes)."""
-    return select(column).where(_k.contact_id == bindparam("rule_contact", type_=_k.contact_id.type)).scalar_subquery()
 
 
 def _recount() -> Any:
@@ -316,7 +323,7 @@ class RuleStatements:
     update: Statement
     delete: Statement
     forget_rule: tuple[Statement, ...]  # its contacts' standing and its firings
-    forget_contact: Statement  # its standing with every rule
+    forget_contact: tuple[Statement, ...]  # its standing with every rule, and its firings
     states: Statement["RuleState"]
     states_once_counted: Statement["RuleState"]
     recount: Statement["Recount"]
@@ -449,13 +456,13 @@ def _build(dialect: str) -> RuleStatements:
         delete=statement(delete(visit_rules).where(_r.id == rule_id)),
         forget_rule=tuple(statement(delete(table).where(table.c.rule_id == rule_id), bulk=True)
                           for table in (visit_rule_contacts, visit_rule_firings)),
-        # By the contact's account's rules: the key (rule_id, contact_id) finds each row, and the
-        # table keeps no index of its own on contact_id (the lapse pass writes it in bulk).
-        forget_contact=statement(delete(visit_rule_contacts).where(
-            _rc.contact_id == contact_id,
-            _rc.rule_id.in_(select(_r.id).where(_r.account_id == select(_c.account_id).where(
-                _c.id == contact_id).scalar_subquery())))),
-        states=statement(kept_and_standing(_of_count_row(_k.count), _of_count_row(_k.writes)), RuleState),
+        # By the contact's account's rules: the key (rule_id, contact_id) finds each row, and neither
+        # table keeps an index of its own on contact_id (the lapse pass writes one in bulk, creates
+        # the other).
+        forget_contact=tuple(statement(delete(table).where(table.c.contact_id == contact_id,
+                                                           table.c.rule_id.in_(_contact_account_rules(contact_id))))
+                             for table in (visit_rule_contacts, visit_rule_firings)),
+        states=statement(kept_and_standing(added=0), RuleState),
         states_once_counted=statement(states_once_counted(), RuleState),
         recount=statement(_recount(), Recount),
         # A frequency rule's qualifying visits since it last fired, recorded before the visit
@@ -494,7 +501,9 @@ def _build(dialect: str) -> RuleStatements:
         ),
         progress=statement(progress),
         firings=statement(
-            select(_f.rule_id, _f.count).where(_f.contact_id == contact_id).order_by(_f.rule_id, _f.count)
+            select(_f.rule_id, _f.count)
+            .where(_f.contact_id == contact_id, _f.rule_id.in_(_contact_account_rules(contact_id)))
+            .order_by(_f.rule_id, _f.count)
         ),
     )
 
@@ -535,9 +544,10 @@ class RuleRepository:
         await self.tx.execute(self.statements.delete, {"rule_id": rule_id})
 
     async def forget_contact(self, contact_id: int) -> None:
-        """The contact's standing with every rule (its firings go by their foreign key, what rules
-        kept of it with its count row)."""
-        await self.tx.execute(self.statements.forget_contact, {"contact_id": contact_id})
+        """The contact's standing with every rule and its firings (what rules kept of it goes with
+        its count row), before the contact itself."""
+        for statement in self.statements.forget_contact:
+            await self.tx.execute(statement, {"contact_id": contact_id})
 
     async def states(self, account_id: int, contact_id: int) -> list[RuleState]:
         """The account's ACTIVE rules and the contact's standing with each (see kept_and_standing)."""
