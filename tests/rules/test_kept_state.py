@@ -9,21 +9,24 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from footfall.db import Statement, per_dialect
 from footfall.kit.time import utcnow
 from footfall.rules.repository import KeptState
 from footfall.shops import service as shops
 from footfall.shops.schemas import ShopCreate
-from footfall.tables import contact_visit_counts
+from footfall.tables import contact_visit_counts, contacts
 from footfall.visits import service as visits_service
 from footfall.visits.schemas import VisitUpdate
 from tests.conftest import make_tenant
 from tests.rules.test_rules import get_account_of, new_contact, rule, visit
 
+# The account's contacts' count rows: their writes and what their rules kept.
 KEPT_STATES = per_dialect(lambda dialect: Statement(
-    select(contact_visit_counts.c.rule_state).where(contact_visit_counts.c.rule_state.is_not(None)),
+    select(contacts.c.uuid, contact_visit_counts.c.writes, contact_visit_counts.c.rule_state)
+    .select_from(contact_visit_counts.join(contacts, contacts.c.id == contact_visit_counts.c.contact_id))
+    .where(contact_visit_counts.c.account_id == bindparam("account_id")),
     dialect=dialect, bulk=True))
 
 
@@ -83,8 +86,9 @@ class Model:
 @pytest.mark.parametrize("order", ["random", "mostly in order"])
 async def test_what_rules_keep_agrees_with_counting_afresh(client, app, order):
     tenant = await make_tenant(app)
+    account = await get_account_of(app, tenant)
     async with app.state.database.transaction(write=True) as tx:
-        other_shop = str((await shops.create(tx, await get_account_of(app, tenant), ShopCreate(name="Other"))).uuid)
+        other_shop = str((await shops.create(tx, account, ShopCreate(name="Other"))).uuid)
     made = [
         await rule(client, tenant, kind="milestone", every=3, source="kiosk"),
         await rule(client, tenant, kind="milestone", at=[2, 4, 7, 11], shop_uuid=other_shop),
@@ -96,17 +100,22 @@ async def test_what_rules_keep_agrees_with_counting_afresh(client, app, order):
     ]
     model = Model({made_rule["uuid"]: made_rule for made_rule in made})
     model.active = {uuid: True for uuid in model.rules}
-    contacts = [tenant.contact_uuid, await new_contact(client, tenant)]
+    the_contacts = [tenant.contact_uuid, await new_contact(client, tenant)]
     rng = random.Random(23)
     now = utcnow().replace(microsecond=0)
     seq = 0
     latest = now - timedelta(days=80)
     kept_starts: list[list[int]] = []  # the latest starts kept, at each check
 
-    async def kept() -> list:
+    async def count_rows() -> dict[str, tuple[int, KeptState | None]]:
+        """Each of the account's contacts' writes and what its rules kept, by contact uuid."""
         async with app.state.database.transaction(write=False) as tx:
-            states = [KeptState.read(row.rule_state) for row in await tx.fetch(KEPT_STATES[tx.dialect])]
-        return [kept for state in states if state is not None for kept in state.rules.values()]
+            rows = await tx.fetch(KEPT_STATES[tx.dialect], {"account_id": account.id})
+        return {str(row.uuid): (row.writes, KeptState.read(row.rule_state)) for row in rows}
+
+    async def kept() -> list:
+        return [kept for _, state in (await count_rows()).values() if state is not None
+                for kept in state.rules.values()]
 
     def starts() -> datetime:
         nonlocal latest
@@ -116,7 +125,7 @@ async def test_what_rules_keep_agrees_with_counting_afresh(client, app, order):
         return latest
 
     def fields() -> dict:
-        return {"contact_uuid": rng.choice(contacts), "shop_uuid": rng.choice([tenant.shop_uuid, other_shop]),
+        return {"contact_uuid": rng.choice(the_contacts), "shop_uuid": rng.choice([tenant.shop_uuid, other_shop]),
                 "source": rng.choice(["kiosk", "kiosk", "till", None]), "starts_at": starts().isoformat()}
 
     def add(body: dict, uuid: str) -> None:
@@ -163,14 +172,25 @@ async def test_what_rules_keep_agrees_with_counting_afresh(client, app, order):
             response = await client.put(f"/visit-rules/{paused}", headers=tenant.headers, json={"status": status})
             assert response.status_code == 200, response.text
         if step % 20 == 19 or step == 159:
-            for contact in contacts:
+            for contact in the_contacts:
                 response = await client.get(f"/contacts/{contact}/visit-rules", headers=tenant.headers)
                 reached = {standing["rule"]["uuid"]: standing["reached"] for standing in response.json()["data"]}
                 assert reached == {uuid: model.reached(uuid, contact) for uuid in model.rules}, f"step {step}"
             kept_starts += [kept.latest_starts for kept in await kept() if kept.latest_starts is not None]
     assert sum(len(fired) for fired in model.fired.values()) > 30  # the rules fired, often
-    assert model.reached(made[-1]["uuid"], contacts[0]) or model.reached(made[-1]["uuid"], contacts[1])
+    assert model.reached(made[-1]["uuid"], the_contacts[0]) or model.reached(made[-1]["uuid"], the_contacts[1])
     assert await kept()  # and kept their state
+    # A create under the frequency rule of every shop and source keeps its state at the writes the
+    # count row has then, so the contact's next visit trusts it rather than counting afresh.
+    frequency = made[2]["uuid"]
+    if not model.active[frequency]:
+        response = await client.put(f"/visit-rules/{frequency}", headers=tenant.headers, json={"status": "ACTIVE"})
+        assert response.status_code == 200, response.text
+    response = await client.post("/visits", headers=tenant.headers,
+                                 json={**fields(), "contact_uuid": the_contacts[0]})
+    assert response.status_code == 201, response.text
+    writes, state = (await count_rows())[the_contacts[0]]
+    assert state is not None and state.writes == writes and UUID(frequency).hex in state.rules
     if order == "mostly in order":
         assert any(kept_starts)  # the latest starts too, once a count of the window learnt them
 

@@ -107,9 +107,11 @@ def _moment(value: int | None) -> datetime | None:
 class KeptState:
     """What the account's rules kept of a contact (contact_visit_counts.rule_state), as of the
     contact's `writes`: each rule's Kept by the rule's uuid (a rule's id can come back on SQLite once
-    the rule is deleted). Written whole by each visit under rules, with the rules it decided on, in
-    the statement that counts the visit; a rule not in it counts afresh. Its text is JSON that only
-    this class reads and writes (times as microseconds since the epoch)."""
+    the rule is deleted). Written whole by each visit under rules whose rules keep something, with
+    the rules it decided on (a single create on PostgreSQL in the statement that counts it; a batch,
+    an import and SQLite by RuleRepository.keep after the count); a rule not in it counts afresh,
+    and a value left by an earlier write is trusted by none. Its text is JSON that only this class
+    reads and writes (times as microseconds since the epoch)."""
 
     writes: int
     rules: dict[str, Kept]

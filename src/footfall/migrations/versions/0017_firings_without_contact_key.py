@@ -32,6 +32,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # A firing recorded while its rule was deleted outlives the rule, and a contact's delete finds
+    # its firings by the contact's account's rules: such rows may have outlived their contact too.
+    op.execute("DELETE FROM visit_rule_firings WHERE contact_id NOT IN (SELECT id FROM contacts)")
     with op.batch_alter_table("visit_rule_firings", naming_convention=_NAMED) as batch_op:
         batch_op.create_foreign_key(_contact_key_name(), "contacts", ["contact_id"], ["id"], ondelete="CASCADE")
     op.create_index("ix_visit_rule_firings_contact_id", "visit_rule_firings", ["contact_id"])
