@@ -226,9 +226,9 @@ def earlier_or_later(dialect: str, kept: Any, new: Any, earlier: bool) -> Any:
 
 class KeyedRows:
     """The rows of a JSON object given as parameter `name`, `{"<integer key>": [value, ...]}`, as a FROM
-    item: one statement writes any number of rows. `key` is the integer key; item(n), text(n) and
-    time(n) the row's n-th value, as an integer, as text or as a time comparable with the dialect's
-    time columns (written by json_time)."""
+    item: one statement writes any number of rows. `key` is the integer key; item(n) and time(n) the
+    row's n-th value, as an integer or as a time comparable with the dialect's time columns (written
+    by json_time)."""
 
     def __init__(self, dialect: str, name: str) -> None:
         parameter = bindparam(name, type_=Text)
@@ -239,17 +239,17 @@ class KeyedRows:
             self.rows = func.json_each(parameter).table_valued("key", "value").alias("keyed")
         self.key = cast(self.rows.c.key, BigInteger)
 
-    def text(self, n: int) -> Any:
+    def _text(self, n: int) -> Any:
         if self.dialect == "postgresql":
             return func.json_extract_path_text(self.rows.c.value, str(n))
         return func.json_extract(self.rows.c.value, f"$[{n}]")
 
     def item(self, n: int) -> Any:
-        return cast(self.text(n), BigInteger)
+        return cast(self._text(n), BigInteger)
 
     def time(self, n: int) -> Any:
         # SQLite's value is already the text it keeps times as.
-        return cast(self.text(n), DateTime(timezone=True)) if self.dialect == "postgresql" else self.text(n)
+        return cast(self._text(n), DateTime(timezone=True)) if self.dialect == "postgresql" else self._text(n)
 
 
 def json_time(dialect: str, moment: datetime | None) -> str | None:

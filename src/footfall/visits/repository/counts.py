@@ -109,8 +109,7 @@ def _build(dialect: str) -> CountStatements:
     ).on_conflict_do_update(index_elements=["account_id", "slot"],
                             set_={"count": counts.count + count_account.excluded.count})
     contact_counts = contact_visit_counts.c
-    count_contact = upsert(dialect, contact_visit_counts)
-    count_contact = count_contact.values(
+    new_count_row = upsert(dialect, contact_visit_counts).values(
         contact_id=bindparam("counted_contact", type_=contact_counts.contact_id.type),
         count=bindparam("added", type_=contact_counts.count.type),
         writes=func.abs(bindparam("added", type_=contact_counts.count.type)),
@@ -118,12 +117,12 @@ def _build(dialect: str) -> CountStatements:
         first_visit_at=bindparam("first_start", type_=UTCDateTime),
         last_visit_at=bindparam("last_start", type_=UTCDateTime),
     )
-    moved = {"count": contact_counts.count + count_contact.excluded.count, **_moved(dialect, count_contact)}
-    # The same, keeping what the visit's rules keep of the contact (RuleRepository.keep's value).
-    count_contact_keeping = count_contact.values(rule_state=kept_rule_state()).on_conflict_do_update(
-        index_elements=["contact_id"], set_={**moved, "rule_state": kept_rule_state()})
-    count_contact = count_contact.on_conflict_do_update(index_elements=["contact_id"], set_=moved)
+    moved = {"count": contact_counts.count + new_count_row.excluded.count, **_moved(dialect, new_count_row)}
+    count_contact = new_count_row.on_conflict_do_update(index_elements=["contact_id"], set_=moved)
     if dialect == "postgresql":
+        # The same, keeping what the visit's rules keep of the contact (RuleRepository.keep's value).
+        count_contact_keeping = new_count_row.values(rule_state=kept_rule_state()).on_conflict_do_update(
+            index_elements=["contact_id"], set_={**moved, "rule_state": kept_rule_state()})
         # The account's row is written from the contact's RETURNING, so the contact's row is locked
         # first, as every other writer of counts locks them (a WITH's statements otherwise run in
         # no set order, and a create deadlocked with a batch that held its contact's row).
