@@ -243,7 +243,7 @@ async def scenario(database, ran: set[Statement]) -> list[tuple[str, Any]]:
         def ruled(starts_at: datetime, later: int = 0, source: str | None = None,
                   visit_id: int = third.id) -> rules_service.RuledVisit:
             return rules_service.RuledVisit(account.id, who, rules_service.RecordedVisit(
-                visit_id, shop.id, source, starts_at, {}), later, at(122))
+                visit_id, shop.id, source, starts_at, dict), later, at(122))
 
         async def record(visit: rules_service.RuledVisit) -> list[rules_service.Moment]:
             return await rules_service.record(tx, visit, await rules.states(account.id, contact.id))
@@ -267,7 +267,8 @@ async def scenario(database, ran: set[Statement]) -> list[tuple[str, Any]]:
             t.note("decided", (decisions.moments, decisions.kept))
             t.note("counted with its rules", await visits.add_one_recording_rules(
                 account.id, contact.id, inserted.id, (at(33), at(33)), decisions.kept, decisions.firing, at(125)))
-        kept = rules_.KeptState(99, {frequency.uuid.hex: rules_.Kept(7, 1, at(33), at(33), 2, third.id, [1234567])})
+        kept_at = rules_.micros(at(33))
+        kept = rules_.KeptState(99, {frequency.uuid.hex: rules_.Kept(7, 1, kept_at, kept_at, 2, third.id, [1234567])})
         for kept_state, firing in ((kept, {}), (None, {every.id: 100}), (kept, {every.id: 102})):
             t.note("counted, kept and fired", await visits.add_one_recording_rules(
                 account.id, contact.id, third.id, (at(33), at(33)), kept_state, firing, at(126)))

@@ -6,10 +6,10 @@ recorded (visit_rule_firings' key) with the visit that reached it: exactly once,
 count reached before the rule was made (a milestone fires only at the count itself)."""
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any, NamedTuple
 from uuid import UUID, uuid4
 
@@ -141,13 +141,19 @@ class VisitedContact:
 
 @dataclass(frozen=True)
 class RecordedVisit:
-    """What rules read of a new visit; `fields` is the visit as the API shows it (for the events)."""
+    """What rules read of a new visit; `fields` makes the visit as the API shows it, called only for
+    an event (most visits fire nothing)."""
 
     id: int
     shop_id: int
     source: str | None
     starts_at: datetime
-    fields: dict[str, Any]
+    fields: Callable[[], dict[str, Any]]
+
+    @cached_property
+    def starts_us(self) -> int:
+        """starts_at as kept state holds times (micros)."""
+        return micros(self.starts_at)
 
 
 def rule_ref(rule: Any) -> dict[str, Any]:
@@ -213,18 +219,21 @@ def _window_start(starts_at: datetime, days: int) -> datetime:
         return datetime.min.replace(tzinfo=UTC)
 
 
+_DAY_US = 86_400_000_000
+
+
 @dataclass(frozen=True)
 class _Window:
     """A frequency rule's window on a visit: the window ends at the visit's start, and holds the visit
     and those of the contact's qualifying visits since the rule last fired (`pending`, `first` and
-    `last` their count and their first and last start) that started inside it."""
+    `last` their count and their first and last start, micros) that started inside it."""
 
     rule: RuleState
     visit: RecordedVisit
     last_fired: int
     pending: int
-    first: datetime | None
-    last: datetime | None
+    first: int | None
+    last: int | None
 
     async def reached(self, repository: RuleRepository, contact_id: int,
                       latest: list[int] | None) -> tuple[bool, list[int] | None]:
@@ -236,15 +245,17 @@ class _Window:
         window is counted from the visits, and the latest starts learnt while doing so."""
         rule, visit = self.rule, self.visit
         assert rule.needed is not None and rule.within_days is not None  # a frequency rule's
-        needed, window_start = rule.needed, _window_start(visit.starts_at, rule.within_days)
+        needed, starts = rule.needed, visit.starts_us
+        after = starts - rule.within_days * _DAY_US  # the window's start, in micros
         keeps = needed - 1 <= KEPT_STARTS
-        in_order = self.last is None or self.last <= visit.starts_at
+        in_order = self.last is None or self.last <= starts
         if self.pending + 1 < needed:  # too few since it last fired
             reached = False
-        elif in_order and (self.first is None or self.first > window_start):  # all of them in the window
+        elif in_order and (self.first is None or self.first > after):  # all of them in the window
             reached = True
         elif not keeps:
-            reached = 1 + await repository.in_window(rule.id, contact_id, self.last_fired, visit.id, window_start,
+            reached = 1 + await repository.in_window(rule.id, contact_id, self.last_fired, visit.id,
+                                                     _window_start(visit.starts_at, rule.within_days),
                                                      visit.starts_at) >= needed
         else:
             found = latest
@@ -252,13 +263,12 @@ class _Window:
                 found = [micros(start) for start in await repository.latest_starts(
                     rule.id, contact_id, self.last_fired, visit.id, visit.starts_at, needed - 1)]
                 latest = found if in_order else latest
-            after = micros(window_start)
             reached = 1 + sum(1 for start in found if start > after) >= needed
         if reached:
             return True, [] if keeps else None
         if latest is None or not keeps:
             return False, None
-        return False, sorted([*latest, micros(visit.starts_at)], reverse=True)[:needed - 1]
+        return False, sorted([*latest, starts], reverse=True)[:needed - 1]
 
 
 async def _decide(
@@ -273,11 +283,11 @@ async def _decide(
     nothing then); without them they are counted afresh from the visits."""
     visit, contact_id = ruled_visit.visit, ruled_visit.contact.id
     frequency = rule.kind == "frequency"
-    restricted = rule.shop_id is not None or rule.source is not None
+    restricted, keeps = rule.shop_id is not None or rule.source is not None, _keeps(rule)
     qualifies = ((rule.shop_id is None or rule.shop_id == visit.shop_id)
                  and (rule.source is None or (visit.source is not None and rule.source == visit.source)))
     recount = None
-    if qualifies and kept is None and (frequency or restricted):
+    if qualifies and kept is None and keeps:
         recount = await repository.recount(rule.id, contact_id, visit.id)
 
     if not qualifies:
@@ -298,8 +308,9 @@ async def _decide(
             pending, first, last = kept.pending or 0, kept.pending_first, kept.pending_last
             latest = kept.latest_starts
         elif recount is not None:
-            times, last_fired = recount.times_fired, recount.last_fired
-            pending, first, last = recount.pending, recount.pending_first, recount.pending_last
+            times, last_fired, pending = recount.times_fired, recount.last_fired, recount.pending
+            first = None if recount.pending_first is None else micros(recount.pending_first)
+            last = None if recount.pending_last is None else micros(recount.pending_last)
             latest = [] if pending == 0 else None
         else:  # neither kept nor counted: it does not qualify, and keeps nothing
             times = last_fired = pending = 0
@@ -309,8 +320,8 @@ async def _decide(
             reached, latest = await window.reached(repository, contact_id, latest)
             if reached:
                 fires_at = times + 1
-            first = min(first or visit.starts_at, visit.starts_at)
-            last = max(last or visit.starts_at, visit.starts_at)
+            first = visit.starts_us if first is None else min(first, visit.starts_us)
+            last = visit.starts_us if last is None else max(last, visit.starts_us)
     elif qualifies and rule.every:
         fires_at = total if total % rule.every == 0 else None
     elif qualifies and rule.at is not None:
@@ -319,13 +330,19 @@ async def _decide(
                and rule.last_visit_at is not None and rule.last_visit_at < visit.starts_at)
     moment = Moment(rule, total, fires_at, returns)
 
-    if not (frequency or restricted) or not qualifies:
+    if not keeps or not qualifies:
         return moment, kept  # a visit it does not count leaves what it kept as it was
     if not frequency:
         return moment, Kept(total, None, None, None, None, None, None)
     if fires_at is not None:
         return moment, Kept(total, 0, None, None, times + 1, visit.id, latest)
     return moment, Kept(total, pending + 1, first, last, times, last_fired, latest)
+
+
+def _keeps(rule: RuleState) -> bool:
+    """Whether the rule keeps counts of its own of a contact (Kept; _decide): a frequency rule, or
+    a rule of one shop or source."""
+    return rule.kind == "frequency" or rule.shop_id is not None or rule.source is not None
 
 
 @dataclass(frozen=True)
@@ -355,9 +372,9 @@ async def decide(tx: Tx, ruled_visit: RuledVisit, rules: Sequence[RuleState]) ->
     held = state.rules if state is not None and state.writes == writes - 1 else {}
     moments, kept = [], {}
     for rule in rules:
-        key = rule.uuid.hex
-        moment, keeps = await _decide(repository, ruled_visit, rule, held.get(key))
-        if keeps is not None:
+        key = rule.uuid.hex if _keeps(rule) else None  # most rules keep nothing: no key to make
+        moment, keeps = await _decide(repository, ruled_visit, rule, None if key is None else held.get(key))
+        if key is not None and keeps is not None:
             kept[key] = keeps
         if moment.fires_at is not None or moment.returns:
             moments.append(moment)
@@ -394,11 +411,11 @@ async def announce(tx: Tx, ruled_visit: RuledVisit, moments: Sequence[Moment]) -
             assert rule.last_visit_at is not None  # a lapsed standing has its last visit
             if rule.returned_subscribed:
                 await webhooks.emit(tx, ruled_visit.account_id, "contact_returned", {
-                    "rule": rule_ref(rule), "contact": who, "visit": visit.fields,
+                    "rule": rule_ref(rule), "contact": who, "visit": visit.fields(),
                     "days_away": (visit.starts_at - rule.last_visit_at).days})
         elif rule.milestone_subscribed:
             await webhooks.emit(tx, ruled_visit.account_id, "visit_milestone", {
-                "rule": rule_ref(rule), "contact": who, "visit": visit.fields, "count": moment.total})
+                "rule": rule_ref(rule), "contact": who, "visit": visit.fields(), "count": moment.total})
 
 
 async def progress(tx: Tx, account: Account, contact_uuid: UUID) -> list[tuple[Progress, list[int]]]:

@@ -4,6 +4,7 @@ import base64
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
+from functools import partial
 from typing import Any, NamedTuple
 from uuid import UUID, uuid4
 
@@ -217,7 +218,7 @@ async def run_rules(tx: Tx, account_id: int, created: Sequence[VisitRow], *, sen
 def _ruled(visit: VisitRow) -> tuple[rules.VisitedContact, rules.RecordedVisit]:
     """The visit's contact and the visit, as its rules read them."""
     return (rules.VisitedContact(visit.contact_id, visit.contact_uuid, visit.contact_email),
-            rules.RecordedVisit(visit.id, visit.shop_id, visit.source, visit.starts_at, visit_fields(visit)))
+            rules.RecordedVisit(visit.id, visit.shop_id, visit.source, visit.starts_at, partial(visit_fields, visit)))
 
 
 async def get(tx: Tx, account: Account, uuid: UUID) -> VisitRow:
