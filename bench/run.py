@@ -198,6 +198,7 @@ RULES = [
     {"name": "kiosk regulars", "kind": "milestone", "every": 5, "source": "Kiosk"},
 ]
 RULE_ROUNDS = 5
+RULE_CONTACTS = 1000  # contacts a side of the rules' turns
 
 
 def measure_rules(base: str, ids: dict, database_url: str, args, headers: dict) -> dict:
@@ -207,16 +208,27 @@ def measure_rules(base: str, ids: dict, database_url: str, args, headers: dict) 
     api = f"{base}{API_PREFIX}/visit-rules"
     made = [httpx.post(api, json={**rule, "status": "INACTIVE"}, headers=headers).json()["data"]["uuid"]
             for rule in RULES]
-    # Over the contacts no earlier measurement wrote to (900 at 100,000 visits, each with its share of
-    # the history; every contact at smaller sizes): a contact's writes under rules take turns
-    # (rules.service), so 32 clients on 100 contacts would measure that queue. Half of them take the
-    # creates without rules, the other half those with them: a create while the rules are paused
-    # moves the contact's writes past what its rules kept, which production, where rules stay on,
-    # does only by a delete or a changed visit (docs/performance.md); the first turn counts each
-    # contact of its half afresh once.
+    # Over RULE_CONTACTS contacts a side that no earlier measurement wrote to (every contact at
+    # smaller sizes, 50 a side at 10,000 visits), each with its share of the history: a contact's
+    # writes under rules take turns (rules.service), so 32 clients on 100 contacts would measure that
+    # queue. Half of them take the creates without rules, the other half those with them: a create
+    # while the rules are paused moves the contact's writes past what its rules kept, which
+    # production, where rules stay on, does only by a delete or a changed visit (docs/performance.md).
     untouched = ids["every_contact"][len(ids["contacts"]):] or ids["every_contact"]
+    untouched = untouched[:2 * RULE_CONTACTS]
     halves = {"none": untouched[::2], "five": untouched[1::2] or untouched}
     requests = {key: requests_for(base, {**ids, "contacts": half}, 0, False)["create"] for key, half in halves.items()}
+    # A contact's first visit under a rule counts it afresh from its visits, once (at 1,000,000 visits
+    # 5 ms, its visits read from disk); every turn's wrk starts at the first contact and reaches as
+    # far as its rate takes it. Each contact of the rules' side has that visit first, in one batch,
+    # so every turn measures what production measures once rules are on: creates of contacts whose
+    # rules kept their state.
+    for uuid in made:
+        httpx.put(f"{api}/{uuid}", json={"status": "ACTIVE"}, headers=headers).raise_for_status()
+    first = httpx.post(f"{base}{API_PREFIX}/visits/batch", headers=headers, timeout=600, json={"visits": [
+        {"contact_uuid": contact, "shop_uuid": ids["shop"], "source": "Kiosk"} for contact in halves["five"]]})
+    first.raise_for_status()
+    assert first.json()["meta"]["created"] == len(halves["five"]), first.text[:500]
     rps: dict[str, list[float]] = {"none": [], "five": []}
     for _ in range(RULE_ROUNDS):
         for status, key in (("INACTIVE", "none"), ("ACTIVE", "five")):
@@ -230,8 +242,11 @@ def measure_rules(base: str, ids: dict, database_url: str, args, headers: dict) 
     for uuid in made:
         httpx.delete(f"{api}/{uuid}", headers=headers).raise_for_status()
     median = {key: sorted(values)[len(values) // 2] for key, values in rps.items()}
+    # The ratio is the median of each round's: its two turns run back to back, so a slow spell of
+    # the machine (a neighbour's CPU steal reached a quarter of a turn here) lands on both sides of it.
+    rounds = sorted(five / none for five, none in zip(rps["five"], rps["none"], strict=True))
     print(f"  footfall create with five rules / none {rps}", file=sys.stderr)
-    return {"create_rps": median, "turns": rps}
+    return {"create_rps": median, "turns": rps, "ratio": round(rounds[len(rounds) // 2], 3)}
 
 
 def measure_export(base: str, headers: dict, server_pid: int) -> dict:
@@ -674,10 +689,10 @@ def targets(report: dict) -> str:
                          f"{added:.1f} ms", added <= allowed))
     for run in runs:
         if run.get("rules"):
-            rps = run["rules"]["create_rps"]
-            ratio = _ratio(rps["five"], rps["none"])
-            rows.append((f"{run['database']} create rps at {run['size']:,}, five active rules / none >= 0.85",
-                         f"{ratio:.2f}", ratio >= 0.85))
+            rps, ratio = run["rules"]["create_rps"], run["rules"]["ratio"]
+            rows.append((f"{run['database']} create rps at {run['size']:,}, five active rules / none >= 0.85 "
+                         "(the median of the rounds' ratios)",
+                         f"{ratio:.2f} (medians {_ratio(rps['five'], rps['none']):.2f})", ratio >= 0.85))
     for run in runs:
         if run.get("observability"):
             rps = run["observability"]["show_rps"]
