@@ -202,33 +202,38 @@ RULE_CONTACTS = 1000  # contacts a side of the rules' turns
 
 
 def measure_rules(base: str, ids: dict, database_url: str, args, headers: dict) -> dict:
-    """Creates (rotating over the contacts as imported) with the five RULES ACTIVE against the same with them
-    INACTIVE (the path of an account without rules), in turns on one server and one account, the
-    median of RULE_ROUNDS turns each kept, each turn from a checkpoint; the rules are deleted afterwards."""
+    """Creates (rotating over RULE_CONTACTS contacts a side) with the five RULES ACTIVE against the same with
+    them INACTIVE (the path of an account without rules), in RULE_ROUNDS rounds of a turn each on one
+    server and one account, each turn from a checkpoint: the median of the rounds' ratios, and of each
+    side's turns. The rules are deleted afterwards."""
     api = f"{base}{API_PREFIX}/visit-rules"
     made = [httpx.post(api, json={**rule, "status": "INACTIVE"}, headers=headers).json()["data"]["uuid"]
             for rule in RULES]
-    # Over RULE_CONTACTS contacts a side that no earlier measurement wrote to (every contact at
-    # smaller sizes, 50 a side at 10,000 visits), each with its share of the history: a contact's
-    # writes under rules take turns (rules.service), so 32 clients on 100 contacts would measure that
-    # queue. Half of them take the creates without rules, the other half those with them: a create
-    # while the rules are paused moves the contact's writes past what its rules kept, which
-    # production, where rules stay on, does only by a delete or a changed visit (docs/performance.md).
-    untouched = ids["every_contact"][len(ids["contacts"]):] or ids["every_contact"]
-    untouched = untouched[:2 * RULE_CONTACTS]
-    halves = {"none": untouched[::2], "five": untouched[1::2] or untouched}
+    # Over RULE_CONTACTS contacts a side that no earlier measurement wrote to, each with its share of
+    # the history; at sizes with fewer (10,000 visits hold 100 contacts in all), new contacts make up
+    # the rest: a contact's writes under rules take turns (rules.service), so 32 clients on 100
+    # contacts would measure that queue, not the rules. Half of them take the creates without rules,
+    # the other half those with them: a create while the rules are paused moves the contact's writes
+    # past what its rules kept, which production, where rules stay on, does only by a delete or a
+    # changed visit (docs/performance.md).
+    untouched = ids["every_contact"][len(ids["contacts"]):][:2 * RULE_CONTACTS]
+    with httpx.Client(base_url=f"{base}{API_PREFIX}", headers=headers) as client:
+        untouched += [client.post("/contacts", json={"email": f"rules-{n}@bench.example"}).json()["data"]["uuid"]
+                      for n in range(2 * RULE_CONTACTS - len(untouched))]
+    halves = {"none": untouched[::2], "five": untouched[1::2]}
     requests = {key: requests_for(base, {**ids, "contacts": half}, 0, False)["create"] for key, half in halves.items()}
     # A contact's first visit under a rule counts it afresh from its visits, once (at 1,000,000 visits
     # 5 ms, its visits read from disk); every turn's wrk starts at the first contact and reaches as
-    # far as its rate takes it. Each contact of the rules' side has that visit first, in one batch,
-    # so every turn measures what production measures once rules are on: creates of contacts whose
-    # rules kept their state.
-    for uuid in made:
-        httpx.put(f"{api}/{uuid}", json={"status": "ACTIVE"}, headers=headers).raise_for_status()
-    first = httpx.post(f"{base}{API_PREFIX}/visits/batch", headers=headers, timeout=600, json={"visits": [
-        {"contact_uuid": contact, "shop_uuid": ids["shop"], "source": "Kiosk"} for contact in halves["five"]]})
-    first.raise_for_status()
-    assert first.json()["meta"]["created"] == len(halves["five"]), first.text[:500]
+    # far as its rate takes it. Each contact has one visit first, in a batch a side (the rules' side
+    # with the rules on), so every turn measures what production does once rules are on: creates of
+    # contacts whose rules kept their state, and whose count row exists.
+    for key, status in (("none", "INACTIVE"), ("five", "ACTIVE")):
+        for uuid in made:
+            httpx.put(f"{api}/{uuid}", json={"status": status}, headers=headers).raise_for_status()
+        first = httpx.post(f"{base}{API_PREFIX}/visits/batch", headers=headers, timeout=600, json={"visits": [
+            {"contact_uuid": contact, "shop_uuid": ids["shop"], "source": "Kiosk"} for contact in halves[key]]})
+        first.raise_for_status()
+        assert first.json()["meta"]["created"] == len(halves[key]), first.text[:500]
     rps: dict[str, list[float]] = {"none": [], "five": []}
     for _ in range(RULE_ROUNDS):
         for status, key in (("INACTIVE", "none"), ("ACTIVE", "five")):
