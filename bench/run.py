@@ -209,6 +209,11 @@ def measure_rules(base: str, ids: dict, database_url: str, args, headers: dict) 
     api = f"{base}{API_PREFIX}/visit-rules"
     made = [httpx.post(api, json={**rule, "status": "INACTIVE"}, headers=headers).json()["data"]["uuid"]
             for rule in RULES]
+
+    def switch(status: str) -> None:
+        for uuid in made:
+            httpx.put(f"{api}/{uuid}", json={"status": status}, headers=headers).raise_for_status()
+
     # Over RULE_CONTACTS contacts a side that no earlier measurement wrote to, each with its share of
     # the history; at sizes with fewer (10,000 visits hold 100 contacts in all), new contacts make up
     # the rest: a contact's writes under rules take turns (rules.service), so 32 clients on 100
@@ -228,8 +233,7 @@ def measure_rules(base: str, ids: dict, database_url: str, args, headers: dict) 
     # with the rules on), so every turn measures what production does once rules are on: creates of
     # contacts whose rules kept their state, and whose count row exists.
     for key, status in (("none", "INACTIVE"), ("five", "ACTIVE")):
-        for uuid in made:
-            httpx.put(f"{api}/{uuid}", json={"status": status}, headers=headers).raise_for_status()
+        switch(status)
         first = httpx.post(f"{base}{API_PREFIX}/visits/batch", headers=headers, timeout=600, json={"visits": [
             {"contact_uuid": contact, "shop_uuid": ids["shop"], "source": "Kiosk"} for contact in halves[key]]})
         first.raise_for_status()
@@ -237,8 +241,7 @@ def measure_rules(base: str, ids: dict, database_url: str, args, headers: dict) 
     rps: dict[str, list[float]] = {"none": [], "five": []}
     for _ in range(RULE_ROUNDS):
         for status, key in (("INACTIVE", "none"), ("ACTIVE", "five")):
-            for uuid in made:
-                httpx.put(f"{api}/{uuid}", json={"status": status}, headers=headers).raise_for_status()
+            switch(status)
             url, script = requests[key]
             asyncio.run(checkpoint(database_url))
             if args.warmup > 0:
