@@ -209,8 +209,13 @@ async def scenario(database, ran: set[Statement]) -> list[tuple[str, Any]]:
         rows = [{"uuid": uuid(f"imported-{n}"), "account_id": account.id, "contact_id": contact.id,
                  "shop_id": shop.id, "external_id": f"ext-{n}", "source": "import", "starts_at": at(50 + n),
                  "ends_at": None, "created_at": at(50), "updated_at": at(50)} for n in range(6)]
-        t.note("imported", await visits.insert_many(rows[:4], full=True))
-        t.note("imported contacts", await visits.insert_many(rows[3:], full=False))
+        t.note("imported", await visits.insert_many(account.id, rows[:4], full=True))
+        t.note("imported contacts", await visits.insert_many(account.id, rows[3:], full=False))
+        # A row given the uuid of one of the account's visits is that visit; one given another uuid is new.
+        given = [{**rows[0], "uuid": uuid("again-0"), "external_id": None, "given_uuid": uuid("imported-0")},
+                 {**rows[0], "uuid": uuid("again-1"), "external_id": None, "given_uuid": uuid("elsewhere")}]
+        by_given = t.note("imported by given uuid", await visits.insert_many(account.id, given, full=True))
+        assert [visit.uuid for visit in by_given] == [uuid("again-1")]
         await visits.analyze()
         t.note("purged", await visits.purge_batch(account.id, at(51), 2, at(120)))
         t.note("count after the purge", await visits.account_count(account.id))

@@ -58,7 +58,7 @@ async def _make_accounts(url: str) -> tuple[dict, dict]:
                  "ends_at": START + n * apart + timedelta(minutes=20), "created_at": now, "updated_at": now}
                 for n in range(VISITS)]
         async with database.transaction(write=True) as tx:
-            await VisitRepository(tx).insert_many(rows, full=False)
+            await VisitRepository(tx).insert_many(heavy.id, rows, full=False)
         light = await tenant_in(database)
     finally:
         await database.close()

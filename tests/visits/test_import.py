@@ -1,6 +1,7 @@
 """`footfall visits import`: rows checked as the API checks them, bad ones reported, repeats skipped."""
 
 import json
+from uuid import RFC_4122, UUID
 
 from footfall.testing.receiver import Receiver
 from footfall.testing.serving import footfall
@@ -59,6 +60,10 @@ async def test_import_over_several_contacts_keeps_each_count(app, client, tenant
         listed = (await client.get("/visits", params={"contact_uuid": contact}, headers=tenant.headers)).json()
         assert listed["meta"]["total"] == expected == len(listed["data"])
     assert (await client.get("/visits", headers=tenant.headers)).json()["meta"]["total"] == 10
+    # Each imported visit's uuid its own, and a version 4 uuid as the API's creates make.
+    uuids = [UUID(visit["uuid"]) for visit in
+             (await client.get("/visits", params={"limit": 10}, headers=tenant.headers)).json()["data"]]
+    assert len(set(uuids)) == 10 and {(u.version, u.variant) for u in uuids} == {(4, RFC_4122)}
 
 
 async def test_repeats_across_batches_written_at_once_are_stored_once(client, tenant, database_url, tmp_path):

@@ -259,15 +259,16 @@ def json_time(dialect: str, moment: datetime | None) -> str | None:
     return moment.isoformat() if dialect == "postgresql" else sqlite_text(moment)
 
 
-def listed_ids(dialect: str, name: str) -> Any:
-    """The integers of the JSON array given as parameter `name`, as a subquery for IN: one statement
-    for a list of any length (a post-compile IN is not what a Statement can run)."""
+def listed_ids(dialect: str, name: str, type_: Any = BigInteger) -> Any:
+    """The values of the JSON array given as parameter `name` (integers, or of `type_`), as a
+    subquery for IN: one statement for a list of any length (a post-compile IN is not what a
+    Statement can run)."""
     array = bindparam(name, type_=Text)
     if dialect == "postgresql":
         values = func.json_array_elements_text(cast(array, JSON)).table_valued("value")
     else:
         values = func.json_each(array).table_valued("value")
-    return select(cast(values.c.value, BigInteger)).scalar_subquery()
+    return select(cast(values.c.value, type_)).scalar_subquery()
 
 
 def limit(query: Any) -> Any:

@@ -5,6 +5,7 @@ uuid an export wrote) skipped, webhook events as the API emits."""
 import asyncio
 import csv
 import json
+import math
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping
@@ -21,6 +22,7 @@ from footfall.contacts.repository import ContactKey, ContactRepository
 from footfall.db import Database, Tx
 from footfall.errors import ContactNotFound, FootfallError
 from footfall.kit.time import IsoDateTimeIn, utcnow
+from footfall.kit.uuids import random_uuids
 from footfall.rules import service as rules
 from footfall.shops.repository import ShopRepository
 from footfall.visits import service
@@ -41,6 +43,7 @@ class ImportedVisit(VisitCreate):
 
 BATCH_SIZE = 5000  # rows a transaction: a crash keeps every batch before it, and a re-run skips them
 WRITERS = 2
+FIRST_ANALYSIS = 50_000  # visits imported before the statistics are first refreshed (PostgreSQL)
 DEADLOCK_ATTEMPTS = 3
 
 
@@ -140,6 +143,10 @@ async def import_visits(
     # the file's order.
     writers = 1 if one_writer else WRITERS
     writing: deque[asyncio.Task] = deque()
+    uuids = random_uuids(BATCH_SIZE)
+    # PostgreSQL's prepared statements keep a plan made from the table's size when they were first
+    # run; fresh statistics, each time the import has doubled what it wrote, make them plan again.
+    next_analysis = FIRST_ANALYSIS if database.dialect == "postgresql" else math.inf
     for number, row in rows:
         summary.read += 1
         if summary.read % 500 == 0:
@@ -149,9 +156,10 @@ async def import_visits(
                 raise row
             data = ImportedVisit.model_validate(row)
             contact = contacts.get(data.contact_uuid)
-            batch.append({**service.new_visit(
-                account.id, data, contact and contact.id, shops.get(data.shop_uuid), data.created_at or utcnow()
-            ), "given_uuid": data.uuid})
+            visit = service.new_visit(account.id, data, contact and contact.id, shops.get(data.shop_uuid),
+                                      data.created_at or utcnow(), next(uuids))
+            visit["given_uuid"] = data.uuid
+            batch.append(visit)
             numbers.append(number)
         except (ValidationError, FootfallError, ValueError) as error:
             summary.failed += 1
@@ -164,18 +172,25 @@ async def import_visits(
                 _write(database, account, batch, numbers, by_id, summary, on_error, fire_rules)))
             batch, numbers = [], []
             on_batch()
+            if summary.imported >= next_analysis:
+                await _analyze(database)
+                next_analysis = 2 * summary.imported
     while writing:
         await writing.popleft()
     if batch:
         await _write(database, account, batch, numbers, by_id, summary, on_error, fire_rules)
         on_batch()
     if summary.imported:
-        # Fresh planner statistics: a plan made from the table's size before the load can be
-        # many times slower until autovacuum gets round to it.
-        async with database.transaction(write=True) as tx:
-            await VisitRepository(tx).analyze()
+        await _analyze(database)
     summary.seconds = time.monotonic() - started
     return summary
+
+
+async def _analyze(database: Database) -> None:
+    """Fresh planner statistics: a plan made from the table's size before the load can be many times
+    slower until autovacuum gets round to it."""
+    async with database.transaction(write=True) as tx:
+        await VisitRepository(tx).analyze()
 
 
 async def _write(
@@ -228,7 +243,7 @@ async def write_rows(
         return []
     repository = VisitRepository(tx)
     subscription_ids = await webhooks.subscribers(tx, account.id, "visit_created")
-    inserted = await repository.insert_many(rows, full=bool(subscription_ids) or with_rules)
+    inserted = await repository.insert_many(account.id, rows, full=bool(subscription_ids) or with_rules)
     if inserted:
         per_contact = Counter(row.contact_id for row in inserted)
         await repository.add_to_counts(account.id, dict(per_contact), slot=uuid4().int, spans=spans_of(inserted))

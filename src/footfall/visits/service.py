@@ -41,10 +41,12 @@ def _check_period(starts_at: datetime | None, ends_at: datetime | None) -> None:
 
 
 def new_visit(
-    account_id: int, data: VisitCreate | BatchVisit, contact_id: int | None, shop_id: int | None, now: datetime
+    account_id: int, data: VisitCreate | BatchVisit, contact_id: int | None, shop_id: int | None, now: datetime,
+    uuid: UUID | None = None,
 ) -> dict[str, Any]:
     """The row a new visit inserts, checked: the rules of every path that creates visits (the API's
-    create, the bulk import). contact_id or shop_id None: the account has no such contact or shop."""
+    create, the bulk import). contact_id or shop_id None: the account has no such contact or shop.
+    `uuid`: the visit's, when the caller made it (an import makes them in bulk); a new one otherwise."""
     if contact_id is None:
         raise ContactNotFound()
     if shop_id is None:
@@ -52,7 +54,7 @@ def new_visit(
     starts_at = data.starts_at or now.replace(microsecond=0)
     _check_period(starts_at, data.ends_at)
     return {
-        "uuid": uuid4(),
+        "uuid": uuid or uuid4(),
         "account_id": account_id,
         "contact_id": contact_id,
         "shop_id": shop_id,
@@ -184,7 +186,7 @@ async def create_batch(tx: Tx, account: Account, items: Sequence[Any]) -> list[B
 
     repository = VisitRepository(tx)
     created = []
-    for visit in await repository.insert_many(rows, full=True) if rows else []:
+    for visit in await repository.insert_many(account.id, rows, full=True) if rows else []:
         index, _, contact = placed.pop(str(visit.uuid))
         created.append(VisitRow.of(visit, contact.uuid, contact.email))
         outcomes[index] = BatchResult(created[-1], True, None)

@@ -8,6 +8,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
+from operator import itemgetter
 from typing import Any
 from uuid import UUID
 
@@ -85,13 +86,13 @@ _NEWEST_FIRST = (_v.created_at.desc(), _v.id.desc())
 _OLDEST_FIRST = (_v.created_at.asc(), _v.id.asc())
 
 # A bulk import's rows go here first (COPY on PostgreSQL), then into visits with one INSERT ... SELECT.
-# `given_uuid` is the uuid a row came with (an export's): a visit the account has with that uuid is
-# the row's visit, already there.
+# Emptied at each commit on PostgreSQL: a temporary table is never vacuumed, and rows deleted from it
+# would leave pages that every later batch's INSERT ... SELECT reads again; the DELETE after each
+# use (insert_many) empties it on SQLite, which reuses the pages.
 import_rows = Table(
     "visits_import",
     MetaData(),
     Column("n", Integer),
-    Column("given_uuid", Uuid),
     Column("uuid", Uuid),
     Column("account_id", BigInteger),
     Column("contact_id", BigInteger),
@@ -103,8 +104,10 @@ import_rows = Table(
     Column("created_at", UTCDateTime),
     Column("updated_at", UTCDateTime),
     prefixes=["TEMPORARY"],
+    postgresql_on_commit="DELETE ROWS",
 )
-IMPORTED = tuple(column.name for column in import_rows.columns if column.name not in ("n", "given_uuid"))
+IMPORTED = tuple(column.name for column in import_rows.columns if column.name != "n")
+_imported_values = itemgetter(*IMPORTED)
 
 
 @dataclass(frozen=True)
@@ -134,6 +137,7 @@ class VisitStatements:
     insert_imported: Statement[Visit]
     insert_imported_contacts: Statement  # the same, returning only the contact_id and starts_at of each row
     clear_import_rows: Statement
+    uuids_there: Statement  # which of the given uuids are the account's visits'
 
 
 def _reading_rules(inserting: Any) -> Any:
@@ -190,13 +194,7 @@ def _build(dialect: str) -> VisitStatements:
         ),
     }
 
-    # A row whose given uuid is one of the account's visits is that visit (found on the uuid's index).
-    there = visits.alias("there")
-    already_there = select(there.c.id).where(there.c.uuid == import_rows.c.given_uuid,
-                                             there.c.account_id == import_rows.c.account_id).exists()
-    from_import = (
-        select(*(import_rows.c[name] for name in IMPORTED)).where(~already_there).order_by(import_rows.c.n)
-    )
+    from_import = select(*(import_rows.c[name] for name in IMPORTED)).order_by(import_rows.c.n)
     insert_imported = upsert(dialect, visits).from_select(IMPORTED, from_import).on_conflict_do_nothing(
         index_elements=["account_id", "external_id"]
     )
@@ -312,6 +310,11 @@ def _build(dialect: str) -> VisitStatements:
             update(accounts).where(accounts.c.id == bindparam("reshaped_account", type_=accounts.c.id.type))
             .values(visit_epoch=accounts.c.visit_epoch + 1)
         ),
+        # On the uuid's index, in a statement of its own: joined into the import's insert, which has
+        # no parameters, it would keep the plan of the first batch, made while visits may be small
+        # (a hash of all its uuids), for every batch after.
+        uuids_there=statement(select(_v.uuid).where(account, _v.uuid.in_(listed_ids(dialect, "uuids", _v.uuid.type))),
+                              bulk=True),
         create_import_rows=statement(create_import_rows),
         analyze=statement(text("ANALYZE visits"), bulk=True),
         insert_imported=statement(insert_imported.returning(*_VISIT), Visit, bulk=True),
@@ -370,18 +373,22 @@ class VisitRepository(CountQueries, FeedQueries, FilteredQueries, ExportQueries)
         return (Visit._make(tuple(rows[0])[:width]),
                 [RuleState._make(tuple(row)[width:]) for row in rows if row.rule_id is not None])
 
-    async def insert_many(self, rows: list[dict[str, Any]], *, full: bool) -> list[Any]:
-        """Inserts visits in the given order, skipping those whose external_id the account has, or an
-        earlier row had, and those whose `given_uuid` (when a row has one) is the uuid of one of the
-        account's visits. Returns for each inserted row its Visit or, without `full`, a record of its
-        contact_id and starts_at (what the counts need)."""
+    async def insert_many(self, account_id: int, rows: list[dict[str, Any]], *, full: bool) -> list[Any]:
+        """Inserts the account's visits in the given order, skipping those whose external_id the
+        account has, or an earlier row had, and those whose `given_uuid` (when a row has one) is the
+        uuid of one of the account's visits. Returns for each inserted row its Visit or, without
+        `full`, a record of its contact_id and starts_at (what the counts need)."""
         statements = self.statements
+        given = [row["given_uuid"] for row in rows if row.get("given_uuid") is not None]
+        if given:
+            there = {found.uuid for found in await self.tx.fetch(statements.uuids_there, {
+                "account_id": account_id, "uuids": json.dumps([uuid.hex for uuid in given])})}
+            rows = [row for row in rows if row.get("given_uuid") not in there]
         # COPY into a temporary table, then one INSERT ... SELECT: several times faster than a
         # multi-row INSERT, and still in the transaction.
         await self.tx.execute(statements.create_import_rows)
         await self.tx.copy_records(
-            import_rows, ("n", "given_uuid", *IMPORTED),
-            [(n, row.get("given_uuid"), *(row[name] for name in IMPORTED)) for n, row in enumerate(rows)],
+            import_rows, ("n", *IMPORTED), [(n, *_imported_values(row)) for n, row in enumerate(rows)],
         )
         inserted = await self.tx.fetch(statements.insert_imported if full else statements.insert_imported_contacts)
         await self.tx.execute(statements.clear_import_rows)
