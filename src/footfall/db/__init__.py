@@ -19,7 +19,6 @@ if TYPE_CHECKING:
         binds,
         contains,
         earlier_or_later,
-        json_time,
         limit,
         listed_ids,
         paged,
@@ -31,14 +30,14 @@ if TYPE_CHECKING:
 _WHERE = {
     "DATABASE_ERRORS": "failures", "UNAVAILABLE_ERRORS": "failures", "unreachable": "failures", "migrate": "migrate",
     "KeyedRows": "statement", "Statement": "statement", "StatementError": "statement", "binds": "statement",
-    "contains": "statement", "earlier_or_later": "statement", "json_time": "statement",
+    "contains": "statement", "earlier_or_later": "statement",
     "limit": "statement", "listed_ids": "statement", "paged": "statement", "per_dialect": "statement",
     "upsert": "statement", "ConstraintViolation": "tx", "Database": "tx", "Tx": "tx",
 }
 
 __all__ = [
     "DATABASE_ERRORS", "UNAVAILABLE_ERRORS", "ConstraintViolation", "Database", "KeyedRows", "Statement",
-    "StatementError", "Tx", "binds", "contains", "earlier_or_later", "json_time", "limit", "listed_ids", "paged",
+    "StatementError", "Tx", "binds", "contains", "earlier_or_later", "limit", "listed_ids", "paged",
     "per_dialect", "upsert", "migrate", "open_database", "unreachable",
 ]
 

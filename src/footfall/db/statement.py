@@ -10,11 +10,11 @@ column types outside SUPPORTED_TYPES.
 
 import dataclasses
 import typing
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Generic, NamedTuple, TypeVar
 
+import orjson
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -227,8 +227,8 @@ def earlier_or_later(dialect: str, kept: Any, new: Any, earlier: bool) -> Any:
 class KeyedRows:
     """The rows of a JSON object given as parameter `name`, `{"<integer key>": [value, ...]}`, as a FROM
     item: one statement writes any number of rows. `key` is the integer key; item(n) and time(n) the
-    row's n-th value, as an integer or as a time comparable with the dialect's time columns (written
-    by json_time)."""
+    row's n-th value, as an integer or as a time comparable with the dialect's time columns (the
+    parameter's text written by `dumps`)."""
 
     def __init__(self, dialect: str, name: str) -> None:
         parameter = bindparam(name, type_=Text)
@@ -251,12 +251,14 @@ class KeyedRows:
         # SQLite's value is already the text it keeps times as.
         return cast(self._text(n), DateTime(timezone=True)) if self.dialect == "postgresql" else self._text(n)
 
-
-def json_time(dialect: str, moment: datetime | None) -> str | None:
-    """A time as KeyedRows.time reads it: ISO 8601, or on SQLite the text it keeps times as."""
-    if moment is None:
-        return None
-    return moment.isoformat() if dialect == "postgresql" else sqlite_text(moment)
+    @staticmethod
+    def dumps(dialect: str, rows: Mapping[int, Sequence[Any]]) -> str:
+        """The parameter's text for `rows`, times as time(n) reads them: ISO 8601 (orjson writes an
+        aware time as isoformat does), or on SQLite the text it keeps times as."""
+        if dialect == "postgresql":
+            return orjson.dumps(rows, option=orjson.OPT_NON_STR_KEYS).decode()
+        return orjson.dumps(rows, default=sqlite_text,
+                            option=orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME).decode()
 
 
 def listed_ids(dialect: str, name: str, type_: Any = BigInteger) -> Any:

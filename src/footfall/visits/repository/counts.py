@@ -22,7 +22,7 @@ from uuid import UUID
 from sqlalchemy import bindparam, func, select, true, update
 
 from footfall.contacts.repository import kept_visit_count
-from footfall.db import KeyedRows, Statement, Tx, earlier_or_later, json_time, listed_ids, per_dialect, upsert
+from footfall.db import KeyedRows, Statement, Tx, earlier_or_later, listed_ids, per_dialect, upsert
 from footfall.db.types import UTCDateTime
 from footfall.rules.repository import KeptState, RuleRepository, fire_params, fire_rows, keep_params, kept_rule_state
 from footfall.tables import account_visit_counts, contact_visit_counts, contacts, visits
@@ -233,10 +233,8 @@ class CountQueries:
                 await self.tx.execute(statement, params)
         else:
             # In contact id order: two writers lock the count rows of the contacts they share in the same order.
-            dialect = self.tx.dialect
-            counts = json.dumps({
-                str(contact_id): [added, *((json_time(dialect, start) for start in spans[contact_id])
-                                           if spans else (None, None))]
+            counts = KeyedRows.dumps(self.tx.dialect, {
+                contact_id: [added, *(spans[contact_id] if spans else (None, None))]
                 for contact_id, added in sorted(per_contact.items())
             })
             await self.tx.execute(statements.count_contacts, {"counts": counts, "counted_account": account_id})
