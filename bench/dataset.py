@@ -66,14 +66,28 @@ def write_visits_csv(path: Path, visits: int, contacts: list[str], shops: list[s
 
 
 def import_file(database_url: str, account_uuid: str, path: Path, python: str = sys.executable) -> dict:
+    """The import's own report, and `peak_rss_mb`: the importer's peak memory, read from its own
+    resource usage as it is reaped (wait4 reports that child's alone)."""
     import json
+    import os
+    import tempfile
 
-    result = subprocess.run(
-        [python, "-m", "footfall", "visits", "import", str(path), "--account", account_uuid,
-         "--database-url", database_url],
-        capture_output=True, text=True, check=True,
-    )
-    return json.loads(result.stdout)
+    with tempfile.TemporaryFile() as output:
+        process = subprocess.Popen(
+            [python, "-m", "footfall", "visits", "import", str(path), "--account", account_uuid,
+             "--database-url", database_url],
+            stdout=output, stderr=subprocess.PIPE,
+        )
+        errors = process.stderr.read()
+        process.stderr.close()
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode:
+            raise subprocess.CalledProcessError(process.returncode, process.args, stderr=errors)
+        output.seek(0)
+        report = json.loads(output.read())
+    report["peak_rss_mb"] = round(usage.ru_maxrss / 1024, 1)  # Linux gives kilobytes
+    return report
 
 
 if __name__ == "__main__":

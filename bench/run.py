@@ -569,12 +569,13 @@ def table(report: dict) -> str:
                 f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
                 f"{_ratio(r['p99_ms'], r['p50_ms']):.1f} | {r['errors']} |"
             )
-    lines += ["", "| database | size | import rows/s | the database's own insert rows/s | "
-                  "batch of 1,000: visits/s (p99 ms) | server peak RSS MB |", "|---|---:|---:|---:|---:|---:|"]
+    lines += ["", "| database | size | import rows/s | the database's own insert rows/s | importer peak RSS MB | "
+                  "batch of 1,000: visits/s (p99 ms) | server peak RSS MB |", "|---|---:|---:|---:|---:|---:|---:|"]
     for run in report["runs"]:
         batch, itself = run["batch"], run.get("database_itself")
         own = f"{itself['copy_rows_per_second']:,}" if itself else "-"
         lines.append(f"| {run['database']} | {run['size']:,} | {run['import']['rows_per_second']:,} | {own} | "
+                     f"{run['import'].get('peak_rss_mb', '-')} | "
                      f"{batch['visits_per_second']:,} ({batch['p99_ms']:.0f}) | {run['peak_rss_mb']} |")
     lines += ["", "| database | size | export NDJSON visits/s | export CSV visits/s | server peak RSS MB after it |",
               "|---|---:|---:|---:|---:|"]
@@ -644,6 +645,14 @@ def targets(report: dict) -> str:
         sizes = sorted(size for d, size in by if d == database)
         if len(sizes) >= 2:
             small, large = by[(database, sizes[0])], by[(database, sizes[-1])]
+            small_import, large_import = (
+                next(run["import"] for run in runs if run["database"] == database and run["size"] == size)
+                for size in (sizes[0], sizes[-1]))
+            if "peak_rss_mb" in small_import and "peak_rss_mb" in large_import:
+                # Batches bound the import's memory: a larger file needs none more (10 MB for the allocator).
+                grown = large_import["peak_rss_mb"] - small_import["peak_rss_mb"]
+                rows.append((f"{database} importer peak RSS at {sizes[-1]:,} - at {sizes[0]:,} <= 10 MB",
+                             f"{grown:+.1f} MB", grown <= 10))
             for endpoint in ("show", "list", "by_contact", "filtered", "filtered_month", "changes"):
                 if endpoint not in large:
                     continue
