@@ -155,7 +155,8 @@ async def scenario(database, ran: set[Statement]) -> list[tuple[str, Any]]:
         t.note("contact by email", await contacts.get_by_email(account.id, "c1@parity.sea"))
         t.note("contact count", await contacts.count(account.id))
         t.note("contact page", await contacts.page(account.id, 2, 1))
-        keys = t.note("contact map", await contacts.uuid_map(account.id))
+        keys = t.note("contacts by uuid", await contacts.keys_of(
+            account.id, [*(uuid(f"contact-{n}") for n in range(3)), uuid("contact-0"), uuid("nobody")]))
         for n in range(2):
             await contacts.insert_anonymous({"uuid": uuid(f"anonymous-{n}"), "account_id": account.id,
                                              "created_at": at(30 + n)})

@@ -5,6 +5,7 @@ from uuid import RFC_4122, UUID
 
 from footfall.testing.receiver import Receiver
 from footfall.testing.serving import footfall
+from footfall.visits.importer import BATCH_SIZE
 from tests.webhooks.test_delivery import deliveries, drain, subscribe, worker_for
 
 
@@ -64,6 +65,37 @@ async def test_import_over_several_contacts_keeps_each_count(app, client, tenant
     uuids = [UUID(visit["uuid"]) for visit in
              (await client.get("/visits", params={"limit": 10}, headers=tenant.headers)).json()["data"]]
     assert len(set(uuids)) == 10 and {(u.version, u.variant) for u in uuids} == {(4, RFC_4122)}
+
+
+async def test_contacts_looked_up_a_batch_at_a_time_fail_by_line(app, client, tenant, other_tenant, database_url,
+                                                                 tmp_path):
+    # Three batches (BATCH_SIZE rows each) over two contacts, with another account's contact and an
+    # unknown one among them: those fail by their line, in the file's order, whichever batch they
+    # are in, and every other row counts on its own contact.
+    created = await client.post("/contacts", json={"email": "batches@import.example"}, headers=tenant.headers)
+    second, c, s = created.json()["data"]["uuid"], tenant.contact_uuid, tenant.shop_uuid
+    strangers = (other_tenant.contact_uuid, "6e8ec5a8-0eb7-4e5f-ad20-c0d271d97d93")
+    rows, failing, counts = [], [], {c: 0, second: 0}
+    for n in range(2 * BATCH_SIZE + 300):
+        if n % 1499 == 7:
+            contact = strangers[len(failing) % 2]
+            failing.append(f"line {n + 2}")
+        else:
+            contact = c if n % 3 else second
+            counts[contact] += 1
+        rows.append(f"{contact},{s},batched-{n}")
+    path = tmp_path / "visits.csv"
+    path.write_text("contact_uuid,shop_uuid,external_id\n" + "\n".join(rows) + "\n")
+    result = _import(path, tenant, database_url)
+    assert result.returncode == 0, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("line ")]
+    assert [e.split(":")[0] for e in errors] == failing and all("Contact not found." in e for e in errors)
+    summary = json.loads(result.stdout)
+    assert (summary["imported"], summary["failed"]) == (len(rows) - len(failing), len(failing))
+    for contact, expected in counts.items():
+        answer = (await client.get(f"/contacts/{contact}", headers=tenant.headers)).json()["data"]
+        assert answer["visit_count"] == expected
+    assert (await client.get("/visits", headers=other_tenant.headers)).json()["meta"]["total"] == 0
 
 
 async def test_repeats_across_batches_written_at_once_are_stored_once(client, tenant, database_url, tmp_path):

@@ -57,7 +57,7 @@ class ContactStatements:
     get_by_email: Statement[Contact]
     count: Statement
     page: Statement[Contact]
-    keys: Statement[ContactKey]
+    keys_of: Statement[ContactKey]  # the account's contacts among the given uuids
     lock: Statement
     share: Statement
     share_in_turn: Statement
@@ -97,7 +97,8 @@ def _build(dialect: str) -> ContactStatements:
             paged(select(*_CONTACT).select_from(_KEPT).where(account).order_by(_c.created_at.desc(), _c.id.desc())),
             Contact,
         ),
-        keys=statement(select(_c.uuid, _c.id, _c.email).where(account), ContactKey),
+        keys_of=statement(select(_c.uuid, _c.id, _c.email).where(
+            account, _c.uuid.in_(listed_ids(dialect, "uuids", _c.uuid.type))), ContactKey),
         # A contact's delete and every write for the contact serialize on its row (PostgreSQL; SQLite
         # has one writer): the delete locks it FOR UPDATE first, the writes FOR KEY SHARE (which
         # writes do not block one another on) before they touch its visits, in id order.
@@ -312,8 +313,12 @@ class ContactRepository:
             self.statements.page, {"account_id": account_id, "limit": limit, "offset": offset}
         )
 
-    async def uuid_map(self, account_id: int) -> dict[UUID, ContactKey]:
-        return {key.uuid: key for key in await self.tx.fetch(self.statements.keys, {"account_id": account_id})}
+    async def keys_of(self, account_id: int, uuids: Iterable[UUID]) -> dict[UUID, ContactKey]:
+        """The account's contacts among `uuids`, by uuid: what a batch or an import names, read on the
+        uuid's index (never the whole account's contacts, which grow with it)."""
+        listed = json.dumps([uuid.hex for uuid in set(uuids)])
+        found = await self.tx.fetch(self.statements.keys_of, {"account_id": account_id, "uuids": listed})
+        return {key.uuid: key for key in found}
 
     async def audience_count(self, account_id: int, audience: Audience) -> int:
         counted = audience_statements(self.tx.dialect, audience.shape()).count

@@ -129,14 +129,13 @@ async def import_visits(
     summary = Summary()
     started = time.monotonic()
     async with database.transaction(write=False) as tx:
-        contacts = await ContactRepository(tx).uuid_map(account.id)
         shops = await ShopRepository(tx).uuid_map(account.id)
         subscribed = bool(await webhooks.subscribers(tx, account.id, "visit_created"))
         with_rules = await rules.account_has_active_rules(tx, account.id)
     one_writer = subscribed or with_rules or database.dialect == "sqlite"
-    by_id = {contact.id: contact for contact in contacts.values()}
-    batch: list[dict[str, Any]] = []
-    numbers: list[int] = []  # the line of each row of the batch
+    # A batch's rows as read (each a checked row, or why it is not one, by its line), until their
+    # contacts are looked up: a batch at a time, so the import's memory does not grow with the account.
+    pending: list[tuple[int, ImportedVisit | Exception]] = []
     # Batches being written while the next is parsed. On PostgreSQL two at once, so the database
     # works on one while it waits for the other; one on SQLite, which has one writer, and one when
     # anyone subscribes to visit_created or the account has rules, so the events and the counts keep
@@ -154,36 +153,61 @@ async def import_visits(
         try:
             if isinstance(row, Exception):
                 raise row
-            data = ImportedVisit.model_validate(row)
-            contact = contacts.get(data.contact_uuid)
-            visit = service.new_visit(account.id, data, contact and contact.id, shops.get(data.shop_uuid),
-                                      data.created_at or utcnow(), next(uuids))
-            visit["given_uuid"] = data.uuid
-            batch.append(visit)
-            numbers.append(number)
+            pending.append((number, ImportedVisit.model_validate(row)))
         except (ValidationError, FootfallError, ValueError) as error:
-            summary.failed += 1
-            on_error(number, _reason(error))
-            continue
-        if len(batch) >= BATCH_SIZE:
+            pending.append((number, error))
+        if len(pending) >= BATCH_SIZE:
+            batch, numbers, by_id = await _checked(database, account.id, pending, shops, uuids, summary, on_error)
             if len(writing) >= writers:
                 await writing.popleft()
             writing.append(asyncio.create_task(
                 _write(database, account, batch, numbers, by_id, summary, on_error, fire_rules)))
-            batch, numbers = [], []
             on_batch()
             if summary.imported >= next_analysis:
                 await _analyze(database)
                 next_analysis = 2 * summary.imported
     while writing:
         await writing.popleft()
-    if batch:
-        await _write(database, account, batch, numbers, by_id, summary, on_error, fire_rules)
+    if pending:
+        batch, numbers, by_id = await _checked(database, account.id, pending, shops, uuids, summary, on_error)
+        if batch:
+            await _write(database, account, batch, numbers, by_id, summary, on_error, fire_rules)
         on_batch()
     if summary.imported:
         await _analyze(database)
     summary.seconds = time.monotonic() - started
     return summary
+
+
+async def _checked(
+    database: Database, account_id: int, pending: list[tuple[int, ImportedVisit | Exception]],
+    shops: Mapping[UUID, int], uuids: Iterator[UUID], summary: Summary, on_error: Callable[[int, str], None],
+) -> tuple[list[dict[str, Any]], list[int], dict[int, ContactKey]]:
+    """The batch's good rows as new visits, the line of each, and their contacts by id (looked up in
+    one read); each bad row reported, in the file's order. `pending` is emptied as it is read, so a
+    row is held once, as read or as a new visit."""
+    named = [data.contact_uuid for _, data in pending if isinstance(data, ImportedVisit)]
+    async with database.transaction(write=False) as tx:
+        contacts = await ContactRepository(tx).keys_of(account_id, named)
+    batch: list[dict[str, Any]] = []
+    numbers: list[int] = []
+    pending.reverse()
+    while pending:
+        number, data = pending.pop()
+        try:
+            if isinstance(data, Exception):
+                raise data
+            contact = contacts.get(data.contact_uuid)
+            visit = service.new_visit(account_id, data, contact and contact.id, shops.get(data.shop_uuid),
+                                      data.created_at or utcnow(), next(uuids))
+        except (ValidationError, FootfallError, ValueError) as error:
+            summary.failed += 1
+            on_error(number, _reason(error))
+            continue
+        visit["given_uuid"] = data.uuid
+        batch.append(visit)
+        numbers.append(number)
+    return batch, numbers, {contact.id: contact for contact in contacts.values()}
 
 
 async def _analyze(database: Database) -> None:

@@ -151,9 +151,8 @@ async def create_batch(tx: Tx, account: Account, items: Sequence[Any]) -> list[B
         except FootfallError as error:
             outcomes[index] = BatchResult(None, False, error)
 
-    contacts: dict[UUID, ContactKey] = {}
-    if any(data.contact_uuid is not None for data in parsed.values()):
-        contacts = await ContactRepository(tx).uuid_map(account.id)
+    named = [data.contact_uuid for data in parsed.values() if data.contact_uuid is not None]
+    contacts = await ContactRepository(tx).keys_of(account.id, named) if named else {}
     by_email: dict[str, ContactKey] = {}
     for email in dict.fromkeys(data.contact_email for data in parsed.values() if data.contact_email):
         made, _ = await contacts_service.create(tx, account, ContactCreate(email=email))
