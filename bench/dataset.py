@@ -65,6 +65,14 @@ def write_visits_csv(path: Path, visits: int, contacts: list[str], shops: list[s
             ])
 
 
+def peak_rss_mb(pid: int) -> float:
+    """The process's peak memory so far (VmHWM, which only rises)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def import_file(database_url: str, account_uuid: str, path: Path, python: str = sys.executable) -> dict:
     """The import's own report, and `peak_rss_mb`: the importer's peak memory, its VmHWM read while it
     runs (the high-water mark only rises; the rusage of a reaped child counts the parent's memory it
@@ -73,7 +81,7 @@ def import_file(database_url: str, account_uuid: str, path: Path, python: str = 
     import tempfile
     import time
 
-    peak_kb = 0
+    peak = 0.0
     with tempfile.TemporaryFile() as output, tempfile.TemporaryFile() as errors:
         process = subprocess.Popen(
             [python, "-m", "footfall", "visits", "import", str(path), "--account", account_uuid,
@@ -82,19 +90,16 @@ def import_file(database_url: str, account_uuid: str, path: Path, python: str = 
         )
         while process.poll() is None:
             try:
-                status = Path(f"/proc/{process.pid}/status").read_text()
+                peak = max(peak, peak_rss_mb(process.pid))
             except OSError:
                 break
-            for line in status.splitlines():
-                if line.startswith("VmHWM:"):
-                    peak_kb = max(peak_kb, int(line.split()[1]))
             time.sleep(0.05)
         if process.wait():
             errors.seek(0)
             raise subprocess.CalledProcessError(process.returncode, process.args, stderr=errors.read())
         output.seek(0)
         report = json.loads(output.read())
-    report["peak_rss_mb"] = round(peak_kb / 1024, 1)
+    report["peak_rss_mb"] = round(peak, 1)
     return report
 
 

@@ -45,7 +45,14 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.dataset import HISTORY_START, SECONDS_APART, import_file, make_account, write_visits_csv  # noqa: E402
+from bench.dataset import (  # noqa: E402
+    HISTORY_START,
+    SECONDS_APART,
+    import_file,
+    make_account,
+    peak_rss_mb,
+    write_visits_csv,
+)
 from footfall.app import API_PREFIX  # noqa: E402
 from footfall.testing.serving import free_port  # noqa: E402
 
@@ -76,13 +83,6 @@ def wait_ready(url: str, deadline: float = 60) -> None:
             pass
         time.sleep(0.1)
     raise TimeoutError(f"{url} did not answer")
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
