@@ -1,16 +1,17 @@
-"""Each contact's kept visit count and first and last visit (contact_visit_counts, which audiences read)
-stay what counting afresh from the visits gives, through every kind of visit write: creates, batches,
-updates that move a start, deletes, imports, purges, claims and contact deletes, one after another
-and at once."""
+"""Each contact's kept visit count and first and last visit (contact_visit_counts, which audiences and
+the stats' new contacts read) stay what counting afresh from the visits gives, through every kind of
+visit write: creates, batches, updates that move a start, deletes, imports, purges, claims and
+contact deletes, one after another and at once."""
 
 import asyncio
 import json
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from footfall.accounts.service import get_account
+from footfall.stats.cache import StatsCache
 from footfall.visits import importer, retention
 
 DAY0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -39,6 +40,21 @@ async def kept_and_afresh(client, tenant) -> tuple[dict, dict]:
               for uuid in kept}
     assert set(starts) <= set(kept)
     return kept, afresh
+
+
+async def new_contacts_by_day(client, app, tenant) -> dict[str, int]:
+    """Each day's new contacts, as the stats count them from the visits (their cache emptied first)."""
+    app.state.stats_cache = StatsCache()
+    period = {"interval": "day", "starts_at[gte]": DAY0.isoformat(),
+              "starts_at[lt]": (DAY0 + timedelta(days=401)).isoformat()}
+    response = await client.get("/visits/stats", params=period, headers=tenant.headers)
+    assert response.status_code == 200, response.text
+    return {item["bucket_start"][:10]: item["new_contacts"] for item in response.json()["data"] if item["new_contacts"]}
+
+
+def first_days(afresh: dict) -> dict[str, int]:
+    """How many contacts' first visit (counted afresh) is on each day."""
+    return dict(Counter(first[:10] for _, first, _ in afresh.values() if first is not None))
 
 
 class Writer:
@@ -157,8 +173,10 @@ async def test_kept_spans_equal_counting_afresh_after_random_writes(client, app,
         if step % 40 == 39:
             kept, afresh = await kept_and_afresh(client, tenant)
             assert kept == afresh, step
+            assert await new_contacts_by_day(client, app, tenant) == first_days(afresh), step
     kept, afresh = await kept_and_afresh(client, tenant)
     assert kept == afresh
+    assert await new_contacts_by_day(client, app, tenant) == first_days(afresh)
     assert any(count for count, _, _ in kept.values())  # the writes left visits to compare
     # An audience reads the same kept values.
     visited = (await client.get("/contacts", params={"visit_count[gte]": 1, "limit": 100},

@@ -18,6 +18,7 @@ from sqlalchemy import (
     bindparam,
     case,
     cast,
+    distinct,
     extract,
     false,
     func,
@@ -32,10 +33,10 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by
 
 from footfall.db import Statement, Tx, limit, per_dialect
 from footfall.db.types import UTCDateTime, sqlite_text
-from footfall.tables import accounts, contacts, shops, visit_tombstones, visits
+from footfall.tables import accounts, contact_visit_counts, contacts, shops, visit_tombstones, visits
 from footfall.visits.repository import VisitFilter, below_horizon, filtered_where
 
-_v, _s = visits.c, shops.c
+_v, _s, _k = visits.c, shops.c, contact_visit_counts.c
 _earlier = visits.alias("earlier")
 
 
@@ -121,52 +122,65 @@ def _where(shape: tuple) -> list[Any]:
 def counts_statement(dialect: str, shape: tuple, group_by: str | None) -> Statement[BucketCounts]:
     """Per bucket and group: the visits, the contacts among them (each once), those whose first
     visit to the account (at any shop, from any source) is in that bucket, and the median duration
-    of the visits that have an end. Built per combination on first use, as the list's are."""
+    of the visits that have an end. A contact's first visit is its kept one
+    (contact_visit_counts.first_visit_at, moved by every write in the write's own transaction): the
+    period's count rows are read once, not the visits probed for every contact seen. Built per
+    combination on first use, as the list's are."""
     group = {None: cast(null(), String), "shop": _s.uuid, "source": _v.source}[group_by]
+    # The bucket of each first visit in the period, found once per contact (on SQLite a Python
+    # function call each), not once per visit. PostgreSQL inlines it and finds the bucket as it reads
+    # the count rows (and can read the visits in parallel); SQLite is told to materialize it, as
+    # flattened it would find the bucket once per visit.
+    firsts = (select(_k.contact_id, _width_bucket(dialect, _k.first_visit_at).label("first_bucket"))
+              .where(_k.account_id == bindparam("account_id", type_=_k.account_id.type),
+                     _k.first_visit_at >= bindparam("period_start", type_=_k.first_visit_at.type),
+                     _k.first_visit_at < bindparam("period_end", type_=_k.first_visit_at.type))
+              .cte("firsts").prefix_with("MATERIALIZED", dialect="sqlite"))
     source = visits.join(shops, _s.id == _v.shop_id) if group_by == "shop" else visits
     bucketed = (
         select(_width_bucket(dialect, _v.starts_at).label("bucket"), group.label("grp"), _v.contact_id,
-               _duration_seconds(dialect).label("duration"))
-        .select_from(source)
+               _duration_seconds(dialect).label("duration"), firsts.c.first_bucket)
+        .select_from(source.outerjoin(firsts, firsts.c.contact_id == _v.contact_id))
         .where(*_where(shape))
-        .cte("bucketed")
     )
+    statement = functools.partial(Statement, record=BucketCounts, dialect=dialect, bulk=True)
+    if dialect == "postgresql":
+        # One pass over the visits, grouped by bucket; a group's contacts counted as it is sorted.
+        each = bucketed.subquery("bucketed").c
+        return statement(
+            select(each.bucket, each.grp.label("group"), cast(func.count(), Integer).label("visits"),
+                   cast(func.count(distinct(each.contact_id)), Integer).label("unique_contacts"),
+                   cast(func.count(distinct(each.contact_id)).filter(each.first_bucket == each.bucket), Integer)
+                   .label("new_contacts"),
+                   _median_seconds(dialect, each.duration).label("median_duration_seconds"))  # nulls left out
+            .group_by(each.bucket, each.grp)
+            .order_by(each.bucket))
+    # SQLite: a DISTINCT aggregate keeps a table of its own per group (a second of 1,000,000 visits
+    # for each), so the contacts are counted a level below, one row per contact in a bucket.
+    rows = bucketed.cte("bucketed").c
     per_contact = (
-        select(bucketed.c.bucket, bucketed.c.grp, bucketed.c.contact_id, func.count().label("visits"))
-        .group_by(bucketed.c.bucket, bucketed.c.grp, bucketed.c.contact_id)
-        .cte("per_contact")
-    )
-    # Each contact's first visit, once per contact, not per visit. MATERIALIZED: referenced once, it
-    # would be inlined, and the lookup run for every row it joins.
-    seen = select(bucketed.c.contact_id).distinct().subquery("seen")
-    firsts = (select(seen.c.contact_id, _width_bucket(dialect, _first_start(seen.c.contact_id)).label("first_bucket"))
-              .cte("firsts").prefix_with("MATERIALIZED"))
-    medians = (
-        select(bucketed.c.bucket, bucketed.c.grp, _median_seconds(dialect, bucketed.c.duration).label("median"))
-        .where(bucketed.c.duration.is_not(None))
-        .group_by(bucketed.c.bucket, bucketed.c.grp)
-        .cte("medians")
+        select(rows.bucket, rows.grp, func.count().label("visits"),
+               func.max(case((rows.first_bucket == rows.bucket, 1), else_=0)).label("new"))
+        .group_by(rows.bucket, rows.grp, rows.contact_id)
+        .subquery("per_contact")
     )
     counted = (
-        select(per_contact.c.bucket, per_contact.c.grp,
-               cast(func.sum(per_contact.c.visits), Integer).label("visits"),
-               func.count().label("unique_contacts"),
-               cast(func.sum(case((firsts.c.first_bucket == per_contact.c.bucket, 1), else_=0)), Integer)
-               .label("new_contacts"))
-        .join_from(per_contact, firsts, firsts.c.contact_id == per_contact.c.contact_id)
+        select(per_contact.c.bucket, per_contact.c.grp, cast(func.sum(per_contact.c.visits), Integer).label("visits"),
+               func.count().label("unique_contacts"), cast(func.sum(per_contact.c.new), Integer).label("new_contacts"))
         .group_by(per_contact.c.bucket, per_contact.c.grp)
         .subquery("counted")
     )
-    return Statement(
+    medians = (
+        select(rows.bucket, rows.grp, _median_seconds(dialect, rows.duration).label("median"))  # nulls left out
+        .group_by(rows.bucket, rows.grp)
+        .subquery("medians")
+    )
+    return statement(
         select(counted.c.bucket, counted.c.grp.label("group"), counted.c.visits, counted.c.unique_contacts,
                counted.c.new_contacts, medians.c.median.label("median_duration_seconds"))
-        .join_from(counted, medians, (medians.c.bucket == counted.c.bucket)
-                   & medians.c.grp.is_not_distinct_from(counted.c.grp), isouter=True)
-        .order_by(counted.c.bucket),
-        BucketCounts,
-        dialect=dialect,
-        bulk=True,
-    )
+        .join_from(counted, medians,
+                   (medians.c.bucket == counted.c.bucket) & medians.c.grp.is_not_distinct_from(counted.c.grp))
+        .order_by(counted.c.bucket))
 
 
 @functools.cache
