@@ -9,7 +9,18 @@ from uuid import UUID
 
 from sqlalchemy import BigInteger, String, bindparam, cast, delete, func, insert, select, update
 
-from footfall.db import ConstraintViolation, Statement, Tx, binds, limit, listed_ids, paged, per_dialect, upsert
+from footfall.db import (
+    ConstraintViolation,
+    Statement,
+    Tx,
+    binds,
+    limit,
+    listed_ids,
+    listed_uuids,
+    paged,
+    per_dialect,
+    upsert,
+)
 from footfall.db.copy import copy_out, iso8601, ndjson_line
 from footfall.db.types import UTCDateTime
 from footfall.tables import accounts, contact_visit_counts, contacts, shops, visits
@@ -316,7 +327,7 @@ class ContactRepository:
     async def keys_of(self, account_id: int, uuids: Iterable[UUID]) -> dict[UUID, ContactKey]:
         """The account's contacts among `uuids`, by uuid: what a batch or an import names, read on the
         uuid's index (never the whole account's contacts, which grow with it)."""
-        listed = json.dumps([uuid.hex for uuid in set(uuids)])
+        listed = listed_uuids(set(uuids))
         found = await self.tx.fetch(self.statements.keys_of, {"account_id": account_id, "uuids": listed})
         return {key.uuid: key for key in found}
 

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
         earlier_or_later,
         limit,
         listed_ids,
+        listed_uuids,
         paged,
         per_dialect,
         upsert,
@@ -31,13 +32,14 @@ _WHERE = {
     "DATABASE_ERRORS": "failures", "UNAVAILABLE_ERRORS": "failures", "unreachable": "failures", "migrate": "migrate",
     "KeyedRows": "statement", "Statement": "statement", "StatementError": "statement", "binds": "statement",
     "contains": "statement", "earlier_or_later": "statement",
-    "limit": "statement", "listed_ids": "statement", "paged": "statement", "per_dialect": "statement",
+    "limit": "statement", "listed_ids": "statement", "listed_uuids": "statement",
+    "paged": "statement", "per_dialect": "statement",
     "upsert": "statement", "ConstraintViolation": "tx", "Database": "tx", "Tx": "tx",
 }
 
 __all__ = [
     "DATABASE_ERRORS", "UNAVAILABLE_ERRORS", "ConstraintViolation", "Database", "KeyedRows", "Statement",
-    "StatementError", "Tx", "binds", "contains", "earlier_or_later", "limit", "listed_ids", "paged",
+    "StatementError", "Tx", "binds", "contains", "earlier_or_later", "limit", "listed_ids", "listed_uuids", "paged",
     "per_dialect", "upsert", "migrate", "open_database", "unreachable",
 ]
 

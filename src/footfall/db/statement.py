@@ -273,6 +273,11 @@ def listed_ids(dialect: str, name: str, type_: Any = BigInteger) -> Any:
     return select(cast(values.c.value, type_)).scalar_subquery()
 
 
+def listed_uuids(uuids: Iterable[Any]) -> str:
+    """The parameter listed_ids reads for a column of uuids: a JSON array of their hex."""
+    return orjson.dumps([uuid.hex for uuid in uuids]).decode()
+
+
 def limit(query: Any) -> Any:
     """The query, at most `limit` rows (a parameter)."""
     return query.limit(bindparam("limit", type_=Integer))

@@ -33,7 +33,18 @@ from sqlalchemy import (
 from sqlalchemy.schema import CreateTable
 
 from footfall.contacts.repository import kept_visit_count
-from footfall.db import ConstraintViolation, Statement, Tx, binds, limit, listed_ids, paged, per_dialect, upsert
+from footfall.db import (
+    ConstraintViolation,
+    Statement,
+    Tx,
+    binds,
+    limit,
+    listed_ids,
+    listed_uuids,
+    paged,
+    per_dialect,
+    upsert,
+)
 from footfall.db.types import UTCDateTime
 from footfall.rules.repository import RuleRepository, RuleState, has_active_rules, states_once_counted
 from footfall.tables import accounts, contacts, shops, visit_tombstones, visits
@@ -382,7 +393,7 @@ class VisitRepository(CountQueries, FeedQueries, FilteredQueries, ExportQueries)
         given = [row["given_uuid"] for row in rows if row.get("given_uuid") is not None]
         if given:
             there = {found.uuid for found in await self.tx.fetch(statements.uuids_there, {
-                "account_id": account_id, "uuids": json.dumps([uuid.hex for uuid in given])})}
+                "account_id": account_id, "uuids": listed_uuids(given)})}
             rows = [row for row in rows if row.get("given_uuid") not in there]
         # COPY into a temporary table, then one INSERT ... SELECT: several times faster than a
         # multi-row INSERT, and still in the transaction.
