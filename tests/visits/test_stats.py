@@ -68,6 +68,21 @@ async def test_days_with_new_and_returning_contacts_and_the_median_and_empty_day
         ("2024-04-15T00:00:00+00:00", 1), ("2024-04-22T00:00:00+00:00", 0), ("2024-04-29T00:00:00+00:00", 1)]
 
 
+async def test_a_period_that_begins_inside_a_bucket_counts_only_its_visits_and_their_new_contacts(client, tenant):
+    """The day's first visits before the period's first moment: a contact new that day is counted
+    only with a visit inside the period, and then as new."""
+    before_only = await other_contact(client, tenant, "before@chumbucket.sea")
+    before_and_after = await other_contact(client, tenant, "both@chumbucket.sea")
+    await visit(client, tenant, "2024-05-01T10:00:00Z", contact_uuid=before_only)
+    await visit(client, tenant, "2024-05-01T09:00:00Z", contact_uuid=before_and_after)
+    await visit(client, tenant, "2024-05-01T15:00:00Z", "2024-05-01T15:10:00Z", contact_uuid=before_and_after)
+    await visit(client, tenant, "2024-05-01T13:00:00Z", "2024-05-01T13:30:00Z")  # the first contact's first
+    await visit(client, tenant, "2024-05-02T13:00:00Z", contact_uuid=before_only)  # returning the next day
+    body = await stats(client, tenant, **{"starts_at[gte]": "2024-05-01T12:00:00Z", "starts_at[lt]": "2024-05-03"})
+    assert [(item["bucket_start"][:10], counts(item)) for item in body["data"]] == [
+        ("2024-05-01", (2, 2, 2, 0, 1200)), ("2024-05-02", (1, 1, 0, 1, None))]
+
+
 async def test_days_begin_where_the_timezone_says_even_when_clocks_change(client, tenant):
     await visit(client, tenant, "2024-05-01T23:30:00Z")  # 01:30 on 2 May in Amsterdam
     body = await stats(client, tenant, timezone="Europe/Amsterdam", **MAY)

@@ -31,6 +31,11 @@ class PostgresTx(Tx):
 
     async def fetch(self, statement: Statement[R], params: dict[str, Any] | None = None) -> list[R]:
         compiled = statement.compiled
+        if statement.no_jit:
+            # SET LOCAL lasts to the end of the transaction: one of its own, when the read has none.
+            async with self.connection.transaction():
+                await self.connection.execute("SET LOCAL jit = off")
+                return compiled.read(await self.connection.fetch(compiled.sql, *compiled.args(params)))
         return compiled.read(await self.connection.fetch(compiled.sql, *compiled.args(params)))
 
     async def fetchrow(self, statement: Statement[R], params: dict[str, Any] | None = None) -> R | None:

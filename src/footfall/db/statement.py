@@ -90,6 +90,9 @@ class Statement(Generic[R]):
     `record` is the NamedTuple its rows are read into; its fields must be the statement's columns, in
     order. Without one, a NamedTuple of the columns' names is made. `bulk` marks a statement that
     touches any number of rows: on SQLite it runs off the event loop (a single-row one runs on it).
+    `no_jit` marks one that PostgreSQL must plan without JIT compiling (fetch runs it in a
+    transaction of its own, or a savepoint, with jit off): one whose cost estimate, many small steps
+    each guessed large, sets off compiling that takes longer than the statement runs.
     """
 
     def __init__(
@@ -99,9 +102,11 @@ class Statement(Generic[R]):
         *,
         dialect: str,
         bulk: bool = False,
+        no_jit: bool = False,
     ) -> None:
         self.query = query
         self.bulk = bulk
+        self.no_jit = no_jit
         columns = [] if isinstance(query, ExecutableDDLElement) else list(getattr(query, "exported_columns", []))
         if columns:
             keys = tuple(column.key for column in columns)

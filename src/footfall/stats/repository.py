@@ -9,21 +9,23 @@ from typing import Any, NamedTuple
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Float,
     Integer,
     Numeric,
     String,
     Table,
     Text,
     Uuid,
+    and_,
     bindparam,
     case,
     cast,
     distinct,
-    extract,
     false,
     func,
     literal_column,
     null,
+    or_,
     select,
     true,
     tuple_,
@@ -34,7 +36,7 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by
 from footfall.db import Statement, Tx, limit, per_dialect
 from footfall.db.types import UTCDateTime, sqlite_text
 from footfall.tables import accounts, contact_visit_counts, contacts, shops, visit_tombstones, visits
-from footfall.visits.repository import VisitFilter, below_horizon, filtered_where
+from footfall.visits.repository import RANGE_OPERATORS, VisitFilter, below_horizon, filtered_where
 
 _v, _s, _k = visits.c, shops.c, contact_visit_counts.c
 _earlier = visits.alias("earlier")
@@ -85,7 +87,7 @@ class StartsSpan(NamedTuple):
     last: datetime | None
 
 
-def _width_bucket(dialect: str, moment: Any) -> Any:
+def _width_bucket(moment: Any, dialect: str) -> Any:
     """The number of the bucket the moment falls in: how many of the boundaries (the parameter
     `boundaries`, a JSON array of ascending times) are at or before it."""
     boundaries = bindparam("boundaries", type_=Text)
@@ -109,7 +111,9 @@ def _median_seconds(dialect: str, duration: Any) -> Any:
 
 def _duration_seconds(dialect: str) -> Any:
     if dialect == "postgresql":
-        return extract("epoch", _v.ends_at - _v.starts_at)
+        # A float8, as percentile_cont takes it: EXTRACT's numeric, cast for each visit, took as long
+        # as sorting the durations.
+        return func.date_part(literal_column("'epoch'"), _v.ends_at - _v.starts_at, type_=Float)
     return func.unixepoch(_v.ends_at) - func.unixepoch(_v.starts_at)
 
 
@@ -118,43 +122,93 @@ def _where(shape: tuple) -> list[Any]:
             _v.starts_at < bindparam("period_end", type_=_v.starts_at.type)]
 
 
+def _starts_ranges(column: Any, shape: tuple) -> list[Any]:
+    """The shape's ranges of starts_at (starts_at[gte] and the like), on `column`."""
+    return [getattr(column, RANGE_OPERATORS[op])(bindparam(f"starts_at_{op}", type_=column.type))
+            for name, op in shape[4] if name == "starts_at"]
+
+
+def _counted_per_bucket(shape: tuple, group_by: str | None, group: Any, source: Any) -> Any:
+    """PostgreSQL: each bucket counted on its own, its visits read along the index of its range of
+    starts (ix_visits_account_starts, or the contact's or shop's): only a bucket's contacts and
+    durations are sorted, never the period's visits by bucket."""
+    edge = (func.json_array_elements_text(cast(bindparam("boundaries", type_=Text), JSON))
+            .table_valued("value", with_ordinality="n").render_derived(name="edge"))
+    at = cast(edge.c.value, UTCDateTime)
+    spans = select(cast(edge.c.n, Integer).label("bucket"), at.label("start"),
+                   func.lead(at).over(order_by=edge.c.n).label("end")).cte("spans")
+    in_span = [_v.starts_at >= spans.c.start, _v.starts_at < spans.c.end]
+    columns = [group.label("grp"), cast(func.count(), Integer).label("visits"),
+               cast(func.count(distinct(_v.contact_id)), Integer).label("unique_contacts"),
+               _median_seconds("postgresql", _duration_seconds("postgresql")).label("median")]  # nulls left out
+    # A contact is new in a bucket where its first visit of all (kept on its count row) is in it.
+    # Filtered or grouped, the count row is read beside each visit.
+    plain = group_by is None and not any(shape[:4]) and all(name == "starts_at" for name, _ in shape[4])
+    from_ = source
+    if not plain:
+        first_inside = (_k.first_visit_at >= spans.c.start) & (_k.first_visit_at < spans.c.end)
+        columns.append(cast(func.count(distinct(_v.contact_id)).filter(first_inside), Integer).label("new_contacts"))
+        from_ = source.outerjoin(contact_visit_counts, _k.contact_id == _v.contact_id)
+    bucket_rows = select(*columns).select_from(from_).where(*_where(shape), *in_span)
+    counted = (bucket_rows if group_by is None else bucket_rows.group_by(group)).lateral("counted")
+    answer = [spans.c.bucket, counted.c.grp.label("group"), counted.c.visits, counted.c.unique_contacts]
+    joined = spans.join(counted, true())
+    if plain:
+        # Unfiltered, the count rows are read once, each numbered by its first visit's bucket (beside
+        # each visit they cost 0.2 s a million visits). The first visit is among its bucket's
+        # counted visits unless it is before the period's first moment: then a later one must be.
+        earlier = visits.alias("earlier")
+        counted_there = (select(earlier.c.id).where(
+            earlier.c.contact_id == _k.contact_id, earlier.c.starts_at >= spans.c.start,
+            earlier.c.starts_at < spans.c.end, *_starts_ranges(earlier.c.starts_at, shape)).exists())
+        first_counted = and_(true(), *_starts_ranges(_k.first_visit_at, shape))
+        firsts = (
+            select(spans.c.bucket, func.count().label("new"))
+            .select_from(contact_visit_counts.join(
+                spans, spans.c.bucket == _width_bucket(_k.first_visit_at, "postgresql")))
+            .where(_k.account_id == bindparam("account_id", type_=_k.account_id.type),
+                   _k.first_visit_at >= bindparam("period_start", type_=_k.first_visit_at.type),
+                   _k.first_visit_at < bindparam("period_end", type_=_k.first_visit_at.type),
+                   or_(first_counted, counted_there))
+            .group_by(spans.c.bucket)
+            .subquery("firsts"))
+        joined = joined.outerjoin(firsts, firsts.c.bucket == spans.c.bucket)
+        answer.append(cast(func.coalesce(firsts.c.new, literal_column("0")), Integer).label("new_contacts"))
+    else:
+        answer.append(counted.c.new_contacts)
+    # Grouped, a bucket without visits has no group; ungrouped (no GROUP BY, which would sort each
+    # bucket's visits once more) it counts 0.
+    return (select(*answer, counted.c.median.label("median_duration_seconds"))
+            .select_from(joined).where(spans.c.end.is_not(None), counted.c.visits > 0).order_by(spans.c.bucket))
+
+
 @functools.cache
 def counts_statement(dialect: str, shape: tuple, group_by: str | None) -> Statement[BucketCounts]:
     """Per bucket and group: the visits, the contacts among them (each once), those whose first
     visit to the account (at any shop, from any source) is in that bucket, and the median duration
     of the visits that have an end. A contact's first visit is its kept one
-    (contact_visit_counts.first_visit_at, moved by every write in the write's own transaction): the
-    period's count rows are read once, not the visits probed for every contact seen. Built per
-    combination on first use, as the list's are."""
+    (contact_visit_counts.first_visit_at, moved by every write in the write's own transaction), not
+    the visits probed for every contact seen. Built per combination on first use, as the list's are."""
     group = {None: cast(null(), String), "shop": _s.uuid, "source": _v.source}[group_by]
-    # The bucket of each first visit in the period, found once per contact (on SQLite a Python
-    # function call each), not once per visit. PostgreSQL inlines it and finds the bucket as it reads
-    # the count rows (and can read the visits in parallel); SQLite is told to materialize it, as
-    # flattened it would find the bucket once per visit.
-    firsts = (select(_k.contact_id, _width_bucket(dialect, _k.first_visit_at).label("first_bucket"))
+    source = visits.join(shops, _s.id == _v.shop_id) if group_by == "shop" else visits
+    statement = functools.partial(Statement, record=BucketCounts, dialect=dialect, bulk=True)
+    if dialect == "postgresql":
+        # Its cost estimate (a guess of thousands of visits for each of hundreds of buckets) would set
+        # off JIT compiling that takes as long as the count (0.4 s at a year by day).
+        return statement(_counted_per_bucket(shape, group_by, group, source), no_jit=True)
+    # The bucket of each first visit in the period, found once per contact (a Python function call
+    # each), not once per visit: materialized, as flattened SQLite would find it once per visit.
+    firsts = (select(_k.contact_id, _width_bucket(_k.first_visit_at, dialect).label("first_bucket"))
               .where(_k.account_id == bindparam("account_id", type_=_k.account_id.type),
                      _k.first_visit_at >= bindparam("period_start", type_=_k.first_visit_at.type),
                      _k.first_visit_at < bindparam("period_end", type_=_k.first_visit_at.type))
-              .cte("firsts").prefix_with("MATERIALIZED", dialect="sqlite"))
-    source = visits.join(shops, _s.id == _v.shop_id) if group_by == "shop" else visits
+              .cte("firsts").prefix_with("MATERIALIZED"))
     bucketed = (
-        select(_width_bucket(dialect, _v.starts_at).label("bucket"), group.label("grp"), _v.contact_id,
+        select(_width_bucket(_v.starts_at, dialect).label("bucket"), group.label("grp"), _v.contact_id,
                _duration_seconds(dialect).label("duration"), firsts.c.first_bucket)
         .select_from(source.outerjoin(firsts, firsts.c.contact_id == _v.contact_id))
         .where(*_where(shape))
     )
-    statement = functools.partial(Statement, record=BucketCounts, dialect=dialect, bulk=True)
-    if dialect == "postgresql":
-        # One pass over the visits, grouped by bucket; a group's contacts counted as it is sorted.
-        each = bucketed.subquery("bucketed").c
-        return statement(
-            select(each.bucket, each.grp.label("group"), cast(func.count(), Integer).label("visits"),
-                   cast(func.count(distinct(each.contact_id)), Integer).label("unique_contacts"),
-                   cast(func.count(distinct(each.contact_id)).filter(each.first_bucket == each.bucket), Integer)
-                   .label("new_contacts"),
-                   _median_seconds(dialect, each.duration).label("median_duration_seconds"))  # nulls left out
-            .group_by(each.bucket, each.grp)
-            .order_by(each.bucket))
     # SQLite: a DISTINCT aggregate keeps a table of its own per group (a second of 1,000,000 visits
     # for each), so the contacts are counted a level below, one row per contact in a bucket.
     rows = bucketed.cte("bucketed").c
