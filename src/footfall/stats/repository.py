@@ -36,7 +36,7 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by
 from footfall.db import Statement, Tx, limit, per_dialect
 from footfall.db.types import UTCDateTime, sqlite_text
 from footfall.tables import accounts, contact_visit_counts, contacts, shops, visit_tombstones, visits
-from footfall.visits.repository import RANGE_OPERATORS, VisitFilter, below_horizon, filtered_where
+from footfall.visits.repository import VisitFilter, below_horizon, filtered_where, in_range
 
 _v, _s, _k = visits.c, shops.c, contact_visit_counts.c
 _earlier = visits.alias("earlier")
@@ -122,10 +122,9 @@ def _where(shape: tuple) -> list[Any]:
             _v.starts_at < bindparam("period_end", type_=_v.starts_at.type)]
 
 
-def _starts_ranges(column: Any, shape: tuple) -> list[Any]:
-    """The shape's ranges of starts_at (starts_at[gte] and the like), on `column`."""
-    return [getattr(column, RANGE_OPERATORS[op])(bindparam(f"starts_at_{op}", type_=column.type))
-            for name, op in shape[4] if name == "starts_at"]
+def _starts_ranges(on: Any, shape: tuple) -> list[Any]:
+    """The shape's ranges of starts_at (starts_at[gte] and the like), on `on`."""
+    return [in_range(on, name, op) for name, op in shape[4] if name == "starts_at"]
 
 
 def _counted_per_bucket(shape: tuple, group_by: str | None, group: Any, source: Any) -> Any:

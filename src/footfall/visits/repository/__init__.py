@@ -67,6 +67,7 @@ from footfall.visits.repository.filters import (
     VisitFilter,
     filtered_statements,
     filtered_where,
+    in_range,
 )
 from footfall.visits.repository.rows import (
     ContactAndShop,
@@ -84,7 +85,7 @@ __all__ = [
     "ContactAndShop", "ContactCount", "DeletedVisit", "DuplicateExternalId", "ExportBound", "ExportRow",
     "FilteredStatements", "PageRow", "Span", "Visit", "VisitFilter", "VisitRepository", "VisitRow", "VisitStatements",
     "VisitToUpdate", "below_horizon", "changed", "export_bound_statement", "export_copy_statement",
-    "export_statement", "filtered_statements", "filtered_where", "import_rows", "spans_of",
+    "export_statement", "filtered_statements", "filtered_where", "import_rows", "in_range", "spans_of",
 ]
 
 UPDATABLE = ("external_id", "source", "starts_at", "ends_at")

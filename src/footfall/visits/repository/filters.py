@@ -76,10 +76,14 @@ def filtered_where(shape: tuple) -> list[Any]:
         where.append(_v.source == bindparam("source", type_=_v.source.type))
     if has_external_id:
         where.append(_v.external_id == bindparam("external_id", type_=_v.external_id.type))
-    for column, op in ranges:
-        bound = bindparam(f"{column}_{op}", type_=_v[column].type)
-        where.append(getattr(_v[column], RANGE_OPERATORS[op])(bound))
+    where += [in_range(_v[column], column, op) for column, op in ranges]
     return where
+
+
+def in_range(on: Any, column: str, op: str) -> Any:
+    """`on` within the range the filter `column[op]` gives (its parameter named as in params()):
+    the visits' own column, or another that holds the same kind of time."""
+    return getattr(on, RANGE_OPERATORS[op])(bindparam(f"{column}_{op}", type_=on.type))
 
 
 @functools.cache
