@@ -102,8 +102,7 @@ def micros(moment: datetime) -> int:
     return (moment - _EPOCH) // _MICROSECOND
 
 
-@dataclass(frozen=True)
-class KeptState:
+class KeptState(NamedTuple):
     """What the account's rules kept of a contact (contact_visit_counts.rule_state), as of the
     contact's `writes`: each rule's Kept by the rule's uuid (a rule's id can come back on SQLite once
     the rule is deleted). Written whole by each visit under rules whose rules keep something, with
@@ -263,7 +262,7 @@ def keep_params(contact_id: int, kept: KeptState) -> dict[str, Any]:
 def fire_params(contact_id: int, visit_id: int, fired_at: datetime, counts: dict[int, int]) -> dict[str, Any]:
     """The parameters of fire_rows: each rule's firing at its count, {rule id: count}, by the visit."""
     return {"rule_contact": contact_id, "new_visit": visit_id, "moment_at": fired_at,
-            "fired": json.dumps({str(rule_id): [count] for rule_id, count in counts.items()})}
+            "fired": orjson.dumps({str(rule_id): [count] for rule_id, count in counts.items()}).decode()}
 
 
 def _recount() -> Any:

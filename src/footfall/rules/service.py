@@ -7,9 +7,8 @@ count reached before the rule was made (a milestone fires only at the count itse
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import cached_property, lru_cache
+from functools import lru_cache
 from typing import Any, NamedTuple
 from uuid import UUID, uuid4
 
@@ -132,15 +131,13 @@ async def forget_contact(tx: Tx, contact_id: int) -> None:
     await RuleRepository(tx).forget_contact(contact_id)
 
 
-@dataclass(frozen=True)
-class VisitedContact:
+class VisitedContact(NamedTuple):
     id: int
     uuid: UUID
     email: str | None
 
 
-@dataclass(frozen=True)
-class RecordedVisit:
+class RecordedVisit(NamedTuple):
     """What rules read of a new visit; `fields` makes the visit as the API shows it, called only for
     an event (most visits fire nothing)."""
 
@@ -150,7 +147,7 @@ class RecordedVisit:
     starts_at: datetime
     fields: Callable[[], dict[str, Any]]
 
-    @cached_property
+    @property
     def starts_us(self) -> int:
         """starts_at as kept state holds times (micros)."""
         return micros(self.starts_at)
@@ -160,8 +157,7 @@ def rule_ref(rule: Any) -> dict[str, Any]:
     return {"uuid": rule.uuid, "name": rule.name, "kind": rule.kind}
 
 
-@dataclass(frozen=True)
-class RuledVisit:
+class RuledVisit(NamedTuple):
     """A new visit, as its rules read it: its contact held, its insert and count made in its
     transaction. `later`: the contact's visits recorded after this one in the same transaction."""
 
@@ -222,8 +218,7 @@ def _window_start(starts_at: datetime, days: int) -> datetime:
 _DAY_US = 86_400_000_000
 
 
-@dataclass(frozen=True)
-class _Window:
+class _Window(NamedTuple):
     """A frequency rule's window on a visit: the window ends at the visit's start, and holds the visit
     and those of the contact's qualifying visits since the rule last fired (`pending`, `first` and
     `last` their count and their first and last start, micros) that started inside it."""
@@ -274,7 +269,8 @@ class _Window:
 async def _decide(
     repository: RuleRepository, ruled_visit: RuledVisit, rule: RuleState, kept: Kept | None
 ) -> tuple[Moment, Kept | None]:
-    """What the rule does on the visit, and what it keeps of the contact afterwards (None: nothing).
+    """What a rule that keeps counts of its own (_keeps) does on the visit, and what it keeps of the
+    contact afterwards (None: nothing); the others are decided by _unkept.
 
     A rule of every shop and source counts from the contact's kept count, less its visits recorded
     after this one in the same transaction (ids grow in the order a contact's visits are recorded:
@@ -283,11 +279,11 @@ async def _decide(
     nothing then); without them they are counted afresh from the visits."""
     visit, contact_id = ruled_visit.visit, ruled_visit.contact.id
     frequency = rule.kind == "frequency"
-    restricted, keeps = rule.shop_id is not None or rule.source is not None, _keeps(rule)
+    restricted = rule.shop_id is not None or rule.source is not None
     qualifies = ((rule.shop_id is None or rule.shop_id == visit.shop_id)
                  and (rule.source is None or (visit.source is not None and rule.source == visit.source)))
     recount = None
-    if qualifies and kept is None and keeps:
+    if qualifies and kept is None:
         recount = await repository.recount(rule.id, contact_id, visit.id)
 
     if not qualifies:
@@ -320,17 +316,14 @@ async def _decide(
             reached, latest = await window.reached(repository, contact_id, latest)
             if reached:
                 fires_at = times + 1
-            first = visit.starts_us if first is None else min(first, visit.starts_us)
-            last = visit.starts_us if last is None else max(last, visit.starts_us)
-    elif qualifies and rule.every:
-        fires_at = total if total % rule.every == 0 else None
-    elif qualifies and rule.at is not None:
-        fires_at = total if total in _counts_at(rule.at) else None
-    returns = (qualifies and rule.kind == "lapse" and rule.lapsed_at is not None
-               and rule.last_visit_at is not None and rule.last_visit_at < visit.starts_at)
-    moment = Moment(rule, total, fires_at, returns)
+            starts = visit.starts_us
+            first = starts if first is None else min(first, starts)
+            last = starts if last is None else max(last, starts)
+    elif qualifies:
+        fires_at = _milestone(rule, total)
+    moment = Moment(rule, total, fires_at, qualifies and _returns(rule, visit))
 
-    if not keeps or not qualifies:
+    if not qualifies:
         return moment, kept  # a visit it does not count leaves what it kept as it was
     if not frequency:
         return moment, Kept(total, None, None, None, None, None, None)
@@ -339,14 +332,35 @@ async def _decide(
     return moment, Kept(total, pending + 1, first, last, times, last_fired, latest)
 
 
+def _milestone(rule: RuleState, total: int) -> int | None:
+    """The count a milestone rule fires at when the contact's qualifying visits reach `total`."""
+    if rule.every:
+        return total if total % rule.every == 0 else None
+    if rule.at is not None:
+        return total if total in _counts_at(rule.at) else None
+    return None
+
+
+def _returns(rule: RuleState, visit: RecordedVisit) -> bool:
+    """Whether the qualifying visit ends the contact's lapse under the rule."""
+    return (rule.kind == "lapse" and rule.lapsed_at is not None and rule.last_visit_at is not None
+            and rule.last_visit_at < visit.starts_at)
+
+
+def _unkept(ruled_visit: RuledVisit, rule: RuleState) -> Moment:
+    """_decide for a rule that keeps nothing (of every shop and source, not a frequency rule): every
+    visit qualifies, counted from the contact's kept count; nothing to read, nothing to keep."""
+    total = rule.contact_count - ruled_visit.later
+    return Moment(rule, total, _milestone(rule, total), _returns(rule, ruled_visit.visit))
+
+
 def _keeps(rule: RuleState) -> bool:
     """Whether the rule keeps counts of its own of a contact (Kept; _decide): a frequency rule, or
     a rule of one shop or source."""
     return rule.kind == "frequency" or rule.shop_id is not None or rule.source is not None
 
 
-@dataclass(frozen=True)
-class Decisions:
+class Decisions(NamedTuple):
     """What a visit's rules decided: what fires or ends a lapse (`moments`, in rule order), and what
     they keep of the contact (`kept`: RuleRepository.keep; None: nothing)."""
 
@@ -372,10 +386,13 @@ async def decide(tx: Tx, ruled_visit: RuledVisit, rules: Sequence[RuleState]) ->
     held = state.rules if state is not None and state.writes == writes - 1 else {}
     moments, kept = [], {}
     for rule in rules:
-        key = rule.uuid.hex if _keeps(rule) else None  # most rules keep nothing: no key to make
-        moment, keeps = await _decide(repository, ruled_visit, rule, None if key is None else held.get(key))
-        if key is not None and keeps is not None:
-            kept[key] = keeps
+        if _keeps(rule):
+            key = rule.uuid.hex
+            moment, keeps = await _decide(repository, ruled_visit, rule, held.get(key))
+            if keeps is not None:
+                kept[key] = keeps
+        else:  # most rules keep nothing: decided without a key, a read or an await
+            moment = _unkept(ruled_visit, rule)
         if moment.fires_at is not None or moment.returns:
             moments.append(moment)
     return Decisions(moments, KeptState(writes, kept) if kept else None)

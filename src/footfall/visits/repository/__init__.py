@@ -23,11 +23,13 @@ from sqlalchemy import (
     Uuid,
     bindparam,
     case,
+    cast,
     delete,
     insert,
+    null,
     select,
     text,
-    true,
+    union_all,
     update,
 )
 from sqlalchemy.schema import CreateTable
@@ -154,11 +156,18 @@ class VisitStatements:
 
 def _reading_rules(inserting: Any) -> Any:
     """The visit's insert, and the account's rules as they will read it (rules.repository.states_once_counted):
-    its contact is held, so the statement's snapshot has every earlier write of the contact's visits."""
+    its contact is held, so the statement's snapshot has every earlier write of the contact's visits.
+
+    The visit's row comes first, its rule columns null, then a row per rule, its visit columns null:
+    each value is read once, where a join carried the visit's columns again in every rule's row."""
     inserted = inserting.returning(*_VISIT).cte("inserted")
-    rules = states_once_counted().subquery("rule_state")
-    return (select(*inserted.c, *(column.label(f"rule_{column.key}") for column in rules.c))
-            .select_from(inserted.outerjoin(rules, true())).order_by(rules.c.id))
+    rules = states_once_counted().order_by(None).subquery("rule_state")  # ordered once, below
+    visit_row = select(*inserted.c, *(cast(null(), column.type).label(f"rule_{column.key}") for column in rules.c))
+    rule_rows = (select(*(cast(null(), column.type).label(column.key) for column in inserted.c),
+                        *(column.label(f"rule_{column.key}") for column in rules.c))
+                 .where(select(inserted.c.id).exists()))
+    rows = union_all(visit_row, rule_rows).subquery("read")
+    return select(*rows.c).order_by(rows.c.rule_id.nulls_first())
 
 
 def _build(dialect: str) -> VisitStatements:
@@ -381,9 +390,8 @@ class VisitRepository(CountQueries, FeedQueries, FilteredQueries, ExportQueries)
                                    {**values, "rule_account": account_id, "rule_contact": values["contact_id"]})
         if not rows:
             return None, []
-        width = len(Visit._fields)  # the visit's columns, then its rule's
-        return (Visit._make(tuple(rows[0])[:width]),
-                [RuleState._make(tuple(row)[width:]) for row in rows if row.rule_id is not None])
+        width = len(Visit._fields)  # the visit's columns, then its rule's (_reading_rules)
+        return Visit._make(rows[0][:width]), [RuleState._make(row[width:]) for row in rows[1:]]
 
     async def insert_many(self, account_id: int, rows: list[dict[str, Any]], *, full: bool) -> list[Any]:
         """Inserts the account's visits in the given order, skipping those whose external_id the
