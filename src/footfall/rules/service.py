@@ -289,7 +289,7 @@ async def _decide(
     if not qualifies:
         total = 0 if kept is None else kept.counted
     elif not restricted:
-        total = rule.contact_count - ruled_visit.later
+        total = _contact_total(ruled_visit, rule)
     elif kept is not None:
         total = kept.counted + 1
     else:
@@ -347,10 +347,16 @@ def _returns(rule: RuleState, visit: RecordedVisit) -> bool:
             and rule.last_visit_at < visit.starts_at)
 
 
+def _contact_total(ruled_visit: RuledVisit, rule: RuleState) -> int:
+    """The contact's visits up to this one (a rule of every shop and source counts them all): its kept
+    count, less its visits recorded after this one in the same transaction."""
+    return rule.contact_count - ruled_visit.later
+
+
 def _unkept(ruled_visit: RuledVisit, rule: RuleState) -> Moment:
     """_decide for a rule that keeps nothing (of every shop and source, not a frequency rule): every
     visit qualifies, counted from the contact's kept count; nothing to read, nothing to keep."""
-    total = rule.contact_count - ruled_visit.later
+    total = _contact_total(ruled_visit, rule)
     return Moment(rule, total, _milestone(rule, total), _returns(rule, ruled_visit.visit))
 
 

@@ -122,6 +122,13 @@ def _where(shape: tuple) -> list[Any]:
             _v.starts_at < bindparam("period_end", type_=_v.starts_at.type)]
 
 
+def _firsts_in_period() -> list[Any]:
+    """The account's count rows whose contact's first visit of all is in the period."""
+    return [_k.account_id == bindparam("account_id", type_=_k.account_id.type),
+            _k.first_visit_at >= bindparam("period_start", type_=_k.first_visit_at.type),
+            _k.first_visit_at < bindparam("period_end", type_=_k.first_visit_at.type)]
+
+
 def _starts_ranges(on: Any, shape: tuple) -> list[Any]:
     """The shape's ranges of starts_at (starts_at[gte] and the like), on `on`."""
     return [in_range(on, name, op) for name, op in shape[4] if name == "starts_at"]
@@ -136,7 +143,10 @@ def _counted_per_bucket(shape: tuple, group_by: str | None, group: Any, source: 
     at = cast(edge.c.value, UTCDateTime)
     spans = select(cast(edge.c.n, Integer).label("bucket"), at.label("start"),
                    func.lead(at).over(order_by=edge.c.n).label("end")).cte("spans")
-    in_span = [_v.starts_at >= spans.c.start, _v.starts_at < spans.c.end]
+
+    def in_span(moment: Any) -> Any:
+        return and_(moment >= spans.c.start, moment < spans.c.end)
+
     columns = [group.label("grp"), cast(func.count(), Integer).label("visits"),
                cast(func.count(distinct(_v.contact_id)), Integer).label("unique_contacts"),
                _median_seconds("postgresql", _duration_seconds("postgresql")).label("median")]  # nulls left out
@@ -145,10 +155,10 @@ def _counted_per_bucket(shape: tuple, group_by: str | None, group: Any, source: 
     plain = group_by is None and not any(shape[:4]) and all(name == "starts_at" for name, _ in shape[4])
     from_ = source
     if not plain:
-        first_inside = (_k.first_visit_at >= spans.c.start) & (_k.first_visit_at < spans.c.end)
-        columns.append(cast(func.count(distinct(_v.contact_id)).filter(first_inside), Integer).label("new_contacts"))
+        columns.append(cast(func.count(distinct(_v.contact_id)).filter(in_span(_k.first_visit_at)), Integer)
+                       .label("new_contacts"))
         from_ = source.outerjoin(contact_visit_counts, _k.contact_id == _v.contact_id)
-    bucket_rows = select(*columns).select_from(from_).where(*_where(shape), *in_span)
+    bucket_rows = select(*columns).select_from(from_).where(*_where(shape), in_span(_v.starts_at))
     counted = (bucket_rows if group_by is None else bucket_rows.group_by(group)).lateral("counted")
     answer = [spans.c.bucket, counted.c.grp.label("group"), counted.c.visits, counted.c.unique_contacts]
     joined = spans.join(counted, true())
@@ -157,17 +167,14 @@ def _counted_per_bucket(shape: tuple, group_by: str | None, group: Any, source: 
         # each visit they cost 0.2 s a million visits). The first visit is among its bucket's
         # counted visits unless it is before the period's first moment: then a later one must be.
         counted_there = (select(_earlier.c.id).where(
-            _earlier.c.contact_id == _k.contact_id, _earlier.c.starts_at >= spans.c.start,
-            _earlier.c.starts_at < spans.c.end, *_starts_ranges(_earlier.c.starts_at, shape)).exists())
+            _earlier.c.contact_id == _k.contact_id, in_span(_earlier.c.starts_at),
+            *_starts_ranges(_earlier.c.starts_at, shape)).exists())
         first_counted = and_(true(), *_starts_ranges(_k.first_visit_at, shape))
         firsts = (
             select(spans.c.bucket, func.count().label("new"))
             .select_from(contact_visit_counts.join(
                 spans, spans.c.bucket == _width_bucket(_k.first_visit_at, "postgresql")))
-            .where(_k.account_id == bindparam("account_id", type_=_k.account_id.type),
-                   _k.first_visit_at >= bindparam("period_start", type_=_k.first_visit_at.type),
-                   _k.first_visit_at < bindparam("period_end", type_=_k.first_visit_at.type),
-                   or_(first_counted, counted_there))
+            .where(*_firsts_in_period(), or_(first_counted, counted_there))
             .group_by(spans.c.bucket)
             .subquery("firsts"))
         joined = joined.outerjoin(firsts, firsts.c.bucket == spans.c.bucket)
@@ -197,9 +204,7 @@ def counts_statement(dialect: str, shape: tuple, group_by: str | None) -> Statem
     # The bucket of each first visit in the period, found once per contact (a Python function call
     # each), not once per visit: materialized, as flattened SQLite would find it once per visit.
     firsts = (select(_k.contact_id, _width_bucket(_k.first_visit_at, dialect).label("first_bucket"))
-              .where(_k.account_id == bindparam("account_id", type_=_k.account_id.type),
-                     _k.first_visit_at >= bindparam("period_start", type_=_k.first_visit_at.type),
-                     _k.first_visit_at < bindparam("period_end", type_=_k.first_visit_at.type))
+              .where(*_firsts_in_period())
               .cte("firsts").prefix_with("MATERIALIZED"))
     bucketed = (
         select(_width_bucket(_v.starts_at, dialect).label("bucket"), group.label("grp"), _v.contact_id,
