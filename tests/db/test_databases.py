@@ -286,6 +286,30 @@ async def test_sqlite_checkpoints_the_wal_off_the_loop_after_a_bulk_write(sqlite
     assert os.path.getsize(sqlite_database.path) > before
 
 
+async def test_sqlite_wal_starts_again_under_steady_writes(sqlite_database, monkeypatch):
+    """Writers that never pause leave a checkpoint beside them no moment to copy the whole WAL; the
+    pass in the writer's turn does, and the WAL starts again from its beginning (its file cut back
+    to the limit, here nothing) instead of growing with every write."""
+    monkeypatch.setattr("footfall.db.sqlite.CHECKPOINT_EVERY", 20)
+    monkeypatch.setattr("footfall.db.sqlite.WAL_SIZE_LIMIT", 0)
+    wal = f"{sqlite_database.path}-wal"
+    sizes: list[int] = []
+    until = time.monotonic() + 2
+
+    async def writes(writer: int) -> None:
+        n = 0
+        while time.monotonic() < until:
+            async with sqlite_database.transaction(write=True) as tx:
+                await tx.execute(INSERT, {"name": f"steady-{writer}-{n}-" + "x" * 2000})
+            sizes.append(os.path.getsize(wal))
+            n += 1
+            await asyncio.sleep(0)  # as a request waits for its client between writes
+
+    await asyncio.gather(*(writes(writer) for writer in range(8)))
+    restarts = sum(1 for before, after in zip(sizes, sizes[1:], strict=False) if after < before)
+    assert restarts >= 3, (len(sizes), max(sizes), restarts)
+
+
 def _named(dialect: str) -> tuple[Statement, Statement]:
     """Adds an account of a name, and counts the accounts of that name."""
     insert = Statement(accounts.insert().values(uuid=bindparam("uuid", type_=accounts.c.uuid.type),

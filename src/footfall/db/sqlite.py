@@ -7,9 +7,9 @@
 - A statement runs on the event loop, where a short one costs least (a thread hand-off costs more
   than a point lookup). A read that has not finished after READ_BUDGET seconds is interrupted and run
   again off the loop; one that meets a lock (another process) too. A write's statements built
-  `bulk=True` run off the loop from the start, and the writer's WAL checkpoints run off the loop in
-  the background. Off the loop a statement has no progress handler (no deadline to keep there), so
-  sqlite3 steps it without taking the GIL.
+  `bulk=True` run off the loop from the start, and WAL checkpoints run off the loop, beside the
+  writes and then in the writer's turn among them (_run_checkpoint). Off the loop a statement has
+  no progress handler (no deadline to keep there), so sqlite3 steps it without taking the GIL.
 - A read's statement built `bulk=True` (the stats, the export) that runs over budget moves to the
   long-read lane instead (_LongReads): LONG_READERS processes of its own, below this one's priority.
   In a thread of this process it took the GIL back for every row and every call of the stats' Python
@@ -47,6 +47,7 @@ from footfall.db.tx import ConstraintViolation, Database, PoolLoad, R, Tx
 READ_BUDGET = 0.001  # seconds a read may run on the event loop before it moves off it
 BUSY_TIMEOUT_MS = 30_000  # how long a statement off the loop waits for another process's lock
 CHECKPOINT_EVERY = 500  # write transactions between two WAL checkpoints (after any bulk one)
+WAL_SIZE_LIMIT = 64 * 1024 * 1024  # bytes of WAL file kept once it starts again from its beginning
 LONG_READERS = 2  # processes a database runs bulk reads in, each started at its first read
 LONG_READ_NICENESS = 10  # their CPU priority below the serving process's
 _WAIT_FOR_LOCK = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_INTERRUPT)
@@ -413,15 +414,23 @@ class SQLiteDatabase(Database):
             self._long_reads = _LongReads(self.path)
         return await self._long_reads.read(sql, args)
 
-    async def _begin(self) -> _Connection:
-        """The writer, for a write transaction's first statement: in arrival order, then BEGIN IMMEDIATE."""
+    async def _begin_turn(self) -> _Connection:
+        """The writer, in arrival order among this process's writes; the caller releases the write lock."""
         self._writes_waiting += 1
         try:
             await self._write_lock.acquire()
         finally:
             self._writes_waiting -= 1
         try:
-            writer = self._writer or self._open_writer()
+            return self._writer or self._open_writer()
+        except BaseException:
+            self._write_lock.release()
+            raise
+
+    async def _begin(self) -> _Connection:
+        """The writer, for a write transaction's first statement: in arrival order, then BEGIN IMMEDIATE."""
+        writer = await self._begin_turn()
+        try:
             await _run_plain(writer, "BEGIN IMMEDIATE")
         except BaseException:
             self._write_lock.release()
@@ -440,6 +449,9 @@ class SQLiteDatabase(Database):
         self._writer.raw.execute("PRAGMA journal_mode=WAL")  # kept in the file
         # Checkpoints run off the loop (see _committed), not inside a COMMIT on it.
         self._writer.raw.execute("PRAGMA wal_autocheckpoint=0")
+        # The WAL starts again from its beginning after a checkpoint that copied all of it, and
+        # its file is cut back to this then: what a burst of writes grew it to is not kept on disk.
+        self._writer.raw.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
         return self._writer
 
     def _committed(self, *, bulk: bool) -> None:
@@ -450,12 +462,21 @@ class SQLiteDatabase(Database):
             self._checkpoint = asyncio.ensure_future(self._run_checkpoint())
 
     async def _run_checkpoint(self) -> None:
-        # A connection of its own: PASSIVE copies what no reader still needs, and waits for no one.
+        # PASSIVE copies what no reader still needs and waits for no one. Beside the writes it copies
+        # most of the WAL while they go on, but under steady writes never all of it, and a WAL not
+        # copied whole never starts again: it grows with every write. A second pass on the writer, in
+        # its turn among the writes, copies what they appended meanwhile, so the next write starts
+        # the WAL again from its beginning.
         connection = await self._acquire()
         try:
             await _off_loop(lambda: connection.run("PRAGMA wal_checkpoint(PASSIVE)", ()))
         finally:
             self._release(connection)
+        writer = await self._begin_turn()
+        try:
+            await _off_loop(lambda: writer.run("PRAGMA wal_checkpoint(PASSIVE)", ()))
+        finally:
+            self._write_lock.release()
 
     async def _acquire(self) -> _Connection:
         if self._idle:
