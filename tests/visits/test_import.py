@@ -99,19 +99,19 @@ async def test_contacts_looked_up_a_batch_at_a_time_fail_by_line(app, client, te
 
 
 async def test_repeats_across_batches_written_at_once_are_stored_once(client, tenant, database_url, tmp_path):
-    # Two 5000-row batches, written at once on PostgreSQL, repeat two external_ids in crossed order:
-    # the kind of pair on which the two transactions can deadlock (one is then written again).
+    # Two batches, written at once on PostgreSQL, repeat two external_ids in crossed order: the kind
+    # of pair on which the two transactions can deadlock (one is then written again).
     c, s = tenant.contact_uuid, tenant.shop_uuid
-    ids = [f"cross-{n}" for n in range(10_000)]
-    ids[10], ids[4990], ids[5010], ids[9990] = "X", "Y", "Y", "X"
+    ids = [f"cross-{n}" for n in range(2 * BATCH_SIZE)]
+    ids[10], ids[BATCH_SIZE - 10], ids[BATCH_SIZE + 10], ids[-10] = "X", "Y", "Y", "X"
     path = tmp_path / "visits.csv"
     path.write_text("contact_uuid,shop_uuid,external_id\n" + "".join(f"{c},{s},{i}\n" for i in ids))
     result = _import(path, tenant, database_url)
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
-    assert (summary["imported"], summary["skipped"], summary["failed"]) == (9998, 2, 0)
+    assert (summary["imported"], summary["skipped"], summary["failed"]) == (2 * BATCH_SIZE - 2, 2, 0)
     listed = (await client.get("/visits", params={"contact_uuid": c}, headers=tenant.headers)).json()
-    assert listed["meta"]["total"] == 9998
+    assert listed["meta"]["total"] == 2 * BATCH_SIZE - 2
 
 
 async def test_ndjson_import_and_its_webhook_events(app, client, tenant, database_url, tmp_path):

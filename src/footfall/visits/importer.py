@@ -41,7 +41,9 @@ class ImportedVisit(VisitCreate):
     uuid: UUID | None = None
 
 
-BATCH_SIZE = 5000  # rows a transaction: a crash keeps every batch before it, and a re-run skips them
+# Rows a transaction: a crash keeps every batch before it, and a re-run skips them. The importer's
+# memory is about three batches (two being written, one being read) of up to as many contacts.
+BATCH_SIZE = 2000
 WRITERS = 2
 FIRST_ANALYSIS = 50_000  # visits imported before the statistics are first refreshed (PostgreSQL)
 DEADLOCK_ATTEMPTS = 3
