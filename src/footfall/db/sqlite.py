@@ -58,9 +58,10 @@ T = TypeVar("T")
 class _Connection:
     """A sqlite3 connection and the deadline its progress handler interrupts at."""
 
-    __slots__ = ("raw", "deadline")
+    __slots__ = ("raw", "deadline", "thread")
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, thread: ThreadPoolExecutor | None = None) -> None:
+        self.thread = thread  # where its work off the loop runs (None: the loop's default executor)
         # timeout=0: on the loop a lock is never waited for; off the loop BUSY_TIMEOUT_MS is set.
         self.raw = sqlite3.connect(path, timeout=0, isolation_level=None, check_same_thread=False,
                                    cached_statements=512)
@@ -236,9 +237,9 @@ class _Median:
         return statistics.median(self.values) if self.values else None
 
 
-async def _off_loop(work: Callable[[], T]) -> T:
+async def _off_loop(work: Callable[[], T], thread: ThreadPoolExecutor | None = None) -> T:
     """Runs work in a thread; a cancelled caller still waits for it, since the connection is in use."""
-    future = asyncio.get_running_loop().run_in_executor(None, work)
+    future = asyncio.get_running_loop().run_in_executor(thread, work)
     try:
         return await asyncio.shield(future)
     except asyncio.CancelledError:
@@ -271,7 +272,7 @@ async def _run(connection: _Connection, work: Callable[[], T], *, budget: float,
         result = _on_loop(connection, work, budget)
         if not isinstance(result, _Moved):
             return result
-    return await _off_loop(lambda: connection.run_waiting(work))
+    return await _off_loop(lambda: connection.run_waiting(work), connection.thread)
 
 
 class SQLiteTx(Tx):
@@ -445,7 +446,10 @@ class SQLiteDatabase(Database):
             self._write_lock.release()
 
     def _open_writer(self) -> _Connection:
-        self._writer = _Connection(self.path)
+        # A thread of its own for its work off the loop: what SQLite allocates for it (pages, statements)
+        # comes from one of the allocator's per-thread arenas, not from each of the default
+        # executor's, which each keep their own high-water mark.
+        self._writer = _Connection(self.path, ThreadPoolExecutor(1, thread_name_prefix="footfall-sqlite-writer"))
         self._writer.raw.execute("PRAGMA journal_mode=WAL")  # kept in the file
         # Checkpoints run off the loop (see _committed), not inside a COMMIT on it.
         self._writer.raw.execute("PRAGMA wal_autocheckpoint=0")
@@ -474,7 +478,7 @@ class SQLiteDatabase(Database):
             self._release(connection)
         writer = await self._begin_turn()
         try:
-            await _off_loop(lambda: writer.run("PRAGMA wal_checkpoint(PASSIVE)", ()))
+            await _off_loop(lambda: writer.run("PRAGMA wal_checkpoint(PASSIVE)", ()), writer.thread)
         finally:
             self._write_lock.release()
 
@@ -506,6 +510,8 @@ class SQLiteDatabase(Database):
         async with self._write_lock:
             for connection in [*self._idle, *([self._writer] if self._writer else [])]:
                 connection.raw.close()
+                if connection.thread is not None:
+                    connection.thread.shutdown()
             self._idle, self._writer, self._count = [], None, 0
 
 
