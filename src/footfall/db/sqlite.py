@@ -388,6 +388,10 @@ class SQLiteDatabase(Database):
         self._writes_waiting = 0  # for the write lock
         self._commits = 0  # since the last checkpoint
         self._checkpoint: asyncio.Future | None = None
+        # Where the checkpoints' pass beside the writes runs, made at the first: what SQLite allocates
+        # for it comes from this thread's malloc arena alone, not from whichever of the default
+        # executor's threads was free, each of which keeps its own high-water mark.
+        self._checkpoint_thread: ThreadPoolExecutor | None = None
         self._long_reads: _LongReads | None = None  # started at the first bulk read
 
     @asynccontextmanager
@@ -471,9 +475,11 @@ class SQLiteDatabase(Database):
         # copied whole never starts again: it grows with every write. A second pass on the writer, in
         # its turn among the writes, copies what they appended meanwhile, so the next write starts
         # the WAL again from its beginning.
+        if self._checkpoint_thread is None:
+            self._checkpoint_thread = ThreadPoolExecutor(1, thread_name_prefix="footfall-sqlite-checkpoint")
         connection = await self._acquire()
         try:
-            await _off_loop(lambda: connection.run("PRAGMA wal_checkpoint(PASSIVE)", ()))
+            await _off_loop(lambda: connection.run("PRAGMA wal_checkpoint(PASSIVE)", ()), self._checkpoint_thread)
         finally:
             self._release(connection)
         writer = await self._begin_turn()
@@ -513,6 +519,9 @@ class SQLiteDatabase(Database):
                 if connection.thread is not None:
                     connection.thread.shutdown()
             self._idle, self._writer, self._count = [], None, 0
+        if self._checkpoint_thread is not None:
+            self._checkpoint_thread.shutdown()
+            self._checkpoint_thread = None
 
 
 async def _run_plain(connection: _Connection, sql: str) -> None:
