@@ -19,7 +19,7 @@ from functools import partial
 from typing import Any, NamedTuple
 from uuid import UUID
 
-from sqlalchemy import bindparam, func, select, true, update
+from sqlalchemy import BigInteger, bindparam, cast, func, select, true, update
 
 from footfall.contacts.repository import kept_visit_count
 from footfall.db import KeyedRows, Statement, Tx, earlier_or_later, listed_ids, per_dialect, upsert
@@ -74,9 +74,10 @@ class CountStatements:
 
 
 def account_total() -> Any:
-    """The account's kept visit count: the sum of its slots (see add_to_counts)."""
+    """The account's kept visit count: the sum of its slots (see add_to_counts). A bigint: PostgreSQL's
+    sum of bigints is a numeric, which the driver reads as a Decimal on every row of a page."""
     counts = account_visit_counts.c
-    return select(func.coalesce(func.sum(counts.count), 0).label("total")).where(
+    return select(cast(func.coalesce(func.sum(counts.count), 0), BigInteger).label("total")).where(
         counts.account_id == bindparam("account_id", type_=counts.account_id.type)
     )
 
