@@ -2,11 +2,11 @@
 otherwise, answered on the response and carried onto the webhook deliveries the request causes."""
 
 import re
-from uuid import uuid4
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from footfall.kit.requestid import current
+from footfall.kit.uuids import new_uuid
 
 HEADER = b"x-request-id"
 # What a proxy or client sends as an id (a uuid, a trace id): never a value that could break a log line.
@@ -22,7 +22,7 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         given = next((value for name, value in scope["headers"] if name == HEADER), None)
-        value = given.decode("ascii") if given is not None and SANE.match(given) else uuid4().hex
+        value = given.decode("ascii") if given is not None and SANE.match(given) else new_uuid().hex
         token = current.set(value)
 
         async def send_with_id(message: Message) -> None:

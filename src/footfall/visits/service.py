@@ -26,6 +26,7 @@ from footfall.errors import (
 )
 from footfall.kit.pagination import PageParams
 from footfall.kit.time import utcnow
+from footfall.kit.uuids import new_uuid
 from footfall.rules import service as rules
 from footfall.shops.repository import ShopRepository
 from footfall.visits.repository import Change, DuplicateExternalId, VisitFilter, VisitRepository, VisitRow, spans_of
@@ -54,7 +55,7 @@ def new_visit(
     starts_at = data.starts_at or now.replace(microsecond=0)
     _check_period(starts_at, data.ends_at)
     return {
-        "uuid": uuid or uuid4(),
+        "uuid": uuid or new_uuid(),
         "account_id": account_id,
         "contact_id": contact_id,
         "shop_id": shop_id,
