@@ -30,8 +30,15 @@ def random_uuids(chunk: int = 5000) -> Iterator[UUID]:
 SUPPLY = 256  # uuids read from the OS at once by new_uuid, per thread
 
 _supply = threading.local()
-# A forked child must not hand out the uuids its parent read (the parent hands them out too).
-os.register_at_fork(after_in_child=_supply.__dict__.clear)
+
+
+def _forget_supply() -> None:
+    """In a forked child: its parent hands out the uuids it read too. A new local, whichever thread forked."""
+    global _supply
+    _supply = threading.local()
+
+
+os.register_at_fork(after_in_child=_forget_supply)
 
 
 def new_uuid() -> UUID:
