@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from functools import partial
 from typing import Any, NamedTuple
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from pydantic import ValidationError
 
@@ -199,7 +199,7 @@ async def create_batch(tx: Tx, account: Account, items: Sequence[Any]) -> list[B
 
     if created:
         per_contact = dict(Counter(visit.contact_id for visit in created))
-        await repository.add_to_counts(account.id, per_contact, slot=uuid4().int, spans=spans_of(created))
+        await repository.add_to_counts(account.id, per_contact, slot=new_uuid().int, spans=spans_of(created))
         subscription_ids = await webhooks.subscribers(tx, account.id, "visit_created")
         await webhooks.emit_to(tx, account.id, "visit_created", subscription_ids,
                                [visit_fields(visit) for visit in created] if subscription_ids else [])
